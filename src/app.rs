@@ -1,0 +1,131 @@
+//! Wiring: builds the shared state from a config, binds the listeners, starts the background
+//! tasks, and shuts everything down in order.
+//!
+//! Owns: the cancellation token and the task tracker of the whole server.
+//! Must not touch: protocol or store logic.
+//! Invariants: `App::start` returns only once every listener is bound, with the real bound
+//! addresses (port 0 works); `App::shutdown` returns once every connection has flushed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::net::listener::{self, Protocol};
+use crate::route::topology::Topology;
+use crate::server::Shared;
+use crate::store::Clock;
+
+/// How often the expiry sweep runs, and how many slots each node examines per run.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+const SWEEP_SLOTS: usize = 4096;
+
+/// A running server.
+pub struct App {
+    /// Bound memcached address.
+    pub memcache: Option<SocketAddr>,
+    /// Bound metrics address.
+    pub metrics: Option<SocketAddr>,
+    /// The state every connection shares.
+    pub shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl App {
+    /// Builds the nodes and ring from `config`, binds every configured listener and starts
+    /// serving on the current tokio runtime.
+    pub async fn start(config: Config) -> std::io::Result<App> {
+        App::start_with_clock(config, Clock::real()).await
+    }
+
+    /// Like [`App::start`] with a chosen clock (tests use a mock clock).
+    pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<App> {
+        let topology = Topology::build(1, &config.ring, &config.nodes, &[], &clock);
+        let shared = Arc::new(Shared::new(topology, config.limits.clone(), clock));
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+
+        let mut memcache = None;
+        if let Some(addr) = config.listen.memcache {
+            let l = bind(addr, "memcache").await?;
+            memcache = Some(l.local_addr()?);
+            tracker.spawn(listener::serve(
+                l,
+                Protocol::Memcache,
+                Arc::clone(&shared),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        let mut metrics = None;
+        if let Some(addr) = config.listen.metrics {
+            let l = bind(addr, "metrics").await?;
+            metrics = Some(l.local_addr()?);
+            tracker.spawn(crate::metrics::serve(
+                l,
+                Arc::clone(&shared),
+                crate::metrics::install(),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        tracker.spawn(sweep(Arc::clone(&shared), shutdown.clone()));
+
+        Ok(App {
+            memcache,
+            metrics,
+            shared,
+            shutdown,
+            tracker,
+        })
+    }
+
+    /// The line printed once the server is ready: every bound address.
+    pub fn ready_line(&self) -> String {
+        let mut line = String::from("ringcache ready");
+        if let Some(a) = self.memcache {
+            line.push_str(&format!(" memcache={a}"));
+        }
+        if let Some(a) = self.metrics {
+            line.push_str(&format!(" metrics={a}"));
+        }
+        line
+    }
+
+    /// Stops accepting, lets every connection answer what it has read and flush, and waits
+    /// for all tasks to end.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen for {what} on {addr}: {e}"))
+    })
+}
+
+/// Reclaims expired items in bounded steps so that memory held by keys nobody reads again is
+/// returned without a full scan.
+async fn sweep(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let topology = shared.topology.load_full();
+        for node in &topology.nodes {
+            node.sweep_expired(SWEEP_SLOTS);
+        }
+    }
+}

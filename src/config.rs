@@ -1,0 +1,684 @@
+//! The configuration file: serde types, parsing and validation.
+//!
+//! Owns: the shape of `ringcache.toml` (`[listen]`, `[ring]`, `[limits]`, `[[nodes]]`), the
+//! size and duration units, and every check a config must pass before it is used.
+//! Must not touch: sockets, the store, the live topology. The only I/O is [`Config::load`].
+//! Invariants: a [`Config`] that `from_toml_str` returned is valid (non-empty unique node names,
+//! weights > 0, budgets > 0, at least one protocol listener); every error names the file, the
+//! line and the field, so an operator can fix it without guessing.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+use toml::Spanned;
+
+use crate::route::ring::HashKind;
+
+/// Why a config was refused. `Display` gives `file:line: field: reason`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Io {
+        /// The config file.
+        file: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema (unknown key, wrong type, bad unit).
+    #[error("{file}:{line}: {field}: {message}")]
+    Parse {
+        /// The config file.
+        file: String,
+        /// 1-based line of the offending text (0 when unknown).
+        line: usize,
+        /// Dotted path of the key on that line (e.g. `nodes[1].max_memory`), or the table.
+        field: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// The file parsed but a value is not acceptable.
+    #[error("{file}:{line}: {field}: {reason}")]
+    Invalid {
+        /// The config file.
+        file: String,
+        /// 1-based line of the field.
+        line: usize,
+        /// Dotted path of the field, e.g. `nodes[2].weight`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Listener addresses.
+    pub listen: Listen,
+    /// Ring placement settings.
+    pub ring: RingConfig,
+    /// Connection and request limits.
+    pub limits: Limits,
+    /// The cache nodes, in file order.
+    pub nodes: Vec<NodeConfig>,
+}
+
+/// `[listen]`: where each protocol is served. A missing key means that listener is off.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// memcached text and meta protocol.
+    pub memcache: Option<SocketAddr>,
+    /// Prometheus `/metrics` and the admin endpoints over HTTP.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// `[ring]`: how keys are placed on nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingConfig {
+    /// Point and key hash scheme.
+    pub hash: HashKind,
+    /// Points per unit of weight (160 is ketama's).
+    pub points_per_weight: u32,
+    /// Hash-tag delimiters (open, close); `None` hashes whole keys.
+    pub hash_tags: Option<[u8; 2]>,
+}
+
+/// `[limits]`: protection against clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections accepted at once; more are refused with the protocol's error.
+    pub max_connections: u32,
+    /// Largest value a client may store, in bytes.
+    pub max_value_size: u64,
+    /// Largest single request (command line plus data), in bytes.
+    pub max_request_size: u64,
+    /// Close connections idle this long; zero means never.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            max_value_size: 1 << 20,
+            max_request_size: 16 << 20,
+            idle_timeout: Duration::ZERO,
+        }
+    }
+}
+
+/// One `[[nodes]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Unique node name; also its identity on the ring.
+    pub name: String,
+    /// Memory budget in bytes, including the store's own per-item overhead.
+    pub max_memory: u64,
+    /// Relative share of the ring.
+    pub weight: u32,
+}
+
+/// A byte count written with a unit (`"256MiB"`, `"1GB"`, `"512"`), or a bare integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+/// A duration written with a unit (`"30s"`, `"250ms"`, `"5m"`, `"1h"`, `"0s"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml_str(&text, path)
+    }
+
+    /// Parses and validates `text`; `file` is only used to name the file in errors.
+    pub fn from_toml_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let file_name = file.display().to_string();
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(0, |s| line_of(text, s.start));
+            ConfigError::Parse {
+                file: file_name.clone(),
+                line,
+                field: field_at(text, line),
+                message: e.message().trim_end().to_string(),
+            }
+        })?;
+        let invalid = |span: Range<usize>, field: String, reason: String| ConfigError::Invalid {
+            file: file_name.clone(),
+            line: line_of(text, span.start),
+            field,
+            reason,
+        };
+
+        let listen = raw.listen.unwrap_or(Listen {
+            memcache: None,
+            metrics: None,
+        });
+        if listen.memcache.is_none() {
+            return Err(invalid(
+                0..0,
+                "listen.memcache".into(),
+                "no protocol listener is configured".into(),
+            ));
+        }
+
+        let raw_ring = raw.ring.unwrap_or_default();
+        let points_per_weight = raw_ring
+            .points_per_weight
+            .as_ref()
+            .map_or(160, |p| *p.get_ref());
+        if let Some(p) = &raw_ring.points_per_weight
+            && !(1..=10_000).contains(p.get_ref())
+        {
+            return Err(invalid(
+                p.span(),
+                "ring.points_per_weight".into(),
+                "must be between 1 and 10000".into(),
+            ));
+        }
+        let hash_tags = match &raw_ring.hash_tags {
+            None => Some(*b"{}"),
+            Some(s) if s.get_ref().is_empty() => None,
+            Some(s) => match s.get_ref().as_bytes() {
+                [open, close] if open != close => Some([*open, *close]),
+                _ => {
+                    return Err(invalid(
+                        s.span(),
+                        "ring.hash_tags".into(),
+                        "must be two different characters such as \"{}\", or \"\" to disable"
+                            .into(),
+                    ));
+                }
+            },
+        };
+        let ring = RingConfig {
+            hash: raw_ring.hash.unwrap_or_default(),
+            points_per_weight,
+            hash_tags,
+        };
+
+        let raw_limits = raw.limits.unwrap_or_default();
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_connections: raw_limits
+                .max_connections
+                .unwrap_or(defaults.max_connections),
+            max_value_size: raw_limits
+                .max_value_size
+                .map_or(defaults.max_value_size, |s| s.0),
+            max_request_size: raw_limits
+                .max_request_size
+                .map_or(defaults.max_request_size, |s| s.0),
+            idle_timeout: raw_limits
+                .idle_timeout
+                .map_or(defaults.idle_timeout, |d| d.0),
+        };
+        if limits.max_connections == 0 {
+            return Err(invalid(
+                0..0,
+                "limits.max_connections".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if limits.max_value_size == 0 || limits.max_value_size > limits.max_request_size {
+            return Err(invalid(
+                0..0,
+                "limits.max_value_size".into(),
+                "must be at least 1 byte and no more than limits.max_request_size".into(),
+            ));
+        }
+
+        let raw_nodes = raw.nodes.unwrap_or_default();
+        if raw_nodes.is_empty() {
+            return Err(invalid(
+                0..0,
+                "nodes".into(),
+                "at least one [[nodes]] entry is required".into(),
+            ));
+        }
+        let mut nodes: Vec<NodeConfig> = Vec::with_capacity(raw_nodes.len());
+        for (i, node) in raw_nodes.iter().enumerate() {
+            let name = node.name.get_ref().trim();
+            if name.is_empty() {
+                return Err(invalid(
+                    node.name.span(),
+                    format!("nodes[{i}].name"),
+                    "must not be empty".into(),
+                ));
+            }
+            if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(invalid(
+                    node.name.span(),
+                    format!("nodes[{i}].name"),
+                    "must not contain spaces or control characters".into(),
+                ));
+            }
+            if let Some(prev) = nodes.iter().position(|n| n.name == name) {
+                return Err(invalid(
+                    node.name.span(),
+                    format!("nodes[{i}].name"),
+                    format!("duplicate node name {name:?} (also nodes[{prev}])"),
+                ));
+            }
+            let weight = node.weight.as_ref().map_or(1, |w| *w.get_ref());
+            if let Some(w) = &node.weight
+                && !(1..=1_000).contains(w.get_ref())
+            {
+                return Err(invalid(
+                    w.span(),
+                    format!("nodes[{i}].weight"),
+                    "must be between 1 and 1000".into(),
+                ));
+            }
+            let max_memory = node.max_memory.get_ref().0;
+            if max_memory == 0 {
+                return Err(invalid(
+                    node.max_memory.span(),
+                    format!("nodes[{i}].max_memory"),
+                    "must be greater than zero".into(),
+                ));
+            }
+            nodes.push(NodeConfig {
+                name: name.to_string(),
+                max_memory,
+                weight,
+            });
+        }
+
+        Ok(Config {
+            listen,
+            ring,
+            limits,
+            nodes,
+        })
+    }
+}
+
+/// The default config path, relative to the working directory.
+pub fn default_path() -> PathBuf {
+    PathBuf::from("config/ringcache.toml")
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The dotted path of the key written on 1-based `line`: the enclosing table (with the index
+/// of an array-of-tables entry) plus the key before `=`. Parse errors only carry a position;
+/// this turns it into the field name an operator looks for.
+fn field_at(text: &str, line: usize) -> String {
+    let mut table = String::new();
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for (i, l) in text.lines().enumerate().take(line) {
+        let t = l.trim();
+        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = name.trim().to_string();
+            let n = match counts.iter_mut().find(|(k, _)| *k == name) {
+                Some((_, c)) => {
+                    *c += 1;
+                    *c - 1
+                }
+                None => {
+                    counts.push((name.clone(), 1));
+                    0
+                }
+            };
+            table = format!("{name}[{n}]");
+        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            table = name.trim().to_string();
+        } else if i + 1 == line
+            && let Some((key, _)) = t.split_once('=')
+        {
+            let key = key.trim();
+            return if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            };
+        }
+    }
+    table
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Listen>,
+    ring: Option<RawRing>,
+    limits: Option<RawLimits>,
+    nodes: Option<Vec<RawNode>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRing {
+    hash: Option<HashKind>,
+    points_per_weight: Option<Spanned<u32>>,
+    hash_tags: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<u32>,
+    max_value_size: Option<ByteSize>,
+    max_request_size: Option<ByteSize>,
+    idle_timeout: Option<HumanDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: Spanned<String>,
+    max_memory: Spanned<ByteSize>,
+    weight: Option<Spanned<u32>>,
+}
+
+impl ByteSize {
+    /// Parses `"256MiB"`, `"1 GB"`, `"4096"`. KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024.
+    pub fn parse(s: &str) -> Result<ByteSize, String> {
+        let (num, unit) = split_number(s)?;
+        let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            "t" | "tb" => 1_000_000_000_000,
+            "tib" => 1 << 40,
+            _ => {
+                return Err(format!(
+                    "unknown size unit {unit:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+                ));
+            }
+        };
+        num.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+
+impl HumanDuration {
+    /// Parses `"30s"`, `"250ms"`, `"5m"`, `"1h"`, `"0"`.
+    pub fn parse(s: &str) -> Result<HumanDuration, String> {
+        let (num, unit) = split_number(s)?;
+        let d = match unit {
+            "ms" => Duration::from_millis(num),
+            "" if num == 0 => Duration::ZERO,
+            "s" => Duration::from_secs(num),
+            "m" => Duration::from_secs(num.saturating_mul(60)),
+            "h" => Duration::from_secs(num.saturating_mul(3600)),
+            _ => {
+                return Err(format!(
+                    "unknown duration unit {unit:?} in {s:?} (use ms, s, m, h)"
+                ));
+            }
+        };
+        Ok(HumanDuration(d))
+    }
+}
+
+fn split_number(s: &str) -> Result<(u64, &str), String> {
+    let t = s.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(format!("{s:?} does not start with a number"));
+    }
+    let num = t[..digits]
+        .parse::<u64>()
+        .map_err(|_| format!("number in {s:?} is too large"))?;
+    Ok((num, t[digits..].trim()))
+}
+
+struct UnitVisitor<T>(fn(&str) -> Result<T, String>, fn(u64) -> T, &'static str);
+
+impl<T> de::Visitor<'_> for UnitVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.2)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.0)(v).map_err(E::custom)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        u64::try_from(v)
+            .map(self.1)
+            .map_err(|_| E::custom("must not be negative"))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        Ok((self.1)(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UnitVisitor(
+            ByteSize::parse,
+            ByteSize,
+            "a size such as \"256MiB\" or a number of bytes",
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UnitVisitor(
+            HumanDuration::parse,
+            |secs| HumanDuration(Duration::from_secs(secs)),
+            "a duration such as \"30s\" or \"250ms\"",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[listen]
+memcache = "127.0.0.1:0"
+metrics = "127.0.0.1:0"
+
+[ring]
+hash = "ketama-md5"
+points_per_weight = 160
+
+[limits]
+max_value_size = "2MiB"
+idle_timeout = "30s"
+
+[[nodes]]
+name = "cache-a"
+max_memory = "64MiB"
+
+[[nodes]]
+name = "cache-b"
+max_memory = "1GB"
+weight = 3
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_str(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn parses_a_full_config() {
+        let c = parse(GOOD).expect("valid");
+        assert_eq!(c.ring.hash, HashKind::KetamaMd5);
+        assert_eq!(c.ring.hash_tags, Some(*b"{}"));
+        assert_eq!(c.limits.max_value_size, 2 << 20);
+        assert_eq!(c.limits.max_request_size, 16 << 20);
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.nodes.len(), 2);
+        assert_eq!(c.nodes[0].max_memory, 64 << 20);
+        assert_eq!(c.nodes[0].weight, 1);
+        assert_eq!(c.nodes[1].max_memory, 1_000_000_000);
+        assert_eq!(c.nodes[1].weight, 3);
+    }
+
+    #[test]
+    fn shipped_config_is_valid() {
+        let text = include_str!("../config/ringcache.toml");
+        let c = parse(text).expect("shipped config must be valid");
+        assert!(!c.nodes.is_empty());
+    }
+
+    fn expect_invalid(text: &str, field: &str, line: usize) {
+        match parse(text) {
+            Err(ConfigError::Invalid {
+                field: f, line: l, ..
+            }) => {
+                assert_eq!(f, field);
+                assert_eq!(l, line, "line of {field}");
+            }
+            other => panic!("expected Invalid({field}), got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn duplicate_node_names_the_second_one() {
+        let text = GOOD.replace("name = \"cache-b\"", "name = \"cache-a\"");
+        expect_invalid(&text, "nodes[1].name", 19);
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("test.toml:19: nodes[1].name: duplicate"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn empty_name_zero_weight_zero_memory() {
+        expect_invalid(
+            &GOOD.replace("name = \"cache-b\"", "name = \"\""),
+            "nodes[1].name",
+            19,
+        );
+        expect_invalid(
+            &GOOD.replace("weight = 3", "weight = 0"),
+            "nodes[1].weight",
+            21,
+        );
+        expect_invalid(
+            &GOOD.replace("max_memory = \"1GB\"", "max_memory = \"0MiB\""),
+            "nodes[1].max_memory",
+            20,
+        );
+    }
+
+    #[test]
+    fn parse_errors_carry_the_line() {
+        for (text, line, needle) in [
+            (
+                GOOD.replace("max_memory = \"1GB\"", "max_memory = \"lots\""),
+                20,
+                "number",
+            ),
+            (
+                GOOD.replace("max_memory = \"1GB\"", "max_memory = \"5XB\""),
+                20,
+                "unit",
+            ),
+            (
+                GOOD.replace("memcache = \"127.0.0.1:0\"", "memcache = \"nowhere\""),
+                3,
+                "address",
+            ),
+            (
+                GOOD.replace("weight = 3", "wieght = 3"),
+                21,
+                "unknown field",
+            ),
+            (
+                GOOD.replace("hash = \"ketama-md5\"", "hash = \"crc32\""),
+                7,
+                "unknown variant",
+            ),
+            (
+                GOOD.replace(
+                    "[[nodes]]\nname = \"cache-b\"",
+                    "[[nodes]\nname = \"cache-b\"",
+                ),
+                18,
+                "",
+            ),
+        ] {
+            match parse(&text) {
+                Err(ConfigError::Parse {
+                    line: l,
+                    message,
+                    field,
+                    ..
+                }) => {
+                    assert_eq!(l, line, "{message}");
+                    assert!(!field.is_empty(), "{message}");
+                    assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+                }
+                other => panic!("expected a parse error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_the_field() {
+        let text = GOOD.replace("max_memory = \"1GB\"", "max_memory = \"5XB\"");
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("test.toml:20: nodes[1].max_memory: unknown size unit"),
+            "{msg}"
+        );
+        let text = GOOD.replace("memcache = \"127.0.0.1:0\"", "memcache = \"nowhere\"");
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(msg.starts_with("test.toml:3: listen.memcache: "), "{msg}");
+    }
+
+    #[test]
+    fn no_nodes_or_no_listener() {
+        let no_nodes = GOOD.split("[[nodes]]").next().expect("prefix").to_string();
+        expect_invalid(&no_nodes, "nodes", 1);
+        expect_invalid(
+            &GOOD.replace("memcache = \"127.0.0.1:0\"", ""),
+            "listen.memcache",
+            1,
+        );
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(ByteSize::parse("256MiB"), Ok(ByteSize(256 << 20)));
+        assert_eq!(ByteSize::parse("1 kib"), Ok(ByteSize(1024)));
+        assert_eq!(ByteSize::parse("100"), Ok(ByteSize(100)));
+        assert!(ByteSize::parse("MiB").is_err());
+        assert!(ByteSize::parse("99999999999999999999").is_err());
+        assert!(ByteSize::parse("16777216TiB").is_err());
+        assert_eq!(
+            HumanDuration::parse("250ms"),
+            Ok(HumanDuration(Duration::from_millis(250)))
+        );
+        assert_eq!(HumanDuration::parse("0"), Ok(HumanDuration(Duration::ZERO)));
+        assert_eq!(
+            HumanDuration::parse("2m"),
+            Ok(HumanDuration(Duration::from_secs(120)))
+        );
+        assert!(HumanDuration::parse("5").is_err());
+        assert!(HumanDuration::parse("5y").is_err());
+    }
+}

@@ -1,0 +1,27 @@
+//! ringcache: an elastic in-memory cache in one process.
+//!
+//! Applications speak memcached (text and meta) to one endpoint. Every key goes through a
+//! consistent-hashing ring to one of the in-process cache nodes, each with its own memory
+//! budget, TTLs and SIEVE eviction.
+//!
+//! ```text
+//!  socket ─▶ net::listener ─▶ net::conn (read, one write per batch)
+//!                                │ bytes
+//!                                ▼
+//!                  proto::memcache::MemcacheSession (parse → handle → encode)
+//!                                │ key
+//!                                ▼
+//!            server::Shared.topology (ArcSwap<route::Topology>, loaded once per request)
+//!                                │ ring.lookup(key)
+//!                                ▼
+//!                      store::Node (lock stripes, SIEVE, TTL)
+//! ```
+
+pub mod app;
+pub mod config;
+pub mod metrics;
+pub mod net;
+pub mod proto;
+pub mod route;
+pub mod server;
+pub mod store;

@@ -1,0 +1,78 @@
+//! The `ringcache` binary: parse arguments, set up logging, start the server, wait for a
+//! signal, shut down. The only place that decides exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ringcache::app::App;
+use ringcache::config::{self, Config};
+
+/// An elastic in-memory cache: memcached protocol, a ketama ring over in-process nodes.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The config file to serve.
+    #[arg(long, short, default_value_os_t = config::default_path())]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringcache: invalid config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ringcache: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let app = match App::start(config).await {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("ringcache: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("{}", app.ready_line());
+        tracing::info!(config = %args.config.display(), nodes = app.shared.topology.load().nodes.len(), "serving");
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        app.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process can only be killed; serve until then.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

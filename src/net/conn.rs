@@ -1,0 +1,104 @@
+//! The connection driver, generic over a protocol [`Session`].
+//!
+//! Owns: the read buffer, the write buffer, the idle timeout and graceful close.
+//! Must not touch: commands or wire formats; the session decides what bytes mean.
+//! Invariants: one read, then every complete request in the buffer is handled, then one write
+//! of all the replies (pipelining without a syscall per reply). On shutdown the driver stops
+//! reading; requests already read have been answered and flushed before it returns. A batch
+//! whose replies pass `OUT_HIGH_WATER` is written in several parts (the session pauses), so a
+//! client pipelining big gets cannot make the reply buffer grow without bound.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::proto::{Flow, Session};
+use crate::server::{Shared, Stats};
+
+/// Buffers grow for big requests and replies; past this they are released after use so that
+/// an idle connection does not pin megabytes.
+const KEEP_CAPACITY: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+/// At shutdown, at most this much already-received input is still served.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+/// Serves one connection until the peer closes, the session asks to close, the idle timeout
+/// fires, or `shutdown` is cancelled.
+pub async fn run<S: Session>(
+    mut stream: TcpStream,
+    mut session: S,
+    shared: &Shared,
+    shutdown: CancellationToken,
+) {
+    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        if input.capacity() - input.len() < READ_CHUNK / 2 {
+            input.reserve(READ_CHUNK);
+        }
+        let idle = shared.limits.load().idle_timeout;
+        let (n, closing) = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => (drain_received(&stream, &mut input), true),
+            r = read_some(&mut stream, &mut input, idle) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => (n, false),
+            },
+        };
+        Stats::add(&shared.stats.bytes_read, n as u64);
+        let flow = loop {
+            let flow = session.process(&mut input, &mut out);
+            if !out.is_empty() {
+                if stream.write_all(&out).await.is_err() {
+                    break Flow::Close;
+                }
+                Stats::add(&shared.stats.bytes_written, out.len() as u64);
+                out.clear();
+                if out.capacity() > KEEP_CAPACITY {
+                    out = BytesMut::with_capacity(READ_CHUNK);
+                }
+            }
+            if flow != Flow::Pause {
+                break flow;
+            }
+        };
+        if flow == Flow::Close || closing {
+            break;
+        }
+        if input.is_empty() && input.capacity() > KEEP_CAPACITY {
+            input = BytesMut::with_capacity(READ_CHUNK);
+        }
+    }
+    let _ = stream.shutdown().await;
+}
+
+/// On shutdown: takes what the peer has already sent (without waiting for more) so that
+/// requests in flight are answered rather than dropped.
+fn drain_received(stream: &TcpStream, input: &mut BytesMut) -> usize {
+    let mut total = 0;
+    while total < DRAIN_LIMIT {
+        input.reserve(READ_CHUNK);
+        match stream.try_read_buf(input) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+    total
+}
+
+async fn read_some(
+    stream: &mut TcpStream,
+    input: &mut BytesMut,
+    idle: Duration,
+) -> std::io::Result<usize> {
+    if idle.is_zero() {
+        return stream.read_buf(input).await;
+    }
+    match tokio::time::timeout(idle, stream.read_buf(input)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}

@@ -1,0 +1,4 @@
+//! Networking: accepting connections and driving a protocol session over each.
+
+pub mod conn;
+pub mod listener;

@@ -1,0 +1,32 @@
+//! Wire protocols. Each protocol provides a [`Session`]: per-connection state that turns bytes
+//! read from the socket into replies, without knowing about sockets itself.
+
+pub mod memcache;
+
+use bytes::BytesMut;
+
+/// What the connection should do after writing the replies of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// The replies reached [`OUT_HIGH_WATER`] with complete requests still in the input: write
+    /// `out`, then call `process` again before reading more. This bounds the reply buffer of a
+    /// client that pipelines many large gets in one batch.
+    Pause,
+    /// Write what is in the output buffer, then close (quit, or framing was lost).
+    Close,
+}
+
+/// Reply bytes after which a session stops taking requests from the current batch and lets the
+/// driver write them first ([`Flow::Pause`]).
+pub const OUT_HIGH_WATER: usize = 4 * 1024 * 1024;
+
+/// One protocol session per connection: owns decoder state.
+pub trait Session: Send {
+    /// Decodes and handles every complete request in `input` (consuming it), appending replies
+    /// to `out`. Incomplete trailing bytes stay in `input`. Returns [`Flow::Close`] when the
+    /// connection must close after `out` is written, [`Flow::Pause`] when it stopped early
+    /// because `out` is full.
+    fn process(&mut self, input: &mut bytes::BytesMut, out: &mut BytesMut) -> Flow;
+}

@@ -1,0 +1,88 @@
+//! State shared by every connection: the live topology, limits, clock and server counters.
+//!
+//! Owns: [`Shared`] and the protocol-neutral [`Stats`] counters.
+//! Must not touch: sockets or wire formats.
+//! Invariants: the topology and the limits are replaced only by `app` (and later `reload`),
+//! each with one `ArcSwap::store`; readers `load()` once per request.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+
+use crate::config::Limits;
+use crate::route::topology::Topology;
+use crate::store::Clock;
+
+/// Everything a protocol handler may read, shared by all connections.
+pub struct Shared {
+    /// The ring and its nodes; swapped whole on reload.
+    pub topology: ArcSwap<Topology>,
+    /// The clock every node uses.
+    pub clock: Clock,
+    /// Request and connection limits; swapped whole on reload.
+    pub limits: ArcSwap<Limits>,
+    /// Server-wide counters (memcached `stats` names).
+    pub stats: Stats,
+    /// Unix time (seconds) the server started.
+    pub started_unix: u64,
+    /// This process's id.
+    pub pid: u32,
+}
+
+impl Shared {
+    /// Builds the shared state around an initial topology.
+    pub fn new(topology: Topology, limits: Limits, clock: Clock) -> Shared {
+        let started_unix = clock.now_ms() / 1000;
+        Shared {
+            topology: ArcSwap::from_pointee(topology),
+            clock,
+            limits: ArcSwap::from_pointee(limits),
+            stats: Stats::default(),
+            started_unix,
+            pid: std::process::id(),
+        }
+    }
+}
+
+/// Server-wide counters. Relaxed atomics: they are statistics, not synchronisation.
+#[derive(Default, Debug)]
+#[allow(missing_docs)]
+pub struct Stats {
+    pub curr_connections: AtomicU64,
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub cmd_get: AtomicU64,
+    pub cmd_set: AtomicU64,
+    pub cmd_touch: AtomicU64,
+    pub cmd_flush: AtomicU64,
+    pub get_hits: AtomicU64,
+    pub get_misses: AtomicU64,
+    pub get_expired: AtomicU64,
+    pub delete_hits: AtomicU64,
+    pub delete_misses: AtomicU64,
+    pub incr_hits: AtomicU64,
+    pub incr_misses: AtomicU64,
+    pub decr_hits: AtomicU64,
+    pub decr_misses: AtomicU64,
+    pub cas_hits: AtomicU64,
+    pub cas_misses: AtomicU64,
+    pub cas_badval: AtomicU64,
+    pub touch_hits: AtomicU64,
+    pub touch_misses: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+}
+
+impl Stats {
+    /// Adds `n` to a counter.
+    #[inline]
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    #[inline]
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}

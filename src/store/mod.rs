@@ -1,0 +1,96 @@
+//! The in-process cache node store: keys routed to a [`Node`] live here, with their values, TTLs,
+//! CAS ids and memory charges.
+//!
+//! Owns: the shared store types (`StoreError`, `Kind`, `ItemMeta`, `NodeStats`, `NEVER`) and the
+//! module tree below. Must not touch: protocols, routing, tokio I/O (`store` imports none of
+//! them). Invariants: every call is synchronous and holds at most one stripe lock at a time
+//! (only `Node::validate` holds them all, in stripe order); no lock is held while anything but
+//! the caller's own closure runs; values are dropped after the stripe lock is released.
+//!
+//! Layout (see `node.rs`): a node is 64 lock stripes; each stripe is a slab of 64-byte slots, a
+//! `hashbrown::HashTable<u32>` index into the slab, an intrusive free list and a SIEVE queue
+//! (`evict.rs`). Expiry is lazy on access plus a bounded sweep (`expire.rs`); time comes from
+//! [`Clock`] (`clock.rs`); value representation and memory charges are in `value.rs`.
+
+pub mod clock;
+mod evict;
+mod expire;
+pub mod node;
+pub mod value;
+
+pub use clock::Clock;
+pub use node::{Entry, Item, Node};
+pub use value::{Container, ZSet, alloc_size};
+
+/// `ItemMeta::expire_at` value meaning "no expiry".
+pub const NEVER: u64 = 0;
+
+/// Errors of store operations. A miss is not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The key holds a value of another kind than the operation needs.
+    #[error("wrong type")]
+    WrongType,
+    /// The item can never fit in the node's memory budget.
+    #[error("out of memory")]
+    OutOfMemory,
+}
+
+/// The kind of value an item holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bytes: a memcached item or a Redis string.
+    Str,
+    /// Redis hash.
+    Hash,
+    /// Redis list.
+    List,
+    /// Redis set.
+    Set,
+    /// Redis sorted set.
+    ZSet,
+}
+
+/// Per-item metadata, stored inline in the slot; handlers may edit it in place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ItemMeta {
+    /// Unique per modification within the node.
+    pub cas: u64,
+    /// Absolute expiry in unix milliseconds; [`NEVER`] (0) = no expiry.
+    pub expire_at: u64,
+    /// memcached client flags.
+    pub flags: u32,
+    /// Seconds since the clock's start of the last access (meta `l`/`h`).
+    pub atime: u32,
+    /// Read at least once since stored (meta `h`, `expired_unfetched`/`evicted_unfetched`).
+    pub fetched: bool,
+    /// Meta invalidation (md I / ms I): the item is stale.
+    pub stale: bool,
+    /// Meta: a client already received the recache "win" token (W/Z).
+    pub won: bool,
+}
+
+/// A node's counters, summed over its stripes (`Node::stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Live items (expired ones not yet reclaimed included).
+    pub items: u64,
+    /// Charged bytes: item charges plus the fixed cost of slabs and indexes.
+    pub used_bytes: u64,
+    /// The node's memory budget.
+    pub max_bytes: u64,
+    /// Reads that found a live item (`Entry::mark_read`).
+    pub hits: u64,
+    /// Reads that found nothing (`Entry::record_miss`).
+    pub misses: u64,
+    /// Live items removed to make room.
+    pub evictions: u64,
+    /// Expired items reclaimed (lazily, by the sweep, or met by the eviction hand).
+    pub expired: u64,
+    /// Expired items reclaimed that had never been read.
+    pub expired_unfetched: u64,
+    /// Evicted items that had never been read.
+    pub evicted_unfetched: u64,
+    /// Items ever stored (every successful put/concat/put_container).
+    pub total_items: u64,
+}

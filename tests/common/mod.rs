@@ -1,0 +1,205 @@
+//! Test helpers: a real server on loopback port 0, run on its own runtime thread, and small
+//! raw-socket utilities. No fixed ports and no sleeps as synchronisation.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ringcache::app::App;
+use ringcache::config::Config;
+use ringcache::server::Shared;
+use ringcache::store::Clock;
+
+/// Two nodes of 64 MiB: the default test topology.
+pub const TWO_NODES: &str = r#"
+[[nodes]]
+name = "cache-a"
+max_memory = "64MiB"
+
+[[nodes]]
+name = "cache-b"
+max_memory = "64MiB"
+"#;
+
+/// A server running in this process, stopped (gracefully) on drop.
+pub struct TestServer {
+    /// Bound memcached address.
+    pub memcache: SocketAddr,
+    /// Bound metrics address.
+    pub metrics: SocketAddr,
+    /// The server's shared state, for white-box assertions.
+    pub shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server whose config is `body` (`[ring]`, `[limits]`, `[[nodes]]`), with every
+    /// listener on 127.0.0.1:0.
+    pub fn start(body: &str) -> TestServer {
+        TestServer::start_with_clock(body, Clock::real())
+    }
+
+    /// Like [`TestServer::start`] with a chosen (e.g. mock) clock.
+    pub fn start_with_clock(body: &str, clock: Clock) -> TestServer {
+        let text =
+            format!("[listen]\nmemcache = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n{body}");
+        let config = Config::from_toml_str(&text, Path::new("test.toml")).expect("test config");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let app = App::start_with_clock(config, clock).await.expect("start");
+                ready_tx
+                    .send((
+                        app.memcache.expect("memcache addr"),
+                        app.metrics.expect("metrics addr"),
+                        Arc::clone(&app.shared),
+                    ))
+                    .expect("ready");
+                let _ = stop_rx.await;
+                app.shutdown().await;
+            });
+        });
+        let (memcache, metrics, shared) = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not start");
+        TestServer {
+            memcache,
+            metrics,
+            shared,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// A raw connection to the memcached listener.
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.memcache)
+    }
+
+    /// A `memcache` crate client (text protocol) connected to this server.
+    pub fn client(&self) -> memcache::Client {
+        memcache::Client::connect(format!(
+            "memcache://{}?timeout=10&protocol=ascii",
+            self.memcache
+        ))
+        .expect("memcache client")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A raw TCP connection with deadline-bounded reads.
+pub struct Raw {
+    /// The socket.
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes all of `bytes`.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Reads until the received bytes end with `suffix` (within 10 s) and returns them all.
+    pub fn read_until(&mut self, suffix: &[u8]) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.buf.ends_with(suffix) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {:?}; got {:?}",
+                String::from_utf8_lossy(suffix),
+                String::from_utf8_lossy(&self.buf)
+            );
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!(
+                    "connection closed; got {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Sends `request` and expects exactly `reply` back.
+    pub fn roundtrip(&mut self, request: &[u8], reply: &[u8]) {
+        self.send(request);
+        let got = self.read_until(reply);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(reply),
+            "request {:?}",
+            String::from_utf8_lossy(request)
+        );
+    }
+
+    /// Waits (up to 10 s) for the server to close the connection; returns what it sent first.
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(Instant::now() < deadline, "connection was not closed");
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return std::mem::take(&mut self.buf),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return std::mem::take(&mut self.buf),
+            }
+        }
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
