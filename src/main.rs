@@ -1,6 +1,7 @@
 //! The `ringcache` binary: parse arguments, set up logging, start the server, wait for a
 //! signal, shut down. The only place that decides exit codes.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let config = match Config::load(&args.config) {
