@@ -46,7 +46,12 @@ impl App {
     /// Like [`App::start`] with a chosen clock (tests use a mock clock).
     pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<App> {
         let topology = Topology::build(1, &config.ring, &config.nodes, &[], &clock);
-        let shared = Arc::new(Shared::new(topology, config.limits.clone(), clock));
+        let mut shared = Shared::new(topology, config.limits.clone(), clock);
+        shared.metrics = config
+            .listen
+            .metrics
+            .map(|_| Arc::new(crate::metrics::Metrics::new()));
+        let shared = Arc::new(shared);
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
 
@@ -63,13 +68,17 @@ impl App {
             ));
         }
         let mut metrics = None;
-        if let Some(addr) = config.listen.metrics {
+        if let (Some(addr), Some(recorder)) = (config.listen.metrics, shared.metrics.clone()) {
             let l = bind(addr, "metrics").await?;
             metrics = Some(l.local_addr()?);
+            tracker.spawn(crate::metrics::upkeep(
+                Arc::clone(&recorder),
+                shutdown.clone(),
+            ));
             tracker.spawn(crate::metrics::serve(
                 l,
                 Arc::clone(&shared),
-                crate::metrics::install(),
+                recorder,
                 shutdown.clone(),
                 tracker.clone(),
             ));

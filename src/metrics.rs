@@ -4,14 +4,18 @@
 //! `GET /health`.
 //! Must not touch: the data path. Gauges that mirror node state are refreshed at scrape time,
 //! so requests pay nothing for them.
-//! Invariants: the recorder is installed once per process (tests start many servers in one
-//! process); names start with `ringcache_`, counters end in `_total`, units are in the name.
+//! Invariants: each server has its own recorder ([`Metrics`]), so servers sharing a process
+//! never mix numbers; data-path handles are registered once (per protocol, not per request);
+//! names start with `ringcache_`, counters end in `_total`, units are in the name.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::{describe_counter, describe_gauge, gauge};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -19,6 +23,16 @@ use tokio_util::task::TaskTracker;
 
 use crate::server::{Shared, Stats};
 
+/// Commands handled, by protocol, command and result (`ok` or `error`).
+pub const COMMANDS_TOTAL: &str = "ringcache_commands_total";
+/// Time spent handling a command inside the server (decode excluded, network excluded).
+pub const COMMAND_DURATION_SECONDS: &str = "ringcache_command_duration_seconds";
+/// Resident memory of the process.
+pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "ringcache_process_resident_memory_bytes";
+/// Open file descriptors of the process.
+pub const PROCESS_OPEN_FDS: &str = "ringcache_process_open_fds";
+/// Start time of the process (unix seconds).
+pub const PROCESS_START_TIME_SECONDS: &str = "ringcache_process_start_time_seconds";
 /// Bytes used by a node's items and index, by node.
 pub const NODE_MEMORY_USED_BYTES: &str = "ringcache_node_memory_used_bytes";
 /// A node's memory budget, by node.
@@ -48,6 +62,26 @@ pub const RING_NODES: &str = "ringcache_ring_nodes";
 
 /// Every metric name with its help text, checked for uniqueness and conventions by a test.
 pub const ALL: &[(&str, &str)] = &[
+    (
+        COMMANDS_TOTAL,
+        "Commands handled, by protocol, command and result.",
+    ),
+    (
+        COMMAND_DURATION_SECONDS,
+        "Time spent executing a command inside the server, by protocol and command.",
+    ),
+    (
+        PROCESS_RESIDENT_MEMORY_BYTES,
+        "Resident memory of the ringcache process.",
+    ),
+    (
+        PROCESS_OPEN_FDS,
+        "Open file descriptors of the ringcache process.",
+    ),
+    (
+        PROCESS_START_TIME_SECONDS,
+        "Start time of the ringcache process, unix seconds.",
+    ),
     (
         NODE_MEMORY_USED_BYTES,
         "Bytes charged to a node: keys, values and per-item overhead.",
@@ -90,62 +124,234 @@ pub const ALL: &[(&str, &str)] = &[
     (RING_NODES, "Nodes on the ring."),
 ];
 
-/// Installs the process-wide recorder (once) and returns its handle.
-pub fn install() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Fails only if another recorder is installed already; then ours just stays unused.
-            let _ = metrics::set_global_recorder(recorder);
-            for (name, help) in ALL {
-                if name.ends_with("_total") {
-                    describe_counter!(*name, *help);
-                } else {
-                    describe_gauge!(*name, *help);
-                }
-            }
-            handle
-        })
-        .clone()
+/// Histogram buckets for command latency: 5 µs to 2.5 s.
+const DURATION_BUCKETS: &[f64] = &[
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+const METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// One server's metrics: its own Prometheus recorder (not the process-global one, so that
+/// servers sharing a process, as tests do, never mix their numbers) and the handles that the
+/// data path records into.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    commands: Mutex<Vec<(&'static str, Arc<CommandMetrics>)>>,
 }
 
-/// Copies node and server counters into the exporter's gauges, then renders the exposition.
-/// Counters are mirrored as absolute values so that the data path keeps only plain atomics.
-pub fn render(handle: &PrometheusHandle, shared: &Shared) -> String {
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A recorder with every metric described and the latency buckets set.
+    pub fn new() -> Metrics {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(COMMAND_DURATION_SECONDS.to_string()),
+                DURATION_BUCKETS,
+            )
+            .expect("non-empty bucket list")
+            .build_recorder();
+        for (name, help) in ALL {
+            let key = KeyName::from(*name);
+            if name.ends_with("_total") {
+                recorder.describe_counter(key, None, (*help).into());
+            } else if *name == COMMAND_DURATION_SECONDS {
+                recorder.describe_histogram(key, Some(Unit::Seconds), (*help).into());
+            } else {
+                recorder.describe_gauge(key, None, (*help).into());
+            }
+        }
+        Metrics {
+            handle: recorder.handle(),
+            recorder,
+            commands: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A counter handle; register once and keep it.
+    pub fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
+        self.recorder
+            .register_counter(&key(name, labels), &METADATA)
+    }
+
+    /// A gauge handle.
+    pub fn gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Gauge {
+        self.recorder.register_gauge(&key(name, labels), &METADATA)
+    }
+
+    /// A histogram handle.
+    pub fn histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
+        self.recorder
+            .register_histogram(&key(name, labels), &METADATA)
+    }
+
+    /// The per-command handles of `protocol`, registered on first use and shared by every
+    /// session of that protocol.
+    pub fn commands(&self, protocol: &'static str, names: &[&'static str]) -> Arc<CommandMetrics> {
+        let mut all = self.commands.lock();
+        if let Some((_, m)) = all.iter().find(|(p, _)| *p == protocol) {
+            return Arc::clone(m);
+        }
+        let m = Arc::new(CommandMetrics {
+            counters: names
+                .iter()
+                .map(|&command| {
+                    let labels = |result| {
+                        [
+                            ("protocol", protocol),
+                            ("command", command),
+                            ("result", result),
+                        ]
+                    };
+                    [
+                        self.counter(COMMANDS_TOTAL, &labels("ok")),
+                        self.counter(COMMANDS_TOTAL, &labels("error")),
+                    ]
+                })
+                .collect(),
+            durations: names
+                .iter()
+                .map(|&command| {
+                    self.histogram(
+                        COMMAND_DURATION_SECONDS,
+                        &[("protocol", protocol), ("command", command)],
+                    )
+                })
+                .collect(),
+        });
+        all.push((protocol, Arc::clone(&m)));
+        m
+    }
+
+    /// Drains histogram samples into their buckets (done regularly by [`upkeep`], so memory
+    /// stays bounded when nobody scrapes).
+    pub fn run_upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+}
+
+fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
+    Key::from_parts(
+        name,
+        labels
+            .iter()
+            .map(|(k, v)| Label::new(*k, v.to_string()))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Per-command handles of one protocol, indexed by the protocol's own command number, so that
+/// recording a command is two atomic operations and no name lookup.
+pub struct CommandMetrics {
+    counters: Vec<[Counter; 2]>,
+    durations: Vec<Histogram>,
+}
+
+impl CommandMetrics {
+    /// Counts command number `command` and records how long it took.
+    #[inline]
+    pub fn record(&self, command: usize, error: bool, elapsed: Duration) {
+        if let (Some(counters), Some(duration)) =
+            (self.counters.get(command), self.durations.get(command))
+        {
+            counters[usize::from(error)].increment(1);
+            duration.record(elapsed.as_secs_f64());
+        }
+    }
+}
+
+/// Runs [`Metrics::run_upkeep`] every few seconds until shutdown.
+pub async fn upkeep(metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => metrics.run_upkeep(),
+        }
+    }
+}
+
+/// Resident bytes and open descriptors from /proc (zero where /proc is unavailable).
+fn process_stats() -> (u64, u64) {
+    let rss_pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    (rss_pages * 4096, fds)
+}
+
+/// Copies node and server counters into the recorder, then renders the exposition. Counters
+/// kept by the data path as plain atomics are mirrored as absolute values at scrape time.
+pub fn render(metrics: &Metrics, shared: &Shared) -> String {
     let topology = shared.topology.load();
     for node in &topology.nodes {
         let s = node.stats();
-        let name = node.name().to_string();
-        gauge!(NODE_MEMORY_USED_BYTES, "node" => name.clone()).set(s.used_bytes as f64);
-        gauge!(NODE_MEMORY_MAX_BYTES, "node" => name.clone()).set(s.max_bytes as f64);
-        gauge!(NODE_ITEMS, "node" => name.clone()).set(s.items as f64);
-        metrics::counter!(NODE_EVICTIONS_TOTAL, "node" => name.clone()).absolute(s.evictions);
-        metrics::counter!(NODE_EXPIRED_TOTAL, "node" => name.clone()).absolute(s.expired);
-        metrics::counter!(KEYSPACE_HITS_TOTAL, "node" => name.clone()).absolute(s.hits);
-        metrics::counter!(KEYSPACE_MISSES_TOTAL, "node" => name).absolute(s.misses);
+        let n = [("node", node.name())];
+        metrics
+            .gauge(NODE_MEMORY_USED_BYTES, &n)
+            .set(s.used_bytes as f64);
+        metrics
+            .gauge(NODE_MEMORY_MAX_BYTES, &n)
+            .set(s.max_bytes as f64);
+        metrics.gauge(NODE_ITEMS, &n).set(s.items as f64);
+        metrics
+            .counter(NODE_EVICTIONS_TOTAL, &n)
+            .absolute(s.evictions);
+        metrics.counter(NODE_EXPIRED_TOTAL, &n).absolute(s.expired);
+        metrics.counter(KEYSPACE_HITS_TOTAL, &n).absolute(s.hits);
+        metrics
+            .counter(KEYSPACE_MISSES_TOTAL, &n)
+            .absolute(s.misses);
     }
     let st = &shared.stats;
-    gauge!(CONNECTIONS, "protocol" => "memcache").set(Stats::get(&st.curr_connections) as f64);
-    metrics::counter!(CONNECTIONS_ACCEPTED_TOTAL, "protocol" => "memcache")
+    let memcache = [("protocol", "memcache")];
+    metrics
+        .gauge(CONNECTIONS, &memcache)
+        .set(Stats::get(&st.curr_connections) as f64);
+    metrics
+        .counter(CONNECTIONS_ACCEPTED_TOTAL, &memcache)
         .absolute(Stats::get(&st.total_connections));
-    metrics::counter!(CONNECTIONS_REJECTED_TOTAL, "reason" => "max_connections")
+    metrics
+        .counter(CONNECTIONS_REJECTED_TOTAL, &[("reason", "max_connections")])
         .absolute(Stats::get(&st.rejected_connections));
-    metrics::counter!(NETWORK_BYTES_TOTAL, "direction" => "in")
+    metrics
+        .counter(NETWORK_BYTES_TOTAL, &[("direction", "in")])
         .absolute(Stats::get(&st.bytes_read));
-    metrics::counter!(NETWORK_BYTES_TOTAL, "direction" => "out")
+    metrics
+        .counter(NETWORK_BYTES_TOTAL, &[("direction", "out")])
         .absolute(Stats::get(&st.bytes_written));
-    gauge!(RING_GENERATION).set(topology.generation as f64);
-    gauge!(RING_NODES).set(topology.nodes.len() as f64);
-    handle.render()
+    let (rss, fds) = process_stats();
+    metrics
+        .gauge(PROCESS_RESIDENT_MEMORY_BYTES, &[])
+        .set(rss as f64);
+    metrics.gauge(PROCESS_OPEN_FDS, &[]).set(fds as f64);
+    metrics
+        .gauge(PROCESS_START_TIME_SECONDS, &[])
+        .set(shared.started_unix as f64);
+    metrics
+        .gauge(RING_GENERATION, &[])
+        .set(topology.generation as f64);
+    metrics
+        .gauge(RING_NODES, &[])
+        .set(topology.nodes.len() as f64);
+    metrics.handle.render()
 }
 
 /// Serves `/metrics` and `/health` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
-    handle: PrometheusHandle,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -160,21 +366,17 @@ pub async fn serve(
             continue;
         };
         let shared = Arc::clone(&shared);
-        let handle = handle.clone();
+        let metrics = Arc::clone(&metrics);
         tracker.spawn(async move {
             let _ =
-                tokio::time::timeout(Duration::from_secs(10), respond(stream, &shared, &handle))
+                tokio::time::timeout(Duration::from_secs(10), respond(stream, &shared, &metrics))
                     .await;
         });
     }
 }
 
 /// Answers one HTTP/1.x request and closes the connection.
-async fn respond(
-    mut stream: TcpStream,
-    shared: &Shared,
-    handle: &PrometheusHandle,
-) -> std::io::Result<()> {
+async fn respond(mut stream: TcpStream, shared: &Shared, metrics: &Metrics) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -193,7 +395,7 @@ async fn respond(
         (b"GET", b"/metrics") => (
             "200 OK",
             "text/plain; version=0.0.4",
-            render(handle, shared),
+            render(metrics, shared),
         ),
         (b"GET", b"/health") => ("200 OK", "text/plain", "ok\n".to_string()),
         (b"GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),

@@ -5,11 +5,13 @@
 //! Invariants: the topology and the limits are replaced only by `app` (and later `reload`),
 //! each with one `ArcSwap::store`; readers `load()` once per request.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
 use crate::config::Limits;
+use crate::metrics::Metrics;
 use crate::route::topology::Topology;
 use crate::store::Clock;
 
@@ -27,6 +29,9 @@ pub struct Shared {
     pub started_unix: u64,
     /// This process's id.
     pub pid: u32,
+    /// The server's metrics, when the metrics listener is configured (None: nothing is
+    /// recorded, which is also how the cost of metrics is measured).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Shared {
@@ -40,6 +45,7 @@ impl Shared {
             stats: Stats::default(),
             started_unix,
             pid: std::process::id(),
+            metrics: None,
         }
     }
 }

@@ -139,6 +139,13 @@ pub fn number(out: &mut BytesMut, n: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Whether a reply is one of the protocol's error lines.
+pub fn is_error(reply: &[u8]) -> bool {
+    reply.starts_with(b"ERROR")
+        || reply.starts_with(b"CLIENT_ERROR")
+        || reply.starts_with(b"SERVER_ERROR")
+}
+
 /// `VERSION <version>`
 pub fn version(out: &mut BytesMut) {
     out.extend_from_slice(b"VERSION ");

@@ -59,14 +59,24 @@ const GET_REPLY_FACTOR: u64 = 8;
 const ITEM_OVERHEAD: u64 = 48;
 
 /// Handles one request, appending its replies to `out`.
-pub fn handle(req: Request, shared: &Shared, limits: &Limits, out: &mut BytesMut) -> Flow {
+pub fn handle(req: Request, shared: &Shared, limits: &Limits, out: &mut BytesMut) -> Handled {
     let mark = out.len();
     let noreply = req.noreply();
     let flow = dispatch(req, shared, limits, out);
+    let error = encode::is_error(&out[mark..]);
     if noreply {
         out.truncate(mark);
     }
-    flow
+    Handled { flow, error }
+}
+
+/// What [`handle`] did: how the connection goes on, and whether the reply was an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handled {
+    /// Continue or close.
+    pub flow: Flow,
+    /// The reply was `ERROR`, `CLIENT_ERROR ...` or `SERVER_ERROR ...` (before `noreply`).
+    pub error: bool,
 }
 
 /// Converts a memcached exptime (seconds) into an absolute expiry in unix ms.

@@ -33,9 +33,12 @@ pub mod handler;
 pub mod parse;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
+use parse::{GetCmd, Request, StoreCmd};
 
+use crate::metrics::CommandMetrics;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session};
 use crate::server::Shared;
 
@@ -43,15 +46,90 @@ use crate::server::Shared;
 pub struct MemcacheSession {
     shared: Arc<Shared>,
     decoder: parse::Decoder,
+    metrics: Option<Arc<CommandMetrics>>,
 }
 
 impl MemcacheSession {
     /// A session for a new connection.
     pub fn new(shared: Arc<Shared>) -> Self {
+        let metrics = shared
+            .metrics
+            .as_ref()
+            .map(|m| m.commands("memcache", COMMANDS));
         MemcacheSession {
             shared,
             decoder: parse::Decoder::new(),
+            metrics,
         }
+    }
+}
+
+/// Command labels for metrics, indexed by [`command_index`]. `invalid` is a malformed request,
+/// `oversized` a storage request over the size limits.
+pub const COMMANDS: &[&str] = &[
+    "get",
+    "gets",
+    "gat",
+    "gats",
+    "set",
+    "add",
+    "replace",
+    "append",
+    "prepend",
+    "cas",
+    "delete",
+    "incr",
+    "decr",
+    "touch",
+    "flush_all",
+    "version",
+    "verbosity",
+    "stats",
+    "quit",
+    "mn",
+    "mg",
+    "ms",
+    "md",
+    "ma",
+    "me",
+    "oversized",
+    "invalid",
+];
+
+/// The metrics label index of a request (into [`COMMANDS`]).
+fn command_index(request: &Request) -> usize {
+    match request {
+        Request::Get { cmd, .. } => match cmd {
+            GetCmd::Get => 0,
+            GetCmd::Gets => 1,
+            GetCmd::Gat => 2,
+            GetCmd::Gats => 3,
+        },
+        Request::Store { cmd, .. } => match cmd {
+            StoreCmd::Set => 4,
+            StoreCmd::Add => 5,
+            StoreCmd::Replace => 6,
+            StoreCmd::Append => 7,
+            StoreCmd::Prepend => 8,
+            StoreCmd::Cas => 9,
+        },
+        Request::Delete { .. } => 10,
+        Request::Arith { incr: true, .. } => 11,
+        Request::Arith { incr: false, .. } => 12,
+        Request::Touch { .. } => 13,
+        Request::FlushAll { .. } => 14,
+        Request::Version => 15,
+        Request::Verbosity { .. } => 16,
+        Request::Stats(_) => 17,
+        Request::Quit => 18,
+        Request::MetaNoop => 19,
+        Request::MetaGet { .. } => 20,
+        Request::MetaSet { .. } => 21,
+        Request::MetaDelete { .. } => 22,
+        Request::MetaArith { .. } => 23,
+        Request::MetaDebug { .. } => 24,
+        Request::TooLarge { .. } => 25,
+        Request::Reject { .. } => 26,
     }
 }
 
@@ -64,7 +142,13 @@ impl Session for MemcacheSession {
             }
             match self.decoder.decode(input, &limits) {
                 Ok(Some(request)) => {
-                    if handler::handle(request, &self.shared, &limits, out) == Flow::Close {
+                    let command = command_index(&request);
+                    let started = self.metrics.as_ref().map(|_| Instant::now());
+                    let done = handler::handle(request, &self.shared, &limits, out);
+                    if let (Some(m), Some(t)) = (&self.metrics, started) {
+                        m.record(command, done.error, t.elapsed());
+                    }
+                    if done.flow == Flow::Close {
                         return Flow::Close;
                     }
                 }
