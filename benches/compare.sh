@@ -95,10 +95,12 @@ memcache_pool:
 EOF
 start twemproxy "$NUTCRACKER" -c "$WORK/nutcracker.yml" -s "$(free_port)"
 RC_RESP=$(free_port); RC_MC=$(free_port)
+# As shipped: metrics on (a Prometheus listener and per-command counters and histograms).
 cat >"$WORK/ringcache.toml" <<EOF
 [listen]
 resp = "127.0.0.1:$RC_RESP"
 memcache = "127.0.0.1:$RC_MC"
+metrics = "127.0.0.1:$(free_port)"
 
 [[nodes]]
 name = "cache-a"
