@@ -45,13 +45,14 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let app = match App::start(config).await {
+        let app = match App::start(config.clone()).await {
             Ok(app) => app,
             Err(e) => {
                 eprintln!("ringcache: {e}");
                 return ExitCode::FAILURE;
             }
         };
+        app.watch_config(args.config.clone(), config);
         println!("{}", app.ready_line());
         tracing::info!(config = %args.config.display(), nodes = app.shared.topology.load().nodes.len(), "serving");
         wait_for_signal().await;
