@@ -7,6 +7,7 @@
 //! addresses (port 0 works); `App::shutdown` returns once every connection has flushed.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::net::listener::{self, Protocol};
+use crate::reload::Reloader;
 use crate::route::topology::Topology;
 use crate::server::Shared;
 use crate::store::Clock;
@@ -104,6 +106,19 @@ impl App {
             line.push_str(&format!(" metrics={a}"));
         }
         line
+    }
+
+    /// Reloads the config from `path` whenever it changes (or on SIGHUP) until shutdown; see
+    /// `reload.rs`. `current` is the config the server was started with (read from `path`).
+    pub fn watch_config(&self, path: PathBuf, current: Config) {
+        let reloader = Reloader::new(
+            path,
+            current,
+            Arc::clone(&self.shared),
+            self.shutdown.clone(),
+            self.tracker.clone(),
+        );
+        self.tracker.spawn(reloader.watch());
     }
 
     /// Stops accepting, lets every connection answer what it has read and flush, and waits

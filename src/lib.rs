@@ -16,12 +16,17 @@
 //!                                ▼
 //!                      store::Node (lock stripes, SIEVE, TTL)
 //! ```
+//!
+//! `reload` watches the config file: it builds the next topology, publishes it with one
+//! `ArcSwap::store`, and `route::rebalance` moves the keys whose owner changed while
+//! `Topology::entry` keeps every request answered as if the move were done.
 
 pub mod app;
 pub mod config;
 pub mod metrics;
 pub mod net;
 pub mod proto;
+pub mod reload;
 pub mod route;
 pub mod server;
 pub mod store;

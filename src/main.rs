@@ -47,34 +47,41 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let app = match App::start(config).await {
+        let app = match App::start(config.clone()).await {
             Ok(app) => app,
             Err(e) => {
                 eprintln!("ringcache: {e}");
                 return ExitCode::FAILURE;
             }
         };
+        // Handlers first: once the ready line is out, SIGTERM must mean a graceful stop.
+        let stop = stop_signal();
+        app.watch_config(args.config.clone(), config);
         println!("{}", app.ready_line());
         tracing::info!(config = %args.config.display(), nodes = app.shared.topology.load().nodes.len(), "serving");
-        wait_for_signal().await;
+        stop.await;
         tracing::info!("shutting down");
         app.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM and SIGINT handlers now and returns a future that resolves on either.
+fn stop_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the process can only be killed; serve until then.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            // Without signal handlers the process can only be killed; serve until then.
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }

@@ -1,14 +1,19 @@
 //! Prometheus metrics and the small HTTP listener that serves them with the admin endpoints.
 //!
 //! Owns: metric names, their help text, the process-wide recorder, and `GET /metrics`,
-//! `GET /health`.
+//! `GET /health`, and the admin JSON: `GET /ring` (generation, hash, nodes with weight, points,
+//! items and memory, draining nodes, migration progress) and `GET /ring/owner?key=K` (the
+//! key's owner, its owner on the ring being drained, and which nodes hold a copy now). The JSON
+//! is written by hand: a few flat objects do not need serde_json.
 //! Must not touch: the data path. Gauges that mirror node state are refreshed at scrape time,
 //! so requests pay nothing for them.
 //! Invariants: each server has its own recorder ([`Metrics`]), so servers sharing a process
 //! never mix numbers; data-path handles are registered once (per protocol, not per request);
 //! names start with `ringcache_`, counters end in `_total`, units are in the name.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
@@ -59,6 +64,16 @@ pub const NETWORK_BYTES_TOTAL: &str = "ringcache_network_bytes_total";
 pub const RING_GENERATION: &str = "ringcache_ring_generation";
 /// Nodes on the ring.
 pub const RING_NODES: &str = "ringcache_ring_nodes";
+/// Config reloads, by result (`ok`, `error`).
+pub const CONFIG_RELOADS_TOTAL: &str = "ringcache_config_reloads_total";
+/// 1 while a migration runs, else 0.
+pub const REBALANCE_IN_PROGRESS: &str = "ringcache_rebalance_in_progress";
+/// Items moved to a new owner node.
+pub const REBALANCE_KEYS_MOVED_TOTAL: &str = "ringcache_rebalance_keys_moved_total";
+/// Bytes (item charges) moved to a new owner node.
+pub const REBALANCE_BYTES_MOVED_TOTAL: &str = "ringcache_rebalance_bytes_moved_total";
+/// Duration of the running migration so far, or of the last one.
+pub const REBALANCE_DURATION_SECONDS: &str = "ringcache_rebalance_duration_seconds";
 
 /// Every metric name with its help text, checked for uniqueness and conventions by a test.
 pub const ALL: &[(&str, &str)] = &[
@@ -122,6 +137,26 @@ pub const ALL: &[(&str, &str)] = &[
         "Generation of the ring being served; bumped by every applied reload.",
     ),
     (RING_NODES, "Nodes on the ring."),
+    (
+        CONFIG_RELOADS_TOTAL,
+        "Config file reloads, by result: ok (applied or unchanged) or error (rejected, old ring kept).",
+    ),
+    (
+        REBALANCE_IN_PROGRESS,
+        "1 while keys are being moved to their owner on a new ring, else 0.",
+    ),
+    (
+        REBALANCE_KEYS_MOVED_TOTAL,
+        "Items moved to their new owner node after ring changes.",
+    ),
+    (
+        REBALANCE_BYTES_MOVED_TOTAL,
+        "Bytes (item charges) moved to their new owner node after ring changes.",
+    ),
+    (
+        REBALANCE_DURATION_SECONDS,
+        "Duration of the running migration so far, or of the last finished one.",
+    ),
 ];
 
 /// Histogram buckets for command latency: 5 µs to 2.5 s.
@@ -330,6 +365,30 @@ pub fn render(metrics: &Metrics, shared: &Shared) -> String {
     metrics
         .counter(NETWORK_BYTES_TOTAL, &[("direction", "out")])
         .absolute(Stats::get(&st.bytes_written));
+    metrics
+        .counter(CONFIG_RELOADS_TOTAL, &[("result", "ok")])
+        .absolute(Stats::get(&st.config_reloads_ok));
+    metrics
+        .counter(CONFIG_RELOADS_TOTAL, &[("result", "error")])
+        .absolute(Stats::get(&st.config_reloads_error));
+    let ledger = topology.ledger();
+    let running = topology.is_migrating();
+    metrics
+        .gauge(REBALANCE_IN_PROGRESS, &[])
+        .set(if running { 1.0 } else { 0.0 });
+    metrics
+        .counter(REBALANCE_KEYS_MOVED_TOTAL, &[])
+        .absolute(ledger.keys_moved.load(Ordering::Relaxed));
+    metrics
+        .counter(REBALANCE_BYTES_MOVED_TOTAL, &[])
+        .absolute(ledger.bytes_moved.load(Ordering::Relaxed));
+    let duration = match topology.migration_progress() {
+        Some(p) if running => p.elapsed,
+        _ => Duration::from_micros(ledger.last_duration_us.load(Ordering::Relaxed)),
+    };
+    metrics
+        .gauge(REBALANCE_DURATION_SECONDS, &[])
+        .set(duration.as_secs_f64());
     let (rss, fds) = process_stats();
     metrics
         .gauge(PROCESS_RESIDENT_MEMORY_BYTES, &[])
@@ -389,9 +448,20 @@ async fn respond(mut stream: TcpStream, shared: &Shared, metrics: &Metrics) -> s
     let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
     let mut parts = line.split(|&b| b == b' ');
     let method = parts.next().unwrap_or_default();
-    let path = parts.next().unwrap_or_default();
-    let path = path.split(|&b| b == b'?').next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    let mut target = target.splitn(2, |&b| b == b'?');
+    let path = target.next().unwrap_or_default();
+    let query = target.next().unwrap_or_default();
     let (status, ctype, body) = match (method, path) {
+        (b"GET", b"/ring") => ("200 OK", "application/json", ring_json(shared)),
+        (b"GET", b"/ring/owner") => match query_param(query, b"key") {
+            Some(key) => ("200 OK", "application/json", owner_json(shared, &key)),
+            None => (
+                "400 Bad Request",
+                "text/plain",
+                "missing ?key=\n".to_string(),
+            ),
+        },
         (b"GET", b"/metrics") => (
             "200 OK",
             "text/plain; version=0.0.4",
@@ -414,6 +484,145 @@ async fn respond(mut stream: TcpStream, shared: &Shared, metrics: &Metrics) -> s
     stream.shutdown().await
 }
 
+/// `GET /ring`: the topology being served, its nodes, and the migration.
+pub fn ring_json(shared: &Shared) -> String {
+    let topology = shared.topology.load();
+    let cfg = topology.ring_config();
+    let mut out = String::with_capacity(1024);
+    let _ = write!(
+        out,
+        "{{\"generation\":{},\"hash\":\"{}\",\"points_per_weight\":{},\"nodes\":[",
+        topology.generation,
+        cfg.hash.name(),
+        cfg.points_per_weight
+    );
+    for (i, node) in topology.nodes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"name\":");
+        json_str(&mut out, node.name().as_bytes());
+        let _ = write!(
+            out,
+            ",\"weight\":{},\"points\":{},\"items\":{},\"memory_used_bytes\":{},\"memory_max_bytes\":{}}}",
+            topology.weight(i),
+            topology.ring.points(i),
+            node.len(),
+            node.used_bytes(),
+            node.max_memory()
+        );
+    }
+    out.push_str("],\"draining\":[");
+    for (i, node) in topology.draining_nodes().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"name\":");
+        json_str(&mut out, node.name().as_bytes());
+        let _ = write!(
+            out,
+            ",\"items\":{},\"memory_used_bytes\":{}}}",
+            node.len(),
+            node.used_bytes()
+        );
+    }
+    out.push_str("],\"migration\":");
+    match topology.migration_progress() {
+        None => out.push_str("null"),
+        Some(p) => {
+            let from: Vec<String> = p.from_generations.iter().map(u64::to_string).collect();
+            let _ = write!(
+                out,
+                "{{\"in_progress\":{},\"from_generations\":[{}],\"keys_to_scan\":{},\"keys_scanned\":{},\"keys_moved\":{},\"bytes_moved\":{},\"elapsed_seconds\":{:.6}}}",
+                !p.done,
+                from.join(","),
+                p.keys_to_scan,
+                p.keys_scanned,
+                p.keys_moved,
+                p.bytes_moved,
+                p.elapsed.as_secs_f64()
+            );
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// `GET /ring/owner?key=K`: the owner of `key`, its owner on the ring being drained (null when
+/// none runs), and the nodes that hold a live copy right now.
+pub fn owner_json(shared: &Shared, key: &[u8]) -> String {
+    let topology = shared.topology.load();
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"key\":");
+    json_str(&mut out, key);
+    let _ = write!(out, ",\"generation\":{},\"owner\":", topology.generation);
+    json_str(&mut out, topology.node_for(key).name().as_bytes());
+    out.push_str(",\"previous_owner\":");
+    match topology.previous_owner(key) {
+        Some(node) => json_str(&mut out, node.name().as_bytes()),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"held_by\":[");
+    let mut first = true;
+    for node in topology.nodes.iter().chain(&topology.draining_nodes()) {
+        if node.entry(key, |e| e.item().is_some()) {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            json_str(&mut out, node.name().as_bytes());
+        }
+    }
+    out.push_str("]}\n");
+    out
+}
+
+/// Appends `bytes` as a JSON string (invalid UTF-8 replaced).
+fn json_str(out: &mut String, bytes: &[u8]) {
+    out.push('"');
+    for c in String::from_utf8_lossy(bytes).chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The percent-decoded value of `name` in a query string (`+` is a space, as in forms).
+fn query_param(query: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    query.split(|&b| b == b'&').find_map(|pair| {
+        let mut kv = pair.splitn(2, |&b| b == b'=');
+        (kv.next() == Some(name)).then(|| percent_decode(kv.next().unwrap_or_default()))
+    })
+}
+
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,5 +639,23 @@ mod tests {
             );
             assert!(!help.is_empty(), "{name} has no help");
         }
+    }
+
+    #[test]
+    fn query_strings_decode() {
+        assert_eq!(
+            query_param(b"key=a%20b%2Bc+d", b"key"),
+            Some(b"a b+c d".to_vec())
+        );
+        assert_eq!(
+            query_param(b"x=1&key=%7Buser%7D", b"key"),
+            Some(b"{user}".to_vec())
+        );
+        assert_eq!(query_param(b"x=1", b"key"), None);
+        assert_eq!(query_param(b"key=50%", b"key"), Some(b"50%".to_vec()));
+        assert_eq!(query_param(b"key=%4", b"key"), Some(b"%4".to_vec()));
+        let mut s = String::new();
+        json_str(&mut s, b"a\"b\\c\n");
+        assert_eq!(s, r#""a\"b\\c\u000a""#);
     }
 }

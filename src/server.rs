@@ -2,7 +2,7 @@
 //!
 //! Owns: [`Shared`] and the protocol-neutral [`Stats`] counters.
 //! Must not touch: sockets or wire formats.
-//! Invariants: the topology and the limits are replaced only by `app` (and later `reload`),
+//! Invariants: the topology and the limits are replaced only by `app` and `reload`,
 //! each with one `ArcSwap::store`; readers `load()` once per request.
 
 use std::sync::Arc;
@@ -77,6 +77,8 @@ pub struct Stats {
     pub touch_misses: AtomicU64,
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
+    pub config_reloads_ok: AtomicU64,
+    pub config_reloads_error: AtomicU64,
 }
 
 impl Stats {

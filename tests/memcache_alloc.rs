@@ -62,11 +62,7 @@ fn session() -> MemcacheSession {
         .map(|n| Arc::new(Node::new(n, 64 << 20, clock.clone())))
         .collect();
     let ring = Ring::build(&[("a", 1), ("b", 1)], HashKind::default(), 160, None);
-    let topology = Topology {
-        generation: 1,
-        ring,
-        nodes,
-    };
+    let topology = Topology::new(1, ring, nodes);
     MemcacheSession::new(Arc::new(Shared::new(topology, Limits::default(), clock)))
 }
 

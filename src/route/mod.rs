@@ -1,4 +1,6 @@
-//! Routing: the ketama ring and the topology (ring + nodes) that requests read.
+//! Routing: the ketama ring, the topology (ring + nodes) that requests read, and rebalancing
+//! between rings.
 
+pub mod rebalance;
 pub mod ring;
 pub mod topology;

@@ -49,6 +49,16 @@ pub enum HashKind {
     KetamaMd5,
 }
 
+impl HashKind {
+    /// The config spelling: `"xxh3"` or `"ketama-md5"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HashKind::Xxh3 => "xxh3",
+            HashKind::KetamaMd5 => "ketama-md5",
+        }
+    }
+}
+
 /// An immutable ring over `len()` nodes; [`Ring::lookup`] returns an index into the `nodes`
 /// slice given to [`Ring::build`].
 #[derive(Clone)]
@@ -220,6 +230,11 @@ impl Ring {
                 u64::from(u32::from_le_bytes([d[0], d[1], d[2], d[3]]))
             }
         }
+    }
+
+    /// The point and key hash scheme.
+    pub fn hash_kind(&self) -> HashKind {
+        self.hash
     }
 
     /// Number of ring points node `node` got (0 for an out-of-range index).

@@ -19,7 +19,7 @@ pub mod node;
 pub mod value;
 
 pub use clock::Clock;
-pub use node::{Entry, Item, Node};
+pub use node::{Entry, Item, Moved, Node};
 pub use value::{Container, ZSet, alloc_size};
 
 /// `ItemMeta::expire_at` value meaning "no expiry".

@@ -25,8 +25,11 @@
 //!
 //! Invariants: after `Node::entry` returns, `used <= max_memory` unless nothing but the item
 //! just written is left to evict (which `put` prevents by refusing items that can never fit),
-//! barring concurrent writers; at most one stripe lock is held at a time (except in
-//! `validate`); removed values are dropped after the lock is released (`Garbage`).
+//! barring concurrent writers; at most one stripe lock is held at a time, except in
+//! `validate` (all stripes of one node, in stripe order) and `Node::entry_many` (the key's
+//! stripe in several nodes, always locked in ascending node-address order, so two such calls
+//! can never wait on each other in a cycle); removed values are dropped after the lock is
+//! released (`Garbage`).
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -36,7 +39,7 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use hashbrown::HashTable;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::clock::Clock;
@@ -707,6 +710,91 @@ impl Node {
         0
     }
 
+    /// Runs `f` on the entries for `key` in several distinct nodes at once (`entries[i]` belongs
+    /// to `nodes[i]`), all under their stripe locks, so that moving an item between nodes is
+    /// atomic: no other access to `key` in any of them can see it in neither or in both.
+    ///
+    /// The key's stripe index is the same in every node (one process-wide key hash), and the
+    /// locks are taken in ascending node address: any two `entry_many` calls lock common
+    /// stripes in the same order, and every other operation holds one stripe lock at a time
+    /// and never waits for another lock while holding it, so no cycle of waits can form.
+    /// Afterwards each node evicts down to its budget as in [`Node::entry`].
+    ///
+    /// # Panics
+    /// If the same node is given twice (that would deadlock).
+    pub fn entry_many<R>(nodes: &[&Node], key: &[u8], f: impl FnOnce(&mut [Entry<'_>]) -> R) -> R {
+        let hash = hash_key(key);
+        let home = stripe_of(hash);
+        let nows: Vec<u64> = nodes
+            .iter()
+            .map(|node| {
+                let now = node.clock.now_ms();
+                node.maybe_flush(now);
+                now
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        order.sort_unstable_by_key(|&i| std::ptr::from_ref::<Node>(nodes[i]) as usize);
+        assert!(
+            order
+                .windows(2)
+                .all(|w| !std::ptr::eq(nodes[w[0]], nodes[w[1]])),
+            "entry_many: a node is given twice"
+        );
+        let mut guards: Vec<Option<MutexGuard<'_, Stripe>>> =
+            (0..nodes.len()).map(|_| None).collect();
+        for &i in &order {
+            guards[i] = Some(nodes[i].stripe(home).lock());
+        }
+        let mut garbage: Vec<Garbage> = (0..nodes.len()).map(|_| Garbage::default()).collect();
+        let (r, after) = {
+            let mut entries: Vec<Entry<'_>> = guards
+                .iter_mut()
+                .zip(garbage.iter_mut())
+                .zip(nodes.iter().zip(&nows))
+                .map(|((guard, garbage), (&node, &now))| {
+                    let stripe: &mut Stripe = guard.as_mut().expect("locked above");
+                    let mut slot = stripe.find(hash, key);
+                    if let Some(i) = slot
+                        && is_expired(&stripe.slab[i as usize].meta, now)
+                    {
+                        garbage.push(stripe.release(i, Some(hash), Reason::Expired, &node.acct));
+                        slot = None;
+                    }
+                    Entry {
+                        node,
+                        stripe,
+                        key,
+                        hash,
+                        now,
+                        slot,
+                        written: None,
+                        garbage,
+                    }
+                })
+                .collect();
+            let r = f(&mut entries);
+            let after: Vec<(bool, Option<u32>)> = entries
+                .iter_mut()
+                .map(|e| {
+                    let (over, _) =
+                        e.node
+                            .evict_stripe(e.stripe, e.written, e.now, e.garbage, usize::MAX);
+                    (over, e.written)
+                })
+                .collect();
+            (r, after)
+        };
+        drop(guards);
+        drop(garbage);
+        for ((node, &now), (over, written)) in nodes.iter().zip(&nows).zip(after) {
+            if over {
+                node.evict_global(written.map(|w| (home, w)), now);
+            }
+        }
+        r
+    }
+
     /// Recomputes every count and charge from scratch and checks index ↔ slab consistency, the
     /// SIEVE queue (both directions, count, hand), the free list and the node totals. Locks all
     /// stripes (in order) for a consistent view. For tests.
@@ -1138,6 +1226,63 @@ impl Entry<'_> {
             self.written = None;
         }
         live
+    }
+
+    /// Takes the live item out of this node, whole (value of any kind, flags, CAS, expiry and
+    /// access metadata), for [`Entry::put_moved`] into another node. None if there is none.
+    pub fn take(&mut self) -> Option<Moved> {
+        let i = self.live_slot()?;
+        self.slot = None;
+        if self.written == Some(i) {
+            self.written = None;
+        }
+        let slot = &self.stripe.slab[i as usize];
+        let (klen, meta) = (slot.klen, slot.meta);
+        let body = self
+            .stripe
+            .release(i, Some(self.hash), Reason::Removed, &self.node.acct);
+        Some(Moved { body, klen, meta })
+    }
+
+    /// Stores an item taken from another node under this key, replacing any item here, with
+    /// its metadata unchanged (a client's `gets` CAS stays valid across a move). The node's CAS
+    /// counter is raised past the item's so that later writes here get larger CAS ids. On
+    /// Err(OutOfMemory) the item is dropped (after the lock is released).
+    pub fn put_moved(&mut self, moved: Moved) -> Result<(), StoreError> {
+        debug_assert_eq!(moved.key(), self.key, "moved item stored under another key");
+        if let Err(e) = self.make_room(moved.body.charge()) {
+            self.garbage.push(moved.body);
+            return Err(e);
+        }
+        self.node.acct.cas.fetch_max(moved.meta.cas, Relaxed);
+        self.install(moved.body, moved.klen, moved.meta, true);
+        Ok(())
+    }
+}
+
+/// An item taken out of a node by [`Entry::take`], on its way to another node.
+pub struct Moved {
+    body: Body,
+    klen: u32,
+    meta: ItemMeta,
+}
+
+impl Moved {
+    /// Bytes the item is charged (slot and allocations), as in [`Item::charge`].
+    pub fn charge(&self) -> u64 {
+        SLOT_BYTES + self.body.charge()
+    }
+
+    /// The item's metadata.
+    pub fn meta(&self) -> &ItemMeta {
+        &self.meta
+    }
+
+    fn key(&self) -> &[u8] {
+        match &self.body {
+            Body::Str(b) => &b[..self.klen as usize],
+            Body::Container(c) => &c.key,
+        }
     }
 }
 

@@ -5,8 +5,9 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -82,6 +83,84 @@ impl TestServer {
             stop: Some(stop_tx),
             thread: Some(thread),
         }
+    }
+
+    /// Starts a server on the config FILE at `path` (see [`ConfigFile`]) and watches it for
+    /// changes, as the binary does.
+    pub fn start_file(path: &Path) -> TestServer {
+        let config = Config::load(path).expect("test config");
+        let path = path.to_path_buf();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let app = App::start(config.clone()).await.expect("start");
+                app.watch_config(path, config);
+                ready_tx
+                    .send((
+                        app.memcache.expect("memcache addr"),
+                        app.metrics.expect("metrics addr"),
+                        Arc::clone(&app.shared),
+                    ))
+                    .expect("ready");
+                let _ = stop_rx.await;
+                app.shutdown().await;
+            });
+        });
+        let (memcache, metrics, shared) = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not start");
+        TestServer {
+            memcache,
+            metrics,
+            shared,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// `GET path` on the metrics listener; returns the body of a 200 answer.
+    pub fn http_get(&self, path: &str) -> String {
+        let mut s = TcpStream::connect(self.metrics).expect("connect metrics");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("write");
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).expect("read");
+        let (head, body) = reply.split_once("\r\n\r\n").expect("http reply");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body.to_string()
+    }
+
+    /// Waits (up to 30 s) until the ring generation is at least `generation`.
+    pub fn wait_generation(&self, generation: u64) {
+        assert!(
+            eventually(Duration::from_secs(30), || self
+                .shared
+                .topology
+                .load()
+                .generation
+                >= generation),
+            "generation {generation} was not reached (at {})",
+            self.shared.topology.load().generation
+        );
+    }
+
+    /// Waits (up to 60 s) until no migration runs.
+    pub fn wait_settled(&self) {
+        assert!(
+            eventually(Duration::from_secs(60), || !self
+                .shared
+                .topology
+                .load()
+                .is_migrating()),
+            "migration did not finish"
+        );
     }
 
     /// A raw connection to the memcached listener.
@@ -202,4 +281,56 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     f()
+}
+
+/// A config file in its own temporary directory, rewritten the way editors and `mv` do: the
+/// new content goes to a temporary file in the same directory, which is renamed over the file.
+pub struct ConfigFile {
+    dir: PathBuf,
+    /// The config file.
+    pub path: PathBuf,
+}
+
+impl ConfigFile {
+    /// Creates the file with `[listen]` on port 0 (memcache and metrics) followed by `body`.
+    pub fn new(body: &str) -> ConfigFile {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ringcache-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = ConfigFile {
+            path: dir.join("ringcache.toml"),
+            dir,
+        };
+        file.write(body);
+        file
+    }
+
+    /// Replaces the file's content with the listeners plus `body` (write, then rename over).
+    pub fn write(&self, body: &str) {
+        self.write_raw(&format!(
+            "[listen]\nmemcache = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n{body}"
+        ));
+    }
+
+    /// Replaces the file's content with exactly `text` (write, then rename over).
+    pub fn write_raw(&self, text: &str) {
+        let tmp = self.dir.join(".ringcache.toml.tmp");
+        std::fs::write(&tmp, text).expect("write temp config");
+        std::fs::rename(&tmp, &self.path).expect("rename config");
+    }
+
+    /// Deletes the file.
+    pub fn remove(&self) {
+        std::fs::remove_file(&self.path).expect("remove config");
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -183,9 +183,8 @@ fn dispatch(req: Request, shared: &Shared, limits: &Limits, out: &mut BytesMut) 
             } else {
                 expire_at(delay, now)
             };
-            for node in &shared.topology.load().nodes {
-                node.flush(at);
-            }
+            // Every node that may hold keys, draining ones included (see `Topology::flush`).
+            shared.topology.load().flush(at);
             encode::reply(out, Reply::Ok);
         }
         Request::Version => encode::version(out),

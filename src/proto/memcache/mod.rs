@@ -190,11 +190,7 @@ mod tests {
             .collect();
         let weights: Vec<(&str, u32)> = names.iter().map(|n| (*n, 1)).collect();
         let ring = Ring::build(&weights, HashKind::default(), 160, None);
-        let topology = Topology {
-            generation: 1,
-            ring,
-            nodes,
-        };
+        let topology = Topology::new(1, ring, nodes);
         let shared = Arc::new(Shared::new(topology, limits, clock.clone()));
         let session = MemcacheSession::new(Arc::clone(&shared));
         Harness {
