@@ -71,6 +71,8 @@ pub struct Stats {
     pub touch_misses: AtomicU64,
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// Commands run over RESP (redis `total_commands_processed`), added per batch.
+    pub commands_processed: AtomicU64,
 }
 
 impl Stats {

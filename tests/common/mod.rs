@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -31,6 +33,10 @@ max_memory = "64MiB"
 pub struct TestServer {
     /// Bound memcached address.
     pub memcache: SocketAddr,
+    /// Bound RESP address.
+    pub resp: SocketAddr,
+    /// Bound combined (first byte decides) address.
+    pub any: SocketAddr,
     /// Bound metrics address.
     pub metrics: SocketAddr,
     /// The server's shared state, for white-box assertions.
@@ -48,8 +54,9 @@ impl TestServer {
 
     /// Like [`TestServer::start`] with a chosen (e.g. mock) clock.
     pub fn start_with_clock(body: &str, clock: Clock) -> TestServer {
-        let text =
-            format!("[listen]\nmemcache = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n{body}");
+        let text = format!(
+            "[listen]\nmemcache = \"127.0.0.1:0\"\nresp = \"127.0.0.1:0\"\nany = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n{body}"
+        );
         let config = Config::from_toml_str(&text, Path::new("test.toml")).expect("test config");
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -64,6 +71,8 @@ impl TestServer {
                 ready_tx
                     .send((
                         app.memcache.expect("memcache addr"),
+                        app.resp.expect("resp addr"),
+                        app.any.expect("any addr"),
                         app.metrics.expect("metrics addr"),
                         Arc::clone(&app.shared),
                     ))
@@ -72,11 +81,13 @@ impl TestServer {
                 app.shutdown().await;
             });
         });
-        let (memcache, metrics, shared) = ready_rx
+        let (memcache, resp, any, metrics, shared) = ready_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("server did not start");
         TestServer {
             memcache,
+            resp,
+            any,
             metrics,
             shared,
             stop: Some(stop_tx),
@@ -87,6 +98,32 @@ impl TestServer {
     /// A raw connection to the memcached listener.
     pub fn raw(&self) -> Raw {
         Raw::connect(self.memcache)
+    }
+
+    /// A raw connection to the RESP listener.
+    pub fn raw_resp(&self) -> Raw {
+        Raw::connect(self.resp)
+    }
+
+    /// A `redis` crate connection (RESP2) to the RESP listener.
+    pub fn redis(&self) -> redis::Connection {
+        self.redis_with(redis::ProtocolVersion::RESP2)
+    }
+
+    /// A `redis` crate connection speaking `protocol` to the RESP listener.
+    pub fn redis_with(&self, protocol: redis::ProtocolVersion) -> redis::Connection {
+        let query = match protocol {
+            redis::ProtocolVersion::RESP2 => "",
+            _ => "?protocol=resp3",
+        };
+        let info = format!("redis://{}/{query}", self.resp);
+        let client = redis::Client::open(info.as_str()).expect("redis client");
+        let conn = client
+            .get_connection_with_timeout(Duration::from_secs(10))
+            .expect("redis connection");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        conn
     }
 
     /// A `memcache` crate client (text protocol) connected to this server.
