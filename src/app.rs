@@ -30,6 +30,10 @@ const SWEEP_SLOTS: usize = 4096;
 pub struct App {
     /// Bound memcached address.
     pub memcache: Option<SocketAddr>,
+    /// Bound RESP address.
+    pub resp: Option<SocketAddr>,
+    /// Bound combined (RESP or memcached by first byte) address.
+    pub any: Option<SocketAddr>,
     /// Bound metrics address.
     pub metrics: Option<SocketAddr>,
     /// The state every connection shares.
@@ -69,6 +73,30 @@ impl App {
                 tracker.clone(),
             ));
         }
+        let mut resp = None;
+        if let Some(addr) = config.listen.resp {
+            let l = bind(addr, "resp").await?;
+            resp = Some(l.local_addr()?);
+            tracker.spawn(listener::serve(
+                l,
+                Protocol::Resp,
+                Arc::clone(&shared),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        let mut any = None;
+        if let Some(addr) = config.listen.any {
+            let l = bind(addr, "any").await?;
+            any = Some(l.local_addr()?);
+            tracker.spawn(listener::serve(
+                l,
+                Protocol::Any,
+                Arc::clone(&shared),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
         let mut metrics = None;
         if let (Some(addr), Some(recorder)) = (config.listen.metrics, shared.metrics.clone()) {
             let l = bind(addr, "metrics").await?;
@@ -89,6 +117,8 @@ impl App {
 
         Ok(App {
             memcache,
+            resp,
+            any,
             metrics,
             shared,
             shutdown,
@@ -99,8 +129,14 @@ impl App {
     /// The line printed once the server is ready: every bound address.
     pub fn ready_line(&self) -> String {
         let mut line = String::from("ringcache ready");
+        if let Some(a) = self.resp {
+            line.push_str(&format!(" resp={a}"));
+        }
         if let Some(a) = self.memcache {
             line.push_str(&format!(" memcache={a}"));
+        }
+        if let Some(a) = self.any {
+            line.push_str(&format!(" any={a}"));
         }
         if let Some(a) = self.metrics {
             line.push_str(&format!(" metrics={a}"));

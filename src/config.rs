@@ -75,6 +75,11 @@ pub struct Config {
 pub struct Listen {
     /// memcached text and meta protocol.
     pub memcache: Option<SocketAddr>,
+    /// Redis RESP2/RESP3 (inline commands included).
+    pub resp: Option<SocketAddr>,
+    /// Both protocols on one port: a connection whose first byte is `*` speaks RESP, any other
+    /// speaks memcached (so inline RESP commands are only served on `resp`).
+    pub any: Option<SocketAddr>,
     /// Prometheus `/metrics` and the admin endpoints over HTTP.
     pub metrics: Option<SocketAddr>,
 }
@@ -164,9 +169,11 @@ impl Config {
 
         let listen = raw.listen.unwrap_or(Listen {
             memcache: None,
+            resp: None,
+            any: None,
             metrics: None,
         });
-        if listen.memcache.is_none() {
+        if listen.memcache.is_none() && listen.resp.is_none() && listen.any.is_none() {
             return Err(invalid(
                 0..0,
                 "listen.memcache".into(),

@@ -1,14 +1,15 @@
 //! ringcache: an elastic in-memory cache in one process.
 //!
-//! Applications speak memcached (text and meta) to one endpoint. Every key goes through a
-//! consistent-hashing ring to one of the in-process cache nodes, each with its own memory
-//! budget, TTLs and SIEVE eviction.
+//! Applications speak memcached (text and meta) or Redis (RESP2/RESP3) to one endpoint. Every
+//! key goes through a consistent-hashing ring to one of the in-process cache nodes, each with
+//! its own memory budget, TTLs and SIEVE eviction.
 //!
 //! ```text
 //!  socket ─▶ net::listener ─▶ net::conn (read, one write per batch)
 //!                                │ bytes
 //!                                ▼
-//!                  proto::memcache::MemcacheSession (parse → handle → encode)
+//!      proto::memcache::MemcacheSession | proto::resp::RespSession (decode → handle → encode)
+//!                  (proto::any::AnySession picks one by the first byte)
 //!                                │ key
 //!                                ▼
 //!            server::Shared.topology (ArcSwap<route::Topology>, loaded once per request)

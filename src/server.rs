@@ -79,6 +79,8 @@ pub struct Stats {
     pub bytes_written: AtomicU64,
     pub config_reloads_ok: AtomicU64,
     pub config_reloads_error: AtomicU64,
+    /// Commands run over RESP (redis `total_commands_processed`), added per batch.
+    pub commands_processed: AtomicU64,
 }
 
 impl Stats {

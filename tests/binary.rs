@@ -45,7 +45,9 @@ fn binary_serves_and_exits_cleanly_on_sigterm() {
         "smoke",
         r#"
 [listen]
+resp = "127.0.0.1:0"
 memcache = "127.0.0.1:0"
+any = "127.0.0.1:0"
 metrics = "127.0.0.1:0"
 
 [[nodes]]
@@ -78,6 +80,12 @@ max_memory = "8MiB"
     let memcache: std::net::SocketAddr = field(&line, "memcache=").parse().expect("memcache addr");
     let metrics: std::net::SocketAddr = field(&line, "metrics=").parse().expect("metrics addr");
     assert_ne!(memcache.port(), 0);
+    let resp: std::net::SocketAddr = field(&line, "resp=").parse().expect("resp addr");
+    let any: std::net::SocketAddr = field(&line, "any=").parse().expect("any addr");
+    let mut r = Raw::connect(resp);
+    r.roundtrip(b"SET rkey rval\r\n", b"+OK\r\n");
+    let mut a = Raw::connect(any);
+    a.roundtrip(b"*2\r\n$3\r\nGET\r\n$4\r\nrkey\r\n", b"$4\r\nrval\r\n");
 
     let mut c = Raw::connect(memcache);
     c.roundtrip(b"set greeting 5 0 5\r\nhello\r\n", b"STORED\r\n");

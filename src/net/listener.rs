@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::net::conn;
+use crate::proto::any::AnySession;
 use crate::proto::memcache::MemcacheSession;
+use crate::proto::resp::RespSession;
 use crate::server::{Shared, Stats};
 
 /// The protocol a listener serves.
@@ -23,13 +25,18 @@ use crate::server::{Shared, Stats};
 pub enum Protocol {
     /// memcached text and meta protocol.
     Memcache,
+    /// Redis RESP2/RESP3.
+    Resp,
+    /// Both, chosen by each connection's first byte (`*` = RESP).
+    Any,
 }
 
 impl Protocol {
     /// What a refused client is told before the socket closes (the real server's words).
     fn refusal(self) -> &'static [u8] {
         match self {
-            Protocol::Memcache => b"ERROR Too many open connections\r\n",
+            Protocol::Memcache | Protocol::Any => b"ERROR Too many open connections\r\n",
+            Protocol::Resp => b"-ERR max number of clients reached\r\n",
         }
     }
 }
@@ -76,6 +83,16 @@ pub async fn serve(
             match protocol {
                 Protocol::Memcache => {
                     let session = MemcacheSession::new(Arc::clone(&shared));
+                    conn::run(stream, session, &shared, token).await;
+                }
+                Protocol::Resp => {
+                    let local = stream.local_addr().ok();
+                    let session = RespSession::new(Arc::clone(&shared), Some(peer), local);
+                    conn::run(stream, session, &shared, token).await;
+                }
+                Protocol::Any => {
+                    let local = stream.local_addr().ok();
+                    let session = AnySession::new(Arc::clone(&shared), Some(peer), local);
                     conn::run(stream, session, &shared, token).await;
                 }
             }

@@ -1,7 +1,9 @@
 //! Wire protocols. Each protocol provides a [`Session`]: per-connection state that turns bytes
 //! read from the socket into replies, without knowing about sockets itself.
 
+pub mod any;
 pub mod memcache;
+pub mod resp;
 
 use bytes::BytesMut;
 

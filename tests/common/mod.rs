@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -16,6 +18,9 @@ use ringcache::app::App;
 use ringcache::config::Config;
 use ringcache::server::Shared;
 use ringcache::store::Clock;
+
+/// Every listener on a free loopback port.
+const LISTEN: &str = "[listen]\nmemcache = \"127.0.0.1:0\"\nresp = \"127.0.0.1:0\"\nany = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n";
 
 /// Two nodes of 64 MiB: the default test topology.
 pub const TWO_NODES: &str = r#"
@@ -32,6 +37,10 @@ max_memory = "64MiB"
 pub struct TestServer {
     /// Bound memcached address.
     pub memcache: SocketAddr,
+    /// Bound RESP address.
+    pub resp: SocketAddr,
+    /// Bound combined (first byte decides) address.
+    pub any: SocketAddr,
     /// Bound metrics address.
     pub metrics: SocketAddr,
     /// The server's shared state, for white-box assertions.
@@ -49,47 +58,19 @@ impl TestServer {
 
     /// Like [`TestServer::start`] with a chosen (e.g. mock) clock.
     pub fn start_with_clock(body: &str, clock: Clock) -> TestServer {
-        let text =
-            format!("[listen]\nmemcache = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n{body}");
+        let text = format!("{LISTEN}{body}");
         let config = Config::from_toml_str(&text, Path::new("test.toml")).expect("test config");
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let app = App::start_with_clock(config, clock).await.expect("start");
-                ready_tx
-                    .send((
-                        app.memcache.expect("memcache addr"),
-                        app.metrics.expect("metrics addr"),
-                        Arc::clone(&app.shared),
-                    ))
-                    .expect("ready");
-                let _ = stop_rx.await;
-                app.shutdown().await;
-            });
-        });
-        let (memcache, metrics, shared) = ready_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not start");
-        TestServer {
-            memcache,
-            metrics,
-            shared,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
+        TestServer::run(config, clock, None)
     }
 
     /// Starts a server on the config FILE at `path` (see [`ConfigFile`]) and watches it for
     /// changes, as the binary does.
     pub fn start_file(path: &Path) -> TestServer {
         let config = Config::load(path).expect("test config");
-        let path = path.to_path_buf();
+        TestServer::run(config, Clock::real(), Some(path.to_path_buf()))
+    }
+
+    fn run(config: Config, clock: Clock, watch: Option<std::path::PathBuf>) -> TestServer {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -99,11 +80,17 @@ impl TestServer {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let app = App::start(config.clone()).await.expect("start");
-                app.watch_config(path, config);
+                let app = App::start_with_clock(config.clone(), clock)
+                    .await
+                    .expect("start");
+                if let Some(path) = watch {
+                    app.watch_config(path, config);
+                }
                 ready_tx
                     .send((
                         app.memcache.expect("memcache addr"),
+                        app.resp.expect("resp addr"),
+                        app.any.expect("any addr"),
                         app.metrics.expect("metrics addr"),
                         Arc::clone(&app.shared),
                     ))
@@ -112,11 +99,13 @@ impl TestServer {
                 app.shutdown().await;
             });
         });
-        let (memcache, metrics, shared) = ready_rx
+        let (memcache, resp, any, metrics, shared) = ready_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("server did not start");
         TestServer {
             memcache,
+            resp,
+            any,
             metrics,
             shared,
             stop: Some(stop_tx),
@@ -166,6 +155,32 @@ impl TestServer {
     /// A raw connection to the memcached listener.
     pub fn raw(&self) -> Raw {
         Raw::connect(self.memcache)
+    }
+
+    /// A raw connection to the RESP listener.
+    pub fn raw_resp(&self) -> Raw {
+        Raw::connect(self.resp)
+    }
+
+    /// A `redis` crate connection (RESP2) to the RESP listener.
+    pub fn redis(&self) -> redis::Connection {
+        self.redis_with(redis::ProtocolVersion::RESP2)
+    }
+
+    /// A `redis` crate connection speaking `protocol` to the RESP listener.
+    pub fn redis_with(&self, protocol: redis::ProtocolVersion) -> redis::Connection {
+        let query = match protocol {
+            redis::ProtocolVersion::RESP2 => "",
+            _ => "?protocol=resp3",
+        };
+        let info = format!("redis://{}/{query}", self.resp);
+        let client = redis::Client::open(info.as_str()).expect("redis client");
+        let conn = client
+            .get_connection_with_timeout(Duration::from_secs(10))
+            .expect("redis connection");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        conn
     }
 
     /// A `memcache` crate client (text protocol) connected to this server.
@@ -292,7 +307,7 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
-    /// Creates the file with `[listen]` on port 0 (memcache and metrics) followed by `body`.
+    /// Creates the file with `[listen]` on port 0 (every listener) followed by `body`.
     pub fn new(body: &str) -> ConfigFile {
         static N: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -311,9 +326,7 @@ impl ConfigFile {
 
     /// Replaces the file's content with the listeners plus `body` (write, then rename over).
     pub fn write(&self, body: &str) {
-        self.write_raw(&format!(
-            "[listen]\nmemcache = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n{body}"
-        ));
+        self.write_raw(&format!("{LISTEN}{body}"));
     }
 
     /// Replaces the file's content with exactly `text` (write, then rename over).

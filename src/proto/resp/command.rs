@@ -1,0 +1,334 @@
+//! The command table: request arguments → [`Command`] (readable name + wire name), redis-server
+//! 7.0's arity, flags and key positions (what `COMMAND INFO` reports), and the subcommands of
+//! the container commands (CLIENT, COMMAND, CONFIG).
+//!
+//! Owns: command identification and arity checks. Must not touch: option parsing or semantics
+//! (`handler`), reply bytes (`frame`).
+//! Invariants: names match case-insensitively without allocating; the arity rule is redis's
+//! (positive: exactly N arguments including the name; negative: at least -N).
+
+use super::frame::{Args, RespError};
+
+macro_rules! commands {
+    ($( $variant:ident => $wire:literal, $arity:literal, [$($flag:literal),*], $first:literal, $last:literal, $step:literal; )*) => {
+        /// A RESP command this server implements.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Command {
+            $(
+                #[doc = concat!("`", $wire, "`")]
+                $variant,
+            )*
+        }
+
+        impl Command {
+            /// Every command, in table order.
+            pub const ALL: &'static [Command] = &[$(Command::$variant),*];
+
+            /// The wire name (lowercase, as COMMAND INFO shows it).
+            pub fn wire(self) -> &'static str {
+                match self { $(Command::$variant => $wire),* }
+            }
+
+            /// redis arity: N = exactly N arguments, -N = at least N (the name counts).
+            pub fn arity(self) -> i32 {
+                match self { $(Command::$variant => $arity),* }
+            }
+
+            /// COMMAND INFO flags.
+            pub fn flags(self) -> &'static [&'static str] {
+                match self { $(Command::$variant => &[$($flag),*]),* }
+            }
+
+            /// COMMAND INFO first key, last key, step.
+            pub fn key_positions(self) -> (i64, i64, i64) {
+                match self { $(Command::$variant => ($first, $last, $step)),* }
+            }
+        }
+    };
+}
+
+commands! {
+    Ping => "ping", -1, ["fast"], 0, 0, 0;
+    Echo => "echo", 2, ["loading", "stale", "fast"], 0, 0, 0;
+    Hello => "hello", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0;
+    Auth => "auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0;
+    Select => "select", 2, ["loading", "stale", "fast"], 0, 0, 0;
+    Quit => "quit", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0;
+    Reset => "reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0;
+    Client => "client", -2, [], 0, 0, 0;
+    CommandInfo => "command", -1, ["loading", "stale"], 0, 0, 0;
+    Info => "info", -1, ["loading", "stale"], 0, 0, 0;
+    DbSize => "dbsize", 1, ["readonly", "fast"], 0, 0, 0;
+    FlushDb => "flushdb", -1, ["write"], 0, 0, 0;
+    FlushAll => "flushall", -1, ["write"], 0, 0, 0;
+    Time => "time", 1, ["loading", "stale", "fast"], 0, 0, 0;
+    Config => "config", -2, [], 0, 0, 0;
+    Delete => "del", -2, ["write"], 1, -1, 1;
+    Unlink => "unlink", -2, ["write", "fast"], 1, -1, 1;
+    Exists => "exists", -2, ["readonly", "fast"], 1, -1, 1;
+    Touch => "touch", -2, ["readonly", "fast"], 1, -1, 1;
+    Expire => "expire", -3, ["write", "fast"], 1, 1, 1;
+    PExpire => "pexpire", -3, ["write", "fast"], 1, 1, 1;
+    ExpireAt => "expireat", -3, ["write", "fast"], 1, 1, 1;
+    PExpireAt => "pexpireat", -3, ["write", "fast"], 1, 1, 1;
+    Ttl => "ttl", 2, ["readonly", "fast"], 1, 1, 1;
+    PTtl => "pttl", 2, ["readonly", "fast"], 1, 1, 1;
+    ExpireTime => "expiretime", 2, ["readonly", "fast"], 1, 1, 1;
+    PExpireTime => "pexpiretime", 2, ["readonly", "fast"], 1, 1, 1;
+    Persist => "persist", 2, ["write", "fast"], 1, 1, 1;
+    Type => "type", 2, ["readonly", "fast"], 1, 1, 1;
+    Keys => "keys", 2, ["readonly"], 0, 0, 0;
+    Scan => "scan", -2, ["readonly"], 0, 0, 0;
+    RandomKey => "randomkey", 1, ["readonly"], 0, 0, 0;
+    Rename => "rename", 3, ["write"], 1, 2, 1;
+    RenameNx => "renamenx", 3, ["write", "fast"], 1, 2, 1;
+    Copy => "copy", -3, ["write", "denyoom"], 1, 2, 1;
+    Get => "get", 2, ["readonly", "fast"], 1, 1, 1;
+    Set => "set", -3, ["write", "denyoom"], 1, 1, 1;
+    SetNx => "setnx", 3, ["write", "denyoom", "fast"], 1, 1, 1;
+    SetEx => "setex", 4, ["write", "denyoom"], 1, 1, 1;
+    PSetEx => "psetex", 4, ["write", "denyoom"], 1, 1, 1;
+    MultiGet => "mget", -2, ["readonly", "fast"], 1, -1, 1;
+    MultiSet => "mset", -3, ["write", "denyoom"], 1, -1, 2;
+    MultiSetNx => "msetnx", -3, ["write", "denyoom"], 1, -1, 2;
+    GetSet => "getset", 3, ["write", "denyoom", "fast"], 1, 1, 1;
+    GetDelete => "getdel", 2, ["write", "fast"], 1, 1, 1;
+    GetEx => "getex", -2, ["write", "fast"], 1, 1, 1;
+    Append => "append", 3, ["write", "denyoom", "fast"], 1, 1, 1;
+    StrLen => "strlen", 2, ["readonly", "fast"], 1, 1, 1;
+    Incr => "incr", 2, ["write", "denyoom", "fast"], 1, 1, 1;
+    Decr => "decr", 2, ["write", "denyoom", "fast"], 1, 1, 1;
+    IncrBy => "incrby", 3, ["write", "denyoom", "fast"], 1, 1, 1;
+    DecrBy => "decrby", 3, ["write", "denyoom", "fast"], 1, 1, 1;
+    IncrByFloat => "incrbyfloat", 3, ["write", "denyoom", "fast"], 1, 1, 1;
+    GetRange => "getrange", 4, ["readonly"], 1, 1, 1;
+    SetRange => "setrange", 4, ["write", "denyoom"], 1, 1, 1;
+    Substr => "substr", 4, ["readonly"], 1, 1, 1;
+}
+
+/// Subcommands of the container commands: (container, wire name, arity).
+pub const SUBCOMMANDS: &[(Command, &str, i32)] = &[
+    (Command::Client, "setname", 3),
+    (Command::Client, "getname", 2),
+    (Command::Client, "id", 2),
+    (Command::Client, "info", 2),
+    (Command::Client, "list", -2),
+    (Command::Client, "setinfo", 4),
+    (Command::Client, "no-evict", 3),
+    (Command::Client, "no-touch", 3),
+    (Command::Client, "reply", 3),
+    (Command::Client, "help", 2),
+    (Command::CommandInfo, "count", 2),
+    (Command::CommandInfo, "info", -2),
+    (Command::CommandInfo, "docs", -2),
+    (Command::CommandInfo, "list", -2),
+    (Command::CommandInfo, "help", 2),
+    (Command::Config, "get", -3),
+    (Command::Config, "set", -4),
+    (Command::Config, "resetstat", 2),
+    (Command::Config, "help", 2),
+];
+
+/// Lowercases `name` into `buf` if it fits (command names are short); None otherwise.
+fn lower<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b [u8]> {
+    let dst = buf.get_mut(..name.len())?;
+    for (d, s) in dst.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    Some(dst)
+}
+
+impl Command {
+    /// The command named `name` (any case).
+    pub fn lookup(name: &[u8]) -> Option<Command> {
+        let mut buf = [0u8; 32];
+        let name = lower(name, &mut buf)?;
+        Command::ALL
+            .iter()
+            .copied()
+            .find(|c| c.wire().as_bytes() == name)
+    }
+
+    /// True for commands that take a subcommand (CLIENT, COMMAND, CONFIG).
+    pub fn is_container(self) -> bool {
+        matches!(
+            self,
+            Command::Client | Command::CommandInfo | Command::Config
+        )
+    }
+
+    /// The subcommand's wire name and arity for `name` under this container.
+    pub fn subcommand(self, name: &[u8]) -> Option<(&'static str, i32)> {
+        let mut buf = [0u8; 32];
+        let name = lower(name, &mut buf)?;
+        SUBCOMMANDS
+            .iter()
+            .find(|(c, w, _)| *c == self && w.as_bytes() == name)
+            .map(|&(_, w, a)| (w, a))
+    }
+}
+
+/// True if `n` arguments satisfy `arity`.
+fn arity_ok(arity: i32, n: usize) -> bool {
+    if arity >= 0 {
+        n == arity as usize
+    } else {
+        n >= arity.unsigned_abs() as usize
+    }
+}
+
+/// Identifies the command in `args` (non-empty) and checks its arity (and its subcommand's),
+/// with redis-server's errors. Returns the command and, for containers, the subcommand name.
+pub fn parse(args: &Args<'_>) -> Result<(Command, Option<&'static str>), RespError> {
+    let name = args.get(0);
+    let Some(cmd) = Command::lookup(name) else {
+        return Err(unknown_command(args));
+    };
+    if cmd.is_container() && args.len() >= 2 {
+        let sub = args.get(1);
+        let Some((wire, arity)) = cmd.subcommand(sub) else {
+            return Err(RespError::UnknownSubcommand(
+                c_str(sub, 128),
+                container_upper(cmd),
+            ));
+        };
+        if !arity_ok(arity, args.len()) {
+            return Err(RespError::Owned(format!(
+                "ERR wrong number of arguments for '{}|{}' command",
+                cmd.wire(),
+                wire
+            )));
+        }
+        return Ok((cmd, Some(wire)));
+    }
+    if !arity_ok(cmd.arity(), args.len()) {
+        return Err(RespError::Arity(cmd.wire()));
+    }
+    Ok((cmd, None))
+}
+
+fn container_upper(cmd: Command) -> &'static str {
+    match cmd {
+        Command::Client => "CLIENT",
+        Command::CommandInfo => "COMMAND",
+        _ => "CONFIG",
+    }
+}
+
+/// A C string view as redis formats it with `%.Ns`: cut at the first NUL and at `max` bytes.
+fn c_str(s: &[u8], max: usize) -> String {
+    let end = s.iter().position(|&b| b == 0).unwrap_or(s.len()).min(max);
+    String::from_utf8_lossy(&s[..end]).into_owned()
+}
+
+/// redis 7.0's unknown-command error: the name (up to 128 bytes) and the first arguments, each
+/// quoted and followed by a space, while the list is under 128 bytes.
+pub fn unknown_command(args: &Args<'_>) -> RespError {
+    let mut list: Vec<u8> = Vec::new();
+    for arg in args.iter_from(1) {
+        if list.len() >= 128 {
+            break;
+        }
+        let room = 128 - list.len();
+        let end = arg.iter().position(|&b| b == 0).unwrap_or(arg.len());
+        list.push(b'\'');
+        list.extend_from_slice(&arg[..end.min(room)]);
+        list.extend_from_slice(b"' ");
+    }
+    RespError::UnknownCommand(format!(
+        "'{}', with args beginning with: {}",
+        c_str(args.get(0), 128),
+        String::from_utf8_lossy(&list)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_of(parts: &[&[u8]]) -> (Vec<u8>, Vec<(usize, usize)>) {
+        let mut buf = Vec::new();
+        let mut ranges = Vec::new();
+        for p in parts {
+            ranges.push((buf.len(), p.len()));
+            buf.extend_from_slice(p);
+        }
+        (buf, ranges)
+    }
+
+    fn parse_of(parts: &[&[u8]]) -> Result<(Command, Option<&'static str>), String> {
+        let (buf, ranges) = args_of(parts);
+        parse(&Args::new(&buf, &ranges)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        assert_eq!(Command::lookup(b"GeT"), Some(Command::Get));
+        assert_eq!(Command::lookup(b"incrbyfloat"), Some(Command::IncrByFloat));
+        assert_eq!(Command::lookup(b"nope"), None);
+        assert_eq!(Command::lookup(&[b'a'; 40]), None);
+        for c in Command::ALL {
+            assert_eq!(
+                Command::lookup(c.wire().to_uppercase().as_bytes()),
+                Some(*c)
+            );
+        }
+    }
+
+    #[test]
+    fn arity() {
+        assert_eq!(parse_of(&[b"get", b"k"]), Ok((Command::Get, None)));
+        assert_eq!(
+            parse_of(&[b"GET"]),
+            Err("ERR wrong number of arguments for 'get' command".into())
+        );
+        assert_eq!(
+            parse_of(&[b"get", b"a", b"b"]),
+            Err("ERR wrong number of arguments for 'get' command".into())
+        );
+        assert_eq!(
+            parse_of(&[b"set", b"k"]),
+            Err("ERR wrong number of arguments for 'set' command".into())
+        );
+        assert!(parse_of(&[b"set", b"k", b"v", b"EX", b"1"]).is_ok());
+        assert_eq!(parse_of(&[b"ping"]), Ok((Command::Ping, None)));
+        assert_eq!(
+            parse_of(&[b"client"]),
+            Err("ERR wrong number of arguments for 'client' command".into())
+        );
+        assert_eq!(
+            parse_of(&[b"CLIENT", b"SetName"]),
+            Err("ERR wrong number of arguments for 'client|setname' command".into())
+        );
+        assert_eq!(
+            parse_of(&[b"client", b"getname"]),
+            Ok((Command::Client, Some("getname")))
+        );
+        assert_eq!(
+            parse_of(&[b"config", b"bogus"]),
+            Err("ERR unknown subcommand 'bogus'. Try CONFIG HELP.".into())
+        );
+        assert_eq!(parse_of(&[b"command"]), Ok((Command::CommandInfo, None)));
+    }
+
+    #[test]
+    fn unknown_command_text() {
+        assert_eq!(
+            parse_of(&[b"foo", b"a", b"b"]),
+            Err("ERR unknown command 'foo', with args beginning with: 'a' 'b' ".into())
+        );
+        assert_eq!(
+            parse_of(&[b"foo"]),
+            Err("ERR unknown command 'foo', with args beginning with: ".into())
+        );
+        let long = [b'x'; 200];
+        let got = parse_of(&[b"foo", &long, b"b"]).expect_err("unknown");
+        assert_eq!(
+            got,
+            format!(
+                "ERR unknown command 'foo', with args beginning with: '{}' ",
+                "x".repeat(128)
+            )
+        );
+    }
+}

@@ -1,0 +1,928 @@
+//! RESP framing: decoding requests (multibulk and inline) from the read buffer, encoding
+//! replies (RESP2 and RESP3) into the write buffer, and a general [`Frame`] decoder for replies
+//! (used by tests and tools that need to split a reply stream).
+//!
+//! Owns: the request grammar as redis-server 7.0 (`networking.c`) accepts it, its limits and
+//! its fatal errors ([`ProtoError`], sent as `-ERR Protocol error: ...` before the close), and
+//! every reply byte (`encode_*`, [`RespError`]'s text).
+//! Must not touch: commands, the store, the topology.
+//!
+//! Invariants:
+//! - Zero copy: a decoded request is a list of `(start, len)` ranges into the caller's input
+//!   buffer, kept in a `Vec` the [`Decoder`] reuses, so steady-state decoding allocates nothing.
+//!   Inline commands (telnet style, with `"..."`/`'...'` quoting as in `sdssplitargs`) are
+//!   unescaped into a reusable scratch buffer instead.
+//! - Incomplete input gives `Ok(None)` and consumes nothing; the decoder remembers how far it
+//!   got so a large multibulk arriving in pieces is scanned once.
+//! - Bounded: a count line or inline line may grow to 64 KiB without a newline (redis's
+//!   `PROTO_INLINE_MAX_SIZE`), a bulk string to `max_request_size` (our `proto-max-bulk-len`),
+//!   a whole request to `max_request_size`. Past that framing is lost: error, then close.
+//! - Like redis, a count line ends at the first `\r` and the two bytes after a bulk are skipped
+//!   unchecked; `*0` and `*-1` are empty requests (no reply).
+
+use std::fmt::Write as _;
+
+use bytes::{BufMut, BytesMut};
+
+use crate::config::Limits;
+
+/// Longest inline command or count line without a newline (redis `PROTO_INLINE_MAX_SIZE`).
+pub const INLINE_MAX: usize = 64 * 1024;
+/// Largest multibulk count redis accepts (`INT_MAX`).
+const MULTIBULK_MAX: i64 = i32::MAX as i64;
+
+/// Framing is lost: answered with `-ERR Protocol error: <text>`, then the connection closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProtoError {
+    /// A `*` line longer than 64 KiB without `\r`.
+    #[error("too big mbulk count string")]
+    TooBigMbulkCount,
+    /// The `*` count is not a number or above `INT_MAX`.
+    #[error("invalid multibulk length")]
+    InvalidMultibulkLength,
+    /// A multibulk element does not start with `$`.
+    #[error("expected '$', got '{}'", char::from(*.0))]
+    ExpectedBulk(u8),
+    /// A `$` line longer than 64 KiB without `\r`.
+    #[error("too big bulk count string")]
+    TooBigBulkCount,
+    /// The `$` length is not a number, negative, or above the bulk limit.
+    #[error("invalid bulk length")]
+    InvalidBulkLength,
+    /// An inline command longer than 64 KiB without a newline.
+    #[error("too big inline request")]
+    TooBigInline,
+    /// An inline command with an unterminated or badly closed quote.
+    #[error("unbalanced quotes in request")]
+    UnbalancedQuotes,
+    /// The whole request is larger than `max_request_size`.
+    #[error("request larger than max_request_size")]
+    RequestTooLarge,
+}
+
+/// A decoded request's arguments: byte ranges into one buffer.
+#[derive(Clone, Copy)]
+pub struct Args<'a> {
+    buf: &'a [u8],
+    ranges: &'a [(usize, usize)],
+}
+
+impl<'a> Args<'a> {
+    /// Arguments over `buf` (used by tests and the decoder).
+    pub fn new(buf: &'a [u8], ranges: &'a [(usize, usize)]) -> Args<'a> {
+        Args { buf, ranges }
+    }
+
+    /// Number of arguments, the command name included.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// True if there are no arguments.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Argument `i` (0 is the command name). Panics past `len()`: callers check arity first.
+    #[inline]
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        let (start, len) = self.ranges[i];
+        &self.buf[start..start + len]
+    }
+
+    /// Arguments `from..` in order.
+    pub fn iter_from(&self, from: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let (buf, ranges) = (self.buf, self.ranges);
+        ranges
+            .get(from..)
+            .unwrap_or(&[])
+            .iter()
+            .map(move |&(s, l)| &buf[s..s + l])
+    }
+}
+
+/// Per-connection request decoder state.
+#[derive(Default)]
+pub struct Decoder {
+    /// Argument ranges of the current request (into the input, or `scratch` when inline).
+    ranges: Vec<(usize, usize)>,
+    /// Unescaped inline arguments.
+    scratch: Vec<u8>,
+    /// True when `ranges` point into `scratch`.
+    inline: bool,
+    /// Multibulk in progress: elements announced (0 = none in progress).
+    want: usize,
+    /// Multibulk in progress: input position of the next element.
+    pos: usize,
+}
+
+impl Decoder {
+    /// A decoder for a new connection.
+    pub fn new() -> Decoder {
+        Decoder::default()
+    }
+
+    /// Decodes the request at the start of `input`. `Ok(Some(n))`: a request of `n` bytes is
+    /// complete and its arguments are in [`Decoder::args`] (possibly none: skip it);
+    /// `Ok(None)`: more bytes are needed (nothing is consumed).
+    pub fn decode(&mut self, input: &[u8], limits: &Limits) -> Result<Option<usize>, ProtoError> {
+        if self.want == 0 {
+            self.ranges.clear();
+            self.inline = false;
+            match input.first() {
+                None => return Ok(None),
+                Some(b'*') => {}
+                Some(_) => return self.decode_inline(input),
+            }
+            let Some((count, next)) = count_line(input, 0)? else {
+                if input.len() > INLINE_MAX {
+                    return Err(ProtoError::TooBigMbulkCount);
+                }
+                return Ok(None);
+            };
+            if count > MULTIBULK_MAX {
+                return Err(ProtoError::InvalidMultibulkLength);
+            }
+            if count <= 0 {
+                return Ok(Some(next));
+            }
+            self.want = count as usize;
+            self.pos = next;
+        }
+        let bulk_max = limits.max_request_size;
+        while self.ranges.len() < self.want {
+            let at = self.pos;
+            let Some(&first) = input.get(at) else {
+                return Ok(None);
+            };
+            if first != b'$' {
+                self.want = 0;
+                return Err(ProtoError::ExpectedBulk(first));
+            }
+            let Some((len, data)) = count_line(input, at).inspect_err(|_| self.want = 0)? else {
+                if input.len() - at > INLINE_MAX {
+                    self.want = 0;
+                    return Err(ProtoError::TooBigBulkCount);
+                }
+                return Ok(None);
+            };
+            if len < 0 || len as u64 > bulk_max {
+                self.want = 0;
+                return Err(ProtoError::InvalidBulkLength);
+            }
+            let len = len as usize;
+            let end = data + len + 2;
+            if end as u64 > limits.max_request_size.saturating_add(INLINE_MAX as u64) {
+                self.want = 0;
+                return Err(ProtoError::RequestTooLarge);
+            }
+            if input.len() < end {
+                return Ok(None);
+            }
+            self.ranges.push((data, len));
+            self.pos = end;
+        }
+        self.want = 0;
+        Ok(Some(self.pos))
+    }
+
+    /// The arguments of the request `decode` just completed, over the same `input`.
+    pub fn args<'a>(&'a self, input: &'a [u8]) -> Args<'a> {
+        let buf = if self.inline { &self.scratch } else { input };
+        Args {
+            buf,
+            ranges: &self.ranges,
+        }
+    }
+
+    fn decode_inline(&mut self, input: &[u8]) -> Result<Option<usize>, ProtoError> {
+        let Some(nl) = input.iter().position(|&b| b == b'\n') else {
+            if input.len() > INLINE_MAX {
+                return Err(ProtoError::TooBigInline);
+            }
+            return Ok(None);
+        };
+        let mut line = &input[..nl];
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        self.inline = true;
+        self.scratch.clear();
+        if !split_args(line, &mut self.scratch, &mut self.ranges) {
+            return Err(ProtoError::UnbalancedQuotes);
+        }
+        Ok(Some(nl + 1))
+    }
+}
+
+/// Parses a `*N\r` / `$N\r` line at `at`: (number, position after `\r` and one more byte).
+/// `Ok(None)` if the `\r` or the byte after it has not arrived.
+fn count_line(input: &[u8], at: usize) -> Result<Option<(i64, usize)>, ProtoError> {
+    let rest = &input[at..];
+    let Some(cr) = rest.iter().position(|&b| b == b'\r') else {
+        return Ok(None);
+    };
+    if cr + 2 > rest.len() {
+        return Ok(None);
+    }
+    let n = parse_i64(&rest[1..cr]).ok_or(if rest[0] == b'*' {
+        ProtoError::InvalidMultibulkLength
+    } else {
+        ProtoError::InvalidBulkLength
+    })?;
+    Ok(Some((n, at + cr + 2)))
+}
+
+/// redis `string2ll`: optional `-`, digits, no leading zeros (except "0"), no spaces, no `+`,
+/// within `i64`.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 19 || (digits[0] == b'0' && (s.len() > 1)) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(d - b'0');
+    }
+    if neg {
+        if v > 1 << 63 {
+            return None;
+        }
+        Some((v as i64).wrapping_neg())
+    } else {
+        i64::try_from(v).ok()
+    }
+}
+
+/// redis `sdssplitargs`: splits `line` on whitespace with `"..."` (C escapes, `\xHH`) and
+/// `'...'` (`\'`) quoting into `scratch`, pushing each argument's range. False on unbalanced
+/// quotes (or a closing quote not followed by a space).
+fn split_args(line: &[u8], scratch: &mut Vec<u8>, ranges: &mut Vec<(usize, usize)>) -> bool {
+    let is_space = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c);
+    let mut p = 0;
+    loop {
+        while p < line.len() && is_space(line[p]) {
+            p += 1;
+        }
+        if p >= line.len() {
+            return true;
+        }
+        let start = scratch.len();
+        let (mut in_dq, mut in_sq) = (false, false);
+        loop {
+            let c = line.get(p).copied();
+            if in_dq {
+                match c {
+                    None => return false,
+                    Some(b'\\')
+                        if line.len() > p + 3
+                            && line[p + 1] == b'x'
+                            && line[p + 2].is_ascii_hexdigit()
+                            && line[p + 3].is_ascii_hexdigit() =>
+                    {
+                        let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+                        scratch.push(hex(line[p + 2]) * 16 + hex(line[p + 3]));
+                        p += 3;
+                    }
+                    Some(b'\\') if p + 1 < line.len() => {
+                        p += 1;
+                        scratch.push(match line[p] {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            other => other,
+                        });
+                    }
+                    Some(b'"') => {
+                        if line.get(p + 1).is_some_and(|&b| !is_space(b)) {
+                            return false;
+                        }
+                        p += 1;
+                        break;
+                    }
+                    Some(other) => scratch.push(other),
+                }
+            } else if in_sq {
+                match c {
+                    None => return false,
+                    Some(b'\\') if line.get(p + 1) == Some(&b'\'') => {
+                        p += 1;
+                        scratch.push(b'\'');
+                    }
+                    Some(b'\'') => {
+                        if line.get(p + 1).is_some_and(|&b| !is_space(b)) {
+                            return false;
+                        }
+                        p += 1;
+                        break;
+                    }
+                    Some(other) => scratch.push(other),
+                }
+            } else {
+                match c {
+                    None => break,
+                    Some(b) if is_space(b) => break,
+                    Some(b'"') => in_dq = true,
+                    Some(b'\'') => in_sq = true,
+                    Some(other) => scratch.push(other),
+                }
+            }
+            p += 1;
+        }
+        ranges.push((start, scratch.len() - start));
+    }
+}
+
+/// Protocol version of a connection (`HELLO 2|3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Version {
+    /// RESP2 (the default).
+    #[default]
+    Resp2,
+    /// RESP3.
+    Resp3,
+}
+
+/// Writes `+text\r\n`.
+#[inline]
+pub fn encode_simple(out: &mut BytesMut, text: &[u8]) {
+    out.reserve(text.len() + 3);
+    out.put_u8(b'+');
+    out.put_slice(text);
+    out.put_slice(b"\r\n");
+}
+
+/// Writes `+OK\r\n`.
+#[inline]
+pub fn encode_ok(out: &mut BytesMut) {
+    out.put_slice(b"+OK\r\n");
+}
+
+/// Writes `<prefix><n>\r\n`.
+#[inline]
+fn encode_len(out: &mut BytesMut, prefix: u8, n: i64) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(n).as_bytes();
+    out.reserve(digits.len() + 3);
+    out.put_u8(prefix);
+    out.put_slice(digits);
+    out.put_slice(b"\r\n");
+}
+
+/// Writes `:n\r\n`.
+#[inline]
+pub fn encode_int(out: &mut BytesMut, n: i64) {
+    encode_len(out, b':', n);
+}
+
+/// Writes a bulk string.
+#[inline]
+pub fn encode_bulk(out: &mut BytesMut, data: &[u8]) {
+    encode_len(out, b'$', data.len() as i64);
+    out.reserve(data.len() + 2);
+    out.put_slice(data);
+    out.put_slice(b"\r\n");
+}
+
+/// Writes the null reply (RESP2 `$-1`, RESP3 `_`).
+#[inline]
+pub fn encode_null(out: &mut BytesMut, v: Version) {
+    out.put_slice(match v {
+        Version::Resp2 => b"$-1\r\n".as_slice(),
+        Version::Resp3 => b"_\r\n",
+    });
+}
+
+/// Writes the null array (RESP2 `*-1`, RESP3 `_`).
+#[inline]
+pub fn encode_null_array(out: &mut BytesMut, v: Version) {
+    out.put_slice(match v {
+        Version::Resp2 => b"*-1\r\n".as_slice(),
+        Version::Resp3 => b"_\r\n",
+    });
+}
+
+/// Writes an array header of `n` elements.
+#[inline]
+pub fn encode_array(out: &mut BytesMut, n: usize) {
+    encode_len(out, b'*', n as i64);
+}
+
+/// Writes a map header of `n` pairs (RESP2: a flat array of `2n`).
+#[inline]
+pub fn encode_map(out: &mut BytesMut, n: usize, v: Version) {
+    match v {
+        Version::Resp2 => encode_len(out, b'*', 2 * n as i64),
+        Version::Resp3 => encode_len(out, b'%', n as i64),
+    }
+}
+
+/// Writes a set header of `n` elements (RESP2: an array).
+#[inline]
+pub fn encode_set(out: &mut BytesMut, n: usize, v: Version) {
+    match v {
+        Version::Resp2 => encode_len(out, b'*', n as i64),
+        Version::Resp3 => encode_len(out, b'~', n as i64),
+    }
+}
+
+/// Writes a boolean (RESP2: `:1`/`:0`).
+#[inline]
+pub fn encode_bool(out: &mut BytesMut, b: bool, v: Version) {
+    out.put_slice(match (v, b) {
+        (Version::Resp2, true) => b":1\r\n".as_slice(),
+        (Version::Resp2, false) => b":0\r\n",
+        (Version::Resp3, true) => b"#t\r\n",
+        (Version::Resp3, false) => b"#f\r\n",
+    });
+}
+
+/// Writes an already formatted double (RESP3 `,text`; RESP2 a bulk string).
+pub fn encode_double(out: &mut BytesMut, text: &[u8], v: Version) {
+    match v {
+        Version::Resp2 => encode_bulk(out, text),
+        Version::Resp3 => {
+            out.put_u8(b',');
+            out.put_slice(text);
+            out.put_slice(b"\r\n");
+        }
+    }
+}
+
+/// Writes a verbatim text (RESP3 `=len\r\ntxt:...`; RESP2 a bulk string), as INFO replies.
+pub fn encode_verbatim(out: &mut BytesMut, text: &[u8], v: Version) {
+    match v {
+        Version::Resp2 => encode_bulk(out, text),
+        Version::Resp3 => {
+            encode_len(out, b'=', text.len() as i64 + 4);
+            out.put_slice(b"txt:");
+            out.put_slice(text);
+            out.put_slice(b"\r\n");
+        }
+    }
+}
+
+/// The fatal reply for lost framing.
+pub fn encode_proto_error(out: &mut BytesMut, e: ProtoError) {
+    let mut text = String::with_capacity(64);
+    let _ = write!(text, "-ERR Protocol error: {e}\r\n");
+    out.put_slice(text.as_bytes());
+}
+
+/// A command error reply. `Display` is the text after `-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RespError {
+    /// `ERR syntax error`
+    Syntax,
+    /// `ERR value is not an integer or out of range`
+    NotInteger,
+    /// `ERR value is not a valid float`
+    NotFloat,
+    /// `WRONGTYPE Operation against a key holding the wrong kind of value`
+    WrongType,
+    /// `ERR increment or decrement would overflow`
+    Overflow,
+    /// `ERR decrement would overflow` (DECRBY of `i64::MIN`)
+    DecrementOverflow,
+    /// `ERR increment would produce NaN or Infinity`
+    NanOrInfinity,
+    /// `ERR invalid expire time in '<cmd>' command`
+    InvalidExpire(&'static str),
+    /// `ERR no such key`
+    NoSuchKey,
+    /// `ERR offset is out of range`
+    OffsetOutOfRange,
+    /// `ERR string exceeds maximum allowed size (proto-max-bulk-len)`
+    StringTooLong,
+    /// `OOM command not allowed when used memory > 'maxmemory'.`
+    OutOfMemory,
+    /// `ERR wrong number of arguments for '<cmd>' command`
+    Arity(&'static str),
+    /// `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' `
+    UnknownCommand(String),
+    /// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`
+    UnknownSubcommand(String, &'static str),
+    /// `ERR invalid cursor`
+    InvalidCursor,
+    /// `ERR DB index is out of range`
+    DbOutOfRange,
+    /// `ERR source and destination objects are the same`
+    SameObject,
+    /// `ERR timeout is not an integer or out of range` and other fixed texts.
+    Text(&'static str),
+    /// Any other text (already prefixed with its code, e.g. `ERR ...` or `NOPROTO ...`).
+    Owned(String),
+}
+
+impl std::fmt::Display for RespError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RespError::Syntax => f.write_str("ERR syntax error"),
+            RespError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
+            RespError::NotFloat => f.write_str("ERR value is not a valid float"),
+            RespError::WrongType => {
+                f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value")
+            }
+            RespError::Overflow => f.write_str("ERR increment or decrement would overflow"),
+            RespError::DecrementOverflow => f.write_str("ERR decrement would overflow"),
+            RespError::NanOrInfinity => f.write_str("ERR increment would produce NaN or Infinity"),
+            RespError::InvalidExpire(cmd) => {
+                write!(f, "ERR invalid expire time in '{cmd}' command")
+            }
+            RespError::NoSuchKey => f.write_str("ERR no such key"),
+            RespError::OffsetOutOfRange => f.write_str("ERR offset is out of range"),
+            RespError::StringTooLong => {
+                f.write_str("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+            }
+            RespError::OutOfMemory => {
+                f.write_str("OOM command not allowed when used memory > 'maxmemory'.")
+            }
+            RespError::Arity(cmd) => write!(f, "ERR wrong number of arguments for '{cmd}' command"),
+            RespError::UnknownCommand(rest) => write!(f, "ERR unknown command {rest}"),
+            RespError::UnknownSubcommand(sub, cmd) => {
+                write!(f, "ERR unknown subcommand '{sub}'. Try {cmd} HELP.")
+            }
+            RespError::InvalidCursor => f.write_str("ERR invalid cursor"),
+            RespError::DbOutOfRange => f.write_str("ERR DB index is out of range"),
+            RespError::SameObject => f.write_str("ERR source and destination objects are the same"),
+            RespError::Text(t) => f.write_str(t),
+            RespError::Owned(t) => f.write_str(t),
+        }
+    }
+}
+
+/// Writes an error reply. Like redis, `\r` and `\n` inside the text become spaces.
+pub fn encode_error(out: &mut BytesMut, e: &RespError) {
+    match e {
+        RespError::Syntax => out.put_slice(b"-ERR syntax error\r\n"),
+        RespError::NotInteger => {
+            out.put_slice(b"-ERR value is not an integer or out of range\r\n");
+        }
+        RespError::WrongType => {
+            out.put_slice(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n")
+        }
+        _ => {
+            let text = e.to_string();
+            out.reserve(text.len() + 3);
+            out.put_u8(b'-');
+            for b in text.bytes() {
+                out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+            }
+            out.put_slice(b"\r\n");
+        }
+    }
+}
+
+/// A RESP2/RESP3 value, as a client sees replies. Used to split and inspect reply streams.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// `+text`
+    Simple(Vec<u8>),
+    /// `-text`
+    Error(Vec<u8>),
+    /// `:n`
+    Integer(i64),
+    /// `$n` bulk string
+    Bulk(Vec<u8>),
+    /// `$-1`, `*-1` or `_`
+    Null,
+    /// `*n`
+    Array(Vec<Frame>),
+    /// `%n`
+    Map(Vec<(Frame, Frame)>),
+    /// `~n`
+    Set(Vec<Frame>),
+    /// `>n`
+    Push(Vec<Frame>),
+    /// `,text` (kept as text: redis formats doubles itself)
+    Double(Vec<u8>),
+    /// `#t` / `#f`
+    Boolean(bool),
+    /// `(digits`
+    BigNumber(Vec<u8>),
+    /// `=n` verbatim string: (format, text)
+    Verbatim(Vec<u8>, Vec<u8>),
+}
+
+/// Why a reply stream could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed RESP frame at byte {0}")]
+pub struct FrameError(pub usize);
+
+impl Frame {
+    /// Decodes one frame from the start of `buf`: `Ok(Some((frame, bytes used)))`, or
+    /// `Ok(None)` if incomplete.
+    pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> {
+        decode_frame(buf, 0, 0)
+    }
+
+    /// Encodes the frame (RESP3 types as RESP3).
+    pub fn encode(&self, out: &mut BytesMut) {
+        match self {
+            Frame::Simple(s) => encode_simple(out, s),
+            Frame::Error(s) => {
+                out.put_u8(b'-');
+                out.put_slice(s);
+                out.put_slice(b"\r\n");
+            }
+            Frame::Integer(n) => encode_int(out, *n),
+            Frame::Bulk(b) => encode_bulk(out, b),
+            Frame::Null => out.put_slice(b"_\r\n"),
+            Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
+                let prefix = match self {
+                    Frame::Array(_) => b'*',
+                    Frame::Set(_) => b'~',
+                    _ => b'>',
+                };
+                encode_len(out, prefix, items.len() as i64);
+                for item in items {
+                    item.encode(out);
+                }
+            }
+            Frame::Map(pairs) => {
+                encode_len(out, b'%', pairs.len() as i64);
+                for (k, v) in pairs {
+                    k.encode(out);
+                    v.encode(out);
+                }
+            }
+            Frame::Double(t) => encode_double(out, t, Version::Resp3),
+            Frame::Boolean(b) => encode_bool(out, *b, Version::Resp3),
+            Frame::BigNumber(d) => {
+                out.put_u8(b'(');
+                out.put_slice(d);
+                out.put_slice(b"\r\n");
+            }
+            Frame::Verbatim(fmt, text) => {
+                encode_len(out, b'=', (fmt.len() + 1 + text.len()) as i64);
+                out.put_slice(fmt);
+                out.put_u8(b':');
+                out.put_slice(text);
+                out.put_slice(b"\r\n");
+            }
+        }
+    }
+}
+
+const FRAME_DEPTH_MAX: usize = 64;
+
+fn decode_frame(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Frame, usize)>, FrameError> {
+    if depth > FRAME_DEPTH_MAX {
+        return Err(FrameError(at));
+    }
+    let Some(&kind) = buf.get(at) else {
+        return Ok(None);
+    };
+    let Some(cr) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let line = &buf[at + 1..at + cr];
+    let next = at + cr + 2;
+    let number = || parse_i64(line).ok_or(FrameError(at));
+    let done = |f: Frame, n: usize| Ok(Some((f, n)));
+    match kind {
+        b'+' => done(Frame::Simple(line.to_vec()), next),
+        b'-' => done(Frame::Error(line.to_vec()), next),
+        b':' => done(Frame::Integer(number()?), next),
+        b',' => done(Frame::Double(line.to_vec()), next),
+        b'(' => done(Frame::BigNumber(line.to_vec()), next),
+        b'_' => done(Frame::Null, next),
+        b'#' => match line {
+            b"t" => done(Frame::Boolean(true), next),
+            b"f" => done(Frame::Boolean(false), next),
+            _ => Err(FrameError(at)),
+        },
+        b'$' | b'=' | b'!' => {
+            let n = number()?;
+            if n < 0 {
+                return done(Frame::Null, next);
+            }
+            let end = next + n as usize;
+            if buf.len() < end + 2 {
+                return Ok(None);
+            }
+            if &buf[end..end + 2] != b"\r\n" {
+                return Err(FrameError(end));
+            }
+            let data = buf[next..end].to_vec();
+            match kind {
+                b'$' => done(Frame::Bulk(data), end + 2),
+                b'!' => done(Frame::Error(data), end + 2),
+                _ => {
+                    if data.len() < 4 || data[3] != b':' {
+                        return Err(FrameError(at));
+                    }
+                    done(
+                        Frame::Verbatim(data[..3].to_vec(), data[4..].to_vec()),
+                        end + 2,
+                    )
+                }
+            }
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n = number()?;
+            if n < 0 {
+                return done(Frame::Null, next);
+            }
+            let count = if kind == b'%' || kind == b'|' {
+                2 * n as usize
+            } else {
+                n as usize
+            };
+            let mut items = Vec::with_capacity(count.min(1024));
+            let mut pos = next;
+            for _ in 0..count {
+                let Some((item, p)) = decode_frame(buf, pos, depth + 1)? else {
+                    return Ok(None);
+                };
+                items.push(item);
+                pos = p;
+            }
+            let frame = match kind {
+                b'*' => Frame::Array(items),
+                b'~' => Frame::Set(items),
+                b'>' => Frame::Push(items),
+                b'%' => {
+                    let mut pairs = Vec::with_capacity(items.len() / 2);
+                    let mut it = items.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        pairs.push((k, v));
+                    }
+                    Frame::Map(pairs)
+                }
+                // An attribute precedes the real reply: skip it.
+                _ => return decode_frame(buf, pos, depth + 1),
+            };
+            done(frame, pos)
+        }
+        _ => Err(FrameError(at)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, ProtoError> {
+        let mut d = Decoder::new();
+        let limits = Limits::default();
+        let mut pos = 0;
+        let mut out = Vec::new();
+        while let Some(n) = d.decode(&input[pos..], &limits)? {
+            let args = d.args(&input[pos..]);
+            if !args.is_empty() {
+                out.push(args.iter_from(0).map(<[u8]>::to_vec).collect());
+            }
+            pos += n;
+        }
+        assert_eq!(pos, input.len(), "left over");
+        Ok(out)
+    }
+
+    fn strs(v: &[&str]) -> Vec<Vec<u8>> {
+        v.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn multibulk_and_inline() {
+        let got = decode_all(
+            b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*0\r\n*-1\r\nPING\r\n\r\n  set a \"b c\\x41\\n\" 'd\\'e'\nx\r\n*1\r\n$0\r\n\r\n",
+        )
+        .expect("decodes");
+        assert_eq!(
+            got,
+            vec![
+                strs(&["GET", "k"]),
+                strs(&["PING"]),
+                strs(&["set", "a", "b cA\n", "d'e"]),
+                strs(&["x"]),
+                strs(&[""]),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_prefix_is_incomplete() {
+        let req: &[u8] = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$10\r\n0123456789\r\n";
+        let limits = Limits::default();
+        for cut in 0..req.len() {
+            let mut d = Decoder::new();
+            assert_eq!(d.decode(&req[..cut], &limits), Ok(None), "cut {cut}");
+            // Resuming with the whole request gives the same result as decoding it at once.
+            assert_eq!(d.decode(req, &limits), Ok(Some(req.len())), "cut {cut}");
+            let args = d.args(req);
+            assert_eq!(args.len(), 3);
+            assert_eq!(args.get(2), b"0123456789");
+        }
+        let inline: &[u8] = b"SET k \"v\"\r\n";
+        for cut in 0..inline.len() {
+            let mut d = Decoder::new();
+            let r = d.decode(&inline[..cut], &limits);
+            // "SET k \"v\"\r" without its \n is still incomplete.
+            assert_eq!(r, Ok(None), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn framing_errors() {
+        let limits = Limits {
+            max_request_size: 100,
+            ..Limits::default()
+        };
+        let cases: &[(&[u8], ProtoError)] = &[
+            (b"*x\r\n", ProtoError::InvalidMultibulkLength),
+            (b"*2147483648\r\n", ProtoError::InvalidMultibulkLength),
+            (b"*1\r\n:1\r\n", ProtoError::ExpectedBulk(b':')),
+            (b"*1\r\n$-1\r\n", ProtoError::InvalidBulkLength),
+            (b"*1\r\n$101\r\n", ProtoError::InvalidBulkLength),
+            (b"*1\r\n$1x\r\n", ProtoError::InvalidBulkLength),
+            (b"set \"a\"b\r\n", ProtoError::UnbalancedQuotes),
+            (b"set \"a\r\n", ProtoError::UnbalancedQuotes),
+        ];
+        for (input, want) in cases {
+            let mut d = Decoder::new();
+            assert_eq!(d.decode(input, &limits), Err(*want), "{input:?}");
+        }
+        let long = vec![b'a'; INLINE_MAX + 1];
+        assert_eq!(
+            Decoder::new().decode(&long, &limits),
+            Err(ProtoError::TooBigInline)
+        );
+        let mut star = vec![b'*'; 1];
+        star.extend(std::iter::repeat_n(b'1', INLINE_MAX + 1));
+        assert_eq!(
+            Decoder::new().decode(&star, &limits),
+            Err(ProtoError::TooBigMbulkCount)
+        );
+        let mut out = BytesMut::new();
+        encode_proto_error(&mut out, ProtoError::ExpectedBulk(b':'));
+        assert_eq!(&out[..], b"-ERR Protocol error: expected '$', got ':'\r\n");
+    }
+
+    #[test]
+    fn string2ll() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-0"), None);
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_i64(b"01"), None);
+        assert_eq!(parse_i64(b"+1"), None);
+        assert_eq!(parse_i64(b" 1"), None);
+        assert_eq!(parse_i64(b""), None);
+        assert_eq!(parse_i64(b"-"), None);
+    }
+
+    #[test]
+    fn reply_golden_bytes() {
+        let mut out = BytesMut::new();
+        encode_ok(&mut out);
+        encode_int(&mut out, -5);
+        encode_bulk(&mut out, b"hi");
+        encode_null(&mut out, Version::Resp2);
+        encode_null(&mut out, Version::Resp3);
+        encode_null_array(&mut out, Version::Resp2);
+        encode_map(&mut out, 2, Version::Resp2);
+        encode_map(&mut out, 2, Version::Resp3);
+        encode_set(&mut out, 1, Version::Resp3);
+        encode_bool(&mut out, true, Version::Resp3);
+        encode_bool(&mut out, false, Version::Resp2);
+        encode_double(&mut out, b"1.5", Version::Resp3);
+        encode_double(&mut out, b"1.5", Version::Resp2);
+        encode_verbatim(&mut out, b"a", Version::Resp3);
+        encode_error(&mut out, &RespError::Arity("get"));
+        encode_error(&mut out, &RespError::Owned("ERR a\r\nb".into()));
+        assert_eq!(
+            &out[..],
+            &b"+OK\r\n:-5\r\n$2\r\nhi\r\n$-1\r\n_\r\n*-1\r\n*4\r\n%2\r\n~1\r\n#t\r\n:0\r\n,1.5\r\n$3\r\n1.5\r\n=5\r\ntxt:a\r\n-ERR wrong number of arguments for 'get' command\r\n-ERR a  b\r\n"[..]
+        );
+    }
+
+    #[test]
+    fn frames_roundtrip_and_prefixes_are_incomplete() {
+        let frame = Frame::Array(vec![
+            Frame::Bulk(b"a\r\nb".to_vec()),
+            Frame::Map(vec![(Frame::Simple(b"k".to_vec()), Frame::Integer(3))]),
+            Frame::Set(vec![Frame::Double(b"1.5".to_vec()), Frame::Boolean(false)]),
+            Frame::Null,
+            Frame::Verbatim(b"txt".to_vec(), b"x".to_vec()),
+            Frame::Error(b"ERR e".to_vec()),
+        ]);
+        let mut out = BytesMut::new();
+        frame.encode(&mut out);
+        assert_eq!(Frame::decode(&out), Ok(Some((frame, out.len()))));
+        for cut in 0..out.len() {
+            assert_eq!(Frame::decode(&out[..cut]), Ok(None), "cut {cut}");
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The Redis protocol: RESP2 and RESP3 (`HELLO 3`), multibulk and inline requests, and the
+//! connection, server, keyspace and string commands with redis-server 7.0's replies.
+//!
+//! ```text
+//! input bytes ─ frame::Decoder::decode ─▶ Args (ranges into the input) ─ command::parse ─▶ Command
+//!                                                  └─ handler::handle ─▶ Topology::entry ─▶ Node
+//!                                                          └─ frame::encode_* ─▶ out bytes
+//! ```
+//!
+//! Owns: the per-connection [`RespSession`] and the stages `frame` (framing, reply bytes),
+//! `command` (names, arity), `handler` (semantics) and `float` (INCRBYFLOAT's long doubles).
+//! Must not touch: sockets, the read/write loop, connection counting, store internals.
+//!
+//! Invariants:
+//! - `process` handles every complete request in `input` in order, appending every reply to
+//!   `out`; a request is consumed only after it was handled (its arguments are slices of
+//!   `input`, so nothing is copied).
+//! - Framing errors reply `-ERR Protocol error: ...` and close ([`Flow::Close`]), like
+//!   redis-server; QUIT replies `+OK` and closes; bytes after either are ignored.
+//! - Commands are counted into `Stats::commands_processed` once per batch, not per request.
+
+mod command;
+pub mod float;
+pub mod frame;
+pub mod handler;
+
+pub use command::Command;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+
+use crate::proto::{Flow, OUT_HIGH_WATER, Session};
+use crate::server::{Shared, Stats};
+use handler::{Conn, Ctx};
+
+/// One Redis connection's protocol state.
+pub struct RespSession {
+    shared: Arc<Shared>,
+    decoder: frame::Decoder,
+    conn: Conn,
+}
+
+impl RespSession {
+    /// A session for a new connection from `peer` to `local` (shown by CLIENT INFO/LIST).
+    pub fn new(shared: Arc<Shared>, peer: Option<SocketAddr>, local: Option<SocketAddr>) -> Self {
+        let now = shared.clock.now_ms();
+        RespSession {
+            shared,
+            decoder: frame::Decoder::new(),
+            conn: Conn::new(peer, local, now),
+        }
+    }
+
+    fn run(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
+        let limits = self.shared.limits.load();
+        loop {
+            if out.len() >= OUT_HIGH_WATER && !input.is_empty() {
+                return Flow::Pause;
+            }
+            match self.decoder.decode(input, &limits) {
+                Ok(Some(n)) => {
+                    let args = self.decoder.args(input);
+                    let flow = if args.is_empty() {
+                        Flow::Continue
+                    } else {
+                        let mut cx = Ctx {
+                            shared: &self.shared,
+                            limits: &limits,
+                            conn: &mut self.conn,
+                        };
+                        handler::handle(&args, &mut cx, out)
+                    };
+                    input.advance(n);
+                    if flow == Flow::Close {
+                        return Flow::Close;
+                    }
+                }
+                Ok(None) => return Flow::Continue,
+                Err(e) => {
+                    frame::encode_proto_error(out, e);
+                    return Flow::Close;
+                }
+            }
+        }
+    }
+}
+
+impl Session for RespSession {
+    fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
+        let flow = self.run(input, out);
+        if self.conn.commands > 0 {
+            Stats::add(&self.shared.stats.commands_processed, self.conn.commands);
+            self.conn.commands = 0;
+        }
+        flow
+    }
+}

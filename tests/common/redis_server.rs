@@ -1,0 +1,69 @@
+//! A real redis-server (Debian package `redis-server`) on a free loopback port, killed on drop.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running redis-server child process.
+pub struct RedisServer {
+    /// Its address.
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl RedisServer {
+    /// Starts redis-server without persistence on a free port; None if the binary is missing
+    /// (CI installs it, so CI fails instead of skipping).
+    pub fn start() -> Option<RedisServer> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "redis-server is not installed (Debian package redis-server)"
+            );
+            eprintln!("skipping: redis-server is not installed");
+            return None;
+        }
+        for _ in 0..10 {
+            // redis-server has no `--port 0`: take a free port from the kernel, release it and
+            // hope nobody takes it before redis binds it (retried otherwise).
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            let mut server = RedisServer {
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                child,
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = server.child.try_wait() {
+                    break;
+                }
+                if TcpStream::connect(server.addr).is_ok() {
+                    return Some(server);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("redis-server did not start");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

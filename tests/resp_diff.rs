@@ -1,0 +1,190 @@
+//! Differential test: the command script in `tests/data/resp_script.txt` runs against a real
+//! redis-server and against ringcache (three nodes, so multi-key commands cross nodes), and
+//! every reply must be byte-identical (or, where marked, of the same shape).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use common::TestServer;
+use common::redis_server::RedisServer;
+use ringcache::config::Limits;
+use ringcache::proto::resp::frame::{Decoder, Frame};
+
+const THREE_NODES: &str = r#"
+[[nodes]]
+name = "cache-a"
+max_memory = "64MiB"
+
+[[nodes]]
+name = "cache-b"
+max_memory = "64MiB"
+
+[[nodes]]
+name = "cache-c"
+max_memory = "64MiB"
+"#;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Compare {
+    Bytes,
+    Shape,
+    Unordered,
+}
+
+/// The script: (comparison, request bytes as multibulk, source line).
+fn script() -> Vec<(Compare, Vec<u8>, String)> {
+    let text = include_str!("data/resp_script.txt");
+    let limits = Limits::default();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (mode, rest) = match line.split_at_checked(2) {
+            Some(("~ ", r)) => (Compare::Shape, r),
+            Some(("^ ", r)) => (Compare::Unordered, r),
+            _ => (Compare::Bytes, line),
+        };
+        let inline = format!("{rest}\r\n");
+        let mut d = Decoder::new();
+        let n = d
+            .decode(inline.as_bytes(), &limits)
+            .expect("script line parses")
+            .expect("complete");
+        assert_eq!(n, inline.len());
+        let args = d.args(inline.as_bytes());
+        let mut req = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args.iter_from(0) {
+            req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            req.extend_from_slice(a);
+            req.extend_from_slice(b"\r\n");
+        }
+        out.push((mode, req, line.to_string()));
+    }
+    out
+}
+
+struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends `req` and returns the raw bytes of one reply.
+    fn call(&mut self, req: &[u8]) -> Vec<u8> {
+        self.stream.write_all(req).expect("write");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some((_, n)) = Frame::decode(&self.buf).expect("valid reply") {
+                return self.buf.drain(..n).collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reply to {:?}",
+                String::from_utf8_lossy(req)
+            );
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!(
+                    "closed before replying to {:?}",
+                    String::from_utf8_lossy(req)
+                ),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+}
+
+fn shape(f: &Frame) -> String {
+    match f {
+        Frame::Array(v) => format!("array[{}]", v.len()),
+        Frame::Set(v) => format!("set[{}]", v.len()),
+        Frame::Map(v) => format!("map[{}]", v.len()),
+        Frame::Push(v) => format!("push[{}]", v.len()),
+        Frame::Simple(_) => "simple".into(),
+        Frame::Error(_) => "error".into(),
+        Frame::Integer(_) => "integer".into(),
+        Frame::Bulk(_) => "bulk".into(),
+        Frame::Null => "null".into(),
+        Frame::Double(_) => "double".into(),
+        Frame::Boolean(_) => "bool".into(),
+        Frame::BigNumber(_) => "bignum".into(),
+        Frame::Verbatim(..) => "verbatim".into(),
+    }
+}
+
+fn sorted(f: Frame) -> Frame {
+    match f {
+        Frame::Array(mut v) => {
+            v.sort_by_key(|x| format!("{x:?}"));
+            Frame::Array(v)
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn replies_match_redis_server_byte_for_byte() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let server = TestServer::start(THREE_NODES);
+    let script = script();
+    assert!(script.len() >= 300, "script has {} commands", script.len());
+    let mut want = Client::connect(redis.addr);
+    let mut got = Client::connect(server.resp);
+    let mut failures = Vec::new();
+    for (mode, req, line) in &script {
+        let a = want.call(req);
+        let b = got.call(req);
+        let ok = match mode {
+            Compare::Bytes => a == b,
+            Compare::Shape | Compare::Unordered => {
+                let fa = Frame::decode(&a).expect("frame").expect("complete").0;
+                let fb = Frame::decode(&b).expect("frame").expect("complete").0;
+                if *mode == Compare::Shape {
+                    shape(&fa) == shape(&fb)
+                } else {
+                    sorted(fa) == sorted(fb)
+                }
+            }
+        };
+        if !ok {
+            failures.push(format!(
+                "{line}\n  redis:     {:?}\n  ringcache: {:?}",
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} replies differ:\n{}",
+        failures.len(),
+        script.len(),
+        failures.join("\n")
+    );
+    // The script ends with QUIT: both closed the connection.
+    let _ = BytesMut::new();
+}
