@@ -53,6 +53,7 @@ impl App {
     pub async fn start_with_clock(config: Config, clock: Clock) -> std::io::Result<App> {
         let topology = Topology::build(1, &config.ring, &config.nodes, &[], &clock);
         let mut shared = Shared::new(topology, config.limits.clone(), clock);
+        shared.auth = arc_swap::ArcSwap::from_pointee(config.auth.clone());
         shared.metrics = config
             .listen
             .metrics
@@ -68,6 +69,7 @@ impl App {
             tracker.spawn(listener::serve(
                 l,
                 Protocol::Memcache,
+                config.listen.allow.memcache.clone(),
                 Arc::clone(&shared),
                 shutdown.clone(),
                 tracker.clone(),
@@ -80,6 +82,7 @@ impl App {
             tracker.spawn(listener::serve(
                 l,
                 Protocol::Resp,
+                config.listen.allow.resp.clone(),
                 Arc::clone(&shared),
                 shutdown.clone(),
                 tracker.clone(),
@@ -92,6 +95,7 @@ impl App {
             tracker.spawn(listener::serve(
                 l,
                 Protocol::Any,
+                config.listen.allow.any.clone(),
                 Arc::clone(&shared),
                 shutdown.clone(),
                 tracker.clone(),
@@ -107,6 +111,7 @@ impl App {
             ));
             tracker.spawn(crate::metrics::serve(
                 l,
+                config.listen.allow.metrics.clone(),
                 Arc::clone(&shared),
                 recorder,
                 shutdown.clone(),

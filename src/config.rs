@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use toml::Spanned;
 
+use crate::auth::{Auth, Category, Cidr, Secret, User};
 use crate::route::ring::HashKind;
 
 /// Why a config was refused. `Display` gives `file:line: field: reason`.
@@ -67,6 +68,8 @@ pub struct Config {
     pub limits: Limits,
     /// The cache nodes, in file order.
     pub nodes: Vec<NodeConfig>,
+    /// Passwords and users (`[auth]`); off by default.
+    pub auth: Auth,
 }
 
 /// `[listen]`: where each protocol is served. A missing key means that listener is off.
@@ -82,6 +85,24 @@ pub struct Listen {
     pub any: Option<SocketAddr>,
     /// Prometheus `/metrics` and the admin endpoints over HTTP.
     pub metrics: Option<SocketAddr>,
+    /// Per-listener CIDR allow-lists (`[listen.allow]`); a listener without one takes anyone.
+    #[serde(default)]
+    pub allow: Allow,
+}
+
+/// `[listen.allow]`: which peers each listener accepts, as address blocks
+/// (`["127.0.0.1/32", "10.0.0.0/8"]`). Other peers are closed on accept and counted.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allow {
+    /// Allowed peers of `listen.memcache`.
+    pub memcache: Option<Vec<Cidr>>,
+    /// Allowed peers of `listen.resp`.
+    pub resp: Option<Vec<Cidr>>,
+    /// Allowed peers of `listen.any`.
+    pub any: Option<Vec<Cidr>>,
+    /// Allowed peers of `listen.metrics`.
+    pub metrics: Option<Vec<Cidr>>,
 }
 
 /// `[ring]`: how keys are placed on nodes.
@@ -106,6 +127,14 @@ pub struct Limits {
     pub max_request_size: u64,
     /// Close connections idle this long; zero means never.
     pub idle_timeout: Duration,
+    /// Most reply bytes one connection may hold in memory (Redis's client-output-buffer-limit,
+    /// hard part): a request whose replies pass it closes the connection.
+    pub max_output_buffer: u64,
+    /// Close a connection whose replies make no write progress for this long (a client that
+    /// pipelines and never reads); zero means never.
+    pub output_timeout: Duration,
+    /// TCP keepalive idle time set on accepted sockets (Redis's `tcp-keepalive`); zero disables.
+    pub tcp_keepalive: Duration,
 }
 
 impl Default for Limits {
@@ -115,9 +144,16 @@ impl Default for Limits {
             max_value_size: 1 << 20,
             max_request_size: 16 << 20,
             idle_timeout: Duration::ZERO,
+            max_output_buffer: 64 << 20,
+            output_timeout: Duration::from_secs(30),
+            tcp_keepalive: Duration::from_secs(300),
         }
     }
 }
+
+/// The smallest `limits.max_output_buffer` accepted: below it, ordinary replies would close
+/// connections.
+pub const MIN_OUTPUT_BUFFER: u64 = 64 << 10;
 
 /// One `[[nodes]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +208,7 @@ impl Config {
             resp: None,
             any: None,
             metrics: None,
+            allow: Allow::default(),
         });
         if listen.memcache.is_none() && listen.resp.is_none() && listen.any.is_none() {
             return Err(invalid(
@@ -231,7 +268,30 @@ impl Config {
             idle_timeout: raw_limits
                 .idle_timeout
                 .map_or(defaults.idle_timeout, |d| d.0),
+            max_output_buffer: raw_limits
+                .max_output_buffer
+                .map_or(defaults.max_output_buffer, |s| s.0),
+            output_timeout: raw_limits
+                .output_timeout
+                .map_or(defaults.output_timeout, |d| d.0),
+            tcp_keepalive: raw_limits
+                .tcp_keepalive
+                .map_or(defaults.tcp_keepalive, |d| d.0),
         };
+        if limits.max_output_buffer < MIN_OUTPUT_BUFFER {
+            return Err(invalid(
+                0..0,
+                "limits.max_output_buffer".into(),
+                "must be at least 64KiB".into(),
+            ));
+        }
+        if !limits.tcp_keepalive.is_zero() && limits.tcp_keepalive < Duration::from_secs(1) {
+            return Err(invalid(
+                0..0,
+                "limits.tcp_keepalive".into(),
+                "must be \"0s\" (off) or at least 1s".into(),
+            ));
+        }
         if limits.max_connections == 0 {
             return Err(invalid(
                 0..0,
@@ -304,11 +364,73 @@ impl Config {
             });
         }
 
+        let auth = match raw.auth {
+            None => Auth::default(),
+            Some(raw_auth) => {
+                let password = match raw_auth.password {
+                    Some(p) if p.get_ref().is_empty() => {
+                        return Err(invalid(
+                            p.span(),
+                            "auth.password".into(),
+                            "must not be empty (leave it out to turn the password off)".into(),
+                        ));
+                    }
+                    p => p.map(|p| Secret::new(p.into_inner())),
+                };
+                let mut users: Vec<User> = Vec::new();
+                for (i, u) in raw_auth.users.unwrap_or_default().into_iter().enumerate() {
+                    let name = u.name.get_ref();
+                    if name.is_empty()
+                        || name == "default"
+                        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+                    {
+                        return Err(invalid(
+                            u.name.span(),
+                            format!("auth.users[{i}].name"),
+                            "must be non-empty, without spaces, and not \"default\" (that is auth.password)".into(),
+                        ));
+                    }
+                    if users.iter().any(|x| x.name == *name) {
+                        return Err(invalid(
+                            u.name.span(),
+                            format!("auth.users[{i}].name"),
+                            format!("duplicate user {name:?}"),
+                        ));
+                    }
+                    if u.password.get_ref().is_empty() {
+                        return Err(invalid(
+                            u.password.span(),
+                            format!("auth.users[{i}].password"),
+                            "must not be empty".into(),
+                        ));
+                    }
+                    let mut categories = Vec::new();
+                    for c in u.categories.get_ref() {
+                        let Some(c) = Category::parse(c) else {
+                            return Err(invalid(
+                                u.categories.span(),
+                                format!("auth.users[{i}].categories"),
+                                format!("unknown category {c:?} (use read, write, admin)"),
+                            ));
+                        };
+                        categories.push(c);
+                    }
+                    users.push(User {
+                        name: name.clone(),
+                        password: Secret::new(u.password.into_inner()),
+                        categories,
+                    });
+                }
+                Auth { password, users }
+            }
+        };
+
         Ok(Config {
             listen,
             ring,
             limits,
             nodes,
+            auth,
         })
     }
 }
@@ -371,6 +493,22 @@ struct RawConfig {
     ring: Option<RawRing>,
     limits: Option<RawLimits>,
     nodes: Option<Vec<RawNode>>,
+    auth: Option<RawAuth>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    password: Option<Spanned<String>>,
+    users: Option<Vec<RawUser>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: Spanned<String>,
+    password: Spanned<String>,
+    categories: Spanned<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -388,6 +526,9 @@ struct RawLimits {
     max_value_size: Option<ByteSize>,
     max_request_size: Option<ByteSize>,
     idle_timeout: Option<HumanDuration>,
+    max_output_buffer: Option<ByteSize>,
+    output_timeout: Option<HumanDuration>,
+    tcp_keepalive: Option<HumanDuration>,
 }
 
 #[derive(Deserialize)]
@@ -476,6 +617,13 @@ impl<T> de::Visitor<'_> for UnitVisitor<T> {
     }
 }
 
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
+}
+
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(UnitVisitor(
@@ -535,6 +683,9 @@ weight = 3
         assert_eq!(c.limits.max_value_size, 2 << 20);
         assert_eq!(c.limits.max_request_size, 16 << 20);
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.limits.max_output_buffer, 64 << 20);
+        assert_eq!(c.limits.output_timeout, Duration::from_secs(30));
+        assert_eq!(c.limits.tcp_keepalive, Duration::from_secs(300));
         assert_eq!(c.nodes.len(), 2);
         assert_eq!(c.nodes[0].max_memory, 64 << 20);
         assert_eq!(c.nodes[0].weight, 1);
@@ -666,6 +817,61 @@ weight = 3
             "listen.memcache",
             1,
         );
+    }
+
+    #[test]
+    fn auth_and_allow_lists() {
+        let text = format!(
+            "{GOOD}\n[auth]\npassword = \"pw-default\"\n[[auth.users]]\nname = \"reader\"\npassword = \"pw-reader\"\ncategories = [\"read\"]\n"
+        )
+        .replace(
+            "metrics = \"127.0.0.1:0\"",
+            "metrics = \"127.0.0.1:0\"\nallow = { resp = [\"127.0.0.1/32\", \"10.0.0.0/8\"] }",
+        );
+        let c = parse(&text).expect("valid");
+        assert!(c.auth.enabled());
+        assert_eq!(c.auth.users.len(), 1);
+        assert_eq!(c.auth.users[0].categories, vec![Category::Read]);
+        assert_eq!(c.listen.allow.resp.as_ref().map(Vec::len), Some(2));
+        assert_eq!(c.listen.allow.memcache, None);
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("pw-default") && !shown.contains("pw-reader"),
+            "{shown}"
+        );
+
+        let bad = text.replace("categories = [\"read\"]", "categories = [\"reed\"]");
+        let msg = parse(&bad).unwrap_err().to_string();
+        assert!(
+            msg.contains("auth.users[0].categories: unknown category"),
+            "{msg}"
+        );
+        let bad = text.replace("name = \"reader\"", "name = \"default\"");
+        assert!(
+            parse(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("auth.users[0].name")
+        );
+        let bad = text.replace("10.0.0.0/8", "10.0.0.0/40");
+        let msg = parse(&bad).unwrap_err().to_string();
+        assert!(msg.contains("listen.allow"), "{msg}");
+    }
+
+    #[test]
+    fn output_and_keepalive_limits() {
+        let text = GOOD.replace(
+            "idle_timeout = \"30s\"",
+            "idle_timeout = \"30s\"\nmax_output_buffer = \"1MiB\"\noutput_timeout = \"0s\"\ntcp_keepalive = \"60s\"",
+        );
+        let c = parse(&text).expect("valid");
+        assert_eq!(c.limits.max_output_buffer, 1 << 20);
+        assert_eq!(c.limits.output_timeout, Duration::ZERO);
+        assert_eq!(c.limits.tcp_keepalive, Duration::from_secs(60));
+        let small = GOOD.replace("idle_timeout = \"30s\"", "max_output_buffer = \"1KiB\"");
+        expect_invalid(&small, "limits.max_output_buffer", 1);
+        let fast = GOOD.replace("idle_timeout = \"30s\"", "tcp_keepalive = \"500ms\"");
+        expect_invalid(&fast, "limits.tcp_keepalive", 1);
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! `Topology::entry` keeps every request answered as if the move were done.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod metrics;
 pub mod net;

@@ -58,6 +58,10 @@ pub const CONNECTIONS: &str = "ringcache_connections";
 pub const CONNECTIONS_ACCEPTED_TOTAL: &str = "ringcache_connections_accepted_total";
 /// Connections refused since start, by reason.
 pub const CONNECTIONS_REJECTED_TOTAL: &str = "ringcache_connections_rejected_total";
+/// Connections the server closed on a limit, by reason.
+pub const CONNECTIONS_CLOSED_TOTAL: &str = "ringcache_connections_closed_total";
+/// Login attempts, by result.
+pub const AUTH_TOTAL: &str = "ringcache_auth_total";
 /// Bytes read from and written to clients, by direction.
 pub const NETWORK_BYTES_TOTAL: &str = "ringcache_network_bytes_total";
 /// The ring generation being served.
@@ -127,6 +131,14 @@ pub const ALL: &[(&str, &str)] = &[
     (
         CONNECTIONS_REJECTED_TOTAL,
         "Client connections refused, by reason.",
+    ),
+    (
+        CONNECTIONS_CLOSED_TOTAL,
+        "Client connections closed by the server on a limit, by reason: output_buffer (one request's replies passed limits.max_output_buffer), output_timeout (the client stopped reading), idle_timeout.",
+    ),
+    (
+        AUTH_TOTAL,
+        "Login attempts (RESP AUTH and HELLO AUTH, memcached auth set), by result: ok or error.",
     ),
     (
         NETWORK_BYTES_TOTAL,
@@ -360,6 +372,24 @@ pub fn render(metrics: &Metrics, shared: &Shared) -> String {
         .counter(CONNECTIONS_REJECTED_TOTAL, &[("reason", "max_connections")])
         .absolute(Stats::get(&st.rejected_connections));
     metrics
+        .counter(CONNECTIONS_REJECTED_TOTAL, &[("reason", "not_allowed")])
+        .absolute(Stats::get(&st.rejected_not_allowed));
+    metrics
+        .counter(AUTH_TOTAL, &[("result", "ok")])
+        .absolute(Stats::get(&st.auth_ok));
+    metrics
+        .counter(AUTH_TOTAL, &[("result", "error")])
+        .absolute(Stats::get(&st.auth_errors));
+    for (reason, counter) in [
+        ("output_buffer", &st.closed_output_buffer),
+        ("output_timeout", &st.closed_output_timeout),
+        ("idle_timeout", &st.closed_idle_timeout),
+    ] {
+        metrics
+            .counter(CONNECTIONS_CLOSED_TOTAL, &[("reason", reason)])
+            .absolute(Stats::get(counter));
+    }
+    metrics
         .counter(NETWORK_BYTES_TOTAL, &[("direction", "in")])
         .absolute(Stats::get(&st.bytes_read));
     metrics
@@ -409,6 +439,7 @@ pub fn render(metrics: &Metrics, shared: &Shared) -> String {
 /// Serves `/metrics` and `/health` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
+    allow: Option<Vec<crate::auth::Cidr>>,
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -420,10 +451,14 @@ pub async fn serve(
             () = shutdown.cancelled() => return,
             a = listener.accept() => a,
         };
-        let Ok((stream, _)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        if !crate::auth::allowed(allow.as_deref(), peer.ip()) {
+            Stats::add(&shared.stats.rejected_not_allowed, 1);
+            continue;
+        }
         let shared = Arc::clone(&shared);
         let metrics = Arc::clone(&metrics);
         tracker.spawn(async move {

@@ -189,6 +189,7 @@ impl Reloader {
         old.supersede(Arc::clone(&new));
         shared.topology.store(Arc::clone(&new));
         shared.limits.store(Arc::new(config.limits.clone()));
+        shared.auth.store(Arc::new(config.auth.clone()));
         let summary = summary(&self.current, &config, &new, estimate);
         self.current = config;
         drop(old);

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
+use crate::auth::Auth;
 use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::route::topology::Topology;
@@ -23,6 +24,8 @@ pub struct Shared {
     pub clock: Clock,
     /// Request and connection limits; swapped whole on reload.
     pub limits: ArcSwap<Limits>,
+    /// Passwords and users; swapped whole on reload.
+    pub auth: ArcSwap<Auth>,
     /// Server-wide counters (memcached `stats` names).
     pub stats: Stats,
     /// Unix time (seconds) the server started.
@@ -42,6 +45,7 @@ impl Shared {
             topology: ArcSwap::from_pointee(topology),
             clock,
             limits: ArcSwap::from_pointee(limits),
+            auth: ArcSwap::from_pointee(Auth::default()),
             stats: Stats::default(),
             started_unix,
             pid: std::process::id(),
@@ -57,6 +61,12 @@ pub struct Stats {
     pub curr_connections: AtomicU64,
     pub total_connections: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// Connections closed on accept because the peer is not in the listener's allow-list.
+    pub rejected_not_allowed: AtomicU64,
+    /// Successful logins (RESP AUTH / HELLO AUTH, memcached auth `set`).
+    pub auth_ok: AtomicU64,
+    /// Refused logins.
+    pub auth_errors: AtomicU64,
     pub cmd_get: AtomicU64,
     pub cmd_set: AtomicU64,
     pub cmd_touch: AtomicU64,
@@ -79,6 +89,13 @@ pub struct Stats {
     pub bytes_written: AtomicU64,
     pub config_reloads_ok: AtomicU64,
     pub config_reloads_error: AtomicU64,
+    /// Connections closed because one request's replies passed `limits.max_output_buffer`.
+    pub closed_output_buffer: AtomicU64,
+    /// Connections closed because their replies made no write progress for
+    /// `limits.output_timeout` (the peer does not read).
+    pub closed_output_timeout: AtomicU64,
+    /// Connections closed after `limits.idle_timeout` without a request.
+    pub closed_idle_timeout: AtomicU64,
     /// Commands run over RESP (redis `total_commands_processed`), added per batch.
     pub commands_processed: AtomicU64,
 }

@@ -6,7 +6,9 @@
 //! of all the replies (pipelining without a syscall per reply). On shutdown the driver stops
 //! reading; requests already read have been answered and flushed before it returns. A batch
 //! whose replies pass `OUT_HIGH_WATER` is written in several parts (the session pauses), so a
-//! client pipelining big gets cannot make the reply buffer grow without bound.
+//! client pipelining big gets cannot make the reply buffer grow without bound. The driver does
+//! not read while a write is pending (back-pressure), so a peer that never reads holds at most
+//! one batch of replies here; a write making no progress for `limits.output_timeout` closes it.
 
 use std::time::Duration;
 
@@ -44,6 +46,10 @@ pub async fn run<S: Session>(
             biased;
             () = shutdown.cancelled() => (drain_received(&stream, &mut input), true),
             r = read_some(&mut stream, &mut input, idle) => match r {
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    Stats::add(&shared.stats.closed_idle_timeout, 1);
+                    break;
+                }
                 Ok(0) | Err(_) => break,
                 Ok(n) => (n, false),
             },
@@ -52,7 +58,7 @@ pub async fn run<S: Session>(
         let flow = loop {
             let flow = session.process(&mut input, &mut out);
             if !out.is_empty() {
-                if stream.write_all(&out).await.is_err() {
+                if write_out(&mut stream, &out, shared).await.is_err() {
                     break Flow::Close;
                 }
                 Stats::add(&shared.stats.bytes_written, out.len() as u64);
@@ -73,6 +79,31 @@ pub async fn run<S: Session>(
         }
     }
     let _ = stream.shutdown().await;
+}
+
+/// Writes all of `out`. A write that makes no progress for `limits.output_timeout` (the peer
+/// stopped reading and the socket buffers are full) fails and is counted, so a client that
+/// pipelines and never reads is closed instead of pinning its batch forever.
+async fn write_out(stream: &mut TcpStream, out: &[u8], shared: &Shared) -> std::io::Result<()> {
+    let stall = shared.limits.load().output_timeout;
+    if stall.is_zero() {
+        return stream.write_all(out).await;
+    }
+    let mut written = 0;
+    while written < out.len() {
+        // `timeout` polls the write first: a write that completes at once arms no timer.
+        match tokio::time::timeout(stall, stream.write(&out[written..])).await {
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => written += n,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                Stats::add(&shared.stats.closed_output_timeout, 1);
+                tracing::debug!(pending = out.len() - written, "closing: peer does not read");
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// On shutdown: takes what the peer has already sent (without waiting for more) so that

@@ -1,6 +1,7 @@
 //! Accept loop: the connection cap, socket options, and spawning one driver per connection.
 //!
-//! Owns: accepting, counting and refusing connections.
+//! Owns: accepting, counting and refusing connections (the cap, and peers outside the
+//! listener's `[listen.allow]` list, which are closed without a byte).
 //! Must not touch: payload bytes (beyond the fixed refusal line) or commands.
 //! Invariants: `curr_connections` counts exactly the connections whose driver is running;
 //! accepting stops as soon as the shutdown token is cancelled.
@@ -14,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{self, Cidr};
 use crate::net::conn;
 use crate::proto::any::AnySession;
 use crate::proto::memcache::MemcacheSession;
@@ -46,6 +48,7 @@ impl Protocol {
 pub async fn serve(
     listener: TcpListener,
     protocol: Protocol,
+    allow: Option<Vec<Cidr>>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -67,6 +70,12 @@ pub async fn serve(
             }
         };
         let stats = &shared.stats;
+        if !auth::allowed(allow.as_deref(), peer.ip()) {
+            Stats::add(&stats.rejected_not_allowed, 1);
+            tracing::debug!(%peer, "connection refused: not in the listener's allow-list");
+            drop(stream);
+            continue;
+        }
         let limit = u64::from(shared.limits.load().max_connections);
         if stats.curr_connections.fetch_add(1, Ordering::Relaxed) >= limit {
             stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
@@ -76,7 +85,9 @@ pub async fn serve(
             continue;
         }
         Stats::add(&stats.total_connections, 1);
-        let _ = stream.set_nodelay(true);
+        if let Err(e) = configure(&stream, shared.limits.load().tcp_keepalive) {
+            tracing::debug!(%peer, error = %e, "cannot set socket options");
+        }
         let shared = Arc::clone(&shared);
         let token = shutdown.child_token();
         tracker.spawn(async move {
@@ -104,6 +115,57 @@ pub async fn serve(
     }
 }
 
+/// Socket options of every served connection: no Nagle delay (replies are written once per
+/// batch, so coalescing only adds latency) and, unless `keepalive` is zero, TCP keepalive as
+/// redis-server's `tcp-keepalive` sets it (probe after `keepalive` idle, then every third of
+/// it, give up after 3), so that peers which vanished without a FIN are detected and their
+/// connection slots freed.
+pub fn configure(stream: &TcpStream, keepalive: Duration) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    if !keepalive.is_zero() {
+        let interval = (keepalive / 3).max(Duration::from_secs(1));
+        let params = socket2::TcpKeepalive::new()
+            .with_time(keepalive)
+            .with_interval(interval)
+            .with_retries(3);
+        socket2::SockRef::from(stream).set_tcp_keepalive(&params)?;
+    }
+    Ok(())
+}
+
 async fn refuse(mut stream: TcpStream, message: &'static [u8]) {
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(message)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_get_nodelay_and_keepalive() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let (stream, _) = listener.accept().await.expect("accept");
+        configure(&stream, Duration::from_secs(300)).expect("configure");
+        let sock = socket2::SockRef::from(&stream);
+        assert!(sock.tcp_nodelay().expect("nodelay"));
+        assert!(sock.keepalive().expect("keepalive"));
+        assert_eq!(
+            sock.tcp_keepalive_time().expect("idle"),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            sock.tcp_keepalive_interval().expect("intvl"),
+            Duration::from_secs(100)
+        );
+        assert_eq!(sock.tcp_keepalive_retries().expect("cnt"), 3);
+
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let (stream, _) = listener.accept().await.expect("accept");
+        configure(&stream, Duration::ZERO).expect("configure");
+        let sock = socket2::SockRef::from(&stream);
+        assert!(sock.tcp_nodelay().expect("nodelay"));
+        assert!(!sock.keepalive().expect("keepalive"));
+    }
 }

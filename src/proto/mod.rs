@@ -7,6 +7,9 @@ pub mod resp;
 
 use bytes::BytesMut;
 
+use crate::config::Limits;
+use crate::server::{Shared, Stats};
+
 /// What the connection should do after writing the replies of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -31,4 +34,27 @@ pub trait Session: Send {
     /// connection must close after `out` is written, [`Flow::Pause`] when it stopped early
     /// because `out` is full.
     fn process(&mut self, input: &mut bytes::BytesMut, out: &mut BytesMut) -> Flow;
+}
+
+/// Enforces `limits.max_output_buffer` after one request: when the replies in `out` passed it,
+/// drops that request's replies (from `mark`, where they began), counts the connection as
+/// closed for its output buffer and returns true; the session then ends with [`Flow::Close`].
+/// Earlier replies of the batch are complete and still written.
+pub fn output_over_limit(
+    out: &mut BytesMut,
+    mark: usize,
+    limits: &Limits,
+    shared: &Shared,
+) -> bool {
+    if out.len() as u64 <= limits.max_output_buffer {
+        return false;
+    }
+    tracing::info!(
+        bytes = out.len(),
+        limit = limits.max_output_buffer,
+        "closing connection: replies passed limits.max_output_buffer"
+    );
+    out.truncate(mark);
+    Stats::add(&shared.stats.closed_output_buffer, 1);
+    true
 }

@@ -72,6 +72,36 @@ pub fn reply(out: &mut BytesMut, reply: Reply) {
     });
 }
 
+/// Replies of the login exchange (memcached 1.6 text auth) and of a refused category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthReply {
+    /// `STORED`: logged in.
+    Stored,
+    /// `CLIENT_ERROR unauthenticated`: anything but the auth `set` before login.
+    Unauthenticated,
+    /// `CLIENT_ERROR authentication failure`
+    Failure,
+    /// `CLIENT_ERROR bad authentication token format` (not `user password`)
+    BadFormat,
+    /// `CLIENT_ERROR bad command line termination` (token block not ended by CRLF)
+    BadTermination,
+    /// `CLIENT_ERROR permission denied`: a named user ran a command outside its categories
+    /// (ours; memcached has no per-user permissions).
+    Denied,
+}
+
+/// Writes a login or permission reply.
+pub fn auth(out: &mut BytesMut, reply: AuthReply) {
+    out.extend_from_slice(match reply {
+        AuthReply::Stored => b"STORED\r\n".as_slice(),
+        AuthReply::Unauthenticated => b"CLIENT_ERROR unauthenticated\r\n",
+        AuthReply::Failure => b"CLIENT_ERROR authentication failure\r\n",
+        AuthReply::BadFormat => b"CLIENT_ERROR bad authentication token format\r\n",
+        AuthReply::BadTermination => b"CLIENT_ERROR bad command line termination\r\n",
+        AuthReply::Denied => b"CLIENT_ERROR permission denied\r\n",
+    });
+}
+
 /// Writes the error line for a malformed request.
 pub fn reject(out: &mut BytesMut, reject: Reject) {
     out.extend_from_slice(match reject {

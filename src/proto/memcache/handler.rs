@@ -219,8 +219,11 @@ fn get(
     let topology = shared.topology.load();
     let stats = &shared.stats;
     let mark = out.len();
-    let budget = usize::try_from(limits.max_request_size.saturating_mul(GET_REPLY_FACTOR))
-        .unwrap_or(usize::MAX);
+    let budget = limits
+        .max_request_size
+        .saturating_mul(GET_REPLY_FACTOR)
+        .min(limits.max_output_buffer);
+    let budget = usize::try_from(budget).unwrap_or(usize::MAX);
     for key in keys.iter() {
         let hit = topology.entry(key, |e| {
             let new_expiry = cmd.touches().then(|| expire_at(exptime, e.now_ms()));

@@ -28,6 +28,7 @@
 //! Where memcached 1.6.18 and protocol.txt disagree, 1.6.18 wins (meta `q` hides `EN` for mg
 //! and `HD` for ms/md/ma only); newer flags `E` (explicit CAS) and md `x` are accepted.
 
+pub mod auth;
 pub mod encode;
 pub mod handler;
 pub mod parse;
@@ -38,8 +39,9 @@ use std::time::Instant;
 use bytes::BytesMut;
 use parse::{GetCmd, Request, StoreCmd};
 
+use crate::auth::Access;
 use crate::metrics::CommandMetrics;
-use crate::proto::{Flow, OUT_HIGH_WATER, Session};
+use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
 use crate::server::Shared;
 
 /// One memcached connection's protocol state.
@@ -47,6 +49,7 @@ pub struct MemcacheSession {
     shared: Arc<Shared>,
     decoder: parse::Decoder,
     metrics: Option<Arc<CommandMetrics>>,
+    access: Access,
 }
 
 impl MemcacheSession {
@@ -56,10 +59,12 @@ impl MemcacheSession {
             .metrics
             .as_ref()
             .map(|m| m.commands("memcache", COMMANDS));
+        let access = shared.auth.load().initial();
         MemcacheSession {
             shared,
             decoder: parse::Decoder::new(),
             metrics,
+            access,
         }
     }
 }
@@ -135,18 +140,33 @@ fn command_index(request: &Request) -> usize {
 
 impl Session for MemcacheSession {
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
+        if !self.access.authenticated
+            && let Some(flow) = auth::login(input, out, &self.shared, &mut self.access)
+        {
+            return flow;
+        }
         let limits = self.shared.limits.load();
         loop {
             if out.len() >= OUT_HIGH_WATER && !input.is_empty() {
                 return Flow::Pause;
             }
             match self.decoder.decode(input, &limits) {
+                Ok(Some(request))
+                    if self.access != Access::ALL
+                        && auth::category(&request).is_some_and(|c| !self.access.allows(c)) =>
+                {
+                    encode::auth(out, encode::AuthReply::Denied);
+                }
                 Ok(Some(request)) => {
                     let command = command_index(&request);
                     let started = self.metrics.as_ref().map(|_| Instant::now());
+                    let mark = out.len();
                     let done = handler::handle(request, &self.shared, &limits, out);
                     if let (Some(m), Some(t)) = (&self.metrics, started) {
                         m.record(command, done.error, t.elapsed());
+                    }
+                    if output_over_limit(out, mark, &limits, &self.shared) {
+                        return Flow::Close;
                     }
                     if done.flow == Flow::Close {
                         return Flow::Close;

@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 
+use super::acl;
 use super::command::{self, Command};
 use super::float::LongDouble;
 use super::frame::{
@@ -42,6 +43,7 @@ use super::frame::{
     encode_null, encode_null_array, encode_ok, encode_set, encode_simple, encode_verbatim,
     parse_i64,
 };
+use crate::auth::Access;
 use crate::config::Limits;
 use crate::proto::Flow;
 use crate::route::topology::Topology;
@@ -77,6 +79,8 @@ pub struct Conn {
     pub commands: u64,
     /// Wire name of the last command (CLIENT INFO `cmd=`).
     pub last: &'static str,
+    /// What this connection may run (see `acl`); everything when auth is off.
+    pub access: Access,
 }
 
 impl Conn {
@@ -93,6 +97,7 @@ impl Conn {
             created_ms: now_ms,
             commands: 0,
             last: "NULL",
+            access: Access::ALL,
         }
     }
 }
@@ -120,6 +125,10 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         }
     };
     cx.conn.last = cmd.wire();
+    if let Err(e) = acl::check(cmd, cx.conn.access) {
+        encode_error(out, &e);
+        return Flow::Continue;
+    }
     let mut flow = Flow::Continue;
     if let Err(e) = dispatch(cmd, sub, args, cx, out, &mut flow) {
         encode_error(out, &e);
@@ -153,7 +162,7 @@ fn dispatch(
             Ok(())
         }
         Command::Hello => hello(cx, a, out),
-        Command::Auth => auth(a, out),
+        Command::Auth => auth(cx, a, out),
         Command::Select => {
             let db = parse_int(a.get(1))?;
             if db != 0 {
@@ -362,6 +371,10 @@ fn dispatch(
             let topo = shared.topology.load();
             encode_array(out, a.len() - 1);
             for key in a.iter_from(1) {
+                if out.len() as u64 > cx.limits.max_output_buffer {
+                    // The session closes the connection; stop building a reply nobody gets.
+                    break;
+                }
                 let hit = topo.entry(key, |e| match e.item() {
                     Some(i) if i.kind() == Kind::Str => {
                         encode_bulk(out, i.value());
@@ -1271,11 +1284,13 @@ fn hello(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     }
     let mut name: Option<&[u8]> = None;
     let mut user: Option<&[u8]> = None;
+    let mut password: &[u8] = b"";
     while j < a.len() {
         let opt = a.get(j);
         let more = a.len() - 1 - j;
         if opt.eq_ignore_ascii_case(b"auth") && more >= 2 {
             user = Some(a.get(j + 1));
+            password = a.get(j + 2);
             j += 2;
         } else if opt.eq_ignore_ascii_case(b"setname") && more >= 1 {
             valid_client_name(a.get(j + 1))?;
@@ -1289,7 +1304,13 @@ fn hello(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         }
         j += 1;
     }
-    if user.is_some_and(|u| u != b"default") {
+    if let Some(login) = user.and_then(|u| acl::login(cx.shared, Some(u), password)) {
+        cx.conn.access = login?;
+    } else if !cx.conn.access.authenticated {
+        return Err(RespError::Text(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ));
+    } else if user.is_some_and(|u| u != b"default") {
         return Err(wrong_pass());
     }
     if let Some(n) = name {
@@ -1321,7 +1342,17 @@ fn wrong_pass() -> RespError {
     RespError::Text("WRONGPASS invalid username-password pair or user is disabled.")
 }
 
-fn auth(a: &Args<'_>, out: &mut BytesMut) -> Reply {
+fn auth(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let login = match a.len() {
+        2 => acl::login(cx.shared, None, a.get(1)),
+        3 => acl::login(cx.shared, Some(a.get(1)), a.get(2)),
+        _ => None,
+    };
+    if let Some(result) = login {
+        cx.conn.access = result?;
+        encode_ok(out);
+        return Ok(());
+    }
     match a.len() {
         2 => Err(RespError::Text(
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",

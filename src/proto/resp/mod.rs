@@ -19,6 +19,7 @@
 //!   redis-server; QUIT replies `+OK` and closes; bytes after either are ignored.
 //! - Commands are counted into `Stats::commands_processed` once per batch, not per request.
 
+pub mod acl;
 mod command;
 pub mod float;
 pub mod frame;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 
-use crate::proto::{Flow, OUT_HIGH_WATER, Session};
+use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
 use crate::server::{Shared, Stats};
 use handler::{Conn, Ctx};
 
@@ -46,10 +47,12 @@ impl RespSession {
     /// A session for a new connection from `peer` to `local` (shown by CLIENT INFO/LIST).
     pub fn new(shared: Arc<Shared>, peer: Option<SocketAddr>, local: Option<SocketAddr>) -> Self {
         let now = shared.clock.now_ms();
+        let mut conn = Conn::new(peer, local, now);
+        conn.access = shared.auth.load().initial();
         RespSession {
             shared,
             decoder: frame::Decoder::new(),
-            conn: Conn::new(peer, local, now),
+            conn,
         }
     }
 
@@ -70,7 +73,13 @@ impl RespSession {
                             limits: &limits,
                             conn: &mut self.conn,
                         };
-                        handler::handle(&args, &mut cx, out)
+                        let mark = out.len();
+                        let flow = handler::handle(&args, &mut cx, out);
+                        if output_over_limit(out, mark, &limits, &self.shared) {
+                            Flow::Close
+                        } else {
+                            flow
+                        }
                     };
                     input.advance(n);
                     if flow == Flow::Close {
