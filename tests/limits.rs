@@ -156,6 +156,16 @@ fn a_reply_over_max_output_buffer_closes_or_fails() {
         ),
         1.0
     );
+    // The limit is per request: a pipeline whose replies add up to more is served whole.
+    let mut resp = server.raw_resp();
+    resp.send(&b"GET k1\r\n".repeat(30));
+    let mut all = vec![0u8; 30 * (b"$100000\r\n".len() + value.len() + 2)];
+    resp.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    std::io::Read::read_exact(&mut resp.stream, &mut all).expect("30 replies");
+    assert!(all.starts_with(b"$100000\r\nxxx"));
+    resp.roundtrip(b"PING\r\n", b"+PONG\r\n");
     // A reply under the limit is fine.
     let mut resp = server.raw_resp();
     resp.send(b"*3\r\n$4\r\nMGET\r\n$2\r\nk1\r\n$2\r\nk2\r\n");

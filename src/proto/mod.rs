@@ -36,21 +36,23 @@ pub trait Session: Send {
     fn process(&mut self, input: &mut bytes::BytesMut, out: &mut BytesMut) -> Flow;
 }
 
-/// Enforces `limits.max_output_buffer` after one request: when the replies in `out` passed it,
-/// drops that request's replies (from `mark`, where they began), counts the connection as
-/// closed for its output buffer and returns true; the session then ends with [`Flow::Close`].
-/// Earlier replies of the batch are complete and still written.
+/// Enforces `limits.max_output_buffer` after one request: when that request's replies (from
+/// `mark`, where they began) passed it, drops them, counts the connection as closed for its
+/// output buffer and returns true; the session then ends with [`Flow::Close`]. Earlier replies
+/// of the batch are complete and still written; they are bounded by [`OUT_HIGH_WATER`] (the
+/// session pauses there), so one connection holds at most `OUT_HIGH_WATER +
+/// max_output_buffer` of replies.
 pub fn output_over_limit(
     out: &mut BytesMut,
     mark: usize,
     limits: &Limits,
     shared: &Shared,
 ) -> bool {
-    if out.len() as u64 <= limits.max_output_buffer {
+    if (out.len() - mark) as u64 <= limits.max_output_buffer {
         return false;
     }
     tracing::info!(
-        bytes = out.len(),
+        bytes = out.len() - mark,
         limit = limits.max_output_buffer,
         "closing connection: replies passed limits.max_output_buffer"
     );

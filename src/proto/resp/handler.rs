@@ -369,9 +369,10 @@ fn dispatch(
         }
         Command::MultiGet => {
             let topo = shared.topology.load();
+            let mark = out.len();
             encode_array(out, a.len() - 1);
             for key in a.iter_from(1) {
-                if out.len() as u64 > cx.limits.max_output_buffer {
+                if (out.len() - mark) as u64 > cx.limits.max_output_buffer {
                     // The session closes the connection; stop building a reply nobody gets.
                     break;
                 }
