@@ -1,0 +1,197 @@
+//! The fuzz targets of `fuzz/` run on stable as a randomized test, so that `cargo test` (CI)
+//! exercises them on every run: inputs are built from protocol fragments and random bytes by a
+//! seeded generator, for `RINGCACHE_FUZZ_SECS` seconds per target (default 3). A failure prints
+//! the seed and the input, which reproduces it (`RINGCACHE_FUZZ_SEED`). The coverage-guided runs
+//! use the same bodies through cargo-fuzz (`fuzz/README.md`).
+
+#[path = "../fuzz/src/lib.rs"]
+mod targets;
+
+use std::time::{Duration, Instant};
+
+/// xorshift64*: small, seedable, good enough to pick fragments.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+const MEMCACHE: &[&[u8]] = &[
+    b"get ",
+    b"gets ",
+    b"gat 10 ",
+    b"gats 0 ",
+    b"set ",
+    b"add ",
+    b"replace ",
+    b"append ",
+    b"prepend ",
+    b"cas ",
+    b"delete ",
+    b"incr ",
+    b"decr ",
+    b"touch ",
+    b"flush_all",
+    b"version",
+    b"verbosity 1",
+    b"stats",
+    b"stats settings",
+    b"quit",
+    b"mn",
+    b"mg ",
+    b"ms ",
+    b"md ",
+    b"ma ",
+    b"me ",
+    b"k1",
+    b"k2",
+    b"{t}a",
+    b" 0 0 5\r\nhello\r\n",
+    b" 1 100 3\r\nabc\r\n",
+    b" 0 -1 0\r\n\r\n",
+    b" 0 0 70000\r\n",
+    b" 5",
+    b" 18446744073709551615",
+    b" noreply",
+    b" v t f c k s",
+    b" S3 T10 F5",
+    b" MA N0 J13",
+    b" q",
+    b" b",
+    b" O123",
+    b" I",
+    b"\r\n",
+    b"\n",
+    b" ",
+    b"abc\r\n",
+    b"12",
+];
+
+const RESP: &[&[u8]] = &[
+    b"*1\r\n",
+    b"*2\r\n",
+    b"*3\r\n",
+    b"*5\r\n",
+    b"*-1\r\n",
+    b"*0\r\n",
+    b"*99999999\r\n",
+    b"$3\r\nGET\r\n",
+    b"$3\r\nSET\r\n",
+    b"$4\r\nMGET\r\n",
+    b"$3\r\nDEL\r\n",
+    b"$4\r\nINCR\r\n",
+    b"$6\r\nEXPIRE\r\n",
+    b"$6\r\nAPPEND\r\n",
+    b"$8\r\nSETRANGE\r\n",
+    b"$4\r\nSCAN\r\n",
+    b"$5\r\nHELLO\r\n",
+    b"$1\r\n3\r\n",
+    b"$4\r\nAUTH\r\n",
+    b"$6\r\nCLIENT\r\n",
+    b"$4\r\nINFO\r\n",
+    b"$6\r\nCONFIG\r\n",
+    b"$8\r\nFLUSHALL\r\n",
+    b"$4\r\nKEYS\r\n",
+    b"$1\r\n*\r\n",
+    b"$2\r\nk1\r\n",
+    b"$2\r\nk2\r\n",
+    b"$1\r\n5\r\n",
+    b"$2\r\nEX\r\n",
+    b"$2\r\nNX\r\n",
+    b"$20\r\n-9223372036854775808\r\n",
+    b"$5\r\nhello\r\n",
+    b"$0\r\n\r\n",
+    b"$-1\r\n",
+    b"$70000\r\n",
+    b"PING\r\n",
+    b"SET k v\r\n",
+    b"GET \"k\\x00\"\r\n",
+    b"\"unbalanced\r\n",
+    b"\r\n",
+    b"\n",
+    b":1\r\n",
+    b"+OK\r\n",
+];
+
+/// An input: a chunk size byte, then fragments and random bytes, sometimes mutated.
+fn input(rng: &mut Rng, fragments: &[&[u8]]) -> Vec<u8> {
+    let mut data = vec![rng.next_u64() as u8];
+    for _ in 0..rng.below(40) {
+        match rng.below(10) {
+            0 => {
+                let n = rng.below(16);
+                data.extend((0..n).map(|_| rng.next_u64() as u8));
+            }
+            1 => data.extend(std::iter::repeat_n(b'x', rng.below(3000))),
+            _ => data.extend_from_slice(fragments[rng.below(fragments.len())]),
+        }
+    }
+    if !data.is_empty() && rng.below(4) == 0 {
+        let at = rng.below(data.len());
+        data[at] = rng.next_u64() as u8;
+    }
+    data
+}
+
+fn run(name: &str, fragments: Option<&[&[u8]]>, target: fn(&[u8])) {
+    let secs = std::env::var("RINGCACHE_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let seed = std::env::var("RINGCACHE_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        });
+    let mut rng = Rng(seed);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut runs = 0u64;
+    while Instant::now() < deadline {
+        let data = match fragments {
+            Some(f) => input(&mut rng, f),
+            None => (0..rng.below(600)).map(|_| rng.next_u64() as u8).collect(),
+        };
+        let result = std::panic::catch_unwind(|| target(&data));
+        if result.is_err() {
+            panic!(
+                "{name}: failed on run {runs}, seed {seed}; input {:?}",
+                String::from_utf8_lossy(&data)
+            );
+        }
+        runs += 1;
+    }
+    eprintln!("{name}: {runs} runs in {secs}s (seed {seed})");
+    assert!(runs > 0);
+}
+
+#[test]
+fn memcache_session() {
+    run(
+        "memcache_session",
+        Some(MEMCACHE),
+        targets::memcache_session,
+    );
+}
+
+#[test]
+fn resp_session() {
+    run("resp_session", Some(RESP), targets::resp_session);
+}
+
+#[test]
+fn node_ops() {
+    run("node_ops", None, targets::node_ops);
+}
