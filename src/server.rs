@@ -75,12 +75,23 @@ pub struct Stats {
     pub cas_badval: AtomicU64,
     pub touch_hits: AtomicU64,
     pub touch_misses: AtomicU64,
+    /// Connections by listener protocol (memcache, resp, any: `Protocol::index`).
+    pub by_protocol: [ProtocolConnections; 3],
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
     pub config_reloads_ok: AtomicU64,
     pub config_reloads_error: AtomicU64,
     /// Commands run over RESP (redis `total_commands_processed`), added per batch.
     pub commands_processed: AtomicU64,
+}
+
+/// Connection counters of one listener protocol.
+#[derive(Default, Debug)]
+pub struct ProtocolConnections {
+    /// Open now.
+    pub open: AtomicU64,
+    /// Accepted since start.
+    pub accepted: AtomicU64,
 }
 
 impl Stats {

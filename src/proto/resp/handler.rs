@@ -77,6 +77,8 @@ pub struct Conn {
     pub commands: u64,
     /// Wire name of the last command (CLIENT INFO `cmd=`).
     pub last: &'static str,
+    /// The command `handle` just ran (None: not a known command), for per-command metrics.
+    pub current: Option<Command>,
 }
 
 impl Conn {
@@ -93,6 +95,7 @@ impl Conn {
             created_ms: now_ms,
             commands: 0,
             last: "NULL",
+            current: None,
         }
     }
 }
@@ -115,11 +118,13 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
     let (cmd, sub) = match command::parse(args) {
         Ok(c) => c,
         Err(e) => {
+            cx.conn.current = None;
             encode_error(out, &e);
             return Flow::Continue;
         }
     };
     cx.conn.last = cmd.wire();
+    cx.conn.current = Some(cmd);
     let mut flow = Flow::Continue;
     if let Err(e) = dispatch(cmd, sub, args, cx, out, &mut flow) {
         encode_error(out, &e);

@@ -27,10 +27,12 @@ pub mod handler;
 pub use command::Command;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 
+use crate::metrics::CommandMetrics;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session};
 use crate::server::{Shared, Stats};
 use handler::{Conn, Ctx};
@@ -40,13 +42,32 @@ pub struct RespSession {
     shared: Arc<Shared>,
     decoder: frame::Decoder,
     conn: Conn,
+    metrics: Option<Arc<CommandMetrics>>,
+}
+
+/// Command labels for metrics: every command's wire name in [`Command::ALL`] order, then
+/// `unknown`.
+fn command_labels() -> &'static [&'static str] {
+    static LABELS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    LABELS.get_or_init(|| {
+        Command::ALL
+            .iter()
+            .map(|c| c.wire())
+            .chain(std::iter::once("unknown"))
+            .collect()
+    })
 }
 
 impl RespSession {
     /// A session for a new connection from `peer` to `local` (shown by CLIENT INFO/LIST).
     pub fn new(shared: Arc<Shared>, peer: Option<SocketAddr>, local: Option<SocketAddr>) -> Self {
         let now = shared.clock.now_ms();
+        let metrics = shared
+            .metrics
+            .as_ref()
+            .map(|m| m.commands("resp", command_labels()));
         RespSession {
+            metrics,
             shared,
             decoder: frame::Decoder::new(),
             conn: Conn::new(peer, local, now),
@@ -65,12 +86,21 @@ impl RespSession {
                     let flow = if args.is_empty() {
                         Flow::Continue
                     } else {
+                        let started = self.metrics.as_ref().map(|_| (Instant::now(), out.len()));
                         let mut cx = Ctx {
                             shared: &self.shared,
                             limits: &limits,
                             conn: &mut self.conn,
                         };
-                        handler::handle(&args, &mut cx, out)
+                        let flow = handler::handle(&args, &mut cx, out);
+                        if let (Some(m), Some((t, mark))) = (&self.metrics, started) {
+                            // Simple and blob errors; the index of an unknown command is ALL.len().
+                            let error = matches!(out.get(mark), Some(b'-' | b'!'));
+                            let command =
+                                self.conn.current.map_or(Command::ALL.len(), |c| c as usize);
+                            m.record(command, error, t.elapsed());
+                        }
+                        flow
                     };
                     input.advance(n);
                     if flow == Flow::Close {
