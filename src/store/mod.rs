@@ -17,10 +17,12 @@ mod evict;
 mod expire;
 pub mod node;
 pub mod value;
+pub mod zset;
 
 pub use clock::Clock;
-pub use node::{Entry, Item, Moved, Node};
-pub use value::{Container, ZSet, alloc_size};
+pub use node::{Entry, Item, Locked, Moved, Node};
+pub use value::{Container, Hash, List, Set, alloc_size};
+pub use zset::ZSet;
 
 /// `ItemMeta::expire_at` value meaning "no expiry".
 pub const NEVER: u64 = 0;

@@ -795,6 +795,55 @@ impl Node {
         r
     }
 
+    /// Runs `f` with several keys of this node locked at once, so that a command over them
+    /// (RENAME, SMOVE, LMOVE, SUNIONSTORE, ...) is atomic: no other access to any of the keys
+    /// can run in between. The distinct stripes of the keys are locked in ascending stripe
+    /// order (keys sharing a stripe share its one lock). Every multi-lock operation takes its
+    /// locks in ascending (node address, stripe) order: this one (one node, rising stripes),
+    /// `entry_many` (one stripe, rising node addresses) and `validate` (one node, all
+    /// stripes), so no cycle of waits can form.
+    /// [`Locked::entry`] gives the entry of key `i`; afterwards the node evicts down to its
+    /// budget as in [`Node::entry`], sparing the items written.
+    pub fn entries<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
+        let now = self.clock.now_ms();
+        self.maybe_flush(now);
+        let hashes: Vec<u64> = keys.iter().map(|k| hash_key(k)).collect();
+        let mut order: Vec<usize> = hashes.iter().map(|&h| stripe_of(h)).collect();
+        order.sort_unstable();
+        order.dedup();
+        let guards: Vec<(usize, MutexGuard<'_, Stripe>)> =
+            order.iter().map(|&s| (s, self.stripe(s).lock())).collect();
+        let mut locked = Locked {
+            node: self,
+            now,
+            keys,
+            hashes,
+            guards,
+            garbage: Garbage::default(),
+            written: Vec::new(),
+        };
+        let r = f(&mut locked);
+        let Locked {
+            mut guards,
+            mut garbage,
+            written,
+            ..
+        } = locked;
+        let mut over = false;
+        for (s, guard) in &mut guards {
+            let protect = written.iter().rev().find(|w| w.0 == *s).map(|w| w.1);
+            over |= self
+                .evict_stripe(guard, protect, now, &mut garbage, usize::MAX)
+                .0;
+        }
+        drop(guards);
+        drop(garbage);
+        if over {
+            self.evict_global(written.last().copied(), now);
+        }
+        r
+    }
+
     /// Recomputes every count and charge from scratch and checks index ↔ slab consistency, the
     /// SIEVE queue (both directions, count, hand), the free list and the node totals. Locks all
     /// stripes (in order) for a consistent view. For tests.
@@ -854,7 +903,7 @@ fn validate_stripe(si: usize, st: &Stripe) -> Result<(), String> {
             ));
         }
         if let Body::Container(c) = &slot.body {
-            if c.charge != c.compute_charge() {
+            if c.charge != c.compute_charge() || c.value.charge() != c.value.recompute_charge() {
                 return Err(format!("stripe {si} slot {i}: stale container charge"));
             }
         }
@@ -1177,8 +1226,9 @@ impl Entry<'_> {
         Ok(cas)
     }
 
-    /// Runs `f` on the live container in place, then re-charges the item (O(len) for now:
-    /// `Container::charge` recomputes) and gives it a new CAS; an emptied container is removed,
+    /// Runs `f` on the live container in place, then re-charges the item (O(1): the
+    /// collections keep their element bytes as they change, see value.rs) and gives it a new
+    /// CAS; an emptied container is removed,
     /// as Redis does. Ok(None) if there is no live item, Err(WrongType) on a string. The node
     /// evicts other items afterwards if the container grew past the budget.
     pub fn update_container<R>(
@@ -1257,6 +1307,64 @@ impl Entry<'_> {
         self.node.acct.cas.fetch_max(moved.meta.cas, Relaxed);
         self.install(moved.body, moved.klen, moved.meta, true);
         Ok(())
+    }
+}
+
+/// Several keys of one node under their stripe locks, given to the closure of
+/// [`Node::entries`].
+pub struct Locked<'a> {
+    node: &'a Node,
+    now: u64,
+    keys: &'a [&'a [u8]],
+    hashes: Vec<u64>,
+    /// (stripe, guard), ascending stripe.
+    guards: Vec<(usize, MutexGuard<'a, Stripe>)>,
+    garbage: Garbage,
+    /// (stripe, slot) written, in order.
+    written: Vec<(usize, u32)>,
+}
+
+impl Locked<'_> {
+    /// The locked keys.
+    pub fn keys(&self) -> &[&[u8]] {
+        self.keys
+    }
+
+    /// Runs `f` on the entry of key `i` (as [`Node::entry`] would, without locking again).
+    pub fn entry<R>(&mut self, i: usize, f: impl FnOnce(&mut Entry<'_>) -> R) -> R {
+        let (key, hash) = (self.keys[i], self.hashes[i]);
+        let s = stripe_of(hash);
+        let node = self.node;
+        let now = self.now;
+        let g = self
+            .guards
+            .iter()
+            .position(|(gs, _)| *gs == s)
+            .expect("every key's stripe is locked");
+        let stripe: &mut Stripe = &mut self.guards[g].1;
+        let mut slot = stripe.find(hash, key);
+        if let Some(j) = slot
+            && is_expired(&stripe.slab[j as usize].meta, now)
+        {
+            self.garbage
+                .push(stripe.release(j, Some(hash), Reason::Expired, &node.acct));
+            slot = None;
+        }
+        let mut entry = Entry {
+            node,
+            stripe,
+            key,
+            hash,
+            now,
+            slot,
+            written: None,
+            garbage: &mut self.garbage,
+        };
+        let r = f(&mut entry);
+        if let Some(w) = entry.written {
+            self.written.push((s, w));
+        }
+        r
     }
 }
 
@@ -1476,7 +1584,7 @@ mod tests {
         let used0 = node.used_bytes();
         let cas = node
             .entry(b"h", |e| {
-                e.put_container(Container::Hash(hashbrown::HashMap::new()), NEVER)
+                e.put_container(Container::Hash(Default::default()), NEVER)
             })
             .expect("fits");
         node.entry(b"h", |e| {
@@ -1497,7 +1605,7 @@ mod tests {
                 e.update_container(|c| {
                     if let Container::Hash(m) = c {
                         for i in 0..100u32 {
-                            m.insert(i.to_be_bytes().into(), vec![0u8; 50].into());
+                            m.insert(&i.to_be_bytes(), &[0u8; 50]);
                         }
                     }
                     c.len()
@@ -1524,7 +1632,9 @@ mod tests {
         node.entry(b"h", |e| {
             e.update_container(|c| {
                 if let Container::Hash(m) = c {
-                    m.clear();
+                    for i in 0..100u32 {
+                        m.remove(&i.to_be_bytes());
+                    }
                 }
             })
         })

@@ -77,6 +77,8 @@ pub struct Conn {
     pub commands: u64,
     /// Wire name of the last command (CLIENT INFO `cmd=`).
     pub last: &'static str,
+    /// Set while a blocking pop waits (see `types::blocking`).
+    pub blocked: Option<Box<super::types::blocking::Blocked>>,
 }
 
 impl Conn {
@@ -93,6 +95,7 @@ impl Conn {
             created_ms: now_ms,
             commands: 0,
             last: "NULL",
+            blocked: None,
         }
     }
 }
@@ -107,7 +110,7 @@ pub struct Ctx<'a> {
     pub conn: &'a mut Conn,
 }
 
-type Reply = Result<(), RespError>;
+pub(super) type Reply = Result<(), RespError>;
 
 /// Handles one request (non-empty `args`), appending its reply to `out`.
 pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
@@ -455,6 +458,7 @@ fn dispatch(
         Command::IncrByFloat => incr_by_float(shared, cx.limits, a, out),
         Command::GetRange | Command::Substr => getrange(shared, a, out),
         Command::SetRange => setrange(shared, cx.limits, a, out),
+        _ => super::types::dispatch(cmd, a, cx, out, flow),
     }
 }
 
@@ -465,14 +469,14 @@ fn count_read(shared: &Shared, hit: bool) {
     Stats::add(if hit { &s.get_hits } else { &s.get_misses }, 1);
 }
 
-fn store_error(e: StoreError) -> RespError {
+pub(super) fn store_error(e: StoreError) -> RespError {
     match e {
         StoreError::WrongType => RespError::WrongType,
         StoreError::OutOfMemory => RespError::OutOfMemory,
     }
 }
 
-fn check_size(limits: &Limits, len: usize) -> Reply {
+pub(super) fn check_size(limits: &Limits, len: usize) -> Reply {
     if len as u64 > limits.max_value_size {
         return Err(RespError::StringTooLong);
     }
@@ -480,7 +484,7 @@ fn check_size(limits: &Limits, len: usize) -> Reply {
 }
 
 /// redis `getLongLongFromObjectOrReply`.
-fn parse_int(s: &[u8]) -> Result<i64, RespError> {
+pub(super) fn parse_int(s: &[u8]) -> Result<i64, RespError> {
     parse_i64(s).ok_or(RespError::NotInteger)
 }
 
@@ -1094,7 +1098,7 @@ fn scan(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
 
 /// redis `parseScanCursorOrReply` (`strtoul`): optional sign (a negative cursor wraps), digits,
 /// no overflow, nothing else.
-fn parse_cursor(s: &[u8]) -> Option<u64> {
+pub(super) fn parse_cursor(s: &[u8]) -> Option<u64> {
     let (neg, digits) = match s {
         [b'-', rest @ ..] => (true, rest),
         [b'+', rest @ ..] => (false, rest),
@@ -1111,7 +1115,7 @@ thread_local! {
     static RNG: Cell<u64> = Cell::new(RandomState::new().hash_one(0x5eed_u64) | 1);
 }
 
-fn random_u64() -> u64 {
+pub(super) fn random_u64() -> u64 {
     RNG.with(|r| {
         let mut x = r.get();
         x ^= x << 13;

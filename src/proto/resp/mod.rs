@@ -23,6 +23,7 @@ mod command;
 pub mod float;
 pub mod frame;
 pub mod handler;
+pub mod types;
 
 pub use command::Command;
 
@@ -72,6 +73,10 @@ impl RespSession {
                         };
                         handler::handle(&args, &mut cx, out)
                     };
+                    if flow == Flow::Block {
+                        // The request stays in `input`: it is retried after the wake-up.
+                        return Flow::Block;
+                    }
                     input.advance(n);
                     if flow == Flow::Close {
                         return Flow::Close;
@@ -87,7 +92,23 @@ impl RespSession {
     }
 }
 
+impl Drop for RespSession {
+    fn drop(&mut self) {
+        // A client that disconnects (or is shut down) while blocked leaves the queues.
+        if let Some(b) = self.conn.blocked.take() {
+            self.shared.waiters.unregister(self.conn.id, &b.keys);
+        }
+    }
+}
+
 impl Session for RespSession {
+    fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
+        self.conn
+            .blocked
+            .as_ref()
+            .map(|b| (Arc::clone(&b.notify), b.deadline))
+    }
+
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
         let flow = self.run(input, out);
         if self.conn.commands > 0 {
