@@ -9,8 +9,9 @@
 //! - The topology is loaded once per request; every key is routed with `Topology::entry` on
 //!   that snapshot, one `Entry` closure per key, so a read-modify-write of one key is atomic.
 //! - Multi-key commands (MGET, MSET, DEL, EXISTS, TOUCH, UNLINK) route each key on its own and
-//!   answer in argument order. Commands that need two keys (RENAME, RENAMENX, COPY, MSETNX)
-//!   read, then write: they are not atomic, across nodes or within one (documented in README).
+//!   answer in argument order. Commands that need several keys at once (RENAME, RENAMENX, COPY,
+//!   MSETNX, and the container commands in `types`) run through `types::with_keys`: atomic
+//!   when every key is on one node and no migration runs, key by key otherwise (README).
 //! - GET/SET and the other single-key string paths allocate nothing of their own: values are
 //!   written from the entry straight into `out`, numbers are formatted on the stack.
 //! - Redis strings and memcached items are the same items: a RESP write stores flags 0 and gets
@@ -42,6 +43,7 @@ use super::frame::{
     encode_null, encode_null_array, encode_ok, encode_set, encode_simple, encode_verbatim,
     parse_i64,
 };
+use super::types::{Access, with_keys};
 use crate::config::Limits;
 use crate::proto::Flow;
 use crate::route::topology::Topology;
@@ -391,19 +393,31 @@ fn dispatch(
                 check_size(cx.limits, a.get(i).len())?;
             }
             let topo = shared.topology.load();
-            if cmd == Command::MultiSetNx
-                && (1..a.len())
-                    .step_by(2)
-                    .any(|i| topo.entry(a.get(i), |e| e.item().is_some()))
-            {
+            let keys: Vec<&[u8]> = (1..a.len()).step_by(2).map(|i| a.get(i)).collect();
+            let set = |acc: &mut Access<'_, '_>| {
+                if cmd == Command::MultiSetNx
+                    && keys.iter().any(|k| acc.entry(k, |e| e.item().is_some()))
+                {
+                    return Ok(false);
+                }
+                for i in (1..a.len()).step_by(2) {
+                    let value = a.get(i + 1);
+                    acc.entry(a.get(i), |e| e.put(&[value], 0, NEVER, None))
+                        .map_err(store_error)?;
+                    Stats::add(&shared.stats.cmd_set, 1);
+                }
+                Ok(true)
+            };
+            // MSETNX is all-or-nothing: atomic when its keys share a node. MSET needs no
+            // atomicity across keys beyond each SET's (and takes the cheaper path).
+            let done = if cmd == Command::MultiSetNx {
+                with_keys(&topo, &keys, set)?
+            } else {
+                set(&mut Access::Routed(&topo))?
+            };
+            if !done {
                 encode_int(out, 0);
                 return Ok(());
-            }
-            for i in (1..a.len()).step_by(2) {
-                let value = a.get(i + 1);
-                topo.entry(a.get(i), |e| e.put(&[value], 0, NEVER, None))
-                    .map_err(store_error)?;
-                Stats::add(&shared.stats.cmd_set, 1);
             }
             if cmd == Command::MultiSet {
                 encode_ok(out);
@@ -921,26 +935,28 @@ fn restore(e: &mut Entry<'_>, snap: Snapshot) -> Result<(), StoreError> {
 fn rename(shared: &Shared, a: &Args<'_>, nx: bool, out: &mut BytesMut) -> Reply {
     let (src, dst) = (a.get(1), a.get(2));
     let topo = shared.topology.load();
-    let Some(snap) = topo.entry(src, |e| e.item().map(|i| snapshot(&i))) else {
-        return Err(RespError::NoSuchKey);
-    };
-    if src == dst {
-        if nx {
-            encode_int(out, 0);
-        } else {
-            encode_ok(out);
+    let stored = with_keys(&topo, &[src, dst], |acc| {
+        let Some(snap) = acc.entry(src, |e| e.item().map(|i| snapshot(&i))) else {
+            return Err(RespError::NoSuchKey);
+        };
+        if src == dst {
+            return Ok(!nx);
         }
-        return Ok(());
-    }
-    let stored = topo.entry(dst, |e| {
-        if nx && e.item().is_some() {
-            return Ok(false);
+        let stored = acc
+            .entry(dst, |e| {
+                if nx && e.item().is_some() {
+                    return Ok(false);
+                }
+                restore(e, snap).map(|()| true)
+            })
+            .map_err(store_error)?;
+        if stored {
+            acc.entry(src, |e| e.remove());
         }
-        restore(e, snap).map(|()| true)
-    });
-    let stored = stored.map_err(store_error)?;
+        Ok(stored)
+    })?;
     if stored {
-        topo.entry(src, |e| e.remove());
+        shared.waiters.notify(dst);
     }
     if nx {
         encode_int(out, i64::from(stored));
@@ -975,18 +991,21 @@ fn copy(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         return Err(RespError::SameObject);
     }
     let topo = shared.topology.load();
-    let Some(snap) = topo.entry(src, |e| e.item().map(|i| snapshot(&i))) else {
-        encode_int(out, 0);
-        return Ok(());
-    };
-    let stored = topo
-        .entry(dst, |e| {
+    let stored = with_keys(&topo, &[src, dst], |acc| {
+        let Some(snap) = acc.entry(src, |e| e.item().map(|i| snapshot(&i))) else {
+            return Ok(false);
+        };
+        acc.entry(dst, |e| {
             if !replace && e.item().is_some() {
                 return Ok(false);
             }
             restore(e, snap).map(|()| true)
         })
-        .map_err(store_error)?;
+    })
+    .map_err(store_error)?;
+    if stored {
+        shared.waiters.notify(dst);
+    }
     encode_int(out, i64::from(stored));
     Ok(())
 }
