@@ -1568,7 +1568,23 @@ fn group(c: Command) -> &'static str {
         Delete | Unlink | Exists | Touch | Expire | PExpire | ExpireAt | PExpireAt | Ttl | PTtl
         | ExpireTime | PExpireTime | Persist | Type | Keys | Scan | RandomKey | Rename
         | RenameNx | Copy => "generic",
-        _ => "string",
+        _ => {
+            // The container commands are contiguous in the table, one block per type.
+            let at = |x: Command| Command::ALL.iter().position(|&y| y == x);
+            let pos = at(c);
+            let within = |a: Command, b: Command| pos >= at(a) && pos <= at(b);
+            if within(HSet, HScan) {
+                "hash"
+            } else if within(LPush, BLMPop) {
+                "list"
+            } else if within(SAdd, SScan) {
+                "set"
+            } else if within(ZAdd, ZScan) {
+                "sorted-set"
+            } else {
+                "string"
+            }
+        }
     }
 }
 
