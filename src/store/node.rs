@@ -27,9 +27,10 @@
 //! just written is left to evict (which `put` prevents by refusing items that can never fit),
 //! barring concurrent writers; at most one stripe lock is held at a time, except in
 //! `validate` (all stripes of one node, in stripe order) and `Node::entry_many` (the key's
-//! stripe in several nodes, always locked in ascending node-address order, so two such calls
-//! can never wait on each other in a cycle); removed values are dropped after the lock is
-//! released (`Garbage`).
+//! stripe in several nodes, always locked in ascending node-address order) and `Node::entries`
+//! (several stripes of one node, in ascending stripe order): every multi-lock holder follows
+//! the (node address, stripe) order, so no cycle of waits can form; removed values are dropped
+//! after the lock is released (`Garbage`).
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -1065,6 +1066,24 @@ impl Entry<'_> {
         self.stripe.counters.misses += 1;
     }
 
+    /// True if an item of this stripe whose body costs `body_charge` fits in the budget once
+    /// every other item's allocation is evicted (see `make_room`).
+    fn fits_alone(&self, body_charge: u64) -> bool {
+        let node = self.node;
+        let st = &*self.stripe;
+        let others = (node.acct.fixed.load(Relaxed).saturating_sub(st.fixed)).saturating_add(
+            node.acct
+                .items
+                .load(Relaxed)
+                .saturating_sub(u64::from(st.live))
+                .saturating_mul(SLOT_BYTES),
+        );
+        body_charge
+            .saturating_add(others)
+            .saturating_add(st.fixed_for(0))
+            <= node.max_memory()
+    }
+
     /// Checks that an item whose body costs `body_charge` can fit at all: evicting every other
     /// item gives back their allocations but not their slots (slab memory stays), so the floor
     /// is all slab capacity and index buckets of the node plus this body. Reserves slab/index
@@ -1228,9 +1247,10 @@ impl Entry<'_> {
 
     /// Runs `f` on the live container in place, then re-charges the item (O(1): the
     /// collections keep their element bytes as they change, see value.rs) and gives it a new
-    /// CAS; an emptied container is removed,
-    /// as Redis does. Ok(None) if there is no live item, Err(WrongType) on a string. The node
-    /// evicts other items afterwards if the container grew past the budget.
+    /// CAS; an emptied container is removed, as Redis does. Ok(None) if there is no live item,
+    /// Err(WrongType) on a string. The node evicts other items afterwards if the container grew
+    /// past the budget; a container that grew past what the node could hold even alone is
+    /// removed (evicted whole) and Err(OutOfMemory) returned.
     pub fn update_container<R>(
         &mut self,
         f: impl FnOnce(&mut Container) -> R,
@@ -1248,6 +1268,16 @@ impl Entry<'_> {
             return Ok(Some(r));
         }
         let charge = c.compute_charge();
+        if charge > c.charge && !self.fits_alone(charge) {
+            // Grown past what the node can ever hold: evicted whole, like any other key that
+            // does not fit (the alternative, keeping it, would break the budget for good).
+            self.remove();
+            return Err(StoreError::OutOfMemory);
+        }
+        let slot = &mut self.stripe.slab[i as usize];
+        let Body::Container(c) = &mut slot.body else {
+            unreachable!("checked above");
+        };
         let d = diff(charge, c.charge);
         c.charge = charge;
         slot.meta.cas = self.node.next_cas();
@@ -1648,6 +1678,56 @@ mod tests {
             node.entry(k, |e| e.remove());
         }
         assert_eq!(node.used_bytes() - node.fixed_bytes(), used0);
+        node.validate().expect("valid");
+    }
+
+    #[test]
+    fn entries_lock_several_keys_of_one_node() {
+        let node = Node::new("n", 1 << 20, Clock::mock(T0));
+        // Enough keys that some share a stripe (one lock for both).
+        let names: Vec<Vec<u8>> = (0..100).map(|i| format!("k{i}").into_bytes()).collect();
+        let keys: Vec<&[u8]> = names.iter().map(|k| k.as_slice()).collect();
+        set(&node, keys[0], b"first").expect("fits");
+        node.entries(&keys, |l| {
+            let v = l.entry(0, |e| e.item().map(|i| i.value().to_vec()));
+            assert_eq!(v.as_deref(), Some(&b"first"[..]));
+            for i in 1..keys.len() {
+                l.entry(i, |e| e.put(&[b"v"], 0, NEVER, None))
+                    .expect("fits");
+            }
+            l.entry(0, |e| e.remove());
+        });
+        assert!(get(&node, keys[0]).is_none());
+        assert_eq!(get(&node, keys[99]).as_deref(), Some(&b"v"[..]));
+        assert_eq!(node.len(), 99);
+        node.validate().expect("valid");
+    }
+
+    #[test]
+    fn a_container_grown_past_the_budget_is_evicted_whole() {
+        let node = Node::new("n", 64 << 10, Clock::mock(T0));
+        set(&node, b"other", b"x").expect("fits");
+        node.entry(b"l", |e| {
+            e.put_container(Container::List(Default::default()), NEVER)
+        })
+        .expect("fits");
+        let mut refused = None;
+        for i in 0..1000 {
+            let r = node.entry(b"l", |e| {
+                e.update_container(|c| {
+                    if let Container::List(l) = c {
+                        l.push(&[0u8; 100], false);
+                    }
+                })
+            });
+            assert!(node.used_bytes() <= node.max_memory());
+            if r.is_err() {
+                refused = Some(i);
+                break;
+            }
+        }
+        assert!(refused.is_some(), "a 100 KB list cannot fit in 64 KiB");
+        assert!(node.entry(b"l", |e| e.item().is_none()));
         node.validate().expect("valid");
     }
 
