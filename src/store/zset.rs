@@ -16,6 +16,7 @@
 
 use std::cmp::Ordering;
 use std::mem::size_of;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hashbrown::HashTable;
 
@@ -45,14 +46,20 @@ pub struct ZSet {
     rng: u32,
 }
 
+/// Sets created so far: mixed into each set's priority seed.
+static SETS: AtomicU64 = AtomicU64::new(0);
+
 impl Default for ZSet {
     fn default() -> Self {
+        // Priorities come from a per-process random seed: a client that knew them could order
+        // its inserts to build a degenerate (deep) tree.
+        let n = SETS.fetch_add(1, Relaxed);
         ZSet {
             nodes: Vec::new(),
             root: NIL,
             index: HashTable::new(),
             heap: 0,
-            rng: 0x9e37_79b9,
+            rng: (member_hash(&n.to_le_bytes()) as u32) | 1,
         }
     }
 }

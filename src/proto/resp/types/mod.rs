@@ -273,6 +273,11 @@ pub(super) fn index_window(start: i64, stop: i64, len: usize) -> (usize, usize) 
     (s as usize, e as usize + 1)
 }
 
+/// At most this many elements answer a negative count of HRANDFIELD/SRANDMEMBER/ZRANDMEMBER
+/// (repetitions allowed): redis would stream any number; a cap keeps one request from making
+/// an unbounded reply.
+pub(super) const MAX_PICKS: u64 = 1 << 20;
+
 /// The optional count of LPOP/RPOP/SPOP/ZPOPMIN/ZPOPMAX: a non-negative integer.
 pub(super) fn parse_count(s: &[u8]) -> Result<usize, RespError> {
     match crate::proto::resp::frame::parse_i64(s) {

@@ -4,8 +4,8 @@ use bytes::BytesMut;
 
 use super::hash::distinct;
 use super::{
-    Access, Args, check, is, kind_of, parse_count, parse_numkeys, rand_below, read, reply_scan,
-    scan_args, store, with_keys, write,
+    Access, Args, MAX_PICKS, check, is, kind_of, parse_count, parse_numkeys, rand_below, read,
+    reply_scan, scan_args, store, with_keys, write,
 };
 use crate::proto::resp::command::Command;
 use crate::proto::resp::frame::{
@@ -117,7 +117,9 @@ pub(super) fn dispatch(
                 read::<Set, _>(e, |s| {
                     let len = s.len();
                     let idx: Vec<usize> = if n < 0 {
-                        (0..n.unsigned_abs()).map(|_| rand_below(len)).collect()
+                        (0..n.unsigned_abs().min(MAX_PICKS))
+                            .map(|_| rand_below(len))
+                            .collect()
                     } else if n as u64 >= len as u64 {
                         (0..len).collect()
                     } else {

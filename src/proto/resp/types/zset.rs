@@ -6,8 +6,9 @@ use bytes::BytesMut;
 
 use super::hash::{distinct, pairs_header};
 use super::{
-    Access, Args, blocking, fmt_double, index_window, is, kind_of, parse_count, parse_double,
-    parse_numkeys, rand_below, read, reply_double, reply_scan, scan_args, store, with_keys, write,
+    Access, Args, MAX_PICKS, blocking, fmt_double, index_window, is, kind_of, parse_count,
+    parse_double, parse_numkeys, rand_below, read, reply_double, reply_scan, scan_args, store,
+    with_keys, write,
 };
 use crate::proto::Flow;
 use crate::proto::resp::command::Command;
@@ -892,7 +893,9 @@ fn zrandmember(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         let done = read::<ZSet, _>(e, |z| {
             let len = z.len();
             let picks: Vec<usize> = if count < 0 {
-                (0..count.unsigned_abs()).map(|_| rand_below(len)).collect()
+                (0..count.unsigned_abs().min(MAX_PICKS))
+                    .map(|_| rand_below(len))
+                    .collect()
             } else if count as u64 >= len as u64 {
                 // redis walks its listpack from the tail here.
                 (0..len).rev().collect()
