@@ -54,6 +54,8 @@ fn blpop_times_out_and_is_woken_by_a_push_from_another_connection() {
         v
     });
     wait_blocked(&server, 2);
+    let info: String = cmd("INFO").arg("clients").query(&mut c).expect("info");
+    assert!(info.contains("blocked_clients:1\r\n"), "{info}");
     let n: i64 = cmd("RPUSH")
         .arg("q")
         .arg("x")

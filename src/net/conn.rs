@@ -6,7 +6,10 @@
 //! of all the replies (pipelining without a syscall per reply). On shutdown the driver stops
 //! reading; requests already read have been answered and flushed before it returns. A batch
 //! whose replies pass `OUT_HIGH_WATER` is written in several parts (the session pauses), so a
-//! client pipelining big gets cannot make the reply buffer grow without bound.
+//! client pipelining big gets cannot make the reply buffer grow without bound. A session that
+//! answers [`Flow::Block`] (a blocking pop) is called again once its wake-up or deadline comes
+//! ([`Session::waiting`]); meanwhile the driver keeps reading (buffering pipelined requests)
+//! so that a disconnect or shutdown ends the wait at once.
 
 use std::time::Duration;
 

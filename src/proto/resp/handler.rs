@@ -1725,7 +1725,7 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 t.push_str("# Clients\r\n");
                 kv(t, "connected_clients", Stats::get(&s.curr_connections));
                 kv(t, "maxclients", cx.limits.max_connections);
-                kv(t, "blocked_clients", 0);
+                kv(t, "blocked_clients", cx.shared.waiters.clients());
             }
             "memory" => {
                 t.push_str("# Memory\r\n");

@@ -1,5 +1,6 @@
 //! The Redis protocol: RESP2 and RESP3 (`HELLO 3`), multibulk and inline requests, and the
-//! connection, server, keyspace and string commands with redis-server 7.0's replies.
+//! connection, server, keyspace, string, hash, list, set and sorted-set commands (the latter
+//! in `types`) with redis-server 7.0's replies.
 //!
 //! ```text
 //! input bytes ─ frame::Decoder::decode ─▶ Args (ranges into the input) ─ command::parse ─▶ Command
@@ -15,6 +16,8 @@
 //! - `process` handles every complete request in `input` in order, appending every reply to
 //!   `out`; a request is consumed only after it was handled (its arguments are slices of
 //!   `input`, so nothing is copied).
+//! - A blocking command that must wait returns [`Flow::Block`] without consuming its request;
+//!   the driver calls `process` again after the wake-up and the request is retried.
 //! - Framing errors reply `-ERR Protocol error: ...` and close ([`Flow::Close`]), like
 //!   redis-server; QUIT replies `+OK` and closes; bytes after either are ignored.
 //! - Commands are counted into `Stats::commands_processed` once per batch, not per request.

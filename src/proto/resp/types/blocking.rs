@@ -45,11 +45,15 @@ pub struct Waiters {
     queues: Mutex<HashMap<Box<[u8]>, Queue>>,
     /// Registered (client, key) pairs: `notify` returns at once when 0.
     count: AtomicUsize,
+    /// Blocked clients (INFO `blocked_clients`).
+    clients: AtomicUsize,
 }
 
 impl Waiters {
-    /// Adds client `id` at the tail of each key's queue.
+    /// Adds client `id` at the tail of each key's queue (once per blocking; pair with one
+    /// `unregister`).
     pub fn register(&self, id: u64, notify: &Arc<Notify>, keys: &[Box<[u8]>]) {
+        self.clients.fetch_add(1, Ordering::Relaxed);
         let mut q = self.queues.lock();
         for k in keys {
             let queue = q.entry(k.clone()).or_default();
@@ -62,6 +66,7 @@ impl Waiters {
 
     /// Removes client `id` from the keys' queues.
     pub fn unregister(&self, id: u64, keys: &[Box<[u8]>]) {
+        self.clients.fetch_sub(1, Ordering::Relaxed);
         let mut q = self.queues.lock();
         for k in keys {
             if let Some(queue) = q.get_mut(k) {
@@ -89,6 +94,11 @@ impl Waiters {
     /// Number of (client, key) registrations (tests, INFO).
     pub fn len(&self) -> usize {
         self.count.load(Ordering::SeqCst)
+    }
+
+    /// Clients blocked now.
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::Relaxed)
     }
 
     /// True if nobody is blocked.
