@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::Limits;
 use crate::metrics::Metrics;
+use crate::proto::resp::types::blocking::Waiters;
 use crate::route::topology::Topology;
 use crate::store::Clock;
 
@@ -32,6 +33,8 @@ pub struct Shared {
     /// The server's metrics, when the metrics listener is configured (None: nothing is
     /// recorded, which is also how the cost of metrics is measured).
     pub metrics: Option<Arc<Metrics>>,
+    /// Clients blocked in BLPOP & co., per key (woken by pushes from any connection).
+    pub waiters: Waiters,
 }
 
 impl Shared {
@@ -46,6 +49,7 @@ impl Shared {
             started_unix,
             pid: std::process::id(),
             metrics: None,
+            waiters: Waiters::default(),
         }
     }
 }
