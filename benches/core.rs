@@ -1,5 +1,6 @@
-//! Criterion micro-benchmarks of the hot path's parts: ring lookup, memcached decode, and node
-//! get/set. Run with `cargo bench --bench core`.
+//! Criterion micro-benchmarks of the hot path's parts: ring lookup, memcached decode, node
+//! get/set, and sorted-set ZADD/ZRANK/ZRANGE on a 1M-member set through the node (lock,
+//! update, O(1) re-charge). Run with `cargo bench --bench core` (`-- zset` for the latter).
 
 use std::hint::black_box;
 
@@ -8,7 +9,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ringcache::config::Limits;
 use ringcache::proto::memcache::parse::Decoder;
 use ringcache::route::ring::{HashKind, Ring};
-use ringcache::store::{Clock, NEVER, Node};
+use ringcache::store::{Clock, Container, NEVER, Node, ZSet};
 
 fn keys(n: usize) -> Vec<Vec<u8>> {
     (0..n)
@@ -96,5 +97,71 @@ fn node_ops(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, ring_lookup, memcache_decode, node_ops);
+/// xorshift64, for reproducible random members and ranks.
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+fn zset_ops(c: &mut Criterion) {
+    const N: u64 = 1_000_000;
+    let node = Node::new("bench", 1 << 32, Clock::real());
+    let mut z = ZSet::default();
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    for i in 0..N {
+        z.insert(
+            format!("member:{i:09}").as_bytes(),
+            (next(&mut x) % N) as f64,
+        );
+    }
+    node.entry(b"z", |e| e.put_container(Container::ZSet(z), NEVER))
+        .expect("fits");
+    let members: Vec<Vec<u8>> = (0..4096)
+        .map(|_| format!("member:{:09}", next(&mut x) % N).into_bytes())
+        .collect();
+    let mut i = 0;
+    // ZADD z <score> <member> on an existing member: a new score moves it in the order.
+    c.bench_function("zset_zadd/1M_members_update", |b| {
+        b.iter(|| {
+            i = (i + 1) & 4095;
+            let score = (next(&mut x) % N) as f64;
+            node.entry(b"z", |e| {
+                e.update_container(|c| match c {
+                    Container::ZSet(z) => black_box(z.insert(&members[i], score)),
+                    _ => None,
+                })
+            })
+        })
+    });
+    // ZRANK z <member>.
+    c.bench_function("zset_zrank/1M_members", |b| {
+        b.iter(|| {
+            i = (i + 1) & 4095;
+            node.entry(b"z", |e| {
+                e.item().and_then(|it| match it.container() {
+                    Some(Container::ZSet(z)) => black_box(z.rank(&members[i])),
+                    _ => None,
+                })
+            })
+        })
+    });
+    // ZRANGE z <r> <r+9> from a random rank: select + 10-element in-order walk.
+    c.bench_function("zset_zrange/1M_members_10_from_random_rank", |b| {
+        b.iter(|| {
+            let r = (next(&mut x) % (N - 10)) as usize;
+            node.entry(b"z", |e| {
+                e.item().map(|it| match it.container() {
+                    Some(Container::ZSet(z)) => {
+                        z.range(r, r + 10, false).map(|(m, _)| m.len()).sum()
+                    }
+                    _ => 0usize,
+                })
+            })
+        })
+    });
+}
+
+criterion_group!(benches, ring_lookup, memcache_decode, node_ops, zset_ops);
 criterion_main!(benches);

@@ -26,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::net::listener::Protocol;
 use crate::server::{Shared, Stats};
 
 /// Commands handled, by protocol, command and result (`ok` or `error`).
@@ -361,13 +362,16 @@ pub fn render(metrics: &Metrics, shared: &Shared) -> String {
             .absolute(s.misses);
     }
     let st = &shared.stats;
-    let memcache = [("protocol", "memcache")];
-    metrics
-        .gauge(CONNECTIONS, &memcache)
-        .set(Stats::get(&st.curr_connections) as f64);
-    metrics
-        .counter(CONNECTIONS_ACCEPTED_TOTAL, &memcache)
-        .absolute(Stats::get(&st.total_connections));
+    for protocol in Protocol::ALL {
+        let c = &st.by_protocol[protocol.index()];
+        let label = [("protocol", protocol.label())];
+        metrics
+            .gauge(CONNECTIONS, &label)
+            .set(Stats::get(&c.open) as f64);
+        metrics
+            .counter(CONNECTIONS_ACCEPTED_TOTAL, &label)
+            .absolute(Stats::get(&c.accepted));
+    }
     metrics
         .counter(CONNECTIONS_REJECTED_TOTAL, &[("reason", "max_connections")])
         .absolute(Stats::get(&st.rejected_connections));

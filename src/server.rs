@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use crate::auth::Auth;
 use crate::config::Limits;
 use crate::metrics::Metrics;
+use crate::proto::resp::types::blocking::Waiters;
 use crate::route::topology::Topology;
 use crate::store::Clock;
 
@@ -35,6 +36,8 @@ pub struct Shared {
     /// The server's metrics, when the metrics listener is configured (None: nothing is
     /// recorded, which is also how the cost of metrics is measured).
     pub metrics: Option<Arc<Metrics>>,
+    /// Clients blocked in BLPOP & co., per key (woken by pushes from any connection).
+    pub waiters: Waiters,
 }
 
 impl Shared {
@@ -50,6 +53,7 @@ impl Shared {
             started_unix,
             pid: std::process::id(),
             metrics: None,
+            waiters: Waiters::default(),
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct Stats {
     pub cas_badval: AtomicU64,
     pub touch_hits: AtomicU64,
     pub touch_misses: AtomicU64,
+    /// Connections by listener protocol (memcache, resp, any: `Protocol::index`).
+    pub by_protocol: [ProtocolConnections; 3],
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
     pub config_reloads_ok: AtomicU64,
@@ -98,6 +104,15 @@ pub struct Stats {
     pub closed_idle_timeout: AtomicU64,
     /// Commands run over RESP (redis `total_commands_processed`), added per batch.
     pub commands_processed: AtomicU64,
+}
+
+/// Connection counters of one listener protocol.
+#[derive(Default, Debug)]
+pub struct ProtocolConnections {
+    /// Open now.
+    pub open: AtomicU64,
+    /// Accepted since start.
+    pub accepted: AtomicU64,
 }
 
 impl Stats {

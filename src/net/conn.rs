@@ -6,9 +6,12 @@
 //! of all the replies (pipelining without a syscall per reply). On shutdown the driver stops
 //! reading; requests already read have been answered and flushed before it returns. A batch
 //! whose replies pass `OUT_HIGH_WATER` is written in several parts (the session pauses), so a
-//! client pipelining big gets cannot make the reply buffer grow without bound. The driver does
-//! not read while a write is pending (back-pressure), so a peer that never reads holds at most
-//! one batch of replies here; a write making no progress for `limits.output_timeout` closes it.
+//! client pipelining big gets cannot make the reply buffer grow without bound. A session that
+//! answers [`Flow::Block`] (a blocking pop) is called again once its wake-up or deadline comes
+//! ([`Session::waiting`]); meanwhile the driver keeps reading (buffering pipelined requests)
+//! so that a disconnect or shutdown ends the wait at once. The driver does not read while a
+//! write is pending (back-pressure), so a peer that never reads holds at most one batch of
+//! replies here; a write making no progress for `limits.output_timeout` closes it.
 
 use std::time::Duration;
 
@@ -55,22 +58,26 @@ pub async fn run<S: Session>(
             },
         };
         Stats::add(&shared.stats.bytes_read, n as u64);
-        let flow = loop {
-            let flow = session.process(&mut input, &mut out);
-            if !out.is_empty() {
-                if write_out(&mut stream, &out, shared).await.is_err() {
-                    break Flow::Close;
-                }
-                Stats::add(&shared.stats.bytes_written, out.len() as u64);
-                out.clear();
-                if out.capacity() > KEEP_CAPACITY {
-                    out = BytesMut::with_capacity(READ_CHUNK);
-                }
+        let mut flow = serve(&mut stream, &mut session, &mut input, &mut out, shared).await;
+        // A blocking command (BLPOP, ...) waits for its wake-up, its deadline, shutdown or the
+        // peer closing; more input is buffered meanwhile, served after it (as redis does).
+        while flow == Flow::Block {
+            let Some((notify, deadline)) = session.waiting() else {
+                break;
+            };
+            let gone = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => true,
+                () = notify.notified() => false,
+                () = sleep_until(deadline) => false,
+                r = stream.read_buf(&mut input) => matches!(r, Ok(0) | Err(_)),
+            };
+            if gone {
+                flow = Flow::Close;
+                break;
             }
-            if flow != Flow::Pause {
-                break flow;
-            }
-        };
+            flow = serve(&mut stream, &mut session, &mut input, &mut out, shared).await;
+        }
         if flow == Flow::Close || closing {
             break;
         }
@@ -104,6 +111,40 @@ async fn write_out(stream: &mut TcpStream, out: &[u8], shared: &Shared) -> std::
         }
     }
     Ok(())
+}
+
+/// Handles what `input` holds and writes the replies (in parts when the session pauses).
+async fn serve<S: Session>(
+    stream: &mut TcpStream,
+    session: &mut S,
+    input: &mut BytesMut,
+    out: &mut BytesMut,
+    shared: &Shared,
+) -> Flow {
+    loop {
+        let flow = session.process(input, out);
+        if !out.is_empty() {
+            if write_out(stream, out, shared).await.is_err() {
+                return Flow::Close;
+            }
+            Stats::add(&shared.stats.bytes_written, out.len() as u64);
+            out.clear();
+            if out.capacity() > KEEP_CAPACITY {
+                *out = BytesMut::with_capacity(READ_CHUNK);
+            }
+        }
+        if flow != Flow::Pause {
+            return flow;
+        }
+    }
+}
+
+/// Sleeps until `deadline`, forever if None.
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// On shutdown: takes what the peer has already sent (without waiting for more) so that

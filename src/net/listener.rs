@@ -34,6 +34,23 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every listener protocol, in [`Protocol::index`] order.
+    pub const ALL: [Protocol; 3] = [Protocol::Memcache, Protocol::Resp, Protocol::Any];
+
+    /// Position in [`Protocol::ALL`] (and in `Stats::by_protocol`).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Memcache => "memcache",
+            Protocol::Resp => "resp",
+            Protocol::Any => "any",
+        }
+    }
+
     /// What a refused client is told before the socket closes (the real server's words).
     fn refusal(self) -> &'static [u8] {
         match self {
@@ -85,6 +102,9 @@ pub async fn serve(
             continue;
         }
         Stats::add(&stats.total_connections, 1);
+        let per_protocol = &stats.by_protocol[protocol.index()];
+        Stats::add(&per_protocol.accepted, 1);
+        Stats::add(&per_protocol.open, 1);
         if let Err(e) = configure(&stream, shared.limits.load().tcp_keepalive) {
             tracing::debug!(%peer, error = %e, "cannot set socket options");
         }
@@ -107,9 +127,10 @@ pub async fn serve(
                     conn::run(stream, session, &shared, token).await;
                 }
             }
-            shared
-                .stats
-                .curr_connections
+            let stats = &shared.stats;
+            stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
+            stats.by_protocol[protocol.index()]
+                .open
                 .fetch_sub(1, Ordering::Relaxed);
         });
     }

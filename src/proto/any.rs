@@ -59,4 +59,11 @@ impl Session for AnySession {
             AnySession::Undecided { .. } => Flow::Continue,
         }
     }
+
+    fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
+        match self {
+            AnySession::Resp(s) => s.waiting(),
+            _ => None,
+        }
+    }
 }

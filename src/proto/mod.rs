@@ -5,7 +5,11 @@ pub mod any;
 pub mod memcache;
 pub mod resp;
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use bytes::BytesMut;
+use tokio::sync::Notify;
 
 use crate::config::Limits;
 use crate::server::{Shared, Stats};
@@ -21,6 +25,10 @@ pub enum Flow {
     Pause,
     /// Write what is in the output buffer, then close (quit, or framing was lost).
     Close,
+    /// A blocking command (BLPOP, ...) waits: write `out`, then wait for
+    /// [`Session::waiting`]'s wake-up or deadline (or shutdown, or the peer closing), then
+    /// call `process` again, which retries the command.
+    Block,
 }
 
 /// Reply bytes after which a session stops taking requests from the current batch and lets the
@@ -34,6 +42,11 @@ pub trait Session: Send {
     /// connection must close after `out` is written, [`Flow::Pause`] when it stopped early
     /// because `out` is full.
     fn process(&mut self, input: &mut bytes::BytesMut, out: &mut BytesMut) -> Flow;
+
+    /// After [`Flow::Block`]: what to wait for (the wake-up and the deadline, None = forever).
+    fn waiting(&self) -> Option<(Arc<Notify>, Option<Instant>)> {
+        None
+    }
 }
 
 /// Enforces `limits.max_output_buffer` after one request: when that request's replies (from

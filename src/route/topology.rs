@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use crate::config::{NodeConfig, RingConfig};
 use crate::route::rebalance::{self, Ledger, Migration, Previous, Progress};
 use crate::route::ring::{DEFAULT_POINTS_PER_WEIGHT, HashKind, Ring};
-use crate::store::{Clock, Entry, Node};
+use crate::store::{Clock, Entry, Locked, Node};
 
 /// An immutable view of the ring and the nodes it routes to.
 pub struct Topology {
@@ -223,6 +223,35 @@ impl Topology {
             let f = f.take().expect("f runs at most once");
             Some(f(e))
         })
+    }
+
+    /// Runs `f` with all `keys` locked at once on their common owner ([`Node::entries`]), so a
+    /// multi-key command is atomic: `f(Some(locked))`. When that is not possible, runs
+    /// `f(None)` without any lock, and the caller goes through `entry` key by key (not
+    /// atomic): the keys are owned by different nodes, a migration is running (keys may need
+    /// the holders' locks of `entry`), or this topology was superseded (checked under the
+    /// locks, as `entry` does).
+    pub fn entries<R>(&self, keys: &[&[u8]], f: impl FnOnce(Option<&mut Locked<'_>>) -> R) -> R {
+        let topology = self.newest();
+        let owner = keys.first().map(|k| topology.ring.lookup(k));
+        let mut f = Some(f);
+        if let Some(owner) = owner
+            && !topology.is_migrating()
+            && keys.iter().all(|k| topology.ring.lookup(k) == owner)
+        {
+            let r = topology.nodes[owner].entries(keys, |locked| {
+                if topology.is_superseded() {
+                    return None;
+                }
+                let f = f.take().expect("f runs at most once");
+                Some(f(Some(locked)))
+            });
+            if let Some(r) = r {
+                return r;
+            }
+        }
+        let f = f.take().expect("f did not run");
+        f(None)
     }
 
     /// Consolidates `key` onto its owner (as `entry` does before its closure), also taking it

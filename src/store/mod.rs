@@ -4,7 +4,8 @@
 //! Owns: the shared store types (`StoreError`, `Kind`, `ItemMeta`, `NodeStats`, `NEVER`) and the
 //! module tree below. Must not touch: protocols, routing, tokio I/O (`store` imports none of
 //! them). Invariants: every call is synchronous and holds at most one stripe lock at a time
-//! (only `Node::validate` holds them all, in stripe order); no lock is held while anything but
+//! (except `Node::validate`, `Node::entry_many` and `Node::entries`, which take several in
+//! ascending (node address, stripe) order, see node.rs); no lock is held while anything but
 //! the caller's own closure runs; values are dropped after the stripe lock is released.
 //!
 //! Layout (see `node.rs`): a node is 64 lock stripes; each stripe is a slab of 64-byte slots, a
@@ -17,10 +18,12 @@ mod evict;
 mod expire;
 pub mod node;
 pub mod value;
+pub mod zset;
 
 pub use clock::Clock;
-pub use node::{Entry, Item, Moved, Node};
-pub use value::{Container, ZSet, alloc_size};
+pub use node::{Entry, Item, Locked, Moved, Node};
+pub use value::{Container, Hash, List, Set, alloc_size};
+pub use zset::ZSet;
 
 /// `ItemMeta::expire_at` value meaning "no expiry".
 pub const NEVER: u64 = 0;

@@ -27,9 +27,10 @@
 //! just written is left to evict (which `put` prevents by refusing items that can never fit),
 //! barring concurrent writers; at most one stripe lock is held at a time, except in
 //! `validate` (all stripes of one node, in stripe order) and `Node::entry_many` (the key's
-//! stripe in several nodes, always locked in ascending node-address order, so two such calls
-//! can never wait on each other in a cycle); removed values are dropped after the lock is
-//! released (`Garbage`).
+//! stripe in several nodes, always locked in ascending node-address order) and `Node::entries`
+//! (several stripes of one node, in ascending stripe order): every multi-lock holder follows
+//! the (node address, stripe) order, so no cycle of waits can form; removed values are dropped
+//! after the lock is released (`Garbage`).
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -795,6 +796,55 @@ impl Node {
         r
     }
 
+    /// Runs `f` with several keys of this node locked at once, so that a command over them
+    /// (RENAME, SMOVE, LMOVE, SUNIONSTORE, ...) is atomic: no other access to any of the keys
+    /// can run in between. The distinct stripes of the keys are locked in ascending stripe
+    /// order (keys sharing a stripe share its one lock). Every multi-lock operation takes its
+    /// locks in ascending (node address, stripe) order: this one (one node, rising stripes),
+    /// `entry_many` (one stripe, rising node addresses) and `validate` (one node, all
+    /// stripes), so no cycle of waits can form.
+    /// [`Locked::entry`] gives the entry of key `i`; afterwards the node evicts down to its
+    /// budget as in [`Node::entry`], sparing the items written.
+    pub fn entries<R>(&self, keys: &[&[u8]], f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
+        let now = self.clock.now_ms();
+        self.maybe_flush(now);
+        let hashes: Vec<u64> = keys.iter().map(|k| hash_key(k)).collect();
+        let mut order: Vec<usize> = hashes.iter().map(|&h| stripe_of(h)).collect();
+        order.sort_unstable();
+        order.dedup();
+        let guards: Vec<(usize, MutexGuard<'_, Stripe>)> =
+            order.iter().map(|&s| (s, self.stripe(s).lock())).collect();
+        let mut locked = Locked {
+            node: self,
+            now,
+            keys,
+            hashes,
+            guards,
+            garbage: Garbage::default(),
+            written: Vec::new(),
+        };
+        let r = f(&mut locked);
+        let Locked {
+            mut guards,
+            mut garbage,
+            written,
+            ..
+        } = locked;
+        let mut over = false;
+        for (s, guard) in &mut guards {
+            let protect = written.iter().rev().find(|w| w.0 == *s).map(|w| w.1);
+            over |= self
+                .evict_stripe(guard, protect, now, &mut garbage, usize::MAX)
+                .0;
+        }
+        drop(guards);
+        drop(garbage);
+        if over {
+            self.evict_global(written.last().copied(), now);
+        }
+        r
+    }
+
     /// Recomputes every count and charge from scratch and checks index ↔ slab consistency, the
     /// SIEVE queue (both directions, count, hand), the free list and the node totals. Locks all
     /// stripes (in order) for a consistent view. For tests.
@@ -854,7 +904,7 @@ fn validate_stripe(si: usize, st: &Stripe) -> Result<(), String> {
             ));
         }
         if let Body::Container(c) = &slot.body {
-            if c.charge != c.compute_charge() {
+            if c.charge != c.compute_charge() || c.value.charge() != c.value.recompute_charge() {
                 return Err(format!("stripe {si} slot {i}: stale container charge"));
             }
         }
@@ -1014,6 +1064,24 @@ impl Entry<'_> {
     /// Counts a miss.
     pub fn record_miss(&mut self) {
         self.stripe.counters.misses += 1;
+    }
+
+    /// True if an item of this stripe whose body costs `body_charge` fits in the budget once
+    /// every other item's allocation is evicted (see `make_room`).
+    fn fits_alone(&self, body_charge: u64) -> bool {
+        let node = self.node;
+        let st = &*self.stripe;
+        let others = (node.acct.fixed.load(Relaxed).saturating_sub(st.fixed)).saturating_add(
+            node.acct
+                .items
+                .load(Relaxed)
+                .saturating_sub(u64::from(st.live))
+                .saturating_mul(SLOT_BYTES),
+        );
+        body_charge
+            .saturating_add(others)
+            .saturating_add(st.fixed_for(0))
+            <= node.max_memory()
     }
 
     /// Checks that an item whose body costs `body_charge` can fit at all: evicting every other
@@ -1177,10 +1245,12 @@ impl Entry<'_> {
         Ok(cas)
     }
 
-    /// Runs `f` on the live container in place, then re-charges the item (O(len) for now:
-    /// `Container::charge` recomputes) and gives it a new CAS; an emptied container is removed,
-    /// as Redis does. Ok(None) if there is no live item, Err(WrongType) on a string. The node
-    /// evicts other items afterwards if the container grew past the budget.
+    /// Runs `f` on the live container in place, then re-charges the item (O(1): the
+    /// collections keep their element bytes as they change, see value.rs) and gives it a new
+    /// CAS; an emptied container is removed, as Redis does. Ok(None) if there is no live item,
+    /// Err(WrongType) on a string. The node evicts other items afterwards if the container grew
+    /// past the budget; a container that grew past what the node could hold even alone is
+    /// removed (evicted whole) and Err(OutOfMemory) returned.
     pub fn update_container<R>(
         &mut self,
         f: impl FnOnce(&mut Container) -> R,
@@ -1198,6 +1268,16 @@ impl Entry<'_> {
             return Ok(Some(r));
         }
         let charge = c.compute_charge();
+        if charge > c.charge && !self.fits_alone(charge) {
+            // Grown past what the node can ever hold: evicted whole, like any other key that
+            // does not fit (the alternative, keeping it, would break the budget for good).
+            self.remove();
+            return Err(StoreError::OutOfMemory);
+        }
+        let slot = &mut self.stripe.slab[i as usize];
+        let Body::Container(c) = &mut slot.body else {
+            unreachable!("checked above");
+        };
         let d = diff(charge, c.charge);
         c.charge = charge;
         slot.meta.cas = self.node.next_cas();
@@ -1257,6 +1337,64 @@ impl Entry<'_> {
         self.node.acct.cas.fetch_max(moved.meta.cas, Relaxed);
         self.install(moved.body, moved.klen, moved.meta, true);
         Ok(())
+    }
+}
+
+/// Several keys of one node under their stripe locks, given to the closure of
+/// [`Node::entries`].
+pub struct Locked<'a> {
+    node: &'a Node,
+    now: u64,
+    keys: &'a [&'a [u8]],
+    hashes: Vec<u64>,
+    /// (stripe, guard), ascending stripe.
+    guards: Vec<(usize, MutexGuard<'a, Stripe>)>,
+    garbage: Garbage,
+    /// (stripe, slot) written, in order.
+    written: Vec<(usize, u32)>,
+}
+
+impl Locked<'_> {
+    /// The locked keys.
+    pub fn keys(&self) -> &[&[u8]] {
+        self.keys
+    }
+
+    /// Runs `f` on the entry of key `i` (as [`Node::entry`] would, without locking again).
+    pub fn entry<R>(&mut self, i: usize, f: impl FnOnce(&mut Entry<'_>) -> R) -> R {
+        let (key, hash) = (self.keys[i], self.hashes[i]);
+        let s = stripe_of(hash);
+        let node = self.node;
+        let now = self.now;
+        let g = self
+            .guards
+            .iter()
+            .position(|(gs, _)| *gs == s)
+            .expect("every key's stripe is locked");
+        let stripe: &mut Stripe = &mut self.guards[g].1;
+        let mut slot = stripe.find(hash, key);
+        if let Some(j) = slot
+            && is_expired(&stripe.slab[j as usize].meta, now)
+        {
+            self.garbage
+                .push(stripe.release(j, Some(hash), Reason::Expired, &node.acct));
+            slot = None;
+        }
+        let mut entry = Entry {
+            node,
+            stripe,
+            key,
+            hash,
+            now,
+            slot,
+            written: None,
+            garbage: &mut self.garbage,
+        };
+        let r = f(&mut entry);
+        if let Some(w) = entry.written {
+            self.written.push((s, w));
+        }
+        r
     }
 }
 
@@ -1476,7 +1614,7 @@ mod tests {
         let used0 = node.used_bytes();
         let cas = node
             .entry(b"h", |e| {
-                e.put_container(Container::Hash(hashbrown::HashMap::new()), NEVER)
+                e.put_container(Container::Hash(Default::default()), NEVER)
             })
             .expect("fits");
         node.entry(b"h", |e| {
@@ -1497,7 +1635,7 @@ mod tests {
                 e.update_container(|c| {
                     if let Container::Hash(m) = c {
                         for i in 0..100u32 {
-                            m.insert(i.to_be_bytes().into(), vec![0u8; 50].into());
+                            m.insert(&i.to_be_bytes(), &[0u8; 50]);
                         }
                     }
                     c.len()
@@ -1524,7 +1662,9 @@ mod tests {
         node.entry(b"h", |e| {
             e.update_container(|c| {
                 if let Container::Hash(m) = c {
-                    m.clear();
+                    for i in 0..100u32 {
+                        m.remove(&i.to_be_bytes());
+                    }
                 }
             })
         })
@@ -1538,6 +1678,56 @@ mod tests {
             node.entry(k, |e| e.remove());
         }
         assert_eq!(node.used_bytes() - node.fixed_bytes(), used0);
+        node.validate().expect("valid");
+    }
+
+    #[test]
+    fn entries_lock_several_keys_of_one_node() {
+        let node = Node::new("n", 1 << 20, Clock::mock(T0));
+        // Enough keys that some share a stripe (one lock for both).
+        let names: Vec<Vec<u8>> = (0..100).map(|i| format!("k{i}").into_bytes()).collect();
+        let keys: Vec<&[u8]> = names.iter().map(|k| k.as_slice()).collect();
+        set(&node, keys[0], b"first").expect("fits");
+        node.entries(&keys, |l| {
+            let v = l.entry(0, |e| e.item().map(|i| i.value().to_vec()));
+            assert_eq!(v.as_deref(), Some(&b"first"[..]));
+            for i in 1..keys.len() {
+                l.entry(i, |e| e.put(&[b"v"], 0, NEVER, None))
+                    .expect("fits");
+            }
+            l.entry(0, |e| e.remove());
+        });
+        assert!(get(&node, keys[0]).is_none());
+        assert_eq!(get(&node, keys[99]).as_deref(), Some(&b"v"[..]));
+        assert_eq!(node.len(), 99);
+        node.validate().expect("valid");
+    }
+
+    #[test]
+    fn a_container_grown_past_the_budget_is_evicted_whole() {
+        let node = Node::new("n", 64 << 10, Clock::mock(T0));
+        set(&node, b"other", b"x").expect("fits");
+        node.entry(b"l", |e| {
+            e.put_container(Container::List(Default::default()), NEVER)
+        })
+        .expect("fits");
+        let mut refused = None;
+        for i in 0..1000 {
+            let r = node.entry(b"l", |e| {
+                e.update_container(|c| {
+                    if let Container::List(l) = c {
+                        l.push(&[0u8; 100], false);
+                    }
+                })
+            });
+            assert!(node.used_bytes() <= node.max_memory());
+            if r.is_err() {
+                refused = Some(i);
+                break;
+            }
+        }
+        assert!(refused.is_some(), "a 100 KB list cannot fit in 64 KiB");
+        assert!(node.entry(b"l", |e| e.item().is_none()));
         node.validate().expect("valid");
     }
 

@@ -1,18 +1,31 @@
 //! Item values and what they cost in memory.
 //!
-//! Owns: `Body` (what a slot holds), `Container` (Redis hash/list/set/zset values) and the charge
+//! Owns: `Body` (what a slot holds), `Container` (Redis hash/list/set/zset values), the
+//! collection types behind it (`Hash`, `List`, `Set`, and `ZSet` in zset.rs) and the charge
 //! formulas (`alloc_size`, `Container::charge`). Must not touch: slots, stripes, locks, counters
 //! (node.rs applies the charges). Invariants: a charge is what the allocator really hands out
 //! (glibc x86-64 size classes), so that a node's `used` tracks its resident memory; a string's
 //! key and value share one allocation (`key ‖ value`); an empty allocation costs nothing.
+//!
+//! Incremental accounting: every collection keeps the sum of its elements' allocations in a
+//! counter that its own mutating methods update, and derives the rest (buffer and index
+//! capacity) from O(1) reads, so `Container::charge` is O(1) and `Entry::update_container` can
+//! re-charge an item of a million elements after each command in constant time.
+//! `Container::recompute_charge` recounts from scratch (O(len)); `Node::validate` compares them.
+//! Collections give their spare capacity back when they shrink to a quarter of it, so that a
+//! popped-empty big list does not keep (and keep being charged for) its peak buffer.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::mem::size_of;
+use std::sync::LazyLock;
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashTable;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::Kind;
+pub use super::zset::ZSet;
 
 /// Bytes the allocator uses for a request of `n` bytes: glibc malloc's chunk size
 /// `max(32, round_up(n + 8, 16))`; 0 for `n == 0` (Rust does not allocate empty boxes).
@@ -23,6 +36,21 @@ pub const fn alloc_size(n: usize) -> u64 {
     }
     let chunk = (n as u64 + 8 + 15) & !15;
     if chunk < 32 { 32 } else { chunk }
+}
+
+/// Seed of the member hash (random per process: no precomputed collisions).
+static SEED: LazyLock<u64> = LazyLock::new(|| RandomState::new().hash_one(0xc011_u64));
+
+/// Hash of a member, field or list-free element, for the collections' indexes.
+#[inline]
+pub(super) fn member_hash(m: &[u8]) -> u64 {
+    xxh3_64_with_seed(m, *SEED)
+}
+
+/// Charge of a hashbrown table (one allocation: buckets and control bytes).
+#[inline]
+pub(super) fn table_charge<T>(t: &HashTable<T>) -> u64 {
+    alloc_size(t.allocation_size())
 }
 
 /// What an occupied slot holds. 16 bytes: the container variant lives in the niche of the
@@ -76,70 +104,24 @@ impl ContainerItem {
         item
     }
 
-    /// Recomputes the charge from scratch: this box, the key, and the container's contents.
+    /// The charge: this box, the key, and the container's contents. O(1).
     pub(super) fn compute_charge(&self) -> u64 {
         alloc_size(size_of::<ContainerItem>()) + alloc_size(self.key.len()) + self.value.charge()
     }
 }
 
-/// A Redis container value. No commands yet: they mutate these in place under the stripe lock
-/// (`Entry::update_container`), and the node re-charges the item afterwards.
+/// A Redis container value. Commands mutate these in place under the stripe lock
+/// (`Entry::update_container`); the node re-charges the item afterwards in O(1).
 #[derive(Debug, Clone)]
 pub enum Container {
     /// Redis hash: field → value.
-    Hash(HashMap<Box<[u8]>, Box<[u8]>>),
+    Hash(Hash),
     /// Redis list.
-    List(VecDeque<Box<[u8]>>),
+    List(List),
     /// Redis set.
-    Set(HashSet<Box<[u8]>>),
+    Set(Set),
     /// Redis sorted set.
     ZSet(ZSet),
-}
-
-/// Redis sorted set: member → score, plus (score, member) order.
-#[derive(Debug, Clone, Default)]
-pub struct ZSet {
-    /// Member → score.
-    pub scores: HashMap<Box<[u8]>, f64>,
-    /// (score, member) in Redis order: by score, then member bytes.
-    pub order: BTreeSet<(Score, Box<[u8]>)>,
-}
-
-/// A sorted-set score with a total order (`f64::total_cmp`), usable as a `BTreeSet` key.
-#[derive(Debug, Clone, Copy)]
-pub struct Score(pub f64);
-
-impl PartialEq for Score {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.total_cmp(&other.0) == Ordering::Equal
-    }
-}
-impl Eq for Score {}
-impl PartialOrd for Score {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Score {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
-/// Elements per std B-tree node (B = 6) and an assumed average fill of 8 of them.
-const BTREE_NODE_CAP: usize = 11;
-const BTREE_AVG_FILL: usize = 8;
-
-/// Charge of a `BTreeSet<T>` of `len` elements: approximate (std does not expose its nodes),
-/// one leaf-sized node (11 elements + parent pointer + indices) per 8 elements.
-fn btree_charge<T>(len: usize) -> u64 {
-    let node = alloc_size(BTREE_NODE_CAP * size_of::<T>() + 16);
-    len.div_ceil(BTREE_AVG_FILL) as u64 * node
-}
-
-/// Charge of a hashbrown table allocation (buckets of entries + control bytes).
-fn table_charge(bytes: usize) -> u64 {
-    alloc_size(bytes)
 }
 
 impl Container {
@@ -159,7 +141,7 @@ impl Container {
             Container::Hash(m) => m.len(),
             Container::List(l) => l.len(),
             Container::Set(s) => s.len(),
-            Container::ZSet(z) => z.scores.len(),
+            Container::ZSet(z) => z.len(),
         }
     }
 
@@ -168,35 +150,402 @@ impl Container {
         self.len() == 0
     }
 
-    /// Bytes charged for the contents, recomputed from scratch (O(len)): table/buffer capacity
-    /// plus every element's allocation. Exact for hash/list/set; the sorted set's B-tree part is
-    /// an estimate (see `btree_charge`).
+    /// Bytes charged for the contents, O(1): buffer and index capacity plus the running sum of
+    /// the elements' allocations.
     pub fn charge(&self) -> u64 {
         match self {
-            Container::Hash(m) => {
-                table_charge(m.allocation_size())
-                    + m.iter()
-                        .map(|(k, v)| alloc_size(k.len()) + alloc_size(v.len()))
-                        .sum::<u64>()
-            }
+            Container::Hash(h) => h.0.charge(),
+            Container::List(l) => l.charge(),
+            Container::Set(s) => s.0.charge(),
+            Container::ZSet(z) => z.charge(),
+        }
+    }
+
+    /// The same charge recounted element by element (O(len)), for `validate` and tests.
+    pub fn recompute_charge(&self) -> u64 {
+        match self {
+            Container::Hash(h) => h.0.recompute_charge(),
             Container::List(l) => {
-                alloc_size(l.capacity() * size_of::<Box<[u8]>>())
-                    + l.iter().map(|e| alloc_size(e.len())).sum::<u64>()
+                l.buffer_charge() + l.items.iter().map(|e| alloc_size(e.len())).sum::<u64>()
             }
-            Container::Set(s) => {
-                table_charge(s.allocation_size())
-                    + s.iter().map(|e| alloc_size(e.len())).sum::<u64>()
+            Container::Set(s) => s.0.recompute_charge(),
+            Container::ZSet(z) => z.recompute_charge(),
+        }
+    }
+}
+
+/// An element of an [`Indexed`] collection: its lookup key and its own allocations.
+pub(super) trait Element {
+    fn key(&self) -> &[u8];
+    fn heap(&self) -> u64;
+}
+
+impl Element for Box<[u8]> {
+    #[inline]
+    fn key(&self) -> &[u8] {
+        self
+    }
+    #[inline]
+    fn heap(&self) -> u64 {
+        alloc_size(self.len())
+    }
+}
+
+impl Element for (Box<[u8]>, Box<[u8]>) {
+    #[inline]
+    fn key(&self) -> &[u8] {
+        &self.0
+    }
+    #[inline]
+    fn heap(&self) -> u64 {
+        alloc_size(self.0.len()) + alloc_size(self.1.len())
+    }
+}
+
+/// Up to this many elements, removal keeps the order of the others.
+const ORDERED_MAX: usize = 128;
+
+/// Elements in a dense vector with a hash index of positions: O(1) lookup, insert, removal
+/// (swap with the last) and uniform random pick (HRANDFIELD, SRANDMEMBER, SPOP).
+#[derive(Debug)]
+pub(super) struct Indexed<T> {
+    items: Vec<T>,
+    index: HashTable<u32>,
+    /// Σ element allocations.
+    heap: u64,
+}
+
+impl<T: Clone> Clone for Indexed<T> {
+    fn clone(&self) -> Self {
+        Indexed {
+            items: self.items.clone(),
+            index: self.index.clone(),
+            heap: self.heap,
+        }
+    }
+}
+
+impl<T> Default for Indexed<T> {
+    fn default() -> Self {
+        Indexed {
+            items: Vec::new(),
+            index: HashTable::new(),
+            heap: 0,
+        }
+    }
+}
+
+impl<T: Element> Indexed<T> {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        let items = &self.items;
+        self.index
+            .find(member_hash(key), |&i| items[i as usize].key() == key)
+            .map(|&i| i as usize)
+    }
+
+    /// Appends `item`, whose key must be absent.
+    fn push(&mut self, item: T) {
+        let pos = self.items.len() as u32;
+        self.heap += item.heap();
+        let h = member_hash(item.key());
+        self.items.push(item);
+        let items = &self.items;
+        self.index
+            .insert_unique(h, pos, |&i| member_hash(items[i as usize].key()));
+    }
+
+    /// Removes the element at `pos`. Up to [`ORDERED_MAX`] elements the others keep their
+    /// order (redis's small hashes are listpacks: HGETALL shows insertion order, deletions
+    /// included); above, the last element takes its place (O(1)).
+    fn swap_remove(&mut self, pos: usize) -> T {
+        let last = self.items.len() - 1;
+        let h = member_hash(self.items[pos].key());
+        if let Ok(e) = self.index.find_entry(h, |&i| i as usize == pos) {
+            e.remove();
+        }
+        if self.items.len() <= ORDERED_MAX {
+            let item = self.items.remove(pos);
+            for j in pos..self.items.len() {
+                let hj = member_hash(self.items[j].key());
+                if let Some(slot) = self.index.find_mut(hj, |&i| i as usize == j + 1) {
+                    *slot = j as u32;
+                }
             }
-            Container::ZSet(z) => {
-                table_charge(z.scores.allocation_size())
-                    + btree_charge::<(Score, Box<[u8]>)>(z.order.len())
-                    + z.scores.keys().map(|m| alloc_size(m.len())).sum::<u64>()
-                    + z.order
-                        .iter()
-                        .map(|(_, m)| alloc_size(m.len()))
-                        .sum::<u64>()
+            self.heap -= item.heap();
+            self.shrink();
+            return item;
+        }
+        if pos != last {
+            let hl = member_hash(self.items[last].key());
+            if let Some(slot) = self.index.find_mut(hl, |&i| i as usize == last) {
+                *slot = pos as u32;
             }
         }
+        let item = self.items.swap_remove(pos);
+        self.heap -= item.heap();
+        self.shrink();
+        item
+    }
+
+    /// Gives capacity back once a quarter or less of it is used.
+    fn shrink(&mut self) {
+        let len = self.items.len();
+        if self.items.capacity() > 8 && len <= self.items.capacity() / 4 {
+            self.items.shrink_to(len * 2);
+            let items = &self.items;
+            self.index
+                .shrink_to(len, |&i| member_hash(items[i as usize].key()));
+        }
+    }
+
+    fn charge(&self) -> u64 {
+        alloc_size(self.items.capacity() * size_of::<T>()) + table_charge(&self.index) + self.heap
+    }
+
+    fn recompute_charge(&self) -> u64 {
+        alloc_size(self.items.capacity() * size_of::<T>())
+            + table_charge(&self.index)
+            + self.items.iter().map(Element::heap).sum::<u64>()
+    }
+}
+
+/// A hash field and its value.
+type Field = (Box<[u8]>, Box<[u8]>);
+
+/// Redis hash: field → value.
+#[derive(Debug, Clone, Default)]
+pub struct Hash(Indexed<Field>);
+
+impl Hash {
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if there is no field.
+    pub fn is_empty(&self) -> bool {
+        self.0.len() == 0
+    }
+
+    /// The value of `field`.
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
+        self.0.find(field).map(|i| &*self.0.items[i].1)
+    }
+
+    /// Sets `field`; true if it is new.
+    pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
+        match self.0.find(field) {
+            Some(i) => {
+                let slot = &mut self.0.items[i].1;
+                self.0.heap = self.0.heap - alloc_size(slot.len()) + alloc_size(value.len());
+                *slot = value.into();
+                false
+            }
+            None => {
+                self.0.push((field.into(), value.into()));
+                true
+            }
+        }
+    }
+
+    /// Removes `field`; true if it was there.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match self.0.find(field) {
+            Some(i) => {
+                self.0.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The `i`-th (field, value), `i < len` (random picks).
+    pub fn at(&self, i: usize) -> (&[u8], &[u8]) {
+        let (f, v) = &self.0.items[i];
+        (f, v)
+    }
+
+    /// Every (field, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.0.items.iter().map(|(f, v)| (&**f, &**v))
+    }
+}
+
+/// Redis set.
+#[derive(Debug, Clone, Default)]
+pub struct Set(Indexed<Box<[u8]>>);
+
+impl Set {
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if there is no member.
+    pub fn is_empty(&self) -> bool {
+        self.0.len() == 0
+    }
+
+    /// True if `m` is a member.
+    pub fn contains(&self, m: &[u8]) -> bool {
+        self.0.find(m).is_some()
+    }
+
+    /// Adds `m`; true if it is new.
+    pub fn insert(&mut self, m: &[u8]) -> bool {
+        if self.contains(m) {
+            return false;
+        }
+        self.0.push(m.into());
+        true
+    }
+
+    /// Removes `m`; true if it was there.
+    pub fn remove(&mut self, m: &[u8]) -> bool {
+        match self.0.find(m) {
+            Some(i) => {
+                self.0.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes and returns the `i`-th member, `i < len`.
+    pub fn remove_at(&mut self, i: usize) -> Box<[u8]> {
+        self.0.swap_remove(i)
+    }
+
+    /// The `i`-th member, `i < len`.
+    pub fn at(&self, i: usize) -> &[u8] {
+        &self.0.items[i]
+    }
+
+    /// Every member.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.items.iter().map(|m| &**m)
+    }
+}
+
+/// Redis list.
+#[derive(Debug, Clone, Default)]
+pub struct List {
+    items: VecDeque<Box<[u8]>>,
+    heap: u64,
+}
+
+impl List {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True if there is no element.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Adds an element at the head (`front`) or tail.
+    pub fn push(&mut self, v: &[u8], front: bool) {
+        self.heap += alloc_size(v.len());
+        if front {
+            self.items.push_front(v.into());
+        } else {
+            self.items.push_back(v.into());
+        }
+    }
+
+    /// Removes the head (`front`) or tail element.
+    pub fn pop(&mut self, front: bool) -> Option<Box<[u8]>> {
+        let v = if front {
+            self.items.pop_front()
+        } else {
+            self.items.pop_back()
+        }?;
+        self.heap -= alloc_size(v.len());
+        self.shrink();
+        Some(v)
+    }
+
+    /// The element at `i`.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        self.items.get(i).map(|v| &**v)
+    }
+
+    /// Replaces the element at `i < len`.
+    pub fn set(&mut self, i: usize, v: &[u8]) {
+        let slot = &mut self.items[i];
+        self.heap = self.heap - alloc_size(slot.len()) + alloc_size(v.len());
+        *slot = v.into();
+    }
+
+    /// Inserts `v` before position `i <= len`.
+    pub fn insert(&mut self, i: usize, v: &[u8]) {
+        self.heap += alloc_size(v.len());
+        self.items.insert(i, v.into());
+    }
+
+    /// Keeps the elements for which `keep(index, element)` is true.
+    pub fn retain_indexed(&mut self, mut keep: impl FnMut(usize, &[u8]) -> bool) {
+        let mut i = 0;
+        let mut freed = 0;
+        self.items.retain(|v| {
+            let k = keep(i, v);
+            i += 1;
+            if !k {
+                freed += alloc_size(v.len());
+            }
+            k
+        });
+        self.heap -= freed;
+        self.shrink();
+    }
+
+    /// Keeps elements `start..=end` (clamped, valid indexes).
+    pub fn trim(&mut self, start: usize, end_exclusive: usize) {
+        let end = end_exclusive.min(self.items.len());
+        for v in self.items.drain(end..) {
+            self.heap -= alloc_size(v.len());
+        }
+        let start = start.min(self.items.len());
+        for v in self.items.drain(..start) {
+            self.heap -= alloc_size(v.len());
+        }
+        self.shrink();
+    }
+
+    /// Every element, head to tail.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + ExactSizeIterator {
+        self.items.iter().map(|v| &**v)
+    }
+
+    fn shrink(&mut self) {
+        let len = self.items.len();
+        if self.items.capacity() > 8 && len <= self.items.capacity() / 4 {
+            self.items.shrink_to(len * 2);
+        }
+    }
+
+    fn buffer_charge(&self) -> u64 {
+        alloc_size(self.items.capacity() * size_of::<Box<[u8]>>())
+    }
+
+    fn charge(&self) -> u64 {
+        self.buffer_charge() + self.heap
+    }
+}
+
+impl FromIterator<Box<[u8]>> for List {
+    fn from_iter<I: IntoIterator<Item = Box<[u8]>>>(iter: I) -> Self {
+        let mut l = List::default();
+        for v in iter {
+            l.push(&v, false);
+        }
+        l
     }
 }
 
@@ -217,43 +566,49 @@ mod tests {
     }
 
     #[test]
-    fn container_charges_grow_with_contents() {
-        let mut h = HashMap::new();
-        let empty = Container::Hash(h.clone()).charge();
-        assert_eq!(empty, 0);
-        for i in 0..100u32 {
-            h.insert(
-                i.to_be_bytes().to_vec().into_boxed_slice(),
-                vec![0u8; 40].into_boxed_slice(),
-            );
+    fn incremental_charges_match_recount() {
+        let mut h = Hash::default();
+        assert_eq!(Container::Hash(h.clone()).charge(), 0);
+        for i in 0..1000u32 {
+            h.insert(&i.to_be_bytes(), &vec![0u8; (i % 70) as usize]);
+        }
+        for i in (0..1000u32).step_by(3) {
+            h.insert(&i.to_be_bytes(), b"x");
+            assert!(h.remove(&(i + 1).to_be_bytes()) || i + 1 >= 1000);
+        }
+        for i in (0..1000u32).step_by(3) {
+            assert_eq!(h.get(&i.to_be_bytes()), Some(&b"x"[..]));
         }
         let c = Container::Hash(h);
-        assert!(c.charge() >= 100 * (32 + 48), "{}", c.charge());
-        assert_eq!(c.kind(), Kind::Hash);
-        assert_eq!(c.len(), 100);
+        assert_eq!(c.charge(), c.recompute_charge());
+        assert!(c.charge() >= 600 * (32 + 32), "{}", c.charge());
 
-        let l: VecDeque<Box<[u8]>> = (0..10).map(|_| vec![1u8; 10].into_boxed_slice()).collect();
-        let c = Container::List(l);
-        assert_eq!(c.charge(), alloc_size(c_cap(&c) * 16) + 10 * 32);
-
-        let mut z = ZSet::default();
-        for i in 0..20u8 {
-            let m: Box<[u8]> = vec![i; 5].into_boxed_slice();
-            z.scores.insert(m.clone(), f64::from(i));
-            z.order.insert((Score(f64::from(i)), m));
+        let mut s = Set::default();
+        for i in 0..5000u32 {
+            assert!(s.insert(i.to_string().as_bytes()));
         }
-        let c = Container::ZSet(z);
-        assert!(c.charge() > 40 * 32);
-        assert!(Score(-0.0) < Score(0.0) && Score(1.0) == Score(1.0));
+        assert!(!s.insert(b"7"));
+        for i in 0..4990u32 {
+            assert!(s.remove(i.to_string().as_bytes()));
+        }
+        assert_eq!(s.len(), 10);
+        assert!(s.contains(b"4995"));
+        let c = Container::Set(s);
+        assert_eq!(c.charge(), c.recompute_charge());
+        assert!(c.charge() < 2000, "shrunk: {}", c.charge());
+
+        let mut l: List = (0..10).map(|_| vec![1u8; 10].into_boxed_slice()).collect();
+        l.push(b"front", true);
+        l.set(3, &[7u8; 100]);
+        l.insert(2, b"mid");
+        l.retain_indexed(|i, _| i % 2 == 0);
+        l.trim(1, 4);
+        assert_eq!(l.len(), 3);
+        let c = Container::List(l);
+        assert_eq!(c.charge(), c.recompute_charge());
+        assert_eq!(c.kind(), Kind::List);
 
         let item = ContainerItem::new(b"key", c);
         assert_eq!(item.charge, item.compute_charge());
-    }
-
-    fn c_cap(c: &Container) -> usize {
-        match c {
-            Container::List(l) => l.capacity(),
-            _ => 0,
-        }
     }
 }

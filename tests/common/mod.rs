@@ -115,15 +115,9 @@ impl TestServer {
 
     /// `GET path` on the metrics listener; returns the body of a 200 answer.
     pub fn http_get(&self, path: &str) -> String {
-        let mut s = TcpStream::connect(self.metrics).expect("connect metrics");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("write");
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).expect("read");
-        let (head, body) = reply.split_once("\r\n\r\n").expect("http reply");
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        body.to_string()
+        let (status, body) = http_get(self.metrics, path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
     }
 
     /// Waits (up to 30 s) until the ring generation is at least `generation`.
@@ -284,6 +278,24 @@ impl Raw {
             }
         }
     }
+}
+
+/// `GET path` over HTTP/1.0 to `addr`; returns (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

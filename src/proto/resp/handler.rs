@@ -9,8 +9,9 @@
 //! - The topology is loaded once per request; every key is routed with `Topology::entry` on
 //!   that snapshot, one `Entry` closure per key, so a read-modify-write of one key is atomic.
 //! - Multi-key commands (MGET, MSET, DEL, EXISTS, TOUCH, UNLINK) route each key on its own and
-//!   answer in argument order. Commands that need two keys (RENAME, RENAMENX, COPY, MSETNX)
-//!   read, then write: they are not atomic, across nodes or within one (documented in README).
+//!   answer in argument order. Commands that need several keys at once (RENAME, RENAMENX, COPY,
+//!   MSETNX, and the container commands in `types`) run through `types::with_keys`: atomic
+//!   when every key is on one node and no migration runs, key by key otherwise (README).
 //! - GET/SET and the other single-key string paths allocate nothing of their own: values are
 //!   written from the entry straight into `out`, numbers are formatted on the stack.
 //! - Redis strings and memcached items are the same items: a RESP write stores flags 0 and gets
@@ -43,7 +44,7 @@ use super::frame::{
     encode_null, encode_null_array, encode_ok, encode_set, encode_simple, encode_verbatim,
     parse_i64,
 };
-use crate::auth::Access;
+use super::types::{Access, with_keys};
 use crate::config::Limits;
 use crate::proto::Flow;
 use crate::route::topology::Topology;
@@ -79,8 +80,12 @@ pub struct Conn {
     pub commands: u64,
     /// Wire name of the last command (CLIENT INFO `cmd=`).
     pub last: &'static str,
+    /// The command `handle` just ran (None: not a known command), for per-command metrics.
+    pub current: Option<Command>,
+    /// Set while a blocking pop waits (see `types::blocking`).
+    pub blocked: Option<Box<super::types::blocking::Blocked>>,
     /// What this connection may run (see `acl`); everything when auth is off.
-    pub access: Access,
+    pub access: crate::auth::Access,
 }
 
 impl Conn {
@@ -97,7 +102,9 @@ impl Conn {
             created_ms: now_ms,
             commands: 0,
             last: "NULL",
-            access: Access::ALL,
+            current: None,
+            blocked: None,
+            access: crate::auth::Access::ALL,
         }
     }
 }
@@ -112,7 +119,7 @@ pub struct Ctx<'a> {
     pub conn: &'a mut Conn,
 }
 
-type Reply = Result<(), RespError>;
+pub(super) type Reply = Result<(), RespError>;
 
 /// Handles one request (non-empty `args`), appending its reply to `out`.
 pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
@@ -120,11 +127,13 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
     let (cmd, sub) = match command::parse(args) {
         Ok(c) => c,
         Err(e) => {
+            cx.conn.current = None;
             encode_error(out, &e);
             return Flow::Continue;
         }
     };
     cx.conn.last = cmd.wire();
+    cx.conn.current = Some(cmd);
     if let Err(e) = acl::check(cmd, cx.conn.access) {
         encode_error(out, &e);
         return Flow::Continue;
@@ -402,19 +411,31 @@ fn dispatch(
                 check_size(cx.limits, a.get(i).len())?;
             }
             let topo = shared.topology.load();
-            if cmd == Command::MultiSetNx
-                && (1..a.len())
-                    .step_by(2)
-                    .any(|i| topo.entry(a.get(i), |e| e.item().is_some()))
-            {
+            let keys: Vec<&[u8]> = (1..a.len()).step_by(2).map(|i| a.get(i)).collect();
+            let set = |acc: &mut Access<'_, '_>| {
+                if cmd == Command::MultiSetNx
+                    && keys.iter().any(|k| acc.entry(k, |e| e.item().is_some()))
+                {
+                    return Ok(false);
+                }
+                for i in (1..a.len()).step_by(2) {
+                    let value = a.get(i + 1);
+                    acc.entry(a.get(i), |e| e.put(&[value], 0, NEVER, None))
+                        .map_err(store_error)?;
+                    Stats::add(&shared.stats.cmd_set, 1);
+                }
+                Ok(true)
+            };
+            // MSETNX is all-or-nothing: atomic when its keys share a node. MSET needs no
+            // atomicity across keys beyond each SET's (and takes the cheaper path).
+            let done = if cmd == Command::MultiSetNx {
+                with_keys(&topo, &keys, set)?
+            } else {
+                set(&mut Access::Routed(&topo))?
+            };
+            if !done {
                 encode_int(out, 0);
                 return Ok(());
-            }
-            for i in (1..a.len()).step_by(2) {
-                let value = a.get(i + 1);
-                topo.entry(a.get(i), |e| e.put(&[value], 0, NEVER, None))
-                    .map_err(store_error)?;
-                Stats::add(&shared.stats.cmd_set, 1);
             }
             if cmd == Command::MultiSet {
                 encode_ok(out);
@@ -469,6 +490,7 @@ fn dispatch(
         Command::IncrByFloat => incr_by_float(shared, cx.limits, a, out),
         Command::GetRange | Command::Substr => getrange(shared, a, out),
         Command::SetRange => setrange(shared, cx.limits, a, out),
+        _ => super::types::dispatch(cmd, a, cx, out, flow),
     }
 }
 
@@ -479,14 +501,14 @@ fn count_read(shared: &Shared, hit: bool) {
     Stats::add(if hit { &s.get_hits } else { &s.get_misses }, 1);
 }
 
-fn store_error(e: StoreError) -> RespError {
+pub(super) fn store_error(e: StoreError) -> RespError {
     match e {
         StoreError::WrongType => RespError::WrongType,
         StoreError::OutOfMemory => RespError::OutOfMemory,
     }
 }
 
-fn check_size(limits: &Limits, len: usize) -> Reply {
+pub(super) fn check_size(limits: &Limits, len: usize) -> Reply {
     if len as u64 > limits.max_value_size {
         return Err(RespError::StringTooLong);
     }
@@ -494,7 +516,7 @@ fn check_size(limits: &Limits, len: usize) -> Reply {
 }
 
 /// redis `getLongLongFromObjectOrReply`.
-fn parse_int(s: &[u8]) -> Result<i64, RespError> {
+pub(super) fn parse_int(s: &[u8]) -> Result<i64, RespError> {
     parse_i64(s).ok_or(RespError::NotInteger)
 }
 
@@ -931,26 +953,28 @@ fn restore(e: &mut Entry<'_>, snap: Snapshot) -> Result<(), StoreError> {
 fn rename(shared: &Shared, a: &Args<'_>, nx: bool, out: &mut BytesMut) -> Reply {
     let (src, dst) = (a.get(1), a.get(2));
     let topo = shared.topology.load();
-    let Some(snap) = topo.entry(src, |e| e.item().map(|i| snapshot(&i))) else {
-        return Err(RespError::NoSuchKey);
-    };
-    if src == dst {
-        if nx {
-            encode_int(out, 0);
-        } else {
-            encode_ok(out);
+    let stored = with_keys(&topo, &[src, dst], |acc| {
+        let Some(snap) = acc.entry(src, |e| e.item().map(|i| snapshot(&i))) else {
+            return Err(RespError::NoSuchKey);
+        };
+        if src == dst {
+            return Ok(!nx);
         }
-        return Ok(());
-    }
-    let stored = topo.entry(dst, |e| {
-        if nx && e.item().is_some() {
-            return Ok(false);
+        let stored = acc
+            .entry(dst, |e| {
+                if nx && e.item().is_some() {
+                    return Ok(false);
+                }
+                restore(e, snap).map(|()| true)
+            })
+            .map_err(store_error)?;
+        if stored {
+            acc.entry(src, |e| e.remove());
         }
-        restore(e, snap).map(|()| true)
-    });
-    let stored = stored.map_err(store_error)?;
+        Ok(stored)
+    })?;
     if stored {
-        topo.entry(src, |e| e.remove());
+        shared.waiters.notify(dst);
     }
     if nx {
         encode_int(out, i64::from(stored));
@@ -985,18 +1009,21 @@ fn copy(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         return Err(RespError::SameObject);
     }
     let topo = shared.topology.load();
-    let Some(snap) = topo.entry(src, |e| e.item().map(|i| snapshot(&i))) else {
-        encode_int(out, 0);
-        return Ok(());
-    };
-    let stored = topo
-        .entry(dst, |e| {
+    let stored = with_keys(&topo, &[src, dst], |acc| {
+        let Some(snap) = acc.entry(src, |e| e.item().map(|i| snapshot(&i))) else {
+            return Ok(false);
+        };
+        acc.entry(dst, |e| {
             if !replace && e.item().is_some() {
                 return Ok(false);
             }
             restore(e, snap).map(|()| true)
         })
-        .map_err(store_error)?;
+    })
+    .map_err(store_error)?;
+    if stored {
+        shared.waiters.notify(dst);
+    }
     encode_int(out, i64::from(stored));
     Ok(())
 }
@@ -1108,7 +1135,7 @@ fn scan(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
 
 /// redis `parseScanCursorOrReply` (`strtoul`): optional sign (a negative cursor wraps), digits,
 /// no overflow, nothing else.
-fn parse_cursor(s: &[u8]) -> Option<u64> {
+pub(super) fn parse_cursor(s: &[u8]) -> Option<u64> {
     let (neg, digits) = match s {
         [b'-', rest @ ..] => (true, rest),
         [b'+', rest @ ..] => (false, rest),
@@ -1125,7 +1152,7 @@ thread_local! {
     static RNG: Cell<u64> = Cell::new(RandomState::new().hash_one(0x5eed_u64) | 1);
 }
 
-fn random_u64() -> u64 {
+pub(super) fn random_u64() -> u64 {
     RNG.with(|r| {
         let mut x = r.get();
         x ^= x << 13;
@@ -1577,7 +1604,23 @@ fn group(c: Command) -> &'static str {
         Delete | Unlink | Exists | Touch | Expire | PExpire | ExpireAt | PExpireAt | Ttl | PTtl
         | ExpireTime | PExpireTime | Persist | Type | Keys | Scan | RandomKey | Rename
         | RenameNx | Copy => "generic",
-        _ => "string",
+        _ => {
+            // The container commands are contiguous in the table, one block per type.
+            let at = |x: Command| Command::ALL.iter().position(|&y| y == x);
+            let pos = at(c);
+            let within = |a: Command, b: Command| pos >= at(a) && pos <= at(b);
+            if within(HSet, HScan) {
+                "hash"
+            } else if within(LPush, BLMPop) {
+                "list"
+            } else if within(SAdd, SScan) {
+                "set"
+            } else if within(ZAdd, ZScan) {
+                "sorted-set"
+            } else {
+                "string"
+            }
+        }
     }
 }
 
@@ -1718,7 +1761,7 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 t.push_str("# Clients\r\n");
                 kv(t, "connected_clients", Stats::get(&s.curr_connections));
                 kv(t, "maxclients", cx.limits.max_connections);
-                kv(t, "blocked_clients", 0);
+                kv(t, "blocked_clients", cx.shared.waiters.clients());
             }
             "memory" => {
                 t.push_str("# Memory\r\n");

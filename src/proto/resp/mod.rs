@@ -1,5 +1,6 @@
 //! The Redis protocol: RESP2 and RESP3 (`HELLO 3`), multibulk and inline requests, and the
-//! connection, server, keyspace and string commands with redis-server 7.0's replies.
+//! connection, server, keyspace, string, hash, list, set and sorted-set commands (the latter
+//! in `types`) with redis-server 7.0's replies.
 //!
 //! ```text
 //! input bytes ─ frame::Decoder::decode ─▶ Args (ranges into the input) ─ command::parse ─▶ Command
@@ -15,6 +16,8 @@
 //! - `process` handles every complete request in `input` in order, appending every reply to
 //!   `out`; a request is consumed only after it was handled (its arguments are slices of
 //!   `input`, so nothing is copied).
+//! - A blocking command that must wait returns [`Flow::Block`] without consuming its request;
+//!   the driver calls `process` again after the wake-up and the request is retried.
 //! - Framing errors reply `-ERR Protocol error: ...` and close ([`Flow::Close`]), like
 //!   redis-server; QUIT replies `+OK` and closes; bytes after either are ignored.
 //! - Commands are counted into `Stats::commands_processed` once per batch, not per request.
@@ -24,14 +27,17 @@ mod command;
 pub mod float;
 pub mod frame;
 pub mod handler;
+pub mod types;
 
 pub use command::Command;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 
+use crate::metrics::CommandMetrics;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
 use crate::server::{Shared, Stats};
 use handler::{Conn, Ctx};
@@ -41,6 +47,20 @@ pub struct RespSession {
     shared: Arc<Shared>,
     decoder: frame::Decoder,
     conn: Conn,
+    metrics: Option<Arc<CommandMetrics>>,
+}
+
+/// Command labels for metrics: every command's wire name in [`Command::ALL`] order, then
+/// `unknown`.
+fn command_labels() -> &'static [&'static str] {
+    static LABELS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    LABELS.get_or_init(|| {
+        Command::ALL
+            .iter()
+            .map(|c| c.wire())
+            .chain(std::iter::once("unknown"))
+            .collect()
+    })
 }
 
 impl RespSession {
@@ -49,7 +69,12 @@ impl RespSession {
         let now = shared.clock.now_ms();
         let mut conn = Conn::new(peer, local, now);
         conn.access = shared.auth.load().initial();
+        let metrics = shared
+            .metrics
+            .as_ref()
+            .map(|m| m.commands("resp", command_labels()));
         RespSession {
+            metrics,
             shared,
             decoder: frame::Decoder::new(),
             conn,
@@ -68,19 +93,34 @@ impl RespSession {
                     let flow = if args.is_empty() {
                         Flow::Continue
                     } else {
+                        let mark = out.len();
+                        let started = self.metrics.as_ref().map(|_| (Instant::now(), mark));
                         let mut cx = Ctx {
                             shared: &self.shared,
                             limits: &limits,
                             conn: &mut self.conn,
                         };
-                        let mark = out.len();
                         let flow = handler::handle(&args, &mut cx, out);
+                        // A blocked command is counted once, when it finally answers.
+                        if let (Some(m), Some((t, mark)), false) =
+                            (&self.metrics, started, flow == Flow::Block)
+                        {
+                            // Simple and blob errors; the index of an unknown command is ALL.len().
+                            let error = matches!(out.get(mark), Some(b'-' | b'!'));
+                            let command =
+                                self.conn.current.map_or(Command::ALL.len(), |c| c as usize);
+                            m.record(command, error, t.elapsed());
+                        }
                         if output_over_limit(out, mark, &limits, &self.shared) {
                             Flow::Close
                         } else {
                             flow
                         }
                     };
+                    if flow == Flow::Block {
+                        // The request stays in `input`: it is retried after the wake-up.
+                        return Flow::Block;
+                    }
                     input.advance(n);
                     if flow == Flow::Close {
                         return Flow::Close;
@@ -96,7 +136,23 @@ impl RespSession {
     }
 }
 
+impl Drop for RespSession {
+    fn drop(&mut self) {
+        // A client that disconnects (or is shut down) while blocked leaves the queues.
+        if let Some(b) = self.conn.blocked.take() {
+            self.shared.waiters.unregister(self.conn.id, &b.keys);
+        }
+    }
+}
+
 impl Session for RespSession {
+    fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
+        self.conn
+            .blocked
+            .as_ref()
+            .map(|b| (Arc::clone(&b.notify), b.deadline))
+    }
+
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
         let flow = self.run(input, out);
         if self.conn.commands > 0 {

@@ -1,0 +1,296 @@
+//! Hash commands.
+
+use bytes::BytesMut;
+
+use super::{Args, MAX_PICKS, check, is, rand_below, read, reply_scan, scan_args, write};
+use crate::proto::resp::command::Command;
+use crate::proto::resp::float::LongDouble;
+use crate::proto::resp::frame::{
+    RespError, Version, encode_array, encode_bulk, encode_int, encode_map, encode_null, encode_ok,
+    parse_i64,
+};
+use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
+use crate::store::Hash;
+
+pub(super) fn dispatch(
+    cmd: Command,
+    a: &Args<'_>,
+    cx: &mut Ctx<'_>,
+    out: &mut BytesMut,
+) -> Option<Reply> {
+    let topo = cx.shared.topology.load();
+    let v = cx.conn.version;
+    let key = a.get(1);
+    Some(match cmd {
+        Command::HSet | Command::HMSet => (|| {
+            if a.len() % 2 == 1 {
+                return Err(RespError::Arity(cmd.wire()));
+            }
+            for i in (3..a.len()).step_by(2) {
+                check_size(cx.limits, a.get(i).len())?;
+            }
+            let added = topo.entry(key, |e| {
+                write::<Hash, _>(e, true, |h| {
+                    (2..a.len())
+                        .step_by(2)
+                        .filter(|&i| h.insert(a.get(i), a.get(i + 1)))
+                        .count()
+                })
+            })?;
+            if cmd == Command::HSet {
+                encode_int(out, added.unwrap_or(0) as i64);
+            } else {
+                encode_ok(out);
+            }
+            Ok(())
+        })(),
+        Command::HSetNx => (|| {
+            check_size(cx.limits, a.get(3).len())?;
+            let set = topo.entry(key, |e| {
+                write::<Hash, _>(e, true, |h| {
+                    h.get(a.get(2)).is_none() && h.insert(a.get(2), a.get(3))
+                })
+            })?;
+            encode_int(out, i64::from(set.unwrap_or(false)));
+            Ok(())
+        })(),
+        Command::HGet => topo.entry(key, |e| {
+            let found = read::<Hash, _>(e, |h| match h.get(a.get(2)) {
+                Some(val) => {
+                    encode_bulk(out, val);
+                    true
+                }
+                None => false,
+            })?;
+            if found != Some(true) {
+                encode_null(out, v);
+            }
+            Ok(())
+        }),
+        Command::HMGet => topo.entry(key, |e| {
+            let n = a.len() - 2;
+            let done = read::<Hash, _>(e, |h| {
+                encode_array(out, n);
+                for f in a.iter_from(2) {
+                    match h.get(f) {
+                        Some(val) => encode_bulk(out, val),
+                        None => encode_null(out, v),
+                    }
+                }
+            })?;
+            if done.is_none() {
+                encode_array(out, n);
+                for _ in 0..n {
+                    encode_null(out, v);
+                }
+            }
+            Ok(())
+        }),
+        Command::HDel => (|| {
+            let n = topo.entry(key, |e| {
+                write::<Hash, _>(e, false, |h| a.iter_from(2).filter(|f| h.remove(f)).count())
+            })?;
+            encode_int(out, n.unwrap_or(0) as i64);
+            Ok(())
+        })(),
+        Command::HExists => (|| {
+            let r = topo.entry(key, |e| read::<Hash, _>(e, |h| h.get(a.get(2)).is_some()))?;
+            encode_int(out, i64::from(r.unwrap_or(false)));
+            Ok(())
+        })(),
+        Command::HLen => (|| {
+            let r = topo.entry(key, |e| read::<Hash, _>(e, |h| h.len()))?;
+            encode_int(out, r.unwrap_or(0) as i64);
+            Ok(())
+        })(),
+        Command::HStrLen => (|| {
+            let r = topo.entry(key, |e| {
+                read::<Hash, _>(e, |h| h.get(a.get(2)).map_or(0, <[u8]>::len))
+            })?;
+            encode_int(out, r.unwrap_or(0) as i64);
+            Ok(())
+        })(),
+        Command::HKeys | Command::HVals | Command::HGetAll => topo.entry(key, |e| {
+            let done = read::<Hash, _>(e, |h| {
+                match cmd {
+                    Command::HGetAll => encode_map(out, h.len(), v),
+                    _ => encode_array(out, h.len()),
+                }
+                for (f, val) in h.iter() {
+                    if cmd != Command::HVals {
+                        encode_bulk(out, f);
+                    }
+                    if cmd != Command::HKeys {
+                        encode_bulk(out, val);
+                    }
+                }
+            })?;
+            if done.is_none() {
+                if cmd == Command::HGetAll {
+                    encode_map(out, 0, v);
+                } else {
+                    encode_array(out, 0);
+                }
+            }
+            Ok(())
+        }),
+        Command::HIncrBy => (|| {
+            let by = parse_int(a.get(3))?;
+            let n = topo.entry(key, |e| {
+                check::<Hash>(e)?;
+                let old = match e.item() {
+                    None => 0,
+                    Some(_) => read::<Hash, _>(e, |h| h.get(a.get(2)).map(parse_i64))?
+                        .flatten()
+                        .map_or(Ok(0), |x| {
+                            x.ok_or(RespError::Text("ERR hash value is not an integer"))
+                        })?,
+                };
+                let n = old.checked_add(by).ok_or(RespError::Overflow)?;
+                let mut buf = itoa::Buffer::new();
+                let text = buf.format(n);
+                write::<Hash, _>(e, true, |h| h.insert(a.get(2), text.as_bytes()))?;
+                Ok(n)
+            })?;
+            encode_int(out, n);
+            Ok(())
+        })(),
+        Command::HIncrByFloat => (|| {
+            let by = LongDouble::parse(a.get(3)).ok_or(RespError::NotFloat)?;
+            if by.is_nan_or_infinite() {
+                return Err(RespError::Text("ERR value is NaN or Infinity"));
+            }
+            let limits = cx.limits;
+            let text = topo.entry(key, |e| {
+                check::<Hash>(e)?;
+                let old = read::<Hash, _>(e, |h| h.get(a.get(2)).map(<[u8]>::to_vec))?.flatten();
+                let old = match old {
+                    None => LongDouble::parse(b"0").ok_or(RespError::NotFloat)?,
+                    Some(o) => LongDouble::parse(&o)
+                        .ok_or(RespError::Text("ERR hash value is not a float"))?,
+                };
+                let sum = old.plus(by);
+                if sum.is_nan_or_infinite() {
+                    return Err(RespError::NanOrInfinity);
+                }
+                let text = sum.format_human();
+                check_size(limits, text.len())?;
+                write::<Hash, _>(e, true, |h| h.insert(a.get(2), text.as_bytes()))?;
+                Ok(text)
+            })?;
+            encode_bulk(out, text.as_bytes());
+            Ok(())
+        })(),
+        Command::HRandField => hrandfield(&topo, a, v, out),
+        Command::HScan => (|| {
+            let s = scan_args(a)?;
+            let (next, items) = topo
+                .entry(key, |e| {
+                    read::<Hash, _>(e, |h| {
+                        let (lo, hi, next) = s.window(h.len());
+                        let mut items = Vec::new();
+                        for i in lo..hi {
+                            let (f, val) = h.at(i);
+                            if s.matches(f) {
+                                items.push(f.to_vec());
+                                items.push(val.to_vec());
+                            }
+                        }
+                        (next, items)
+                    })
+                })?
+                .unwrap_or((0, Vec::new()));
+            reply_scan(out, next, &items);
+            Ok(())
+        })(),
+        _ => return None,
+    })
+}
+
+fn hrandfield(
+    topo: &crate::route::topology::Topology,
+    a: &Args<'_>,
+    v: Version,
+    out: &mut BytesMut,
+) -> Reply {
+    let key = a.get(1);
+    if a.len() == 2 {
+        return topo.entry(key, |e| {
+            let done = read::<Hash, _>(e, |h| encode_bulk(out, h.at(rand_below(h.len())).0))?;
+            if done.is_none() {
+                encode_null(out, v);
+            }
+            Ok(())
+        });
+    }
+    let count = parse_int(a.get(2))?;
+    let with_values = match a.len() {
+        3 => false,
+        4 if is(a.get(3), "withvalues") => true,
+        _ => return Err(RespError::Syntax),
+    };
+    if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+        return Err(RespError::Text("ERR value is out of range"));
+    }
+    topo.entry(key, |e| {
+        let done = read::<Hash, _>(e, |h| {
+            let len = h.len();
+            let picks: Vec<usize> = if count < 0 {
+                (0..count.unsigned_abs().min(MAX_PICKS))
+                    .map(|_| rand_below(len))
+                    .collect()
+            } else if count as u64 >= len as u64 {
+                (0..len).collect()
+            } else {
+                distinct(len, count as usize)
+            };
+            pairs_header(out, picks.len(), with_values, v);
+            for i in picks {
+                let (f, val) = h.at(i);
+                if with_values && v == Version::Resp3 {
+                    encode_array(out, 2);
+                }
+                encode_bulk(out, f);
+                if with_values {
+                    encode_bulk(out, val);
+                }
+            }
+        })?;
+        if done.is_none() {
+            encode_array(out, 0);
+        }
+        Ok(())
+    })
+}
+
+/// Header of a list of `n` elements, or of `n` (element, value) pairs: flat in RESP2, an
+/// array of 2-arrays in RESP3 (redis 7's WITHSCORES/WITHVALUES replies).
+pub(super) fn pairs_header(out: &mut BytesMut, n: usize, pairs: bool, v: Version) {
+    if pairs && v == Version::Resp2 {
+        encode_array(out, 2 * n);
+    } else {
+        encode_array(out, n);
+    }
+}
+
+/// `k` distinct random positions below `len` (k < len), in random order.
+pub(super) fn distinct(len: usize, k: usize) -> Vec<usize> {
+    let mut picked = hashbrown::HashSet::with_capacity(k);
+    let mut out = Vec::with_capacity(k);
+    if k * 2 > len {
+        let mut all: Vec<usize> = (0..len).collect();
+        for i in 0..k {
+            let j = i + rand_below(len - i);
+            all.swap(i, j);
+        }
+        all.truncate(k);
+        return all;
+    }
+    while out.len() < k {
+        let i = rand_below(len);
+        if picked.insert(i) {
+            out.push(i);
+        }
+    }
+    out
+}

@@ -1,0 +1,413 @@
+//! Redis container commands: hashes, lists, sets, sorted sets, and the blocking pops.
+//!
+//! Owns: the semantics of these commands (redis-server 7.0's checks, in its order, and its
+//! replies), the key-access abstraction for multi-key commands ([`Access`]) and score
+//! parsing/formatting. Must not touch: framing, sockets, store internals (containers are
+//! changed only through their own methods, which keep the memory charge current).
+//!
+//! Atomicity: a command over several keys (SMOVE, LMOVE, S*STORE, Z*STORE, ZRANGESTORE, and
+//! RENAME/COPY/MSETNX in the handler) runs inside [`with_keys`]: when all its keys are owned by
+//! one node and no migration is running, every key is locked at once ([`Topology::entries`])
+//! and the command is atomic; otherwise each key is accessed on its own through
+//! `Topology::entry`, in the order redis touches them (not atomic, documented in README).
+//!
+//! Empty containers never exist: `Entry::update_container` removes a container a command
+//! emptied, and a command that would create an empty one (ZADD XX, ...) creates nothing.
+
+mod hash;
+mod list;
+mod set;
+mod zset;
+
+pub mod blocking;
+
+use bytes::BytesMut;
+
+use super::command::Command;
+use super::frame::{RespError, Version, encode_double};
+use super::handler::{Ctx, Reply, store_error};
+use crate::proto::Flow;
+use crate::route::topology::Topology;
+use crate::store::{Container, Entry, Hash, Kind, List, Locked, Set, ZSet};
+
+pub(super) use super::frame::Args;
+
+/// Routes a container command.
+pub(super) fn dispatch(
+    cmd: Command,
+    a: &Args<'_>,
+    cx: &mut Ctx<'_>,
+    out: &mut BytesMut,
+    flow: &mut Flow,
+) -> Reply {
+    if let Some(r) = hash::dispatch(cmd, a, cx, out) {
+        return r;
+    }
+    if let Some(r) = list::dispatch(cmd, a, cx, out, flow) {
+        return r;
+    }
+    if let Some(r) = set::dispatch(cmd, a, cx, out) {
+        return r;
+    }
+    if let Some(r) = zset::dispatch(cmd, a, cx, out, flow) {
+        return r;
+    }
+    Err(RespError::Text("ERR command not implemented"))
+}
+
+/// Access to the keys of one command: all locked on one node, or routed one by one.
+pub(crate) enum Access<'a, 'l> {
+    /// Every key locked on its (common) node: atomic.
+    Locked(&'a mut Locked<'l>),
+    /// Each access routed and locked on its own.
+    Routed(&'a Topology),
+}
+
+impl Access<'_, '_> {
+    /// Runs `f` on the entry of `key` (one of the keys given to [`with_keys`]).
+    pub(crate) fn entry<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Entry<'_>) -> R) -> R {
+        match self {
+            Access::Locked(l) => {
+                let i = l
+                    .keys()
+                    .iter()
+                    .position(|k| *k == key)
+                    .expect("key given to with_keys");
+                l.entry(i, f)
+            }
+            Access::Routed(t) => t.entry(key, f),
+        }
+    }
+}
+
+/// Runs `f` over `keys`, atomically when they share a node (see the module header).
+pub(crate) fn with_keys<R>(
+    topo: &Topology,
+    keys: &[&[u8]],
+    f: impl FnOnce(&mut Access<'_, '_>) -> R,
+) -> R {
+    topo.entries(keys, |locked| match locked {
+        Some(l) => f(&mut Access::Locked(l)),
+        None => f(&mut Access::Routed(topo)),
+    })
+}
+
+/// A container type, for the typed accessors below.
+pub(super) trait Typed: Default + Sized {
+    fn get(c: &Container) -> Option<&Self>;
+    fn get_mut(c: &mut Container) -> Option<&mut Self>;
+    fn wrap(self) -> Container;
+}
+
+macro_rules! typed {
+    ($t:ty, $v:ident) => {
+        impl Typed for $t {
+            fn get(c: &Container) -> Option<&Self> {
+                match c {
+                    Container::$v(x) => Some(x),
+                    _ => None,
+                }
+            }
+            fn get_mut(c: &mut Container) -> Option<&mut Self> {
+                match c {
+                    Container::$v(x) => Some(x),
+                    _ => None,
+                }
+            }
+            fn wrap(self) -> Container {
+                Container::$v(self)
+            }
+        }
+    };
+}
+typed!(Hash, Hash);
+typed!(List, List);
+typed!(Set, Set);
+typed!(ZSet, ZSet);
+
+/// Runs `f` on the live container of type `T`: Ok(None) if the key is absent, WRONGTYPE if it
+/// holds another kind. Counts as a read (SIEVE visited bit).
+pub(super) fn read<T: Typed, R>(
+    e: &mut Entry<'_>,
+    f: impl FnOnce(&T) -> R,
+) -> Result<Option<R>, RespError> {
+    let r = match e.item() {
+        None => return Ok(None),
+        Some(i) => match i.container().and_then(T::get) {
+            Some(c) => f(c),
+            None => return Err(RespError::WrongType),
+        },
+    };
+    e.mark_read();
+    Ok(Some(r))
+}
+
+/// Checks the key holds a `T` or nothing.
+pub(super) fn check<T: Typed>(e: &Entry<'_>) -> Reply {
+    match e.item() {
+        Some(i) if i.container().and_then(T::get).is_none() => Err(RespError::WrongType),
+        _ => Ok(()),
+    }
+}
+
+/// Runs `f` on the live container of type `T`, creating an empty one first if the key is
+/// absent and `create`; a container left empty is removed. Ok(None): absent and not created.
+pub(super) fn write<T: Typed, R>(
+    e: &mut Entry<'_>,
+    create: bool,
+    f: impl FnOnce(&mut T) -> R,
+) -> Result<Option<R>, RespError> {
+    check::<T>(e)?;
+    if e.item().is_none() {
+        if !create {
+            return Ok(None);
+        }
+        e.put_container(T::default().wrap(), crate::store::NEVER)
+            .map_err(store_error)?;
+    }
+    e.update_container(|c| f(T::get_mut(c).expect("type checked")))
+        .map_err(store_error)
+}
+
+/// Replaces the key's value with `c` (deleting the key if `c` is empty), as the *STORE
+/// commands do.
+pub(super) fn store(e: &mut Entry<'_>, c: Container) -> Reply {
+    if c.is_empty() {
+        e.remove();
+        return Ok(());
+    }
+    e.put_container(c, crate::store::NEVER)
+        .map(|_| ())
+        .map_err(store_error)
+}
+
+/// The kind at a key (None if absent).
+pub(super) fn kind_of(e: &Entry<'_>) -> Option<Kind> {
+    e.item().map(|i| i.kind())
+}
+
+/// redis `getDoubleFromObject`: strtod over the whole argument, no leading space, no NaN,
+/// no overflow or underflow (ERANGE).
+pub(super) fn parse_double(s: &[u8]) -> Option<f64> {
+    if s.is_empty() || s[0].is_ascii_whitespace() {
+        return None;
+    }
+    let text = std::str::from_utf8(s).ok()?;
+    let v: f64 = text.parse().ok()?;
+    if v.is_nan() {
+        return None;
+    }
+    let body = text.trim_start_matches(['+', '-']).to_ascii_lowercase();
+    if v.is_infinite() && body != "inf" && body != "infinity" {
+        return None;
+    }
+    if v == 0.0 {
+        let mantissa = body.split('e').next().unwrap_or("");
+        if mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+            return None;
+        }
+    }
+    Some(v)
+}
+
+/// redis `d2string`/`addReplyDouble` in 7.0: `%.17g`, `inf`/`-inf`.
+pub(super) fn fmt_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let sci = format!("{d:.16e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..17).contains(&exp) {
+        let m = strip_zeros(mant);
+        format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    } else {
+        let prec = (16 - exp) as usize;
+        strip_zeros(&format!("{d:.prec$}")).to_string()
+    }
+}
+
+fn strip_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// Writes a double reply (RESP2 bulk, RESP3 `,`).
+pub(super) fn reply_double(out: &mut BytesMut, d: f64, v: Version) {
+    encode_double(out, fmt_double(d).as_bytes(), v);
+}
+
+/// A random index below `n` (n > 0).
+pub(super) fn rand_below(n: usize) -> usize {
+    (super::handler::random_u64() % n as u64) as usize
+}
+
+/// redis `getRangeLongFromObjectOrReply` / index normalization for LRANGE, ZRANGE, LTRIM:
+/// the ascending index window `start..end` (empty if none) of `len` elements.
+pub(super) fn index_window(start: i64, stop: i64, len: usize) -> (usize, usize) {
+    let len = len as i64;
+    let mut s = if start < 0 { len + start } else { start };
+    let mut e = if stop < 0 { len + stop } else { stop };
+    if s < 0 {
+        s = 0;
+    }
+    if s > e || s >= len {
+        return (0, 0);
+    }
+    if e >= len {
+        e = len - 1;
+    }
+    (s as usize, e as usize + 1)
+}
+
+/// At most this many elements answer a negative count of HRANDFIELD/SRANDMEMBER/ZRANDMEMBER
+/// (repetitions allowed): redis would stream any number; a cap keeps one request from making
+/// an unbounded reply.
+pub(super) const MAX_PICKS: u64 = 1 << 20;
+
+/// The optional count of LPOP/RPOP/SPOP/ZPOPMIN/ZPOPMAX: a non-negative integer.
+pub(super) fn parse_count(s: &[u8]) -> Result<usize, RespError> {
+    match crate::proto::resp::frame::parse_i64(s) {
+        Some(n) if n >= 0 => Ok(n as usize),
+        _ => Err(RespError::Text(
+            "ERR value is out of range, must be positive",
+        )),
+    }
+}
+
+/// Case-insensitive option match.
+#[inline]
+pub(super) fn is(arg: &[u8], name: &str) -> bool {
+    arg.eq_ignore_ascii_case(name.as_bytes())
+}
+
+/// The numkeys argument of the *MPOP/SINTERCARD/ZUNION family: >0 and not past the args.
+pub(super) fn parse_numkeys(
+    s: &[u8],
+    available: usize,
+    too_many: RespError,
+) -> Result<usize, RespError> {
+    let n = super::handler::parse_int(s)
+        .map_err(|_| RespError::Text("ERR numkeys should be greater than 0"))?;
+    if n <= 0 {
+        return Err(RespError::Text("ERR numkeys should be greater than 0"));
+    }
+    if n as u64 > available as u64 {
+        return Err(too_many);
+    }
+    Ok(n as usize)
+}
+
+/// Parsed `cursor [MATCH pattern] [COUNT n]` of HSCAN/SSCAN/ZSCAN.
+pub(super) struct ScanArgs<'a> {
+    pub cursor: u64,
+    pub pattern: Option<&'a [u8]>,
+    pub count: usize,
+}
+
+/// Collections up to this size are returned by one *SCAN call with cursor 0, as redis does
+/// for its small (listpack/intset) encodings.
+const SCAN_ALL_MAX: usize = 128;
+
+pub(super) fn scan_args<'a>(a: &Args<'a>) -> Result<ScanArgs<'a>, RespError> {
+    let cursor = super::handler::parse_cursor(a.get(2)).ok_or(RespError::InvalidCursor)?;
+    let mut s = ScanArgs {
+        cursor,
+        pattern: None,
+        count: 10,
+    };
+    let mut i = 3;
+    while i < a.len() {
+        let rest = a.len() - i - 1;
+        if is(a.get(i), "count") && rest >= 1 {
+            let n = super::handler::parse_int(a.get(i + 1))?;
+            if n < 1 {
+                return Err(RespError::Syntax);
+            }
+            s.count = n as usize;
+            i += 2;
+        } else if is(a.get(i), "match") && rest >= 1 {
+            s.pattern = Some(a.get(i + 1)).filter(|p| *p != b"*");
+            i += 2;
+        } else {
+            return Err(RespError::Syntax);
+        }
+    }
+    Ok(s)
+}
+
+impl ScanArgs<'_> {
+    /// The position window to return out of `len` elements, and the next cursor.
+    pub(super) fn window(&self, len: usize) -> (usize, usize, u64) {
+        if len <= SCAN_ALL_MAX {
+            return (0, len, 0);
+        }
+        let start = (self.cursor as usize).min(len);
+        let end = start.saturating_add(self.count).min(len);
+        (start, end, if end >= len { 0 } else { end as u64 })
+    }
+
+    pub(super) fn matches(&self, s: &[u8]) -> bool {
+        self.pattern.is_none_or(|p| super::handler::glob(p, s))
+    }
+}
+
+/// Writes a SCAN reply: `[cursor, [items...]]`.
+pub(super) fn reply_scan(out: &mut BytesMut, next: u64, items: &[Vec<u8>]) {
+    use super::frame::{encode_array, encode_bulk};
+    encode_array(out, 2);
+    let mut buf = itoa::Buffer::new();
+    encode_bulk(out, buf.format(next).as_bytes());
+    encode_array(out, items.len());
+    for i in items {
+        encode_bulk(out, i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_format_like_redis_7_0() {
+        for (d, s) in [
+            (1.0, "1"),
+            (1.1, "1.1000000000000001"),
+            (0.1, "0.10000000000000001"),
+            (-2.5, "-2.5"),
+            (1e17, "1e+17"),
+            (1.5e16, "15000000000000000"),
+            (1e-5, "1.0000000000000001e-05"),
+            (0.0001, "0.0001"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (-0.0, "-0"),
+            (123456789.0, "123456789"),
+        ] {
+            assert_eq!(fmt_double(d), s, "{d}");
+        }
+        assert_eq!(parse_double(b"1e400"), None);
+        assert_eq!(parse_double(b"1e-400"), None);
+        assert_eq!(parse_double(b"+inf"), Some(f64::INFINITY));
+        assert_eq!(parse_double(b"-Infinity"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_double(b"nan"), None);
+        assert_eq!(parse_double(b" 1"), None);
+        assert_eq!(parse_double(b"0e5"), Some(0.0));
+        assert_eq!(index_window(0, -1, 3), (0, 3));
+        assert_eq!(index_window(-100, 100, 3), (0, 3));
+        assert_eq!(index_window(2, 1, 3), (0, 0));
+    }
+}

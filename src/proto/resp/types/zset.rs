@@ -1,0 +1,922 @@
+//! Sorted-set commands and their blocking pops.
+
+use std::cmp::Ordering;
+
+use bytes::BytesMut;
+
+use super::hash::{distinct, pairs_header};
+use super::{
+    Access, Args, MAX_PICKS, blocking, fmt_double, index_window, is, kind_of, parse_count,
+    parse_double, parse_numkeys, rand_below, read, reply_double, reply_scan, scan_args, store,
+    with_keys, write,
+};
+use crate::proto::Flow;
+use crate::proto::resp::command::Command;
+use crate::proto::resp::frame::{
+    RespError, Version, encode_array, encode_bulk, encode_int, encode_null, encode_null_array,
+};
+use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
+use crate::store::{Container, Kind, Set, ZSet};
+
+const NOT_FLOAT: RespError = RespError::Text("ERR min or max is not a float");
+const NOT_LEX: RespError = RespError::Text("ERR min or max not valid string range item");
+
+/// One end of a score range.
+#[derive(Clone, Copy)]
+struct ScoreBound {
+    v: f64,
+    excl: bool,
+}
+
+fn parse_score_bound(s: &[u8]) -> Result<ScoreBound, RespError> {
+    let (excl, body) = match s.first() {
+        Some(b'(') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    let text = std::str::from_utf8(body).map_err(|_| NOT_FLOAT)?;
+    let v: f64 = text.parse().map_err(|_| NOT_FLOAT)?;
+    if v.is_nan() || body.is_empty() {
+        return Err(NOT_FLOAT);
+    }
+    Ok(ScoreBound { v, excl })
+}
+
+/// One end of a lex range: `-`, `+`, `[x`, `(x`.
+#[derive(Clone)]
+enum LexBound {
+    Min,
+    Max,
+    Incl(Vec<u8>),
+    Excl(Vec<u8>),
+}
+
+fn parse_lex_bound(s: &[u8]) -> Result<LexBound, RespError> {
+    match s {
+        b"-" => Ok(LexBound::Min),
+        b"+" => Ok(LexBound::Max),
+        [b'[', rest @ ..] => Ok(LexBound::Incl(rest.to_vec())),
+        [b'(', rest @ ..] => Ok(LexBound::Excl(rest.to_vec())),
+        _ => Err(NOT_LEX),
+    }
+}
+
+/// Members strictly before the range starting at `min`.
+fn lex_before_min(min: &LexBound, m: &[u8]) -> bool {
+    match min {
+        LexBound::Min => false,
+        LexBound::Max => true,
+        LexBound::Incl(x) => m < x.as_slice(),
+        LexBound::Excl(x) => m <= x.as_slice(),
+    }
+}
+
+/// Members up to and including the range ending at `max`.
+fn lex_upto_max(max: &LexBound, m: &[u8]) -> bool {
+    match max {
+        LexBound::Min => false,
+        LexBound::Max => true,
+        LexBound::Incl(x) => m <= x.as_slice(),
+        LexBound::Excl(x) => m < x.as_slice(),
+    }
+}
+
+/// What a range query selects.
+enum Range {
+    Rank(i64, i64),
+    Score(ScoreBound, ScoreBound),
+    Lex(LexBound, LexBound),
+}
+
+/// A resolved range query: ascending rank window, direction and LIMIT.
+struct Query {
+    range: Range,
+    rev: bool,
+    offset: i64,
+    count: i64,
+    with_scores: bool,
+}
+
+impl Query {
+    /// Ascending ranks `lo..hi` selected in `z`, after REV and LIMIT.
+    fn window(&self, z: &ZSet) -> (usize, usize) {
+        let len = z.len();
+        let (lo, hi) = match &self.range {
+            Range::Rank(start, stop) => {
+                let (s, e) = index_window(*start, *stop, len);
+                if self.rev { (len - e, len - s) } else { (s, e) }
+            }
+            Range::Score(min, max) => {
+                let lo = z.count_while(|s, _| if min.excl { s <= min.v } else { s < min.v });
+                let hi = z.count_while(|s, _| if max.excl { s < max.v } else { s <= max.v });
+                (lo, hi.max(lo))
+            }
+            Range::Lex(min, max) => {
+                let lo = z.count_while(|_, m| lex_before_min(min, m));
+                let hi = z.count_while(|_, m| lex_upto_max(max, m));
+                (lo, hi.max(lo))
+            }
+        };
+        if matches!(self.range, Range::Rank(..)) {
+            return (lo, hi);
+        }
+        if self.offset < 0 {
+            return (0, 0);
+        }
+        let n = hi - lo;
+        let off = (self.offset as u64).min(n as u64) as usize;
+        let take = if self.count < 0 {
+            n - off
+        } else {
+            (self.count as u64).min((n - off) as u64) as usize
+        };
+        if self.rev {
+            (hi - off - take, hi - off)
+        } else {
+            (lo + off, lo + off + take)
+        }
+    }
+}
+
+/// Parses `min max [BYSCORE|BYLEX] [REV] [LIMIT o c] [WITHSCORES]` of ZRANGE/ZRANGESTORE
+/// (`store`: no WITHSCORES) starting at argument `at`.
+fn parse_zrange(a: &Args<'_>, at: usize, store: bool) -> Result<Query, RespError> {
+    let (mut by_score, mut by_lex, mut rev, mut with_scores) = (false, false, false, false);
+    let (mut offset, mut count, mut limit) = (0, -1, false);
+    let mut j = at + 2;
+    while j < a.len() {
+        let opt = a.get(j);
+        if !store && is(opt, "withscores") {
+            with_scores = true;
+        } else if is(opt, "limit") && j + 2 < a.len() {
+            offset = parse_int(a.get(j + 1))?;
+            count = parse_int(a.get(j + 2))?;
+            limit = true;
+            j += 2;
+        } else if is(opt, "byscore") {
+            by_score = true;
+        } else if is(opt, "bylex") {
+            by_lex = true;
+        } else if is(opt, "rev") {
+            rev = true;
+        } else {
+            return Err(RespError::Syntax);
+        }
+        j += 1;
+    }
+    if by_score && by_lex {
+        return Err(RespError::Syntax);
+    }
+    if limit && !by_score && !by_lex {
+        return Err(RespError::Text(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        ));
+    }
+    if with_scores && by_lex {
+        return Err(RespError::Text(
+            "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
+        ));
+    }
+    let (x, y) = if rev && (by_score || by_lex) {
+        (a.get(at + 1), a.get(at))
+    } else {
+        (a.get(at), a.get(at + 1))
+    };
+    let range = if by_score {
+        Range::Score(parse_score_bound(x)?, parse_score_bound(y)?)
+    } else if by_lex {
+        Range::Lex(parse_lex_bound(x)?, parse_lex_bound(y)?)
+    } else {
+        Range::Rank(parse_int(x)?, parse_int(y)?)
+    };
+    Ok(Query {
+        range,
+        rev,
+        offset,
+        count,
+        with_scores,
+    })
+}
+
+/// Parses the legacy forms: ZRANGEBYSCORE/ZREVRANGEBYSCORE/ZRANGEBYLEX/ZREVRANGEBYLEX/ZREVRANGE.
+fn parse_legacy(cmd: Command, a: &Args<'_>) -> Result<Query, RespError> {
+    let rev = matches!(
+        cmd,
+        Command::ZRevRangeByScore | Command::ZRevRangeByLex | Command::ZRevRange
+    );
+    let lex = matches!(cmd, Command::ZRangeByLex | Command::ZRevRangeByLex);
+    let (mut with_scores, mut offset, mut count) = (false, 0, -1);
+    let mut j = 4;
+    while j < a.len() {
+        let opt = a.get(j);
+        if is(opt, "withscores") {
+            if lex {
+                return Err(RespError::Text(
+                    "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
+                ));
+            }
+            with_scores = true;
+            j += 1;
+        } else if is(opt, "limit") && j + 2 < a.len() {
+            if cmd == Command::ZRevRange {
+                return Err(RespError::Text(
+                    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+                ));
+            }
+            offset = parse_int(a.get(j + 1))?;
+            count = parse_int(a.get(j + 2))?;
+            j += 3;
+        } else {
+            return Err(RespError::Syntax);
+        }
+    }
+    let (x, y) = if rev && cmd != Command::ZRevRange {
+        (a.get(3), a.get(2))
+    } else {
+        (a.get(2), a.get(3))
+    };
+    let range = match cmd {
+        Command::ZRevRange => Range::Rank(parse_int(x)?, parse_int(y)?),
+        _ if lex => Range::Lex(parse_lex_bound(x)?, parse_lex_bound(y)?),
+        _ => Range::Score(parse_score_bound(x)?, parse_score_bound(y)?),
+    };
+    Ok(Query {
+        range,
+        rev,
+        offset,
+        count,
+        with_scores,
+    })
+}
+
+fn reply_range(out: &mut BytesMut, z: &ZSet, q: &Query, v: Version) {
+    let (lo, hi) = q.window(z);
+    pairs_header(out, hi - lo, q.with_scores, v);
+    for (m, s) in z.range(lo, hi, q.rev) {
+        if q.with_scores && v == Version::Resp3 {
+            encode_array(out, 2);
+        }
+        encode_bulk(out, m);
+        if q.with_scores {
+            reply_double(out, s, v);
+        }
+    }
+}
+
+fn collect_range(z: &ZSet, q: &Query) -> Vec<(Vec<u8>, f64)> {
+    let (lo, hi) = q.window(z);
+    z.range(lo, hi, q.rev)
+        .map(|(m, s)| (m.to_vec(), s))
+        .collect()
+}
+
+/// Writes popped (member, score) pairs: flat in RESP2, pairs in RESP3 when `nested`.
+fn reply_popped(out: &mut BytesMut, items: &[(Box<[u8]>, f64)], pairs: bool, v: Version) {
+    encode_array(out, if pairs { items.len() } else { items.len() * 2 });
+    for (m, s) in items {
+        if pairs {
+            encode_array(out, 2);
+        }
+        encode_bulk(out, m);
+        reply_double(out, *s, v);
+    }
+}
+
+fn pop(z: &mut ZSet, max: bool, count: usize) -> Vec<(Box<[u8]>, f64)> {
+    let n = count.min(z.len());
+    (0..n)
+        .map(|_| z.remove_at(if max { z.len() - 1 } else { 0 }))
+        .collect()
+}
+
+pub(super) fn dispatch(
+    cmd: Command,
+    a: &Args<'_>,
+    cx: &mut Ctx<'_>,
+    out: &mut BytesMut,
+    flow: &mut Flow,
+) -> Option<Reply> {
+    let topo = cx.shared.topology.load();
+    let v = cx.conn.version;
+    let key = a.get(1);
+    Some(match cmd {
+        Command::ZAdd => zadd(cx, a, out),
+        Command::ZIncrBy => (|| {
+            let by = parse_double(a.get(2)).ok_or(RespError::NotFloat)?;
+            check_size(cx.limits, a.get(3).len())?;
+            let r = topo.entry(key, |e| {
+                write::<ZSet, _>(e, true, |z| {
+                    let new = z.score(a.get(3)).unwrap_or(0.0) + by;
+                    if new.is_nan() {
+                        return Err(RespError::Text("ERR resulting score is not a number (NaN)"));
+                    }
+                    z.insert(a.get(3), new);
+                    Ok(new)
+                })
+            })?;
+            let new = r.unwrap_or(Ok(0.0))?;
+            cx.shared.waiters.notify(key);
+            reply_double(out, new, v);
+            Ok(())
+        })(),
+        Command::ZRem => (|| {
+            let n = topo.entry(key, |e| {
+                write::<ZSet, _>(e, false, |z| {
+                    a.iter_from(2).filter(|m| z.remove(m).is_some()).count()
+                })
+            })?;
+            encode_int(out, n.unwrap_or(0) as i64);
+            Ok(())
+        })(),
+        Command::ZScore => (|| {
+            match topo
+                .entry(key, |e| read::<ZSet, _>(e, |z| z.score(a.get(2))))?
+                .flatten()
+            {
+                Some(s) => reply_double(out, s, v),
+                None => encode_null(out, v),
+            }
+            Ok(())
+        })(),
+        Command::ZMScore => (|| {
+            let scores = topo.entry(key, |e| {
+                read::<ZSet, _>(e, |z| {
+                    a.iter_from(2).map(|m| z.score(m)).collect::<Vec<_>>()
+                })
+            })?;
+            encode_array(out, a.len() - 2);
+            match scores {
+                Some(s) => s.into_iter().for_each(|s| match s {
+                    Some(s) => reply_double(out, s, v),
+                    None => encode_null(out, v),
+                }),
+                None => (2..a.len()).for_each(|_| encode_null(out, v)),
+            }
+            Ok(())
+        })(),
+        Command::ZCard => (|| {
+            let n = topo.entry(key, |e| read::<ZSet, _>(e, |z| z.len()))?;
+            encode_int(out, n.unwrap_or(0) as i64);
+            Ok(())
+        })(),
+        Command::ZCount | Command::ZLexCount => (|| {
+            let range = if cmd == Command::ZCount {
+                Range::Score(parse_score_bound(a.get(2))?, parse_score_bound(a.get(3))?)
+            } else {
+                Range::Lex(parse_lex_bound(a.get(2))?, parse_lex_bound(a.get(3))?)
+            };
+            let q = Query {
+                range,
+                rev: false,
+                offset: 0,
+                count: -1,
+                with_scores: false,
+            };
+            let n = topo.entry(key, |e| {
+                read::<ZSet, _>(e, |z| {
+                    let (lo, hi) = q.window(z);
+                    hi - lo
+                })
+            })?;
+            encode_int(out, n.unwrap_or(0) as i64);
+            Ok(())
+        })(),
+        Command::ZRank | Command::ZRevRank => (|| {
+            let with_score = match a.len() {
+                3 => false,
+                4 if is(a.get(3), "withscore") => true,
+                4 => return Err(RespError::Syntax),
+                _ => return Err(RespError::Arity(cmd.wire())),
+            };
+            let r = topo.entry(key, |e| {
+                read::<ZSet, _>(e, |z| {
+                    z.rank(a.get(2)).map(|r| {
+                        let r = if cmd == Command::ZRevRank {
+                            z.len() - 1 - r
+                        } else {
+                            r
+                        };
+                        (r, z.score(a.get(2)).unwrap_or(0.0))
+                    })
+                })
+            })?;
+            match r.flatten() {
+                Some((r, s)) if with_score => {
+                    encode_array(out, 2);
+                    encode_int(out, r as i64);
+                    reply_double(out, s, v);
+                }
+                Some((r, _)) => encode_int(out, r as i64),
+                None if with_score => encode_null_array(out, v),
+                None => encode_null(out, v),
+            }
+            Ok(())
+        })(),
+        Command::ZRange
+        | Command::ZRangeByScore
+        | Command::ZRevRangeByScore
+        | Command::ZRangeByLex
+        | Command::ZRevRangeByLex
+        | Command::ZRevRange => (|| {
+            let q = if cmd == Command::ZRange {
+                parse_zrange(a, 2, false)?
+            } else {
+                parse_legacy(cmd, a)?
+            };
+            let done = topo.entry(key, |e| read::<ZSet, _>(e, |z| reply_range(out, z, &q, v)))?;
+            if done.is_none() {
+                encode_array(out, 0);
+            }
+            Ok(())
+        })(),
+        Command::ZRangeStore => (|| {
+            let q = parse_zrange(a, 3, true)?;
+            let (dst, src) = (a.get(1), a.get(2));
+            let n = with_keys(&topo, &[dst, src], |acc: &mut Access<'_, '_>| {
+                let items = acc.entry(src, |e| read::<ZSet, _>(e, |z| collect_range(z, &q)))?;
+                let mut z = ZSet::default();
+                for (m, s) in items.unwrap_or_default() {
+                    z.insert(&m, s);
+                }
+                let n = z.len();
+                acc.entry(dst, |e| store(e, Container::ZSet(z)))?;
+                Ok::<_, RespError>(n)
+            })?;
+            cx.shared.waiters.notify(dst);
+            encode_int(out, n as i64);
+            Ok(())
+        })(),
+        Command::ZPopMin | Command::ZPopMax => (|| {
+            let count = match a.len() {
+                2 => None,
+                3 => Some(parse_count(a.get(2))?),
+                _ => return Err(RespError::Syntax),
+            };
+            let popped = topo.entry(key, |e| {
+                write::<ZSet, _>(e, false, |z| {
+                    pop(z, cmd == Command::ZPopMax, count.unwrap_or(1))
+                })
+            })?;
+            reply_popped(
+                out,
+                &popped.unwrap_or_default(),
+                count.is_some() && v == Version::Resp3,
+                v,
+            );
+            Ok(())
+        })(),
+        Command::ZMPop | Command::BZMPop => {
+            let blocking = cmd == Command::BZMPop;
+            let off = usize::from(blocking);
+            (|| {
+                let nk = parse_numkeys(a.get(1 + off), a.len() - 2 - off, RespError::Syntax)?;
+                let keys: Vec<&[u8]> = (0..nk).map(|i| a.get(2 + off + i)).collect();
+                let mut j = 2 + off + nk;
+                let max = if j < a.len() && is(a.get(j), "min") {
+                    false
+                } else if j < a.len() && is(a.get(j), "max") {
+                    true
+                } else {
+                    return Err(RespError::Syntax);
+                };
+                j += 1;
+                let mut count = 1usize;
+                let mut seen = false;
+                while j < a.len() {
+                    if !seen && is(a.get(j), "count") && j + 1 < a.len() {
+                        let n = parse_int(a.get(j + 1))?;
+                        if n <= 0 {
+                            return Err(RespError::Text("ERR count should be greater than 0"));
+                        }
+                        count = n as usize;
+                        seen = true;
+                        j += 2;
+                    } else {
+                        return Err(RespError::Syntax);
+                    }
+                }
+                let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
+                    let topo = cx.shared.topology.load();
+                    for k in &keys {
+                        let popped =
+                            topo.entry(k, |e| write::<ZSet, _>(e, false, |z| pop(z, max, count)))?;
+                        if let Some(p) = popped.filter(|p| !p.is_empty()) {
+                            encode_array(out, 2);
+                            encode_bulk(out, k);
+                            reply_popped(out, &p, true, cx.conn.version);
+                            return Ok(true);
+                        }
+                    }
+                    Ok(false)
+                };
+                if blocking {
+                    blocking::run(cx, &keys, a.get(1), out, flow, attempt)
+                } else {
+                    if !attempt(cx, out)? {
+                        encode_null_array(out, v);
+                    }
+                    Ok(())
+                }
+            })()
+        }
+        Command::BZPopMin | Command::BZPopMax => {
+            let max = cmd == Command::BZPopMax;
+            let keys: Vec<&[u8]> = (1..a.len() - 1).map(|i| a.get(i)).collect();
+            let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
+                let topo = cx.shared.topology.load();
+                for k in &keys {
+                    let popped =
+                        topo.entry(k, |e| write::<ZSet, _>(e, false, |z| pop(z, max, 1)))?;
+                    if let Some(p) = popped.and_then(|p| p.into_iter().next()) {
+                        encode_array(out, 3);
+                        encode_bulk(out, k);
+                        encode_bulk(out, &p.0);
+                        reply_double(out, p.1, cx.conn.version);
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            };
+            blocking::run(cx, &keys, a.get(a.len() - 1), out, flow, attempt)
+        }
+        Command::ZRemRangeByRank | Command::ZRemRangeByScore | Command::ZRemRangeByLex => (|| {
+            let range = match cmd {
+                Command::ZRemRangeByRank => Range::Rank(parse_int(a.get(2))?, parse_int(a.get(3))?),
+                Command::ZRemRangeByScore => {
+                    Range::Score(parse_score_bound(a.get(2))?, parse_score_bound(a.get(3))?)
+                }
+                _ => Range::Lex(parse_lex_bound(a.get(2))?, parse_lex_bound(a.get(3))?),
+            };
+            let q = Query {
+                range,
+                rev: false,
+                offset: 0,
+                count: -1,
+                with_scores: false,
+            };
+            let n = topo.entry(key, |e| {
+                write::<ZSet, _>(e, false, |z| {
+                    let (lo, hi) = q.window(z);
+                    for _ in lo..hi {
+                        z.remove_at(lo);
+                    }
+                    hi - lo
+                })
+            })?;
+            encode_int(out, n.unwrap_or(0) as i64);
+            Ok(())
+        })(
+        ),
+        Command::ZUnion | Command::ZInter | Command::ZDiff => combine_cmd(cx, cmd, a, out, false),
+        Command::ZUnionStore | Command::ZInterStore | Command::ZDiffStore => {
+            combine_cmd(cx, cmd, a, out, true)
+        }
+        Command::ZRandMember => zrandmember(cx, a, out),
+        Command::ZScan => (|| {
+            let s = scan_args(a)?;
+            let (next, items) = topo
+                .entry(key, |e| {
+                    read::<ZSet, _>(e, |z| {
+                        let (lo, hi, next) = s.window(z.len());
+                        let mut items = Vec::new();
+                        for (m, sc) in z.range(lo, hi, false) {
+                            if s.matches(m) {
+                                items.push(m.to_vec());
+                                items.push(fmt_double(sc).into_bytes());
+                            }
+                        }
+                        (next, items)
+                    })
+                })?
+                .unwrap_or((0, Vec::new()));
+            reply_scan(out, next, &items);
+            Ok(())
+        })(),
+        _ => return None,
+    })
+}
+
+fn zadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
+        (false, false, false, false, false, false);
+    let mut j = 2;
+    while j < a.len() {
+        let o = a.get(j);
+        if is(o, "nx") {
+            nx = true;
+        } else if is(o, "xx") {
+            xx = true;
+        } else if is(o, "gt") {
+            gt = true;
+        } else if is(o, "lt") {
+            lt = true;
+        } else if is(o, "ch") {
+            ch = true;
+        } else if is(o, "incr") {
+            incr = true;
+        } else {
+            break;
+        }
+        j += 1;
+    }
+    let pairs = a.len() - j;
+    if pairs == 0 || pairs % 2 == 1 {
+        return Err(RespError::Syntax);
+    }
+    if nx && xx {
+        return Err(RespError::Text(
+            "ERR XX and NX options at the same time are not compatible",
+        ));
+    }
+    if (nx && (gt || lt)) || (gt && lt) {
+        return Err(RespError::Text(
+            "ERR GT, LT, and/or NX options at the same time are not compatible",
+        ));
+    }
+    if incr && pairs > 2 {
+        return Err(RespError::Text(
+            "ERR INCR option supports a single increment-element pair",
+        ));
+    }
+    let mut items = Vec::with_capacity(pairs / 2);
+    for i in (j..a.len()).step_by(2) {
+        let s = parse_double(a.get(i)).ok_or(RespError::NotFloat)?;
+        check_size(cx.limits, a.get(i + 1).len())?;
+        items.push((s, a.get(i + 1)));
+    }
+    let v = cx.conn.version;
+    let key = a.get(1);
+    let topo = cx.shared.topology.load();
+    let r = topo.entry(key, |e| {
+        write::<ZSet, _>(e, !xx, |z| {
+            let (mut added, mut changed) = (0i64, 0i64);
+            let mut last = None;
+            for &(s, m) in &items {
+                let old = z.score(m);
+                let new = if incr { old.unwrap_or(0.0) + s } else { s };
+                if new.is_nan() {
+                    return Err(RespError::Text("ERR resulting score is not a number (NaN)"));
+                }
+                match old {
+                    None if xx => continue,
+                    None => {
+                        z.insert(m, new);
+                        added += 1;
+                        last = Some(new);
+                    }
+                    Some(_) if nx => continue,
+                    Some(o) => {
+                        if (gt && new <= o) || (lt && new >= o) {
+                            continue;
+                        }
+                        if o != new {
+                            z.insert(m, new);
+                            changed += 1;
+                        }
+                        last = Some(new);
+                    }
+                }
+            }
+            Ok((added, changed, last))
+        })
+    })?;
+    let (added, changed, last) = r.unwrap_or(Ok((0, 0, None)))?;
+    if added > 0 || changed > 0 {
+        cx.shared.waiters.notify(key);
+    }
+    if incr {
+        match last {
+            Some(s) => reply_double(out, s, v),
+            None => encode_null(out, v),
+        }
+    } else {
+        encode_int(out, if ch { added + changed } else { added });
+    }
+    Ok(())
+}
+
+/// (member, score) pairs read out of an input key.
+type Scored = Vec<(Vec<u8>, f64)>;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Agg {
+    Sum,
+    Min,
+    Max,
+}
+
+fn combine_cmd(
+    cx: &mut Ctx<'_>,
+    cmd: Command,
+    a: &Args<'_>,
+    out: &mut BytesMut,
+    store_it: bool,
+) -> Reply {
+    let base = usize::from(store_it) + 1;
+    let n = parse_int(a.get(base))?;
+    if n <= 0 {
+        return Err(RespError::Owned(format!(
+            "ERR at least 1 input key is needed for '{}' command",
+            cmd.wire()
+        )));
+    }
+    if n as u64 > (a.len() - base - 1) as u64 {
+        return Err(RespError::Syntax);
+    }
+    let n = n as usize;
+    let keys: Vec<&[u8]> = (0..n).map(|i| a.get(base + 1 + i)).collect();
+    let is_diff = matches!(cmd, Command::ZDiff | Command::ZDiffStore);
+    let mut weights = vec![1.0f64; n];
+    let mut agg = Agg::Sum;
+    let mut with_scores = false;
+    let mut j = base + 1 + n;
+    while j < a.len() {
+        let o = a.get(j);
+        let rest = a.len() - j - 1;
+        if !is_diff && is(o, "weights") && rest >= n {
+            for (i, w) in weights.iter_mut().enumerate() {
+                *w = parse_double(a.get(j + 1 + i))
+                    .ok_or(RespError::Text("ERR weight value is not a float"))?;
+            }
+            j += n + 1;
+        } else if !is_diff && is(o, "aggregate") && rest >= 1 {
+            let x = a.get(j + 1);
+            agg = if is(x, "sum") {
+                Agg::Sum
+            } else if is(x, "min") {
+                Agg::Min
+            } else if is(x, "max") {
+                Agg::Max
+            } else {
+                return Err(RespError::Syntax);
+            };
+            j += 2;
+        } else if !store_it && is(o, "withscores") {
+            with_scores = true;
+            j += 1;
+        } else {
+            return Err(RespError::Syntax);
+        }
+    }
+    let topo = cx.shared.topology.load();
+    let mut all: Vec<&[u8]> = keys.clone();
+    if store_it {
+        all.push(a.get(1));
+    }
+    let v = cx.conn.version;
+    let result = with_keys(&topo, &all, |acc: &mut Access<'_, '_>| {
+        let mut inputs: Vec<Option<Scored>> = Vec::with_capacity(n);
+        for k in &keys {
+            let r = acc.entry(k, |e| match kind_of(e) {
+                None => Ok(None),
+                Some(Kind::ZSet) => {
+                    read::<ZSet, _>(e, |z| z.iter().map(|(m, s)| (m.to_vec(), s)).collect())
+                }
+                Some(Kind::Set) => {
+                    read::<Set, _>(e, |s| s.iter().map(|m| (m.to_vec(), 1.0)).collect())
+                }
+                Some(_) => Err(RespError::WrongType),
+            })?;
+            inputs.push(r);
+        }
+        let mut z = ZSet::default();
+        let mut it = inputs.into_iter().enumerate();
+        let (_, first) = it.next().expect("n >= 1");
+        for (m, s) in first.unwrap_or_default() {
+            z.insert(&m, weighted(s, weights[0]));
+        }
+        for (i, input) in it {
+            let input = input.unwrap_or_default();
+            match cmd {
+                Command::ZUnion | Command::ZUnionStore => {
+                    for (m, s) in input {
+                        let s = weighted(s, weights[i]);
+                        let new = match z.score(&m) {
+                            Some(o) => aggregate(o, s, agg),
+                            None => s,
+                        };
+                        z.insert(&m, new);
+                    }
+                }
+                Command::ZInter | Command::ZInterStore => {
+                    let mut next = ZSet::default();
+                    for (m, s) in input {
+                        if let Some(o) = z.score(&m) {
+                            next.insert(&m, aggregate(o, weighted(s, weights[i]), agg));
+                        }
+                    }
+                    z = next;
+                }
+                _ => {
+                    for (m, _) in input {
+                        z.remove(&m);
+                    }
+                }
+            }
+        }
+        if store_it {
+            let len = z.len();
+            acc.entry(a.get(1), |e| store(e, Container::ZSet(z)))?;
+            return Ok::<_, RespError>((len, None));
+        }
+        Ok((z.len(), Some(z)))
+    })?;
+    match result {
+        (len, None) => {
+            cx.shared.waiters.notify(a.get(1));
+            encode_int(out, len as i64);
+        }
+        (_, Some(z)) => {
+            let q = Query {
+                range: Range::Rank(0, -1),
+                rev: false,
+                offset: 0,
+                count: -1,
+                with_scores,
+            };
+            reply_range(out, &z, &q, v);
+        }
+    }
+    Ok(())
+}
+
+fn weighted(s: f64, w: f64) -> f64 {
+    let r = s * w;
+    if r.is_nan() { 0.0 } else { r }
+}
+
+fn aggregate(a: f64, b: f64, agg: Agg) -> f64 {
+    match agg {
+        Agg::Sum => {
+            let r = a + b;
+            if r.is_nan() { 0.0 } else { r }
+        }
+        Agg::Min => {
+            if b.partial_cmp(&a) == Some(Ordering::Less) {
+                b
+            } else {
+                a
+            }
+        }
+        Agg::Max => {
+            if b.partial_cmp(&a) == Some(Ordering::Greater) {
+                b
+            } else {
+                a
+            }
+        }
+    }
+}
+
+fn zrandmember(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let v = cx.conn.version;
+    let topo = cx.shared.topology.load();
+    let key = a.get(1);
+    if a.len() == 2 {
+        return topo.entry(key, |e| {
+            let done = read::<ZSet, _>(e, |z| encode_bulk(out, z.at(rand_below(z.len())).0))?;
+            if done.is_none() {
+                encode_null(out, v);
+            }
+            Ok(())
+        });
+    }
+    let count = parse_int(a.get(2))?;
+    let with_scores = match a.len() {
+        3 => false,
+        4 if is(a.get(3), "withscores") => true,
+        _ => return Err(RespError::Syntax),
+    };
+    if with_scores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+        return Err(RespError::Text("ERR value is out of range"));
+    }
+    topo.entry(key, |e| {
+        let done = read::<ZSet, _>(e, |z| {
+            let len = z.len();
+            let picks: Vec<usize> = if count < 0 {
+                (0..count.unsigned_abs().min(MAX_PICKS))
+                    .map(|_| rand_below(len))
+                    .collect()
+            } else if count as u64 >= len as u64 {
+                // redis walks its listpack from the tail here.
+                (0..len).rev().collect()
+            } else {
+                distinct(len, count as usize)
+            };
+            pairs_header(out, picks.len(), with_scores, v);
+            for r in picks {
+                let (m, s) = z.at(r);
+                if with_scores && v == Version::Resp3 {
+                    encode_array(out, 2);
+                }
+                encode_bulk(out, m);
+                if with_scores {
+                    reply_double(out, s, v);
+                }
+            }
+        })?;
+        if done.is_none() {
+            encode_array(out, 0);
+        }
+        Ok(())
+    })
+}
