@@ -135,7 +135,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         CONNECTIONS_CLOSED_TOTAL,
-        "Client connections closed by the server on a limit, by reason: output_buffer (one request's replies passed limits.max_output_buffer), output_timeout (the client stopped reading), idle_timeout.",
+        "Client connections closed by the server on a limit, by reason: output_buffer (one request's replies passed limits.max_output_buffer), output_timeout (the client stopped reading), idle_timeout, input_buffer (input sent during a blocking wait passed limits.max_request_size).",
     ),
     (
         AUTH_TOTAL,
@@ -388,6 +388,7 @@ pub fn render(metrics: &Metrics, shared: &Shared) -> String {
         ("output_buffer", &st.closed_output_buffer),
         ("output_timeout", &st.closed_output_timeout),
         ("idle_timeout", &st.closed_idle_timeout),
+        ("input_buffer", &st.closed_input_buffer),
     ] {
         metrics
             .counter(CONNECTIONS_CLOSED_TOTAL, &[("reason", reason)])

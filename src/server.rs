@@ -100,6 +100,9 @@ pub struct Stats {
     /// Connections closed because their replies made no write progress for
     /// `limits.output_timeout` (the peer does not read).
     pub closed_output_timeout: AtomicU64,
+    /// Connections closed because input buffered during a blocking wait passed
+    /// `limits.max_request_size`.
+    pub closed_input_buffer: AtomicU64,
     /// Connections closed after `limits.idle_timeout` without a request.
     pub closed_idle_timeout: AtomicU64,
     /// Commands run over RESP (redis `total_commands_processed`), added per batch.

@@ -318,3 +318,42 @@ fn oversized_input_is_refused_without_buffering_it() {
     assert!(growth < 64 << 20, "RSS grew by {} MiB", growth >> 20);
     server.raw_resp().roundtrip(b"PING\r\n", b"+PONG\r\n");
 }
+
+#[test]
+fn input_sent_during_a_blocking_wait_is_bounded() {
+    let server = TestServer::start(&format!(
+        "[limits]\nmax_value_size = \"512KiB\"\nmax_request_size = \"1MiB\"\n{TWO_NODES}"
+    ));
+    let before = rss_bytes();
+    let mut resp = server.raw_resp();
+    resp.send(b"*3\r\n$5\r\nBLPOP\r\n$4\r\nlist\r\n$1\r\n0\r\n");
+    // Valid pipelined requests keep arriving while BLPOP waits: buffered up to the limit,
+    // then the connection is closed.
+    let ping = b"*1\r\n$4\r\nPING\r\n".repeat(10_000);
+    let mut sent = 0usize;
+    while sent < 20 << 20 {
+        if std::io::Write::write_all(&mut resp.stream, &ping).is_err() {
+            break;
+        }
+        sent += ping.len();
+    }
+    assert!(eventually(Duration::from_secs(10), || Stats::get(
+        &server.shared.stats.closed_input_buffer
+    ) == 1));
+    let growth = rss_bytes().saturating_sub(before);
+    eprintln!(
+        "blocked client input: {} MiB sent, RSS growth {} MiB",
+        sent >> 20,
+        growth >> 20
+    );
+    assert!(growth < 64 << 20, "RSS grew by {} MiB", growth >> 20);
+    let scrape = server.http_get("/metrics");
+    assert_eq!(
+        metric(
+            &scrape,
+            "ringcache_connections_closed_total{reason=\"input_buffer\"}"
+        ),
+        1.0
+    );
+    server.raw_resp().roundtrip(b"PING\r\n", b"+PONG\r\n");
+}

@@ -76,6 +76,10 @@ pub async fn run<S: Session>(
                 flow = Flow::Close;
                 break;
             }
+            if over_input_limit(&input, shared) {
+                flow = Flow::Close;
+                break;
+            }
             flow = serve(&mut stream, &mut session, &mut input, &mut out, shared).await;
         }
         if flow == Flow::Close || closing {
@@ -137,6 +141,27 @@ async fn serve<S: Session>(
             return flow;
         }
     }
+}
+
+/// While a blocking command waits, pipelined input is buffered unprocessed; a client that
+/// keeps sending past one request's limit (`max_request_size` plus the 64 KiB inline
+/// allowance, what a decoder may hold) is closed and counted, like redis's
+/// client-query-buffer-limit, instead of growing the buffer without bound.
+fn over_input_limit(input: &BytesMut, shared: &Shared) -> bool {
+    let limit = shared
+        .limits
+        .load()
+        .max_request_size
+        .saturating_add(64 * 1024);
+    if input.len() as u64 <= limit {
+        return false;
+    }
+    Stats::add(&shared.stats.closed_input_buffer, 1);
+    tracing::info!(
+        bytes = input.len(),
+        "closing: input buffered during a blocking wait passed the limit"
+    );
+    true
 }
 
 /// Sleeps until `deadline`, forever if None.
