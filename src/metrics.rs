@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{
@@ -302,16 +302,77 @@ pub struct CommandMetrics {
     durations: Vec<Histogram>,
 }
 
-impl CommandMetrics {
-    /// Counts command number `command` and records how long it took.
-    #[inline]
-    pub fn record(&self, command: usize, error: bool, elapsed: Duration) {
-        if let (Some(counters), Some(duration)) =
-            (self.counters.get(command), self.durations.get(command))
-        {
-            counters[usize::from(error)].increment(1);
-            duration.record(elapsed.as_secs_f64());
+/// One command in this many is timed into the latency histogram; every command is counted.
+/// Reading the clock twice and recording a sample per command cost about 8% of throughput at
+/// pipeline depth 16; a 1-in-16 sample keeps the quantiles and costs a sixteenth of that.
+pub const LATENCY_SAMPLE_EVERY: u32 = 16;
+
+/// A session's front to [`CommandMetrics`]: counts go into a small local table that is added to
+/// the shared counters once per batch (one atomic add per distinct command and result instead
+/// of one per command, and no cache line bouncing between workers per request), and one command
+/// in [`LATENCY_SAMPLE_EVERY`] is timed.
+pub struct CommandRecorder {
+    metrics: Arc<CommandMetrics>,
+    pending: [(u16, bool, u32); 8],
+    len: usize,
+    tick: u32,
+}
+
+impl CommandRecorder {
+    /// A recorder for one session.
+    pub fn new(metrics: Arc<CommandMetrics>) -> CommandRecorder {
+        CommandRecorder {
+            metrics,
+            pending: [(0, false, 0); 8],
+            len: 0,
+            tick: 0,
         }
+    }
+
+    /// Call before running a command: the start time when this command is sampled.
+    #[inline]
+    pub fn start(&mut self) -> Option<Instant> {
+        self.tick = self.tick.wrapping_add(1);
+        (self.tick % LATENCY_SAMPLE_EVERY == 0).then(Instant::now)
+    }
+
+    /// Counts command number `command` (and records its time if it was sampled).
+    #[inline]
+    pub fn record(&mut self, command: usize, error: bool, started: Option<Instant>) {
+        if let (Some(t), Some(h)) = (started, self.metrics.durations.get(command)) {
+            h.record(t.elapsed().as_secs_f64());
+        }
+        let Ok(id) = u16::try_from(command) else {
+            return;
+        };
+        if let Some(e) = self.pending[..self.len]
+            .iter_mut()
+            .find(|e| e.0 == id && e.1 == error)
+        {
+            e.2 += 1;
+            return;
+        }
+        if self.len == self.pending.len() {
+            self.flush();
+        }
+        self.pending[self.len] = (id, error, 1);
+        self.len += 1;
+    }
+
+    /// Adds the local counts to the shared counters; call at the end of every batch.
+    pub fn flush(&mut self) {
+        for &(id, error, n) in &self.pending[..self.len] {
+            if let Some(c) = self.metrics.counters.get(usize::from(id)) {
+                c[usize::from(error)].increment(u64::from(n));
+            }
+        }
+        self.len = 0;
+    }
+}
+
+impl Drop for CommandRecorder {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 

@@ -25,7 +25,7 @@ pub enum AnySession {
         addrs: (Option<SocketAddr>, Option<SocketAddr>),
     },
     /// The connection speaks RESP.
-    Resp(RespSession),
+    Resp(Box<RespSession>),
     /// The connection speaks memcached.
     Memcache(MemcacheSession),
 }
@@ -48,7 +48,7 @@ impl Session for AnySession {
             };
             let shared = Arc::clone(shared);
             *self = if first == b'*' {
-                AnySession::Resp(RespSession::new(shared, addrs.0, addrs.1))
+                AnySession::Resp(Box::new(RespSession::new(shared, addrs.0, addrs.1)))
             } else {
                 AnySession::Memcache(MemcacheSession::new(shared))
             };

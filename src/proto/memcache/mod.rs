@@ -34,13 +34,12 @@ pub mod handler;
 pub mod parse;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::BytesMut;
 use parse::{GetCmd, Request, StoreCmd};
 
 use crate::auth::Access;
-use crate::metrics::CommandMetrics;
+use crate::metrics::CommandRecorder;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
 use crate::server::Shared;
 
@@ -48,7 +47,7 @@ use crate::server::Shared;
 pub struct MemcacheSession {
     shared: Arc<Shared>,
     decoder: parse::Decoder,
-    metrics: Option<Arc<CommandMetrics>>,
+    metrics: Option<CommandRecorder>,
     access: Access,
 }
 
@@ -58,7 +57,7 @@ impl MemcacheSession {
         let metrics = shared
             .metrics
             .as_ref()
-            .map(|m| m.commands("memcache", COMMANDS));
+            .map(|m| CommandRecorder::new(m.commands("memcache", COMMANDS)));
         let access = shared.auth.load().initial();
         MemcacheSession {
             shared,
@@ -140,6 +139,17 @@ fn command_index(request: &Request) -> usize {
 
 impl Session for MemcacheSession {
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
+        let flow = self.run(input, out);
+        if let Some(m) = &mut self.metrics {
+            m.flush();
+        }
+        flow
+    }
+}
+
+impl MemcacheSession {
+    /// Handles every complete request of the batch (see [`Session::process`]).
+    fn run(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
         if !self.access.authenticated
             && let Some(flow) = auth::login(input, out, &self.shared, &mut self.access)
         {
@@ -159,11 +169,11 @@ impl Session for MemcacheSession {
                 }
                 Ok(Some(request)) => {
                     let command = command_index(&request);
-                    let started = self.metrics.as_ref().map(|_| Instant::now());
+                    let started = self.metrics.as_mut().and_then(CommandRecorder::start);
                     let mark = out.len();
                     let done = handler::handle(request, &self.shared, &limits, out);
-                    if let (Some(m), Some(t)) = (&self.metrics, started) {
-                        m.record(command, done.error, t.elapsed());
+                    if let Some(m) = &mut self.metrics {
+                        m.record(command, done.error, started);
                     }
                     if output_over_limit(out, mark, &limits, &self.shared) {
                         return Flow::Close;

@@ -33,11 +33,10 @@ pub use command::Command;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 
-use crate::metrics::CommandMetrics;
+use crate::metrics::CommandRecorder;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
 use crate::server::{Shared, Stats};
 use handler::{Conn, Ctx};
@@ -47,7 +46,7 @@ pub struct RespSession {
     shared: Arc<Shared>,
     decoder: frame::Decoder,
     conn: Conn,
-    metrics: Option<Arc<CommandMetrics>>,
+    metrics: Option<CommandRecorder>,
 }
 
 /// Command labels for metrics: every command's wire name in [`Command::ALL`] order, then
@@ -72,7 +71,7 @@ impl RespSession {
         let metrics = shared
             .metrics
             .as_ref()
-            .map(|m| m.commands("resp", command_labels()));
+            .map(|m| CommandRecorder::new(m.commands("resp", command_labels())));
         RespSession {
             metrics,
             shared,
@@ -94,7 +93,7 @@ impl RespSession {
                         Flow::Continue
                     } else {
                         let mark = out.len();
-                        let started = self.metrics.as_ref().map(|_| (Instant::now(), mark));
+                        let started = self.metrics.as_mut().and_then(CommandRecorder::start);
                         let mut cx = Ctx {
                             shared: &self.shared,
                             limits: &limits,
@@ -102,14 +101,12 @@ impl RespSession {
                         };
                         let flow = handler::handle(&args, &mut cx, out);
                         // A blocked command is counted once, when it finally answers.
-                        if let (Some(m), Some((t, mark)), false) =
-                            (&self.metrics, started, flow == Flow::Block)
-                        {
+                        if let (Some(m), false) = (&mut self.metrics, flow == Flow::Block) {
                             // Simple and blob errors; the index of an unknown command is ALL.len().
                             let error = matches!(out.get(mark), Some(b'-' | b'!'));
                             let command =
                                 self.conn.current.map_or(Command::ALL.len(), |c| c as usize);
-                            m.record(command, error, t.elapsed());
+                            m.record(command, error, started);
                         }
                         if output_over_limit(out, mark, &limits, &self.shared) {
                             Flow::Close
@@ -155,6 +152,9 @@ impl Session for RespSession {
 
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
         let flow = self.run(input, out);
+        if let Some(m) = &mut self.metrics {
+            m.flush();
+        }
         if self.conn.commands > 0 {
             Stats::add(&self.shared.stats.commands_processed, self.conn.commands);
             self.conn.commands = 0;
