@@ -2,7 +2,7 @@
 
 use bytes::BytesMut;
 
-use super::{Args, MAX_PICKS, check, is, rand_below, read, reply_scan, scan_args, write};
+use super::{Args, check, is, rand_below, random_picks, read, reply_scan, scan_args, write};
 use crate::proto::resp::command::Command;
 use crate::proto::resp::float::LongDouble;
 use crate::proto::resp::frame::{
@@ -235,15 +235,7 @@ fn hrandfield(
     topo.entry(key, |e| {
         let done = read::<Hash, _>(e, |h| {
             let len = h.len();
-            let picks: Vec<usize> = if count < 0 {
-                (0..count.unsigned_abs().min(MAX_PICKS))
-                    .map(|_| rand_below(len))
-                    .collect()
-            } else if count as u64 >= len as u64 {
-                (0..len).collect()
-            } else {
-                distinct(len, count as usize)
-            };
+            let picks = random_picks(count, len, false);
             pairs_header(out, picks.len(), with_values, v);
             for i in picks {
                 let (f, val) = h.at(i);

@@ -273,6 +273,26 @@ pub(super) fn index_window(start: i64, stop: i64, len: usize) -> (usize, usize) 
     (s as usize, e as usize + 1)
 }
 
+/// The indexes HRANDFIELD/SRANDMEMBER/ZRANDMEMBER answer for `count` over `len` elements
+/// (len > 0): a negative count picks with repetition (at most [`MAX_PICKS`]), a count of at
+/// least `len` takes every element (in reverse when `all_reversed`, as redis walks a sorted
+/// set's listpack from the tail), and a smaller one picks distinct elements.
+pub(super) fn random_picks(count: i64, len: usize, all_reversed: bool) -> Vec<usize> {
+    if count < 0 {
+        (0..count.unsigned_abs().min(MAX_PICKS))
+            .map(|_| rand_below(len))
+            .collect()
+    } else if count as u64 >= len as u64 {
+        if all_reversed {
+            (0..len).rev().collect()
+        } else {
+            (0..len).collect()
+        }
+    } else {
+        hash::distinct(len, count as usize)
+    }
+}
+
 /// At most this many elements answer a negative count of HRANDFIELD/SRANDMEMBER/ZRANDMEMBER
 /// (repetitions allowed): redis would stream any number; a cap keeps one request from making
 /// an unbounded reply.

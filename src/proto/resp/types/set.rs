@@ -2,9 +2,8 @@
 
 use bytes::BytesMut;
 
-use super::hash::distinct;
 use super::{
-    Access, Args, MAX_PICKS, check, is, kind_of, parse_count, parse_numkeys, rand_below, read,
+    Access, Args, check, is, kind_of, parse_count, parse_numkeys, rand_below, random_picks, read,
     reply_scan, scan_args, store, with_keys, write,
 };
 use crate::proto::resp::command::Command;
@@ -116,16 +115,8 @@ pub(super) fn dispatch(
             let picks = topo.entry(key, |e| {
                 read::<Set, _>(e, |s| {
                     let len = s.len();
-                    let idx: Vec<usize> = if n < 0 {
-                        (0..n.unsigned_abs().min(MAX_PICKS))
-                            .map(|_| rand_below(len))
-                            .collect()
-                    } else if n as u64 >= len as u64 {
-                        (0..len).collect()
-                    } else {
-                        distinct(len, n as usize)
-                    };
-                    idx.into_iter()
+                    random_picks(n, len, false)
+                        .into_iter()
                         .map(|i| s.at(i).to_vec())
                         .collect::<Vec<_>>()
                 })

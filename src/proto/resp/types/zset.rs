@@ -4,10 +4,10 @@ use std::cmp::Ordering;
 
 use bytes::BytesMut;
 
-use super::hash::{distinct, pairs_header};
+use super::hash::pairs_header;
 use super::{
-    Access, Args, MAX_PICKS, blocking, fmt_double, index_window, is, kind_of, parse_count,
-    parse_double, parse_numkeys, rand_below, read, reply_double, reply_scan, scan_args, store,
+    Access, Args, blocking, fmt_double, index_window, is, kind_of, parse_count, parse_double,
+    parse_numkeys, rand_below, random_picks, read, reply_double, reply_scan, scan_args, store,
     with_keys, write,
 };
 use crate::proto::Flow;
@@ -892,16 +892,7 @@ fn zrandmember(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     topo.entry(key, |e| {
         let done = read::<ZSet, _>(e, |z| {
             let len = z.len();
-            let picks: Vec<usize> = if count < 0 {
-                (0..count.unsigned_abs().min(MAX_PICKS))
-                    .map(|_| rand_below(len))
-                    .collect()
-            } else if count as u64 >= len as u64 {
-                // redis walks its listpack from the tail here.
-                (0..len).rev().collect()
-            } else {
-                distinct(len, count as usize)
-            };
+            let picks = random_picks(count, len, true);
             pairs_header(out, picks.len(), with_scores, v);
             for r in picks {
                 let (m, s) = z.at(r);
