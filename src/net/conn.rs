@@ -18,8 +18,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
+use crate::net::stop::Stop;
 use crate::proto::{Flow, Session};
 use crate::server::{Shared, Stats};
 
@@ -31,34 +31,49 @@ const READ_CHUNK: usize = 16 * 1024;
 const DRAIN_LIMIT: usize = 1024 * 1024;
 
 /// Serves one connection until the peer closes, the session asks to close, the idle timeout
-/// fires, or `shutdown` is cancelled.
-pub async fn run<S: Session>(
-    mut stream: TcpStream,
-    mut session: S,
-    shared: &Shared,
-    shutdown: CancellationToken,
-) {
+/// fires, or `stop` is signalled.
+pub async fn run<S: Session>(mut stream: TcpStream, mut session: S, shared: &Shared, stop: &Stop) {
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
+    // One stop future for the connection's life: it registers its waker once.
+    let stopped = stop.stopped();
+    let mut stopped = std::pin::pin!(stopped);
     loop {
         if input.capacity() - input.len() < READ_CHUNK / 2 {
             input.reserve(READ_CHUNK);
         }
-        let idle = shared.limits.load().idle_timeout;
-        let (n, closing) = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => (drain_received(&stream, &mut input), true),
-            r = read_some(&mut stream, &mut input, idle) => match r {
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    Stats::add(&shared.stats.closed_idle_timeout, 1);
-                    break;
-                }
-                Ok(0) | Err(_) => break,
-                Ok(n) => (n, false),
-            },
+        let (idle, stall) = {
+            let limits = shared.limits.load();
+            (limits.idle_timeout, limits.output_timeout)
+        };
+        // Shutdown is checked before each read and raced against a read that has to wait; a
+        // read that is ready goes first.
+        let (n, closing) = if stop.is_stopped() {
+            (drain_received(&stream, &mut input), true)
+        } else {
+            tokio::select! {
+                biased;
+                r = read_some(&mut stream, &mut input, idle) => match r {
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        Stats::add(&shared.stats.closed_idle_timeout, 1);
+                        break;
+                    }
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => (n, false),
+                },
+                () = &mut stopped => (drain_received(&stream, &mut input), true),
+            }
         };
         Stats::add(&shared.stats.bytes_read, n as u64);
-        let mut flow = serve(&mut stream, &mut session, &mut input, &mut out, shared).await;
+        let mut flow = serve(
+            &mut stream,
+            &mut session,
+            &mut input,
+            &mut out,
+            shared,
+            stall,
+        )
+        .await;
         // A blocking command (BLPOP, ...) waits for its wake-up, its deadline, shutdown or the
         // peer closing; more input is buffered meanwhile, served after it (as redis does).
         while flow == Flow::Block {
@@ -67,7 +82,7 @@ pub async fn run<S: Session>(
             };
             let gone = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => true,
+                () = &mut stopped => true,
                 () = notify.notified() => false,
                 () = sleep_until(deadline) => false,
                 r = stream.read_buf(&mut input) => matches!(r, Ok(0) | Err(_)),
@@ -80,7 +95,15 @@ pub async fn run<S: Session>(
                 flow = Flow::Close;
                 break;
             }
-            flow = serve(&mut stream, &mut session, &mut input, &mut out, shared).await;
+            flow = serve(
+                &mut stream,
+                &mut session,
+                &mut input,
+                &mut out,
+                shared,
+                stall,
+            )
+            .await;
         }
         if flow == Flow::Close || closing {
             break;
@@ -95,12 +118,26 @@ pub async fn run<S: Session>(
 /// Writes all of `out`. A write that makes no progress for `limits.output_timeout` (the peer
 /// stopped reading and the socket buffers are full) fails and is counted, so a client that
 /// pipelines and never reads is closed instead of pinning its batch forever.
-async fn write_out(stream: &mut TcpStream, out: &[u8], shared: &Shared) -> std::io::Result<()> {
-    let stall = shared.limits.load().output_timeout;
-    if stall.is_zero() {
-        return stream.write_all(out).await;
+async fn write_out(
+    stream: &mut TcpStream,
+    out: &[u8],
+    stall: Duration,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    // Most batches fit the socket buffer: one write attempt first, with no timer (setting up a
+    // timeout reads the clock and the runtime handle).
+    let mut written = match poll_once(stream.write(out)).await {
+        Some(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+        Some(Ok(n)) => n,
+        Some(Err(e)) => return Err(e),
+        None => 0,
+    };
+    if written == out.len() {
+        return Ok(());
     }
-    let mut written = 0;
+    if stall.is_zero() {
+        return stream.write_all(&out[written..]).await;
+    }
     while written < out.len() {
         // `timeout` polls the write first: a write that completes at once arms no timer.
         match tokio::time::timeout(stall, stream.write(&out[written..])).await {
@@ -117,6 +154,16 @@ async fn write_out(stream: &mut TcpStream, out: &[u8], shared: &Shared) -> std::
     Ok(())
 }
 
+/// Polls `f` once: its output if it is ready, None if it would wait.
+async fn poll_once<F: Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(|cx| match f.as_mut().poll(cx) {
+        std::task::Poll::Ready(v) => std::task::Poll::Ready(Some(v)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+}
+
 /// Handles what `input` holds and writes the replies (in parts when the session pauses).
 async fn serve<S: Session>(
     stream: &mut TcpStream,
@@ -124,11 +171,12 @@ async fn serve<S: Session>(
     input: &mut BytesMut,
     out: &mut BytesMut,
     shared: &Shared,
+    stall: Duration,
 ) -> Flow {
     loop {
         let flow = session.process(input, out);
         if !out.is_empty() {
-            if write_out(stream, out, shared).await.is_err() {
+            if write_out(stream, out, stall, shared).await.is_err() {
                 return Flow::Close;
             }
             Stats::add(&shared.stats.bytes_written, out.len() as u64);

@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{self, Cidr};
 use crate::net::conn;
+use crate::net::stop::Stop;
 use crate::proto::any::AnySession;
 use crate::proto::memcache::MemcacheSession;
 use crate::proto::resp::RespSession;
@@ -70,10 +71,15 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    // Connections watch this rather than the token: it is checked on every request.
+    let stop = Arc::new(Stop::default());
     loop {
         let accepted = tokio::select! {
             biased;
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => {
+                stop.stop();
+                return;
+            }
             a = listener.accept() => a,
         };
         let (stream, peer) = match accepted {
@@ -109,22 +115,22 @@ pub async fn serve(
             tracing::debug!(%peer, error = %e, "cannot set socket options");
         }
         let shared = Arc::clone(&shared);
-        let token = shutdown.child_token();
+        let stop = Arc::clone(&stop);
         tracker.spawn(async move {
             match protocol {
                 Protocol::Memcache => {
                     let session = MemcacheSession::new(Arc::clone(&shared));
-                    conn::run(stream, session, &shared, token).await;
+                    conn::run(stream, session, &shared, &stop).await;
                 }
                 Protocol::Resp => {
                     let local = stream.local_addr().ok();
                     let session = RespSession::new(Arc::clone(&shared), Some(peer), local);
-                    conn::run(stream, session, &shared, token).await;
+                    conn::run(stream, session, &shared, &stop).await;
                 }
                 Protocol::Any => {
                     let local = stream.local_addr().ok();
                     let session = AnySession::new(Arc::clone(&shared), Some(peer), local);
-                    conn::run(stream, session, &shared, token).await;
+                    conn::run(stream, session, &shared, &stop).await;
                 }
             }
             let stats = &shared.stats;
