@@ -32,3 +32,4 @@ pub mod reload;
 pub mod route;
 pub mod server;
 pub mod store;
+pub mod tls;
