@@ -256,6 +256,7 @@ fn watch_file(
     path: &Path,
     tx: mpsc::UnboundedSender<()>,
 ) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::event::{AccessKind, EventKind};
     use notify::{RecursiveMode, Watcher};
     let name = path.file_name().map(|n| n.to_owned());
     let dir = match path.parent() {
@@ -264,6 +265,9 @@ fn watch_file(
     };
     let mut watcher =
         notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            // Opening the file (as every reload does to read it) is no change; without this
+            // filter each reload would trigger the next, forever.
+            Ok(event) if matches!(event.kind, EventKind::Access(AccessKind::Open(_))) => {}
             Ok(event) => {
                 if event.paths.iter().any(|p| p.file_name() == name.as_deref()) {
                     let _ = tx.send(());
