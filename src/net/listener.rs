@@ -125,7 +125,11 @@ pub async fn serve(
         let shared = Arc::clone(&shared);
         let token = shutdown.child_token();
         tracker.spawn(async move {
-            let local = stream.local_addr().ok();
+            // Only RESP shows the local address (CLIENT INFO): memcached skips the syscall.
+            let local = match protocol {
+                Protocol::Memcache => None,
+                Protocol::Resp | Protocol::Any => stream.local_addr().ok(),
+            };
             let addrs = (Some(peer), local);
             if !tls {
                 drive(stream, protocol, addrs, &shared, token).await;
