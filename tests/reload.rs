@@ -619,3 +619,21 @@ fn redis_clients_see_no_miss_during_a_migration() {
     }
     assert_on_owners(&server, 0..n, &HashSet::new());
 }
+
+/// Reading the file is not a change: the reload's own read of the config must not trigger the
+/// next reload (an endless loop of "nothing to apply" every debounce period).
+#[test]
+fn reading_the_file_does_not_trigger_another_reload() {
+    let file = ConfigFile::new(&three());
+    let server = TestServer::start_file(&file.path);
+    file.write(&nodes(&[("cache-a", 2, "64MiB"), ("cache-b", 1, "64MiB")]));
+    server.wait_generation(2);
+    let stats = &server.shared.stats;
+    assert!(eventually(Duration::from_secs(10), || {
+        ringcache::server::Stats::get(&stats.config_reloads_ok) == 1
+    }));
+    // A window of ten debounce periods: a reload caused by the last one's read would show.
+    std::thread::sleep(ringcache::reload::DEBOUNCE * 10);
+    assert_eq!(ringcache::server::Stats::get(&stats.config_reloads_ok), 1);
+    assert_eq!(server.shared.topology.load().generation, 2);
+}
