@@ -16,6 +16,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Largest `limits.max_request_size`: memcached's largest item size and twice redis's
+/// `proto-max-bulk-len`; a node stores keys of up to 1 GiB (`store::KLEN_MAX`).
+pub const MAX_REQUEST_SIZE_CAP: u64 = 1 << 30;
+
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use toml::Spanned;
@@ -443,6 +447,13 @@ impl Config {
                 0..0,
                 "limits.max_connections".into(),
                 "must be at least 1".into(),
+            ));
+        }
+        if limits.max_request_size > MAX_REQUEST_SIZE_CAP {
+            return Err(invalid(
+                0..0,
+                "limits.max_request_size".into(),
+                "must be no more than 1GiB".into(),
             ));
         }
         if limits.max_value_size == 0 || limits.max_value_size > limits.max_request_size {
@@ -1128,6 +1139,13 @@ weight = 3
         expect_invalid(&small, "limits.max_output_buffer", 1);
         let fast = GOOD.replace("idle_timeout = \"30s\"", "tcp_keepalive = \"500ms\"");
         expect_invalid(&fast, "limits.tcp_keepalive", 1);
+        let huge = GOOD.replace("idle_timeout = \"30s\"", "max_request_size = \"2GiB\"");
+        expect_invalid(&huge, "limits.max_request_size", 1);
+        let largest = GOOD.replace("idle_timeout = \"30s\"", "max_request_size = \"1GiB\"");
+        assert_eq!(
+            parse(&largest).expect("valid").limits.max_request_size,
+            1 << 30
+        );
     }
 
     #[test]

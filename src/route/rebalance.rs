@@ -460,8 +460,8 @@ mod tests {
                 let item = e.item().expect("no miss during the move");
                 assert_eq!(item.value(), [&b"v"[..], &key(i)].concat());
                 assert_eq!(item.meta().flags, i as u32);
-                assert_eq!(item.meta().cas, cas[&i]);
-                assert_eq!(item.meta().expire_at, T0 + 1_000_000);
+                assert_eq!({ item.meta().cas }, cas[&i]);
+                assert_eq!({ item.meta().expire_at }, T0 + 1_000_000);
             });
         }
         assert!(run(&t2, &|| false));

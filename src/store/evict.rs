@@ -66,11 +66,11 @@ impl Stripe {
             let newer = slot.prev;
             if Some(cur) != protect {
                 let expired = is_expired(&slot.meta, now);
-                if expired || !slot.visited {
+                if expired || !slot.visited() {
                     self.hand = newer;
                     return Some((cur, expired));
                 }
-                slot.visited = false;
+                slot.set_visited(false);
             }
             cur = if newer != NIL { newer } else { tail };
         }

@@ -87,7 +87,7 @@ impl Node {
                 let end = st.slab.len().min(start.saturating_add(budget));
                 for i in start..end {
                     let slot = &st.slab[i];
-                    if slot.live && is_expired(&slot.meta, now) {
+                    if slot.live() && is_expired(&slot.meta, now) {
                         garbage.push(st.release(i as u32, None, Reason::Expired, &self.acct));
                         removed += 1;
                     }

@@ -54,7 +54,7 @@ pub(super) fn table_charge<T>(t: &HashTable<T>) -> u64 {
 }
 
 /// What an occupied slot holds. 16 bytes: the container variant lives in the niche of the
-/// string's pointer, which is what keeps `Slot` at 64 bytes.
+/// string's pointer, which is what keeps `Slot` at 56 bytes.
 pub(super) enum Body {
     /// `key ‖ value` in one allocation; the key length is in the slot.
     Str(Box<[u8]>),
