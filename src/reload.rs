@@ -191,13 +191,14 @@ impl Reloader {
         shared.limits.store(Arc::new(config.limits.clone()));
         shared.auth.store(Arc::new(config.auth.clone()));
         let summary = summary(&self.current, &config, &new, estimate);
+        let pause = config.rebalance.pause;
         self.current = config;
         drop(old);
         if migrating {
             let shutdown = self.shutdown.clone();
             let generation = new.generation;
             self.tracker.spawn_blocking(move || {
-                if rebalance::run(&new, &|| shutdown.is_cancelled())
+                if rebalance::run(&new, pause, &|| shutdown.is_cancelled())
                     && let Some(p) = new.migration_progress()
                 {
                     tracing::info!(
@@ -292,6 +293,9 @@ fn summary(
     }
     if before.limits != after.limits {
         line.push_str(" ~limits");
+    }
+    if before.rebalance != after.rebalance {
+        line.push_str(" ~rebalance");
     }
     line.push_str(&format!(" ({} nodes)", topology.nodes.len()));
     match estimate {
