@@ -209,6 +209,19 @@ pub(crate) fn holders<'a>(
     nodes
 }
 
+/// Every node of `previous` once, newest ring first, each ring in its config order: the nodes
+/// that may hold keys off their owner while a migration runs (the migrator walks them, and so
+/// does SCAN). The order is fixed for a given `previous`.
+pub(crate) fn sources(previous: &[Arc<Previous>]) -> Vec<&Arc<Node>> {
+    let mut sources: Vec<&Arc<Node>> = Vec::new();
+    for node in previous.iter().flat_map(|p| &p.nodes) {
+        if !sources.iter().any(|n| Arc::ptr_eq(n, node)) {
+            sources.push(node);
+        }
+    }
+    sources
+}
+
 /// Consolidates a key over its holders' entries (`entries[0]` is the owner, the rest in holder
 /// order), all locked: the first copy found is the newest; it stays on or moves to the owner,
 /// every other copy is dropped.
@@ -249,12 +262,7 @@ pub fn run(topology: &Topology, pause: Duration, stop: &dyn Fn() -> bool) -> boo
     let Some(previous) = migration.previous_full() else {
         return true;
     };
-    let mut sources: Vec<&Arc<Node>> = Vec::new();
-    for node in previous.iter().flat_map(|p| &p.nodes) {
-        if !sources.iter().any(|n| Arc::ptr_eq(n, node)) {
-            sources.push(node);
-        }
-    }
+    let sources = sources(&previous);
     migration
         .keys_to_scan
         .store(sources.iter().map(|n| n.len()).sum(), Ordering::Relaxed);
