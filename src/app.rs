@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{CacheListener, Config};
 use crate::net::listener::{self, Protocol};
 use crate::reload::Reloader;
 use crate::route::topology::Topology;
@@ -54,6 +54,11 @@ impl App {
         let topology = Topology::build(1, &config.ring, &config.nodes, &[], &clock);
         let mut shared = Shared::new(topology, config.limits.clone(), clock);
         shared.auth = arc_swap::ArcSwap::from_pointee(config.auth.clone());
+        shared.tls = config
+            .listen
+            .tls
+            .as_ref()
+            .map(|t| arc_swap::ArcSwap::new(Arc::clone(&t.material.server)));
         shared.metrics = config
             .listen
             .metrics
@@ -70,6 +75,7 @@ impl App {
                 l,
                 Protocol::Memcache,
                 config.listen.allow.memcache.clone(),
+                tls_on(&config, CacheListener::Memcache),
                 Arc::clone(&shared),
                 shutdown.clone(),
                 tracker.clone(),
@@ -83,6 +89,7 @@ impl App {
                 l,
                 Protocol::Resp,
                 config.listen.allow.resp.clone(),
+                tls_on(&config, CacheListener::Resp),
                 Arc::clone(&shared),
                 shutdown.clone(),
                 tracker.clone(),
@@ -96,6 +103,7 @@ impl App {
                 l,
                 Protocol::Any,
                 config.listen.allow.any.clone(),
+                tls_on(&config, CacheListener::Any),
                 Arc::clone(&shared),
                 shutdown.clone(),
                 tracker.clone(),
@@ -169,6 +177,15 @@ impl App {
         self.tracker.close();
         self.tracker.wait().await;
     }
+}
+
+/// Whether `listener` speaks TLS under `config`.
+fn tls_on(config: &Config, listener: CacheListener) -> bool {
+    config
+        .listen
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.covers(listener))
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {

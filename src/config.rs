@@ -3,10 +3,13 @@
 //! Owns: the shape of `ringcache.toml` (`[listen]`, `[ring]`, `[limits]`, `[rebalance]`,
 //! `[[nodes]]`), the
 //! size and duration units, and every check a config must pass before it is used.
-//! Must not touch: sockets, the store, the live topology. The only I/O is [`Config::load`].
+//! Must not touch: sockets, the store, the live topology. The only I/O is reading the file
+//! ([`Config::load`]) and the TLS certificate and key it names (`listen.tls_cert`,
+//! `listen.tls_key`, read relative to the config file's directory).
 //! Invariants: a [`Config`] that `from_toml_str` returned is valid (non-empty unique node names,
-//! weights > 0, budgets > 0, at least one protocol listener); every error names the file, the
-//! line and the field, so an operator can fix it without guessing.
+//! weights > 0, budgets > 0, at least one protocol listener, a TLS certificate and key that
+//! load as a pair); every error names the file, the line and the field, so an operator can fix
+//! it without guessing.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -20,6 +23,7 @@ use toml::Spanned;
 
 use crate::auth::{Auth, Category, Cidr, Secret, User};
 use crate::route::ring::HashKind;
+use crate::tls::{self, Material};
 
 /// Why a config was refused. `Display` gives `file:line: field: reason`.
 #[derive(Debug, thiserror::Error)]
@@ -76,8 +80,7 @@ pub struct Config {
 }
 
 /// `[listen]`: where each protocol is served. A missing key means that listener is off.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     /// memcached text and meta protocol.
     pub memcache: Option<SocketAddr>,
@@ -89,8 +92,53 @@ pub struct Listen {
     /// Prometheus `/metrics` and the admin endpoints over HTTP.
     pub metrics: Option<SocketAddr>,
     /// Per-listener CIDR allow-lists (`[listen.allow]`); a listener without one takes anyone.
-    #[serde(default)]
     pub allow: Allow,
+    /// TLS on some of the cache listeners (`tls_cert`, `tls_key`, `tls`); None: all plain.
+    pub tls: Option<Tls>,
+}
+
+/// A cache listener, as named in `listen.tls` (the metrics listener stays plain HTTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheListener {
+    /// `listen.memcache`.
+    Memcache,
+    /// `listen.resp`.
+    Resp,
+    /// `listen.any`.
+    Any,
+}
+
+/// TLS settings of `[listen]`: one certificate and key for every listener in `listeners`.
+/// Equal when the paths, the listeners and the files' contents are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// The PEM certificate chain (leaf first), as resolved against the config's directory.
+    pub cert: PathBuf,
+    /// The PEM private key of the leaf certificate.
+    pub key: PathBuf,
+    /// The listeners that speak TLS (each configured); the others stay plain.
+    pub listeners: Vec<CacheListener>,
+    /// The loaded certificate and key.
+    pub material: Material,
+}
+
+impl CacheListener {
+    /// The key of `[listen]` that sets its address.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheListener::Memcache => "memcache",
+            CacheListener::Resp => "resp",
+            CacheListener::Any => "any",
+        }
+    }
+}
+
+impl Tls {
+    /// Whether `listener` speaks TLS.
+    pub fn covers(&self, listener: CacheListener) -> bool {
+        self.listeners.contains(&listener)
+    }
 }
 
 /// `[listen.allow]`: which peers each listener accepts, as address blocks
@@ -138,6 +186,9 @@ pub struct Limits {
     pub output_timeout: Duration,
     /// TCP keepalive idle time set on accepted sockets (Redis's `tcp-keepalive`); zero disables.
     pub tcp_keepalive: Duration,
+    /// Longest a TLS handshake may take; a client that connects to a TLS listener and does not
+    /// finish it in time is closed (and counted).
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -150,6 +201,7 @@ impl Default for Limits {
             max_output_buffer: 64 << 20,
             output_timeout: Duration::from_secs(30),
             tcp_keepalive: Duration::from_secs(300),
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -217,20 +269,104 @@ impl Config {
             reason,
         };
 
-        let listen = raw.listen.unwrap_or(Listen {
-            memcache: None,
-            resp: None,
-            any: None,
-            metrics: None,
-            allow: Allow::default(),
-        });
-        if listen.memcache.is_none() && listen.resp.is_none() && listen.any.is_none() {
+        let raw_listen = raw.listen.unwrap_or_default();
+        if raw_listen.memcache.is_none() && raw_listen.resp.is_none() && raw_listen.any.is_none() {
             return Err(invalid(
                 0..0,
                 "listen.memcache".into(),
                 "no protocol listener is configured".into(),
             ));
         }
+        let tls = match (raw_listen.tls_cert, raw_listen.tls_key) {
+            (None, None) => {
+                if let Some(list) = &raw_listen.tls {
+                    return Err(invalid(
+                        list.span(),
+                        "listen.tls".into(),
+                        "needs listen.tls_cert and listen.tls_key".into(),
+                    ));
+                }
+                None
+            }
+            (Some(cert), None) => {
+                return Err(invalid(
+                    cert.span(),
+                    "listen.tls_cert".into(),
+                    "needs listen.tls_key, the certificate's private key, too".into(),
+                ));
+            }
+            (None, Some(key)) => {
+                return Err(invalid(
+                    key.span(),
+                    "listen.tls_key".into(),
+                    "needs listen.tls_cert, the certificate it belongs to, too".into(),
+                ));
+            }
+            (Some(cert), Some(key)) => {
+                let configured = |l: CacheListener| match l {
+                    CacheListener::Memcache => raw_listen.memcache.is_some(),
+                    CacheListener::Resp => raw_listen.resp.is_some(),
+                    CacheListener::Any => raw_listen.any.is_some(),
+                };
+                let listeners: Vec<CacheListener> = match &raw_listen.tls {
+                    // Without a list, every cache listener that is on speaks TLS.
+                    None => [
+                        CacheListener::Memcache,
+                        CacheListener::Resp,
+                        CacheListener::Any,
+                    ]
+                    .into_iter()
+                    .filter(|&l| configured(l))
+                    .collect(),
+                    Some(list) => {
+                        if list.get_ref().is_empty() {
+                            return Err(invalid(
+                                list.span(),
+                                "listen.tls".into(),
+                                "must name at least one listener (leave out tls_cert and tls_key to turn TLS off)".into(),
+                            ));
+                        }
+                        let mut listeners = Vec::new();
+                        for &l in list.get_ref() {
+                            if !configured(l) {
+                                let name = l.name();
+                                return Err(invalid(
+                                    list.span(),
+                                    "listen.tls".into(),
+                                    format!("names {name:?}, but listen.{name} is not set"),
+                                ));
+                            }
+                            if !listeners.contains(&l) {
+                                listeners.push(l);
+                            }
+                        }
+                        listeners
+                    }
+                };
+                let dir = file.parent().unwrap_or(Path::new(""));
+                let (cert_path, key_path) = (dir.join(cert.get_ref()), dir.join(key.get_ref()));
+                let material = tls::load(&cert_path, &key_path).map_err(|e| match e {
+                    tls::LoadError::Cert(why) => {
+                        invalid(cert.span(), "listen.tls_cert".into(), why)
+                    }
+                    tls::LoadError::Key(why) => invalid(key.span(), "listen.tls_key".into(), why),
+                })?;
+                Some(Tls {
+                    cert: cert_path,
+                    key: key_path,
+                    listeners,
+                    material,
+                })
+            }
+        };
+        let listen = Listen {
+            memcache: raw_listen.memcache,
+            resp: raw_listen.resp,
+            any: raw_listen.any,
+            metrics: raw_listen.metrics,
+            allow: raw_listen.allow,
+            tls,
+        };
 
         let raw_ring = raw.ring.unwrap_or_default();
         let points_per_weight = raw_ring
@@ -291,7 +427,17 @@ impl Config {
             tcp_keepalive: raw_limits
                 .tcp_keepalive
                 .map_or(defaults.tcp_keepalive, |d| d.0),
+            tls_handshake_timeout: raw_limits
+                .tls_handshake_timeout
+                .map_or(defaults.tls_handshake_timeout, |d| d.0),
         };
+        if limits.tls_handshake_timeout.is_zero() {
+            return Err(invalid(
+                0..0,
+                "limits.tls_handshake_timeout".into(),
+                "must be greater than zero".into(),
+            ));
+        }
         if limits.max_output_buffer < MIN_OUTPUT_BUFFER {
             return Err(invalid(
                 0..0,
@@ -518,12 +664,26 @@ fn field_at(text: &str, line: usize) -> String {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    listen: Option<Listen>,
+    listen: Option<RawListen>,
     ring: Option<RawRing>,
     limits: Option<RawLimits>,
     rebalance: Option<RawRebalance>,
     nodes: Option<Vec<RawNode>>,
     auth: Option<RawAuth>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    memcache: Option<SocketAddr>,
+    resp: Option<SocketAddr>,
+    any: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+    #[serde(default)]
+    allow: Allow,
+    tls_cert: Option<Spanned<PathBuf>>,
+    tls_key: Option<Spanned<PathBuf>>,
+    tls: Option<Spanned<Vec<CacheListener>>>,
 }
 
 #[derive(Deserialize)]
@@ -559,6 +719,7 @@ struct RawLimits {
     max_output_buffer: Option<ByteSize>,
     output_timeout: Option<HumanDuration>,
     tcp_keepalive: Option<HumanDuration>,
+    tls_handshake_timeout: Option<HumanDuration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -892,6 +1053,101 @@ weight = 3
         let bad = text.replace("10.0.0.0/8", "10.0.0.0/40");
         let msg = parse(&bad).unwrap_err().to_string();
         assert!(msg.contains("listen.allow"), "{msg}");
+    }
+
+    /// A directory holding a fresh self-signed `cert.pem` and `key.pem`.
+    fn tls_dir(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("ringcache-config-tls-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("rcgen");
+        std::fs::write(dir.join("cert.pem"), c.cert.pem()).expect("cert");
+        std::fs::write(dir.join("key.pem"), c.signing_key.serialize_pem()).expect("key");
+        dir
+    }
+
+    fn with_listen(extra: &str) -> String {
+        GOOD.replace(
+            "metrics = \"127.0.0.1:0\"",
+            &format!("metrics = \"127.0.0.1:0\"\nresp = \"127.0.0.1:0\"\n{extra}"),
+        )
+    }
+
+    #[test]
+    fn tls_certificate_key_and_listeners() {
+        let dir = tls_dir("ok");
+        // Relative paths are read from the config file's directory.
+        let text = with_listen("tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"");
+        let c = Config::from_toml_str(&text, &dir.join("ringcache.toml")).expect("valid");
+        let tls = c.listen.tls.as_ref().expect("tls on");
+        assert_eq!(tls.cert, dir.join("cert.pem"));
+        assert_eq!(
+            tls.listeners,
+            [CacheListener::Memcache, CacheListener::Resp]
+        );
+        assert!(!format!("{c:?}").contains("PRIVATE KEY"));
+        assert_eq!(c.limits.tls_handshake_timeout, Duration::from_secs(10));
+
+        let cert = dir.join("cert.pem").display().to_string();
+        let key = dir.join("key.pem").display().to_string();
+        let text = with_listen(&format!(
+            "tls_cert = {cert:?}\ntls_key = {key:?}\ntls = [\"resp\"]"
+        ));
+        let c = parse(&text).expect("valid");
+        let tls = c.listen.tls.as_ref().expect("tls on");
+        assert!(tls.covers(CacheListener::Resp) && !tls.covers(CacheListener::Memcache));
+
+        // Line 5 is the first key added after `metrics` (line 4): resp, then the TLS keys.
+        expect_invalid(
+            &with_listen(&format!("tls_cert = {cert:?}")),
+            "listen.tls_cert",
+            6,
+        );
+        expect_invalid(
+            &with_listen(&format!("tls_key = {key:?}")),
+            "listen.tls_key",
+            6,
+        );
+        expect_invalid(&with_listen("tls = [\"resp\"]"), "listen.tls", 6);
+        let both = format!("tls_cert = {cert:?}\ntls_key = {key:?}\n");
+        expect_invalid(&with_listen(&format!("{both}tls = []")), "listen.tls", 8);
+        expect_invalid(
+            &with_listen(&format!("{both}tls = [\"any\"]")),
+            "listen.tls",
+            8,
+        );
+        let msg = parse(&with_listen(&format!("{both}tls = [\"any\"]")))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("listen.any is not set"), "{msg}");
+        // The metrics listener stays plain HTTP: naming it is a schema error on its line.
+        match parse(&with_listen(&format!("{both}tls = [\"metrics\"]"))) {
+            Err(ConfigError::Parse { line, field, .. }) => {
+                assert_eq!((line, field.as_str()), (8, "listen.tls"));
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+
+        // Files that are missing, or are not what they should be, name the key and its line.
+        let missing = with_listen(&format!("tls_cert = \"nope.pem\"\ntls_key = {key:?}"));
+        let msg = parse(&missing).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("test.toml:6: listen.tls_cert: cannot read nope.pem"),
+            "{msg}"
+        );
+        let swapped = with_listen(&format!("tls_cert = {key:?}\ntls_key = {cert:?}"));
+        expect_invalid(&swapped, "listen.tls_cert", 6);
+        let other = tls_dir("other");
+        let foreign = other.join("key.pem").display().to_string();
+        let mismatch = with_listen(&format!("tls_cert = {cert:?}\ntls_key = {foreign:?}"));
+        expect_invalid(&mismatch, "listen.tls_key", 7);
+        let msg = parse(&mismatch).unwrap_err().to_string();
+        assert!(msg.contains("does not belong to the certificate"), "{msg}");
+
+        let zero = GOOD.replace("idle_timeout = \"30s\"", "tls_handshake_timeout = \"0s\"");
+        expect_invalid(&zero, "limits.tls_handshake_timeout", 1);
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&other);
     }
 
     #[test]

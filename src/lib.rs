@@ -18,6 +18,9 @@
 //!                      store::Node (lock stripes, SIEVE, TTL)
 //! ```
 //!
+//! On a TLS listener `net::listener` completes the handshake (rustls, `tls`) first and
+//! `net::conn` runs over the TLS stream; sessions only ever see plaintext.
+//!
 //! `reload` watches the config file: it builds the next topology, publishes it with one
 //! `ArcSwap::store`, and `route::rebalance` moves the keys whose owner changed while
 //! `Topology::entry` keeps every request answered as if the move were done.
@@ -32,3 +35,4 @@ pub mod reload;
 pub mod route;
 pub mod server;
 pub mod store;
+pub mod tls;

@@ -131,7 +131,7 @@ pub const ALL: &[(&str, &str)] = &[
     (CONNECTIONS_ACCEPTED_TOTAL, "Client connections accepted."),
     (
         CONNECTIONS_REJECTED_TOTAL,
-        "Client connections refused, by reason.",
+        "Client connections refused, by reason: max_connections, not_allowed (peer outside the listener's allow-list), tls_handshake (a TLS listener's handshake failed or passed limits.tls_handshake_timeout).",
     ),
     (
         CONNECTIONS_CLOSED_TOTAL,
@@ -439,6 +439,9 @@ pub fn render(metrics: &Metrics, shared: &Shared) -> String {
     metrics
         .counter(CONNECTIONS_REJECTED_TOTAL, &[("reason", "not_allowed")])
         .absolute(Stats::get(&st.rejected_not_allowed));
+    metrics
+        .counter(CONNECTIONS_REJECTED_TOTAL, &[("reason", "tls_handshake")])
+        .absolute(Stats::get(&st.rejected_tls_handshake));
     metrics
         .counter(AUTH_TOTAL, &[("result", "ok")])
         .absolute(Stats::get(&st.auth_ok));

@@ -16,7 +16,11 @@
 //!   line (`ring generation 3: +cache-d -cache-a ~cache-b(weight 2) (3 nodes); migrating ~N
 //!   keys (x%)`) and starts the migrator on a blocking thread. A file whose content equals the
 //!   running config (after ignoring `[listen]`) changes nothing and does not bump the generation.
-//! - `[listen]` needs a restart: a changed address is logged as a warning and ignored.
+//! - `[listen]` needs a restart: a changed address, allow-list or set of TLS listeners is logged
+//!   as a warning and ignored. The exception is the TLS certificate and key: the files are read
+//!   again on every reload (a bad one rejects the reload like any other error), and when they
+//!   changed the new pair is swapped in (one `ArcSwap::store`) for the handshakes that follow;
+//!   open connections keep their session. A renewal alone does not bump the generation.
 //! - Events are debounced: a reload runs once no event arrived for [`DEBOUNCE`]; SIGHUP reloads
 //!   at once. Reloads run one at a time, in this task.
 
@@ -42,6 +46,8 @@ pub const DEBOUNCE: Duration = Duration::from_millis(100);
 pub enum Outcome {
     /// The file equals the running config.
     Unchanged,
+    /// Only the TLS certificate and key changed: new handshakes use them; the ring is the same.
+    TlsRenewed,
     /// A new generation was published.
     Applied {
         /// The new generation.
@@ -153,6 +159,13 @@ impl Reloader {
                 Stats::add(&stats.config_reloads_ok, 1);
                 tracing::info!(file = %self.path.display(), "config reloaded: nothing to apply");
             }
+            Ok(Outcome::TlsRenewed) => {
+                Stats::add(&stats.config_reloads_ok, 1);
+                tracing::info!(
+                    file = %self.path.display(),
+                    "config reloaded: new TLS certificate and key for new connections; ring unchanged"
+                );
+            }
             Err(e) => {
                 Stats::add(&stats.config_reloads_error, 1);
                 let generation = self.shared.topology.load().generation;
@@ -166,12 +179,34 @@ impl Reloader {
 
     fn apply(&mut self) -> Result<Outcome, ConfigError> {
         let mut config = Config::load(&self.path)?;
+        // A new TLS certificate and key (other paths, or the same files rewritten) apply live;
+        // which listeners speak TLS is fixed at start, like their addresses.
+        let renewed = match (&self.current.listen.tls, &config.listen.tls) {
+            (Some(old), Some(new)) if old.listeners == new.listeners && old != new => {
+                Some(new.clone())
+            }
+            _ => None,
+        };
+        if renewed.is_some() {
+            config.listen.tls.clone_from(&self.current.listen.tls);
+        }
         if config.listen != self.current.listen {
             tracing::warn!(
                 file = %self.path.display(),
-                "[listen] changed; listener addresses apply only at restart, keeping the current ones"
+                "[listen] changed; listener addresses, allow-lists and which listeners use TLS apply only at restart, keeping the current ones"
             );
             config.listen = self.current.listen.clone();
+        }
+        if let Some(tls) = renewed {
+            if let Some(slot) = &self.shared.tls {
+                slot.store(Arc::clone(&tls.material.server));
+            }
+            let unchanged = config == self.current;
+            config.listen.tls = Some(tls);
+            if unchanged {
+                self.current = config;
+                return Ok(Outcome::TlsRenewed);
+            }
         }
         if config == self.current {
             return Ok(Outcome::Unchanged);
@@ -222,6 +257,7 @@ fn watch_file(
     path: &Path,
     tx: mpsc::UnboundedSender<()>,
 ) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::event::{AccessKind, EventKind};
     use notify::{RecursiveMode, Watcher};
     let name = path.file_name().map(|n| n.to_owned());
     let dir = match path.parent() {
@@ -230,6 +266,9 @@ fn watch_file(
     };
     let mut watcher =
         notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            // Opening the file (as every reload does to read it) is no change; without this
+            // filter each reload would trigger the next, forever.
+            Ok(event) if matches!(event.kind, EventKind::Access(AccessKind::Open(_))) => {}
             Ok(event) => {
                 if event.paths.iter().any(|p| p.file_name() == name.as_deref()) {
                     let _ = tx.send(());
@@ -296,6 +335,9 @@ fn summary(
     }
     if before.rebalance != after.rebalance {
         line.push_str(" ~rebalance");
+    }
+    if before.listen.tls != after.listen.tls {
+        line.push_str(" ~tls(new certificate and key for new connections)");
     }
     line.push_str(&format!(" ({} nodes)", topology.nodes.len()));
     match estimate {

@@ -2,8 +2,9 @@
 //!
 //! Owns: [`Shared`] and the protocol-neutral [`Stats`] counters.
 //! Must not touch: sockets or wire formats.
-//! Invariants: the topology and the limits are replaced only by `app` and `reload`,
-//! each with one `ArcSwap::store`; readers `load()` once per request.
+//! Invariants: the topology, the limits and the TLS certificate are replaced only by `app` and
+//! `reload`, each with one `ArcSwap::store`; readers `load()` once per request (per handshake
+//! for TLS).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,9 @@ pub struct Shared {
     pub metrics: Option<Arc<Metrics>>,
     /// Clients blocked in BLPOP & co., per key (woken by pushes from any connection).
     pub waiters: Waiters,
+    /// The certificate and key of the TLS listeners, when any listener speaks TLS; a reload
+    /// that finds new files swaps it, and later handshakes use the new one.
+    pub tls: Option<ArcSwap<rustls::ServerConfig>>,
 }
 
 impl Shared {
@@ -54,6 +58,7 @@ impl Shared {
             pid: std::process::id(),
             metrics: None,
             waiters: Waiters::default(),
+            tls: None,
         }
     }
 }
@@ -67,6 +72,9 @@ pub struct Stats {
     pub rejected_connections: AtomicU64,
     /// Connections closed on accept because the peer is not in the listener's allow-list.
     pub rejected_not_allowed: AtomicU64,
+    /// Connections to a TLS listener closed because the handshake failed or did not finish
+    /// within `limits.tls_handshake_timeout`.
+    pub rejected_tls_handshake: AtomicU64,
     /// Successful logins (RESP AUTH / HELLO AUTH, memcached auth `set`).
     pub auth_ok: AtomicU64,
     /// Refused logins.

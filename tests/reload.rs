@@ -741,3 +741,21 @@ fn scan_returns_every_key_across_reloads_and_migrations() {
     );
     assert_eq!(server.shared.topology.load().generation, 5);
 }
+
+/// Reading the file is not a change: the reload's own read of the config must not trigger the
+/// next reload (an endless loop of "nothing to apply" every debounce period).
+#[test]
+fn reading_the_file_does_not_trigger_another_reload() {
+    let file = ConfigFile::new(&three());
+    let server = TestServer::start_file(&file.path);
+    file.write(&nodes(&[("cache-a", 2, "64MiB"), ("cache-b", 1, "64MiB")]));
+    server.wait_generation(2);
+    let stats = &server.shared.stats;
+    assert!(eventually(Duration::from_secs(10), || {
+        ringcache::server::Stats::get(&stats.config_reloads_ok) == 1
+    }));
+    // A window of ten debounce periods: a reload caused by the last one's read would show.
+    std::thread::sleep(ringcache::reload::DEBOUNCE * 10);
+    assert_eq!(ringcache::server::Stats::get(&stats.config_reloads_ok), 1);
+    assert_eq!(server.shared.topology.load().generation, 2);
+}

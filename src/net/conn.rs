@@ -1,4 +1,5 @@
-//! The connection driver, generic over a protocol [`Session`].
+//! The connection driver, generic over a protocol [`Session`] and over the byte stream: a
+//! plain `TcpStream`, or a TLS stream whose handshake the listener has done.
 //!
 //! Owns: the read buffer, the write buffer, the idle timeout and graceful close.
 //! Must not touch: commands or wire formats; the session decides what bytes mean.
@@ -12,14 +13,21 @@
 //! so that a disconnect or shutdown ends the wait at once. The driver does not read while a
 //! write is pending (back-pressure), so a peer that never reads holds at most one batch of
 //! replies here; a write making no progress for `limits.output_timeout` closes it.
+//!
+//! The driver is monomorphised per stream type: plain TCP pays nothing for TLS existing (no
+//! boxing, no dynamic dispatch; its `flush` is a no-op that completes at its first poll, so no
+//! timer is armed for it). A TLS stream may accept plaintext while still holding ciphertext the
+//! socket did not take, so every batch ends with a flush, bounded like the writes.
 
+use std::future::poll_fn;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::net::stop::Stop;
 use crate::proto::{Flow, Session};
 use crate::server::{Shared, Stats};
 
@@ -29,36 +37,57 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// At shutdown, at most this much already-received input is still served.
 const DRAIN_LIMIT: usize = 1024 * 1024;
+/// The close (for TLS, a close_notify alert, then the TCP FIN) is abandoned after this long: a
+/// peer that does not read cannot hold the connection open through it.
+const CLOSE_LIMIT: Duration = Duration::from_secs(1);
 
 /// Serves one connection until the peer closes, the session asks to close, the idle timeout
-/// fires, or `shutdown` is cancelled.
-pub async fn run<S: Session>(
-    mut stream: TcpStream,
-    mut session: S,
-    shared: &Shared,
-    shutdown: CancellationToken,
-) {
+/// fires, or `stop` is signalled.
+pub async fn run<T, S>(mut stream: T, mut session: S, shared: &Shared, stop: &Stop)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    S: Session,
+{
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
+    // One stop future for the connection's life: it registers its waker once.
+    let mut stopped = pin!(stop.stopped());
     loop {
         if input.capacity() - input.len() < READ_CHUNK / 2 {
             input.reserve(READ_CHUNK);
         }
-        let idle = shared.limits.load().idle_timeout;
-        let (n, closing) = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => (drain_received(&stream, &mut input), true),
-            r = read_some(&mut stream, &mut input, idle) => match r {
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    Stats::add(&shared.stats.closed_idle_timeout, 1);
-                    break;
-                }
-                Ok(0) | Err(_) => break,
-                Ok(n) => (n, false),
-            },
+        let (idle, stall) = {
+            let limits = shared.limits.load();
+            (limits.idle_timeout, limits.output_timeout)
+        };
+        // Stop is checked before each read and raced against a read that has to wait; a read
+        // that is ready goes first.
+        let (n, closing) = if stop.is_stopped() {
+            (drain_received(&mut stream, &mut input), true)
+        } else {
+            tokio::select! {
+                biased;
+                r = read_some(&mut stream, &mut input, idle) => match r {
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        Stats::add(&shared.stats.closed_idle_timeout, 1);
+                        break;
+                    }
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => (n, false),
+                },
+                () = &mut stopped => (drain_received(&mut stream, &mut input), true),
+            }
         };
         Stats::add(&shared.stats.bytes_read, n as u64);
-        let mut flow = serve(&mut stream, &mut session, &mut input, &mut out, shared).await;
+        let mut flow = serve(
+            &mut stream,
+            &mut session,
+            &mut input,
+            &mut out,
+            shared,
+            stall,
+        )
+        .await;
         // A blocking command (BLPOP, ...) waits for its wake-up, its deadline, shutdown or the
         // peer closing; more input is buffered meanwhile, served after it (as redis does).
         while flow == Flow::Block {
@@ -67,7 +96,7 @@ pub async fn run<S: Session>(
             };
             let gone = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => true,
+                () = &mut stopped => true,
                 () = notify.notified() => false,
                 () = sleep_until(deadline) => false,
                 r = stream.read_buf(&mut input) => matches!(r, Ok(0) | Err(_)),
@@ -80,7 +109,15 @@ pub async fn run<S: Session>(
                 flow = Flow::Close;
                 break;
             }
-            flow = serve(&mut stream, &mut session, &mut input, &mut out, shared).await;
+            flow = serve(
+                &mut stream,
+                &mut session,
+                &mut input,
+                &mut out,
+                shared,
+                stall,
+            )
+            .await;
         }
         if flow == Flow::Close || closing {
             break;
@@ -89,18 +126,34 @@ pub async fn run<S: Session>(
             input = BytesMut::with_capacity(READ_CHUNK);
         }
     }
-    let _ = stream.shutdown().await;
+    let _ = ready_or_within(stream.shutdown(), CLOSE_LIMIT).await;
 }
 
-/// Writes all of `out`. A write that makes no progress for `limits.output_timeout` (the peer
-/// stopped reading and the socket buffers are full) fails and is counted, so a client that
-/// pipelines and never reads is closed instead of pinning its batch forever.
-async fn write_out(stream: &mut TcpStream, out: &[u8], shared: &Shared) -> std::io::Result<()> {
-    let stall = shared.limits.load().output_timeout;
+/// Writes all of `out`, then flushes. A write that makes no progress for
+/// `limits.output_timeout` (the peer stopped reading and the socket buffers are full) fails
+/// and is counted, so a client that pipelines and never reads is closed instead of pinning its
+/// batch forever; so does a flush that does not finish in that time.
+async fn write_out<T: AsyncWrite + Unpin>(
+    stream: &mut T,
+    out: &[u8],
+    stall: Duration,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    // Most batches fit the socket buffer: one write attempt first, with no timer (setting up a
+    // timeout reads the clock and clones the runtime handle).
+    let mut written = {
+        let mut first = pin!(stream.write(out));
+        match poll_fn(|cx| Poll::Ready(first.as_mut().poll(cx))).await {
+            Poll::Ready(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => 0,
+        }
+    };
     if stall.is_zero() {
-        return stream.write_all(out).await;
+        stream.write_all(&out[written..]).await?;
+        return stream.flush().await;
     }
-    let mut written = 0;
     while written < out.len() {
         // `timeout` polls the write first: a write that completes at once arms no timer.
         match tokio::time::timeout(stall, stream.write(&out[written..])).await {
@@ -114,21 +167,39 @@ async fn write_out(stream: &mut TcpStream, out: &[u8], shared: &Shared) -> std::
             }
         }
     }
-    Ok(())
+    match ready_or_within(stream.flush(), stall).await {
+        Some(r) => r,
+        None => {
+            Stats::add(&shared.stats.closed_output_timeout, 1);
+            tracing::debug!("closing: peer does not read (flush)");
+            Err(std::io::ErrorKind::TimedOut.into())
+        }
+    }
+}
+
+/// Runs `fut` to completion, or gives up (None) once `limit` has passed. A future that is done
+/// at its first poll (a plain socket's flush) arms no timer.
+async fn ready_or_within<F: Future>(fut: F, limit: Duration) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    if let Poll::Ready(v) = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        return Some(v);
+    }
+    tokio::time::timeout(limit, fut).await.ok()
 }
 
 /// Handles what `input` holds and writes the replies (in parts when the session pauses).
-async fn serve<S: Session>(
-    stream: &mut TcpStream,
+async fn serve<T: AsyncWrite + Unpin, S: Session>(
+    stream: &mut T,
     session: &mut S,
     input: &mut BytesMut,
     out: &mut BytesMut,
     shared: &Shared,
+    stall: Duration,
 ) -> Flow {
     loop {
         let flow = session.process(input, out);
         if !out.is_empty() {
-            if write_out(stream, out, shared).await.is_err() {
+            if write_out(stream, out, stall, shared).await.is_err() {
                 return Flow::Close;
             }
             Stats::add(&shared.stats.bytes_written, out.len() as u64);
@@ -173,21 +244,38 @@ async fn sleep_until(deadline: Option<std::time::Instant>) {
 }
 
 /// On shutdown: takes what the peer has already sent (without waiting for more) so that
-/// requests in flight are answered rather than dropped.
-fn drain_received(stream: &TcpStream, input: &mut BytesMut) -> usize {
+/// requests in flight are answered rather than dropped. Over TLS this is what has arrived and
+/// decrypts to plaintext now; a record only partly received is left, like bytes still in
+/// flight over plain TCP.
+fn drain_received<T: AsyncRead + Unpin>(stream: &mut T, input: &mut BytesMut) -> usize {
     let mut total = 0;
     while total < DRAIN_LIMIT {
         input.reserve(READ_CHUNK);
-        match stream.try_read_buf(input) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => total += n,
+        match read_ready(stream, input) {
+            Some(Ok(n)) if n > 0 => total += n,
+            _ => break,
         }
     }
     total
 }
 
-async fn read_some(
-    stream: &mut TcpStream,
+/// One read that does not wait: the read is polled once with a waker that does nothing (the
+/// caller reads no more after it), outside tokio's cooperative budget so that a busy
+/// connection's spent budget does not pass for "nothing received". None: nothing to read now.
+fn read_ready<T: AsyncRead + Unpin>(
+    stream: &mut T,
+    input: &mut BytesMut,
+) -> Option<std::io::Result<usize>> {
+    let mut cx = Context::from_waker(Waker::noop());
+    let read = pin!(tokio::task::unconstrained(stream.read_buf(input)));
+    match read.poll(&mut cx) {
+        Poll::Ready(r) => Some(r),
+        Poll::Pending => None,
+    }
+}
+
+async fn read_some<T: AsyncRead + Unpin>(
+    stream: &mut T,
     input: &mut BytesMut,
     idle: Duration,
 ) -> std::io::Result<usize> {

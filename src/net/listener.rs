@@ -1,22 +1,34 @@
-//! Accept loop: the connection cap, socket options, and spawning one driver per connection.
+//! Accept loop: the connection cap, socket options, the TLS handshake, and spawning one driver
+//! per connection.
 //!
 //! Owns: accepting, counting and refusing connections (the cap, and peers outside the
-//! listener's `[listen.allow]` list, which are closed without a byte).
+//! listener's `[listen.allow]` list, which are closed without a byte); on a TLS listener, the
+//! handshake (rustls), before any byte reaches a session, so the `any` listener picks its
+//! protocol by the first decrypted byte.
 //! Must not touch: payload bytes (beyond the fixed refusal line) or commands.
-//! Invariants: `curr_connections` counts exactly the connections whose driver is running;
-//! accepting stops as soon as the shutdown token is cancelled.
+//! Invariants: `curr_connections` counts exactly the connections whose driver (or handshake)
+//! is running; accepting stops as soon as the shutdown token is cancelled, and then the
+//! listener signals its connections ([`Stop`]). A handshake ends within
+//! `limits.tls_handshake_timeout` or at shutdown; a failed one closes the socket, is
+//! counted (`rejected_tls_handshake`) and logged at debug, and never affects other
+//! connections. A client refused by the connection cap on a TLS listener gets no refusal line
+//! (it would not be TLS): it is just closed.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{self, Cidr};
 use crate::net::conn;
+use crate::net::stop::Stop;
 use crate::proto::any::AnySession;
 use crate::proto::memcache::MemcacheSession;
 use crate::proto::resp::RespSession;
@@ -61,19 +73,26 @@ impl Protocol {
 }
 
 /// Accepts connections on `listener` until `shutdown` is cancelled, spawning each driver on
-/// `tracker` so that shutdown can wait for them.
+/// `tracker` so that shutdown can wait for them. With `tls`, every connection first completes
+/// a TLS handshake with `shared.tls`.
 pub async fn serve(
     listener: TcpListener,
     protocol: Protocol,
     allow: Option<Vec<Cidr>>,
+    tls: bool,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    // Connections watch this rather than the token: it is checked on every request.
+    let stop = Arc::new(Stop::default());
     loop {
         let accepted = tokio::select! {
             biased;
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => {
+                stop.stop();
+                return;
+            }
             a = listener.accept() => a,
         };
         let (stream, peer) = match accepted {
@@ -98,7 +117,9 @@ pub async fn serve(
             stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
             Stats::add(&stats.rejected_connections, 1);
             tracing::debug!(%peer, "connection refused: max_connections reached");
-            tracker.spawn(refuse(stream, protocol.refusal()));
+            if !tls {
+                tracker.spawn(refuse(stream, protocol.refusal()));
+            }
             continue;
         }
         Stats::add(&stats.total_connections, 1);
@@ -109,23 +130,18 @@ pub async fn serve(
             tracing::debug!(%peer, error = %e, "cannot set socket options");
         }
         let shared = Arc::clone(&shared);
-        let token = shutdown.child_token();
+        let stop = Arc::clone(&stop);
         tracker.spawn(async move {
-            match protocol {
-                Protocol::Memcache => {
-                    let session = MemcacheSession::new(Arc::clone(&shared));
-                    conn::run(stream, session, &shared, token).await;
-                }
-                Protocol::Resp => {
-                    let local = stream.local_addr().ok();
-                    let session = RespSession::new(Arc::clone(&shared), Some(peer), local);
-                    conn::run(stream, session, &shared, token).await;
-                }
-                Protocol::Any => {
-                    let local = stream.local_addr().ok();
-                    let session = AnySession::new(Arc::clone(&shared), Some(peer), local);
-                    conn::run(stream, session, &shared, token).await;
-                }
+            // Only RESP shows the local address (CLIENT INFO): memcached skips the syscall.
+            let local = match protocol {
+                Protocol::Memcache => None,
+                Protocol::Resp | Protocol::Any => stream.local_addr().ok(),
+            };
+            let addrs = (Some(peer), local);
+            if !tls {
+                drive(stream, protocol, addrs, &shared, &stop).await;
+            } else if let Some(stream) = handshake(stream, peer, &shared, &stop).await {
+                drive(stream, protocol, addrs, &shared, &stop).await;
             }
             let stats = &shared.stats;
             stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
@@ -134,6 +150,62 @@ pub async fn serve(
                 .fetch_sub(1, Ordering::Relaxed);
         });
     }
+}
+
+/// Runs the protocol's session over `stream` (plain or TLS) until the connection ends.
+async fn drive<T>(
+    stream: T,
+    protocol: Protocol,
+    (peer, local): (Option<SocketAddr>, Option<SocketAddr>),
+    shared: &Arc<Shared>,
+    stop: &Stop,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    match protocol {
+        Protocol::Memcache => {
+            let session = MemcacheSession::new(Arc::clone(shared));
+            conn::run(stream, session, shared, stop).await;
+        }
+        Protocol::Resp => {
+            let session = RespSession::new(Arc::clone(shared), peer, local);
+            conn::run(stream, session, shared, stop).await;
+        }
+        Protocol::Any => {
+            let session = AnySession::new(Arc::clone(shared), peer, local);
+            conn::run(stream, session, shared, stop).await;
+        }
+    }
+}
+
+/// The server side of a TLS handshake with the current certificate, bounded by
+/// `limits.tls_handshake_timeout` and by shutdown. None (counted, logged at debug) when it
+/// fails, times out, or the server stops first.
+async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    stop: &Stop,
+) -> Option<TlsStream<TcpStream>> {
+    let Some(config) = shared.tls.as_ref().map(|c| c.load_full()) else {
+        // Listeners are made TLS only together with a certificate (app.rs); never plain instead.
+        tracing::error!(%peer, "TLS listener without a certificate; closing");
+        return None;
+    };
+    let limit = shared.limits.load().tls_handshake_timeout;
+    let accept = TlsAcceptor::from(config).accept(stream);
+    let failure = tokio::select! {
+        biased;
+        () = stop.stopped() => return None,
+        r = tokio::time::timeout(limit, accept) => match r {
+            Ok(Ok(stream)) => return Some(stream),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("not done within {limit:?}"),
+        },
+    };
+    Stats::add(&shared.stats.rejected_tls_handshake, 1);
+    tracing::debug!(%peer, error = %failure, "TLS handshake failed; closing");
+    None
 }
 
 /// Socket options of every served connection: no Nagle delay (replies are written once per

@@ -2,3 +2,4 @@
 
 pub mod conn;
 pub mod listener;
+pub mod stop;

@@ -336,6 +336,11 @@ impl ConfigFile {
         file
     }
 
+    /// The file's own temporary directory (for files the config names, such as TLS keys).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Replaces the file's content with the listeners plus `body` (write, then rename over).
     pub fn write(&self, body: &str) {
         self.write_raw(&format!("{LISTEN}{body}"));

@@ -7,6 +7,10 @@
 //! Invariants: names match case-insensitively without allocating; the arity rule is redis's
 //! (positive: exactly N arguments including the name; negative: at least -N).
 
+use std::sync::OnceLock;
+
+use hashbrown::HashMap;
+
 use super::frame::{Args, RespError};
 
 macro_rules! commands {
@@ -230,12 +234,16 @@ fn lower<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b [u8]> {
 impl Command {
     /// The command named `name` (any case).
     pub fn lookup(name: &[u8]) -> Option<Command> {
+        static BY_NAME: OnceLock<HashMap<&'static [u8], Command>> = OnceLock::new();
         let mut buf = [0u8; 32];
         let name = lower(name, &mut buf)?;
-        Command::ALL
-            .iter()
-            .copied()
-            .find(|c| c.wire().as_bytes() == name)
+        let by_name = BY_NAME.get_or_init(|| {
+            Command::ALL
+                .iter()
+                .map(|&c| (c.wire().as_bytes(), c))
+                .collect()
+        });
+        by_name.get(name).copied()
     }
 
     /// True for commands that take a subcommand (CLIENT, COMMAND, CONFIG).

@@ -221,6 +221,17 @@ impl Decoder {
 /// `Ok(None)` if the `\r` or the byte after it has not arrived.
 fn count_line(input: &[u8], at: usize) -> Result<Option<(i64, usize)>, ProtoError> {
     let rest = &input[at..];
+    // Fast path, one pass: up to 18 digits (no overflow possible), no leading zero, then `\r`.
+    let mut v: i64 = 0;
+    for (i, &b) in rest.iter().enumerate().skip(1).take(19) {
+        match b {
+            b'0'..=b'9' if i <= 18 => v = v * 10 + i64::from(b - b'0'),
+            b'\r' if i > 1 && (rest[1] != b'0' || i == 2) => {
+                return Ok((i + 2 <= rest.len()).then_some((v, at + i + 2)));
+            }
+            _ => break,
+        }
+    }
     let Some(cr) = rest.iter().position(|&b| b == b'\r') else {
         return Ok(None);
     };
