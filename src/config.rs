@@ -1,6 +1,7 @@
 //! The configuration file: serde types, parsing and validation.
 //!
-//! Owns: the shape of `ringcache.toml` (`[listen]`, `[ring]`, `[limits]`, `[[nodes]]`), the
+//! Owns: the shape of `ringcache.toml` (`[listen]`, `[ring]`, `[limits]`, `[rebalance]`,
+//! `[[nodes]]`), the
 //! size and duration units, and every check a config must pass before it is used.
 //! Must not touch: sockets, the store, the live topology. The only I/O is reading the file
 //! ([`Config::load`]) and the TLS certificate and key it names (`listen.tls_cert`,
@@ -74,6 +75,8 @@ pub struct Config {
     pub ring: RingConfig,
     /// Connection and request limits.
     pub limits: Limits,
+    /// Pace of the background migrator.
+    pub rebalance: Rebalance,
     /// The cache nodes, in file order.
     pub nodes: Vec<NodeConfig>,
     /// Passwords and users (`[auth]`); off by default.
@@ -206,6 +209,17 @@ impl Default for Limits {
         }
     }
 }
+
+/// `[rebalance]`: how fast the background migrator moves keys after a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rebalance {
+    /// Rest between two chunks the migrator walks (throttles a migration, e.g. to spare a
+    /// busy machine's CPU); zero goes as fast as it can, yielding between chunks.
+    pub pause: Duration,
+}
+
+/// The longest `rebalance.pause` accepted (shutdown waits for the migrator's current rest).
+pub const MAX_REBALANCE_PAUSE: Duration = Duration::from_secs(1);
 
 /// The smallest `limits.max_output_buffer` accepted: below it, ordinary replies would close
 /// connections.
@@ -464,6 +478,20 @@ impl Config {
             ));
         }
 
+        let pause = raw.rebalance.and_then(|r| r.pause);
+        if let Some(p) = &pause
+            && p.get_ref().0 > MAX_REBALANCE_PAUSE
+        {
+            return Err(invalid(
+                p.span(),
+                "rebalance.pause".into(),
+                "must be at most 1s".into(),
+            ));
+        }
+        let rebalance = Rebalance {
+            pause: pause.map_or(Duration::ZERO, |p| p.get_ref().0),
+        };
+
         let raw_nodes = raw.nodes.unwrap_or_default();
         if raw_nodes.is_empty() {
             return Err(invalid(
@@ -586,6 +614,7 @@ impl Config {
             listen,
             ring,
             limits,
+            rebalance,
             nodes,
             auth,
         })
@@ -649,6 +678,7 @@ struct RawConfig {
     listen: Option<RawListen>,
     ring: Option<RawRing>,
     limits: Option<RawLimits>,
+    rebalance: Option<RawRebalance>,
     nodes: Option<Vec<RawNode>>,
     auth: Option<RawAuth>,
 }
@@ -701,6 +731,12 @@ struct RawLimits {
     output_timeout: Option<HumanDuration>,
     tcp_keepalive: Option<HumanDuration>,
     tls_handshake_timeout: Option<HumanDuration>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRebalance {
+    pause: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Deserialize)]
@@ -1146,6 +1182,18 @@ weight = 3
             parse(&largest).expect("valid").limits.max_request_size,
             1 << 30
         );
+    }
+
+    #[test]
+    fn rebalance_pause() {
+        assert_eq!(parse(GOOD).expect("valid").rebalance.pause, Duration::ZERO);
+        let text = format!("{GOOD}\n[rebalance]\npause = \"5ms\"\n");
+        let c = parse(&text).expect("valid");
+        assert_eq!(c.rebalance.pause, Duration::from_millis(5));
+        let slow = format!("{GOOD}\n[rebalance]\npause = \"2s\"\n");
+        expect_invalid(&slow, "rebalance.pause", slow.lines().count());
+        let typo = format!("{GOOD}\n[rebalance]\npuase = \"5ms\"\n");
+        assert!(parse(&typo).is_err());
     }
 
     #[test]

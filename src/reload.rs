@@ -226,13 +226,14 @@ impl Reloader {
         shared.limits.store(Arc::new(config.limits.clone()));
         shared.auth.store(Arc::new(config.auth.clone()));
         let summary = summary(&self.current, &config, &new, estimate);
+        let pause = config.rebalance.pause;
         self.current = config;
         drop(old);
         if migrating {
             let shutdown = self.shutdown.clone();
             let generation = new.generation;
             self.tracker.spawn_blocking(move || {
-                if rebalance::run(&new, &|| shutdown.is_cancelled())
+                if rebalance::run(&new, pause, &|| shutdown.is_cancelled())
                     && let Some(p) = new.migration_progress()
                 {
                     tracing::info!(
@@ -331,6 +332,9 @@ fn summary(
     }
     if before.limits != after.limits {
         line.push_str(" ~limits");
+    }
+    if before.rebalance != after.rebalance {
+        line.push_str(" ~rebalance");
     }
     if before.listen.tls != after.listen.tls {
         line.push_str(" ~tls(new certificate and key for new connections)");

@@ -620,6 +620,128 @@ fn redis_clients_see_no_miss_during_a_migration() {
     assert_on_owners(&server, 0..n, &HashSet::new());
 }
 
+/// SCAN across reloads: one iteration with a small COUNT while nodes are added, removed and
+/// reweighted. The migrations run during its calls (slowed by `rebalance.pause` so that many
+/// calls overlap them) and between them, and a reader moves keys by read repair meanwhile.
+/// Every key that existed throughout must be returned (duplicates are allowed, as in redis).
+#[test]
+fn scan_returns_every_key_across_reloads_and_migrations() {
+    let n = 30_000;
+    let count = 20;
+    let pace = "[rebalance]\npause = \"3ms\"\n";
+    let file = ConfigFile::new(&format!("{pace}{}", three()));
+    let server = TestServer::start_file(&file.path);
+    load(&server, 0..n);
+    let steps = [
+        // Add a node: keys move onto it only.
+        four(),
+        // Remove one and reweight another: keys leave a draining node, and move both ways.
+        nodes(&[
+            ("cache-a", 1, "64MiB"),
+            ("cache-b", 2, "64MiB"),
+            ("cache-d", 1, "64MiB"),
+        ]),
+        // A new hash while that migration may still run: almost every key moves.
+        format!(
+            "[ring]\nhash = \"ketama-md5\"\n{}",
+            nodes(&[
+                ("cache-a", 1, "64MiB"),
+                ("cache-b", 2, "64MiB"),
+                ("cache-d", 1, "64MiB"),
+                ("cache-e", 1, "64MiB"),
+            ])
+        ),
+        // Remove two nodes, and let this migration finish between two calls.
+        nodes(&[("cache-a", 1, "64MiB"), ("cache-e", 1, "64MiB")]),
+    ];
+    let moved = || {
+        server
+            .shared
+            .topology
+            .load()
+            .ledger()
+            .keys_moved
+            .load(Ordering::Relaxed)
+    };
+    let stop = AtomicBool::new(false);
+    let mut seen: HashSet<String> = HashSet::new();
+    let (mut returned, mut calls, mut during, mut moved_during) = (0usize, 0usize, 0usize, 0usize);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut r = server.redis();
+            while !stop.load(Ordering::Relaxed) {
+                for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+                    let keys: Vec<String> = chunk.iter().map(|&i| key(i)).collect();
+                    let got: Vec<Option<String>> =
+                        redis::cmd("MGET").arg(&keys).query(&mut r).expect("mget");
+                    assert!(got.iter().all(Option::is_some), "a miss during the move");
+                }
+            }
+        });
+        let mut c = server.redis();
+        let mut cursor = 0u64;
+        let mut step = 0;
+        loop {
+            let (before, moved_before) = (server.shared.topology.load_full(), moved());
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(count)
+                .query(&mut c)
+                .expect("scan");
+            calls += 1;
+            let after = server.shared.topology.load_full();
+            if before.is_migrating() && Arc::ptr_eq(&before, &after) && after.is_migrating() {
+                during += 1;
+            }
+            if moved() > moved_before {
+                moved_during += 1;
+            }
+            returned += keys.len();
+            seen.extend(keys);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+            // Reload at 15%, 30%, 45% and 60% of the keys returned.
+            if step < steps.len() && seen.len() >= n * 15 * (step + 1) / 100 {
+                let generation = after.generation + 1;
+                file.write(&format!("{pace}{}", steps[step]));
+                server.wait_generation(generation);
+                if step == steps.len() - 1 {
+                    server.wait_settled();
+                }
+                step += 1;
+            }
+            assert!(calls < 40 * n / count, "the iteration does not end");
+        }
+        assert_eq!(step, steps.len(), "every reload ran during the iteration");
+        stop.store(true, Ordering::Relaxed);
+    });
+    let missing: Vec<usize> = (0..n).filter(|&i| !seen.contains(&key(i))).collect();
+    println!(
+        "scan: {calls} calls, {returned} keys returned ({} distinct), {during} calls inside a migration, {moved_during} calls while keys moved, {} keys moved",
+        seen.len(),
+        moved()
+    );
+    assert!(
+        missing.is_empty(),
+        "{} keys never returned, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert_eq!(seen.len(), n, "only existing keys");
+    assert!(
+        during >= 50,
+        "only {during} SCAN calls overlapped a migration"
+    );
+    assert!(
+        moved_during >= 50,
+        "only {moved_during} SCAN calls overlapped moves"
+    );
+    assert_eq!(server.shared.topology.load().generation, 5);
+}
+
 /// Reading the file is not a change: the reload's own read of the config must not trigger the
 /// next reload (an endless loop of "nothing to apply" every debounce period).
 #[test]

@@ -51,7 +51,7 @@
 //! every access (typically two); keys whose owner did not change, and every access once the
 //! migration is done, take the plain single-lock path plus one atomic load. The migrator holds
 //! one stripe lock only to copy out a chunk of [`CHUNK`] keys, consolidates them one by one and
-//! yields between chunks, so request latency stays flat.
+//! yields (or rests `rebalance.pause`) between chunks, so request latency stays flat.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -209,6 +209,19 @@ pub(crate) fn holders<'a>(
     nodes
 }
 
+/// Every node of `previous` once, newest ring first, each ring in its config order: the nodes
+/// that may hold keys off their owner while a migration runs (the migrator walks them, and so
+/// does SCAN). The order is fixed for a given `previous`.
+pub(crate) fn sources(previous: &[Arc<Previous>]) -> Vec<&Arc<Node>> {
+    let mut sources: Vec<&Arc<Node>> = Vec::new();
+    for node in previous.iter().flat_map(|p| &p.nodes) {
+        if !sources.iter().any(|n| Arc::ptr_eq(n, node)) {
+            sources.push(node);
+        }
+    }
+    sources
+}
+
 /// Consolidates a key over its holders' entries (`entries[0]` is the owner, the rest in holder
 /// order), all locked: the first copy found is the newest; it stays on or moves to the owner,
 /// every other copy is dropped.
@@ -238,22 +251,18 @@ pub(crate) fn consolidate(entries: &mut [Entry<'_>], migration: &Migration, ledg
 }
 
 /// The background migrator: walks every node of `topology`'s previous rings in chunks and
-/// consolidates each key found off its owner. Returns true if the migration finished (the
-/// previous rings are then dropped), false if `topology` was superseded or `stop` said so
-/// first (a successor carries the unfinished rings on). Blocking: run it on its own thread.
-pub fn run(topology: &Topology, stop: &dyn Fn() -> bool) -> bool {
+/// consolidates each key found off its owner, resting `pause` between chunks (config
+/// `rebalance.pause`; zero only yields). Returns true if the migration finished (the previous
+/// rings are then dropped), false if `topology` was superseded or `stop` said so first (a
+/// successor carries the unfinished rings on). Blocking: run it on its own thread.
+pub fn run(topology: &Topology, pause: Duration, stop: &dyn Fn() -> bool) -> bool {
     let Some(migration) = topology.migration() else {
         return true;
     };
     let Some(previous) = migration.previous_full() else {
         return true;
     };
-    let mut sources: Vec<&Arc<Node>> = Vec::new();
-    for node in previous.iter().flat_map(|p| &p.nodes) {
-        if !sources.iter().any(|n| Arc::ptr_eq(n, node)) {
-            sources.push(node);
-        }
-    }
+    let sources = sources(&previous);
     migration
         .keys_to_scan
         .store(sources.iter().map(|n| n.len()).sum(), Ordering::Relaxed);
@@ -279,7 +288,11 @@ pub fn run(topology: &Topology, stop: &dyn Fn() -> bool) -> bool {
             if cursor == 0 {
                 break;
             }
-            std::thread::yield_now();
+            if pause.is_zero() {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(pause);
+            }
         }
     }
     if topology.is_superseded() || stop() {
@@ -464,7 +477,7 @@ mod tests {
                 assert_eq!({ item.meta().expire_at }, T0 + 1_000_000);
             });
         }
-        assert!(run(&t2, &|| false));
+        assert!(run(&t2, Duration::ZERO, &|| false));
         assert!(!t2.is_migrating());
         assert!(t2.draining_nodes().is_empty());
         let mut moved = 0;
@@ -532,7 +545,7 @@ mod tests {
                 assert!(t2.entry(&key(i), |e| e.remove()));
             }
         }
-        assert!(run(&t2, &|| false));
+        assert!(run(&t2, Duration::ZERO, &|| false));
         for i in 0..2000 {
             let want: Option<&[u8]> = match i % 3 {
                 0 => Some(b"new"),
@@ -550,7 +563,7 @@ mod tests {
         for i in 0..2000 {
             assert_eq!(get(&t3, &key(i)), None);
         }
-        assert!(run(&t3, &|| false));
+        assert!(run(&t3, Duration::ZERO, &|| false));
         assert!(t3.draining_nodes().is_empty());
     }
 
@@ -576,7 +589,10 @@ mod tests {
         }
         // Superseded before its migrator ran: the next one drains both earlier rings.
         let t3 = next(&t2, &[("b", 1), ("d", 1), ("e", 3)], HashKind::KetamaMd5);
-        assert!(!run(&t2, &|| false), "a superseded migration stops");
+        assert!(
+            !run(&t2, Duration::ZERO, &|| false),
+            "a superseded migration stops"
+        );
         assert_eq!(
             t3.migration_progress().map(|p| p.from_generations),
             Some(vec![2, 1])
@@ -584,7 +600,7 @@ mod tests {
         for i in (1..3000).step_by(4) {
             set(&t3, &key(i), b"v3");
         }
-        assert!(run(&t3, &|| false));
+        assert!(run(&t3, Duration::ZERO, &|| false));
         for i in 0..3000 {
             let want: &[u8] = match i % 4 {
                 0 => b"v2",
@@ -666,7 +682,7 @@ mod tests {
                 t2.migration_progress().map_or(0, |p| p.keys_scanned) > (THREADS * KEYS / 3) as u64
             };
             // Supersede t2 while its migrator is about halfway.
-            let stopped = run(&t2, &|| {
+            let stopped = run(&t2, Duration::ZERO, &|| {
                 if scanned() {
                     half.store(true, Ordering::Relaxed);
                     true
@@ -676,7 +692,7 @@ mod tests {
             });
             assert!(!stopped && half.load(Ordering::Relaxed));
             let t3 = publish(&t2, &[("a", 1), ("c", 1), ("d", 1), ("e", 1)]);
-            assert!(run(&t3, &|| false));
+            assert!(run(&t3, Duration::ZERO, &|| false));
             stop.store(true, Ordering::Relaxed);
         });
         let t = current.load();

@@ -320,6 +320,15 @@ impl Topology {
         out
     }
 
+    /// The nodes that may hold keys off their owner: every node of the earlier rings still
+    /// being drained (current ones included), each once, in an order fixed for this topology;
+    /// empty when no migration runs, as every key is then on its owner.
+    pub fn migration_sources(&self) -> Vec<Arc<Node>> {
+        self.previous().map_or_else(Vec::new, |previous| {
+            rebalance::sources(&previous).into_iter().cloned().collect()
+        })
+    }
+
     /// The owner of `key` on the newest earlier ring still draining, if a migration runs.
     pub fn previous_owner(&self, key: &[u8]) -> Option<Arc<Node>> {
         let previous = self.previous()?;

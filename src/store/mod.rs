@@ -4,9 +4,9 @@
 //! Owns: the shared store types (`StoreError`, `Kind`, `ItemMeta`, `NodeStats`, `NEVER`) and the
 //! module tree below. Must not touch: protocols, routing, tokio I/O (`store` imports none of
 //! them). Invariants: every call is synchronous and holds at most one stripe lock at a time
-//! (except `Node::validate`, `Node::entry_many` and `Node::entries`, which take several in
-//! ascending (node address, stripe) order, see node.rs); no lock is held while anything but
-//! the caller's own closure runs; values are dropped after the stripe lock is released.
+//! (except `Node::validate`, `Node::entry_many`, `Node::walk_stripe_many` and `Node::entries`,
+//! which take several in ascending (node address, stripe) order, see node.rs); no lock is held
+//! while anything but the caller's own closure runs; values are dropped after the stripe lock is released.
 //!
 //! Layout (see `node.rs`): a node is 64 lock stripes; each stripe is a slab of 56-byte slots, a
 //! `hashbrown::HashTable<u32>` index into the slab, an intrusive free list and a SIEVE queue

@@ -27,7 +27,8 @@
 //! just written is left to evict (which `put` prevents by refusing items that can never fit),
 //! barring concurrent writers; at most one stripe lock is held at a time, except in
 //! `validate` (all stripes of one node, in stripe order) and `Node::entry_many` (the key's
-//! stripe in several nodes, always locked in ascending node-address order) and `Node::entries`
+//! stripe in several nodes, always locked in ascending node-address order) and
+//! `Node::walk_stripe_many` (one stripe in several nodes, the same way) and `Node::entries`
 //! (several stripes of one node, in ascending stripe order): every multi-lock holder follows
 //! the (node address, stripe) order, so no cycle of waits can form; removed values are dropped
 //! after the lock is released (`Garbage`).
@@ -484,6 +485,38 @@ impl Garbage {
     }
 }
 
+/// Slots a chunked walk looks at per lock hold when it wants `want` items.
+fn walk_limit(want: usize) -> usize {
+    want.saturating_mul(8).max(1024)
+}
+
+/// Visits the live, unexpired items of a locked stripe from slot `pos` until `want` were seen
+/// or `limit` slots looked at. Returns (the slot to go on from, None at the end of the slab;
+/// items seen; slots looked at).
+fn visit(
+    stripe: &Stripe,
+    mut pos: usize,
+    want: usize,
+    limit: usize,
+    now: u64,
+    f: &mut impl FnMut(&[u8], Item<'_>),
+) -> (Option<usize>, usize, usize) {
+    let (mut seen, mut scanned) = (0usize, 0usize);
+    while pos < stripe.slab.len() {
+        if seen == want || scanned == limit {
+            return (Some(pos), seen, scanned);
+        }
+        scanned += 1;
+        let slot = &stripe.slab[pos];
+        pos += 1;
+        if slot.live() && !is_expired(&slot.meta, now) {
+            f(slot.key(), Item { slot });
+            seen += 1;
+        }
+    }
+    (None, seen, scanned)
+}
+
 /// A named cache with its own memory budget. `Send + Sync`; share it as `Arc<Node>`.
 pub struct Node {
     stripes: Box<[Padded]>,
@@ -726,29 +759,100 @@ impl Node {
     pub fn walk(&self, cursor: u64, max_items: usize, mut f: impl FnMut(&[u8], Item<'_>)) -> u64 {
         let now = self.clock.now_ms();
         let want = max_items.max(1);
-        let scan_limit = want.saturating_mul(8).max(1024);
+        let scan_limit = walk_limit(want);
         let mut stripe = (cursor >> 32) as usize;
         let mut pos = (cursor & u64::from(u32::MAX)) as usize;
         let (mut seen, mut scanned) = (0usize, 0usize);
         while stripe < STRIPES {
             let guard = self.stripe(stripe).lock();
-            while pos < guard.slab.len() {
-                if seen == want || scanned == scan_limit {
-                    return (stripe as u64) << 32 | pos as u64;
-                }
-                scanned += 1;
-                let slot = &guard.slab[pos];
-                pos += 1;
-                if slot.live() && !is_expired(&slot.meta, now) {
-                    f(slot.key(), Item { slot });
-                    seen += 1;
-                }
-            }
+            let (next, s, n) = visit(&guard, pos, want - seen, scan_limit - scanned, now, &mut f);
             drop(guard);
+            (seen, scanned) = (seen + s, scanned + n);
+            if let Some(p) = next {
+                return (stripe as u64) << 32 | p as u64;
+            }
             stripe += 1;
             pos = 0;
         }
         0
+    }
+
+    /// [`Node::walk`] within stripe `stripe` only: visits up to `max_items` live items of it
+    /// from slot `pos` (start with 0); returns the slot to go on from, None once the stripe is
+    /// done. Every item present in the stripe for the whole walk is seen once. The lock is held
+    /// for at most `max(8 × max_items, 1024)` slots; `f` runs under it.
+    ///
+    /// A key's stripe is the same in every node, so walking one stripe of every node covers a
+    /// fixed part of the keyspace, wherever its keys live (SCAN walks in that order).
+    pub fn walk_stripe(
+        &self,
+        stripe: usize,
+        pos: u32,
+        max_items: usize,
+        mut f: impl FnMut(&[u8], Item<'_>),
+    ) -> Option<u32> {
+        if stripe >= STRIPES {
+            return None;
+        }
+        let now = self.clock.now_ms();
+        self.maybe_flush(now);
+        let want = max_items.max(1);
+        let guard = self.stripe(stripe).lock();
+        let (next, _, _) = visit(&guard, pos as usize, want, walk_limit(want), now, &mut f);
+        // A slot index is below the slab length, which `reserve_one` keeps under u32::MAX.
+        next.map(|p| p as u32)
+    }
+
+    /// Runs `f(i, key, item)` on every live item of stripe `stripe` of each of `nodes` (`i`
+    /// indexes `nodes`) with that stripe locked in all of them at once, in ascending node
+    /// address as [`Node::entry_many`] does: no item can move between the nodes, appear or go
+    /// meanwhile, so the walk is a snapshot of that part of the keyspace. `proceed` runs first,
+    /// once every lock is held: if it says false (the caller's list of nodes turned out to be
+    /// stale), nothing is walked and this returns false. The locks are held for the whole
+    /// stripe of every node: only for rare use (a SCAN that reloads keep restarting).
+    ///
+    /// # Panics
+    /// If the same node is given twice (that would deadlock).
+    pub fn walk_stripe_many(
+        nodes: &[&Node],
+        stripe: usize,
+        proceed: impl FnOnce() -> bool,
+        mut f: impl FnMut(usize, &[u8], Item<'_>),
+    ) -> bool {
+        if stripe >= STRIPES {
+            return proceed();
+        }
+        let nows: Vec<u64> = nodes
+            .iter()
+            .map(|node| {
+                let now = node.clock.now_ms();
+                node.maybe_flush(now);
+                now
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        order.sort_unstable_by_key(|&i| std::ptr::from_ref::<Node>(nodes[i]) as usize);
+        assert!(
+            order
+                .windows(2)
+                .all(|w| !std::ptr::eq(nodes[w[0]], nodes[w[1]])),
+            "walk_stripe_many: a node is given twice"
+        );
+        let mut guards: Vec<Option<MutexGuard<'_, Stripe>>> =
+            (0..nodes.len()).map(|_| None).collect();
+        for &i in &order {
+            guards[i] = Some(nodes[i].stripe(stripe).lock());
+        }
+        if !proceed() {
+            return false;
+        }
+        for (i, (guard, &now)) in guards.iter().zip(&nows).enumerate() {
+            let st: &Stripe = guard.as_ref().expect("locked above");
+            visit(st, 0, usize::MAX, usize::MAX, now, &mut |k, item| {
+                f(i, k, item)
+            });
+        }
+        true
     }
 
     /// Runs `f` on the entries for `key` in several distinct nodes at once (`entries[i]` belongs
@@ -1900,6 +2004,69 @@ mod tests {
             assert_eq!(seen.get(k), Some(&1), "{}", String::from_utf8_lossy(k));
         }
         node.validate().expect("valid");
+    }
+
+    #[test]
+    fn stripe_walks_cover_a_key_in_the_same_stripe_of_every_node() {
+        let a = Node::new("a", u64::MAX, Clock::mock(T0));
+        let b = Node::new("b", u64::MAX, Clock::mock(T0));
+        let keys: Vec<Vec<u8>> = (0..3_000).map(|i| format!("k{i}").into_bytes()).collect();
+        for (i, k) in keys.iter().enumerate() {
+            set(if i % 3 == 0 { &a } else { &b }, k, b"v").expect("fits");
+        }
+        let expired = b"gone".as_slice();
+        a.entry(expired, |e| e.put(&[b"x"], 0, T0 - 1, None))
+            .expect("fits");
+        // Stripe by stripe, in small chunks: every key once, in its key's stripe.
+        let mut seen: HashMap<Vec<u8>, (usize, u32)> = HashMap::new();
+        for stripe in 0..STRIPES {
+            for node in [&a, &b] {
+                let mut pos = 0;
+                loop {
+                    let next = node.walk_stripe(stripe, pos, 5, |k, _| {
+                        assert_eq!(stripe_of(hash_key(k)), stripe);
+                        seen.entry(k.to_vec()).or_insert((stripe, 0)).1 += 1;
+                    });
+                    match next {
+                        Some(p) => {
+                            assert!(p > pos);
+                            pos = p;
+                        }
+                        None => break,
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), keys.len());
+        assert!(seen.values().all(|&(_, n)| n == 1));
+        assert!(!seen.contains_key(expired));
+        assert_eq!(
+            a.walk_stripe(STRIPES, 0, 5, |_, _| panic!("no stripe")),
+            None
+        );
+        // All stripes of both nodes under one set of locks: the same keys, tagged by node.
+        let mut locked: Vec<(usize, Vec<u8>)> = Vec::new();
+        for stripe in 0..STRIPES {
+            let walked = Node::walk_stripe_many(
+                &[&b, &a],
+                stripe,
+                || true,
+                |i, k, _| locked.push((i, k.to_vec())),
+            );
+            assert!(walked);
+            let skipped =
+                Node::walk_stripe_many(&[&a, &b], stripe, || false, |_, _, _| panic!("not walked"));
+            assert!(!skipped);
+        }
+        assert_eq!(locked.len(), keys.len());
+        for (i, k) in &locked {
+            let n: usize = String::from_utf8_lossy(&k[1..]).parse().expect("number");
+            assert_eq!(*i, usize::from(n % 3 == 0), "{n}");
+        }
+        // The locks are released: the nodes still serve.
+        set(&a, b"after", b"v").expect("fits");
+        a.validate().expect("valid");
+        b.validate().expect("valid");
     }
 
     /// What the model knows of a key.

@@ -2,7 +2,7 @@
 //!
 //! Owns: command semantics (option parsing, redis-server 7.0's checks in redis's order, expiry
 //! arithmetic in unix ms), the per-connection state ([`Conn`]: protocol version, name, id),
-//! INFO/CONFIG/CLIENT/COMMAND replies, the SCAN cursor, and glob matching.
+//! INFO/CONFIG/CLIENT/COMMAND replies, SCAN's MATCH/TYPE options, and glob matching.
 //! Must not touch: sockets, framing, the `ArcSwap`s (only `load()`), store internals.
 //!
 //! Invariants:
@@ -18,20 +18,16 @@
 //!   a new CAS (APPEND, SETRANGE, INCR* and RENAME keep the item's flags); containers (hash,
 //!   list, set, zset) answer WRONGTYPE to string commands and are reported by TYPE.
 //!
-//! SCAN cursor: `name_hash(24) | tie(2) | stripe(6) | slot(32)`. Nodes are visited in the order
-//! of a 24-bit hash of their name (never 0), so a cursor names a node by identity, not by its
-//! position in the config: after a ring reload adds or removes nodes, the walk goes on at the
-//! node it was in (or the next one in hash order) and the slot cursor of `Node::walk` stays
-//! valid because slots never move. Every key present on a node for the whole iteration is
-//! returned; a key that migration moves from a not yet visited node onto a visited one during
-//! the scan can be missed (and one moving the other way seen twice), as with Redis Cluster
-//! resharding.
+//! SCAN (and KEYS) walk the keyspace with `route::scan`: the cursor stays valid across ring
+//! reloads and a full iteration returns every key that existed throughout, even while a
+//! migration moves keys (possibly some twice, which redis allows); this module only adds
+//! MATCH, TYPE and the reply. KEYS removes those duplicates.
 
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
@@ -47,9 +43,10 @@ use super::frame::{
 use super::types::{Access, with_keys};
 use crate::config::Limits;
 use crate::proto::Flow;
+use crate::route;
 use crate::route::topology::Topology;
 use crate::server::{Shared, Stats};
-use crate::store::{Container, Entry, Item, Kind, NEVER, Node, StoreError};
+use crate::store::{Container, Entry, Item, Kind, NEVER, StoreError};
 
 /// The redis version this server answers as (clients gate features on it).
 pub const REDIS_VERSION: &str = "7.0.15";
@@ -317,26 +314,7 @@ fn dispatch(
             Ok(())
         }
         Command::Keys => {
-            let topo = shared.topology.load();
-            let pattern = a.get(1);
-            let mut keys: Vec<Vec<u8>> = Vec::new();
-            for node in &topo.nodes {
-                let mut cursor = 0;
-                loop {
-                    cursor = node.walk(cursor, 1024, |k, _| {
-                        if glob(pattern, k) {
-                            keys.push(k.to_vec());
-                        }
-                    });
-                    if cursor == 0 {
-                        break;
-                    }
-                }
-            }
-            encode_array(out, keys.len());
-            for k in &keys {
-                encode_bulk(out, k);
-            }
+            keys(shared, a.get(1), out);
             Ok(())
         }
         Command::Scan => scan(shared, a, out),
@@ -1031,35 +1009,6 @@ fn copy(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
 // ---------------------------------------------------------------------------------------------
 // SCAN, KEYS, RANDOMKEY
 
-const SLOT_BITS: u32 = 38;
-const TIE_BITS: u32 = 2;
-const HASH_SHIFT: u32 = SLOT_BITS + TIE_BITS;
-
-/// The 24-bit, never-zero scan order key of a node.
-fn node_order(name: &str) -> u64 {
-    (xxhash_rust::xxh3::xxh3_64(name.as_bytes()) >> 40).max(1)
-}
-
-/// Nodes in scan order: (order key, tie index among equal keys, node).
-fn scan_order(topo: &Topology) -> Vec<(u64, u64, &Arc<Node>)> {
-    let mut nodes: Vec<(u64, &Arc<Node>)> = topo
-        .nodes
-        .iter()
-        .map(|n| (node_order(n.name()), n))
-        .collect();
-    nodes.sort_by(|a, b| (a.0, a.1.name()).cmp(&(b.0, b.1.name())));
-    let mut out = Vec::with_capacity(nodes.len());
-    for (i, &(h, n)) in nodes.iter().enumerate() {
-        let tie = if i > 0 && nodes[i - 1].0 == h {
-            out.last().map_or(0, |&(_, t, _): &(u64, u64, _)| t + 1)
-        } else {
-            0
-        };
-        out.push((h, tie.min((1 << TIE_BITS) - 1), n));
-    }
-    out
-}
-
 fn scan(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let cursor = parse_cursor(a.get(1)).ok_or(RespError::InvalidCursor)?;
     let mut count: i64 = 10;
@@ -1082,48 +1031,19 @@ fn scan(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         }
         j += 2;
     }
-    let topo = shared.topology.load();
-    let order = scan_order(&topo);
-    let (want_hash, want_tie) = (cursor >> HASH_SHIFT, (cursor >> SLOT_BITS) & 3);
-    let mut node_cursor = cursor & ((1 << SLOT_BITS) - 1);
-    let mut idx = order
-        .iter()
-        .position(|&(h, t, _)| (h, t) >= (want_hash, want_tie))
-        .unwrap_or(order.len());
-    if idx < order.len() && (order[idx].0, order[idx].1) != (want_hash, want_tie) {
-        node_cursor = 0;
-    }
-    let mut budget = usize::try_from(count).unwrap_or(usize::MAX).min(1 << 20);
+    let budget = usize::try_from(count).unwrap_or(usize::MAX).min(1 << 20);
     let mut keys: Vec<Vec<u8>> = Vec::new();
-    let mut next = 0;
-    while idx < order.len() {
-        let (_, _, node) = order[idx];
-        let mut seen = 0usize;
-        node_cursor = node.walk(node_cursor, budget, |k, item| {
-            seen += 1;
-            if pattern.is_some_and(|p| !glob(p, k)) {
-                return;
-            }
-            if type_filter
-                .is_some_and(|t| !t.eq_ignore_ascii_case(type_name(Some(item.kind())).as_bytes()))
-            {
-                return;
-            }
-            keys.push(k.to_vec());
-        });
-        budget = budget.saturating_sub(seen);
-        if node_cursor != 0 {
-            let (h, t, _) = order[idx];
-            next = h << HASH_SHIFT | t << SLOT_BITS | node_cursor;
-            break;
+    let next = route::scan::scan(&shared.topology.load(), cursor, budget, |k, item| {
+        if pattern.is_some_and(|p| !glob(p, k)) {
+            return;
         }
-        idx += 1;
-        if idx < order.len() && budget == 0 {
-            let (h, t, _) = order[idx];
-            next = h << HASH_SHIFT | t << SLOT_BITS;
-            break;
+        if type_filter
+            .is_some_and(|t| !t.eq_ignore_ascii_case(type_name(Some(item.kind())).as_bytes()))
+        {
+            return;
         }
-    }
+        keys.push(k.to_vec());
+    });
     encode_array(out, 2);
     encode_bulk(out, itoa::Buffer::new().format(next).as_bytes());
     encode_array(out, keys.len());
@@ -1131,6 +1051,30 @@ fn scan(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         encode_bulk(out, k);
     }
     Ok(())
+}
+
+/// KEYS: a whole SCAN iteration in one request (so it has SCAN's guarantee across a
+/// migration), with the duplicates SCAN may return removed, as KEYS never repeats a key.
+fn keys(shared: &Shared, pattern: &[u8], out: &mut BytesMut) {
+    let topo = shared.topology.load();
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut unique: HashSet<Vec<u8>> = HashSet::new();
+    let mut cursor = 0;
+    loop {
+        cursor = route::scan::scan(&topo, cursor, 1024, |k, _| {
+            if glob(pattern, k) && !unique.contains(k) {
+                unique.insert(k.to_vec());
+                keys.push(k.to_vec());
+            }
+        });
+        if cursor == 0 {
+            break;
+        }
+    }
+    encode_array(out, keys.len());
+    for k in &keys {
+        encode_bulk(out, k);
+    }
 }
 
 /// redis `parseScanCursorOrReply` (`strtoul`): optional sign (a negative cursor wraps), digits,
@@ -1865,11 +1809,5 @@ mod tests {
         assert!(!glob(b"*a*b*c*", b"xxaxxcxxbxx"));
         assert!(!glob(b"abc", b"ab"));
         assert!(glob(b"user:*", b"user:1"));
-    }
-
-    #[test]
-    fn scan_order_is_stable_and_never_zero() {
-        assert_ne!(node_order("a"), 0);
-        assert_eq!(node_order("cache-a"), node_order("cache-a"));
     }
 }
