@@ -3,13 +3,17 @@
 # front of 2 redis-servers / 2 memcacheds, with the same load generator and workloads, in one run.
 # Writes BENCHMARKS.md (a markdown table plus the machine description).
 #
-#   benches/compare.sh                 # 10 s per workload
-#   DURATION=3 benches/compare.sh      # quicker, noisier
+#   benches/compare.sh                 # 10 s per workload and target, 3 rounds
+#   DURATION=3 ROUNDS=1 benches/compare.sh   # quicker, noisier
+#
+# Each workload runs ROUNDS times over all its targets in turn (interleaved, so that a noisy
+# stretch of the machine hits every target alike); the table reports medians over the rounds.
 #
 # Everything it starts listens on free loopback ports and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
 OUT=${OUT:-BENCHMARKS.md}
 WORK=$(mktemp -d)
 PIDS=()
@@ -140,22 +144,30 @@ run_redis_benchmark() { # run_redis_benchmark TARGET PORT PIPELINE
 
 for p in 1 16; do
   w="RESP GET/SET 90/10, 50 conns, pipeline $p"
-  run_load "$w" redis-server resp "$REDIS" --pipeline "$p"
-  run_load "$w" "twemproxy+2 redis" resp "$TWR" --pipeline "$p"
-  run_load "$w" "ringcache (2 nodes)" resp "$RC_RESP" --pipeline "$p"
+  for _ in $(seq 1 "$ROUNDS"); do
+    run_load "$w" redis-server resp "$REDIS" --pipeline "$p"
+    run_load "$w" "twemproxy+2 redis" resp "$TWR" --pipeline "$p"
+    run_load "$w" "ringcache (2 nodes)" resp "$RC_RESP" --pipeline "$p"
+  done
 done
 w="memcached get/set 90/10, 50 conns"
-run_load "$w" "memcached -t 2" memcache "$MC"
-run_load "$w" "twemproxy+2 memcached" memcache "$TWM"
-run_load "$w" "ringcache (2 nodes)" memcache "$RC_MC"
+for _ in $(seq 1 "$ROUNDS"); do
+  run_load "$w" "memcached -t 2" memcache "$MC"
+  run_load "$w" "twemproxy+2 memcached" memcache "$TWM"
+  run_load "$w" "ringcache (2 nodes)" memcache "$RC_MC"
+done
 w="memcached 10-key multi-get, 50 conns"
-run_load "$w" "memcached -t 2" memcache "$MC" --get-ratio 1 --mget 10
-run_load "$w" "twemproxy+2 memcached" memcache "$TWM" --get-ratio 1 --mget 10
-run_load "$w" "ringcache (2 nodes)" memcache "$RC_MC" --get-ratio 1 --mget 10
+for _ in $(seq 1 "$ROUNDS"); do
+  run_load "$w" "memcached -t 2" memcache "$MC" --get-ratio 1 --mget 10
+  run_load "$w" "twemproxy+2 memcached" memcache "$TWM" --get-ratio 1 --mget 10
+  run_load "$w" "ringcache (2 nodes)" memcache "$RC_MC" --get-ratio 1 --mget 10
+done
 for p in 1 16; do
-  run_redis_benchmark redis-server "$REDIS" "$p"
-  run_redis_benchmark "twemproxy+2 redis" "$TWR" "$p"
-  run_redis_benchmark "ringcache (2 nodes)" "$RC_RESP" "$p"
+  for _ in $(seq 1 "$ROUNDS"); do
+    run_redis_benchmark redis-server "$REDIS" "$p"
+    run_redis_benchmark "twemproxy+2 redis" "$TWR" "$p"
+    run_redis_benchmark "ringcache (2 nodes)" "$RC_RESP" "$p"
+  done
 done
 
 # --- memory per item: 1M items of 16-byte keys and 100-byte values, as resident growth ---------
@@ -196,10 +208,10 @@ mem_row "memcached -t 2" "$PID_memmc" memcache "$MEMMC"
 mem_row "redis-server" "$PID_memrd" resp "$MEMRD"
 
 # --- report --------------------------------------------------------------------------------------
-python3 - "$ROWS" "$MEM" "$OUT" "$DURATION" "$PINNING" <<'PY'
-import platform, subprocess, sys, datetime
-rows_path, mem_path, out, duration, pinning = sys.argv[1:6]
-rows = [l.rstrip("\n").split("\t") for l in open(rows_path) if l.strip()]
+python3 - "$ROWS" "$MEM" "$OUT" "$DURATION" "$PINNING" "$ROUNDS" <<'PY'
+import platform, subprocess, sys, datetime, statistics
+rows_path, mem_path, out, duration, pinning, rounds = sys.argv[1:7]
+runs = [l.rstrip("\n").split("\t") for l in open(rows_path) if l.strip()]
 mem = [l.rstrip("\n").split("\t") for l in open(mem_path) if l.strip()]
 def cpu():
     for line in open("/proc/cpuinfo"):
@@ -215,7 +227,9 @@ def version(cmd):
 lines = [
     "# Benchmarks",
     "",
-    f"Produced by `benches/compare.sh` on {datetime.date.today()}, {duration} s per workload.",
+    f"Produced by `benches/compare.sh` on {datetime.date.today()}: {duration} s per workload and "
+    f"target, {rounds} round(s) over all targets in turn; each row is the median over the rounds "
+    "(ops/s, p50 and p99 each), with the lowest and highest throughput seen.",
     "",
     f"- Machine: {cpu()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, "
     f"{int(mem_total) // 1024} MiB RAM, Linux {platform.release()}",
@@ -225,15 +239,27 @@ lines = [
     "uniform keys, every key stored before measuring; plus `redis-benchmark -c 50 -d 100 -r 100000`.",
     "- Ratio: throughput relative to the first target of the same workload (redis-server or memcached).",
     "",
-    "| workload | target | ops/s | p50 µs | p99 µs | errors | hit ratio | ratio |",
-    "|---|---|---:|---:|---:|---:|---:|---:|",
+    "| workload | target | ops/s (median) | min–max | p50 µs | p99 µs | errors | hit ratio | ratio |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|",
 ]
+groups = {}
+for w, t, thr, p50, p99, err, hit in runs:
+    groups.setdefault((w, t), []).append((float(thr), p50, p99, err, hit))
+def med(values):
+    nums = [float(v) for v in values if v != "-"]
+    return f"{statistics.median(nums):.0f}" if nums else "-"
 ref = {}
-for w, t, thr, p50, p99, err, hit in rows:
-    thr_f = float(thr)
-    ref.setdefault(w, thr_f)
-    ratio = f"{thr_f / ref[w]:.2f}x" if ref[w] else "-"
-    lines.append(f"| {w} | {t} | {thr_f:,.0f} | {p50} | {p99} | {err} | {hit} | {ratio} |")
+for (w, t), rs in groups.items():
+    thr = statistics.median(r[0] for r in rs)
+    ref.setdefault(w, thr)
+    ratio = f"{thr / ref[w]:.2f}x" if ref[w] else "-"
+    span = f"{min(r[0] for r in rs):,.0f}–{max(r[0] for r in rs):,.0f}"
+    errors = sum(int(r[3]) for r in rs if r[3] != "-") if any(r[3] != "-" for r in rs) else "-"
+    hits = med(r[4] for r in rs) if rs[0][4] == "-" else f"{statistics.median(float(r[4]) for r in rs):.4f}"
+    lines.append(
+        f"| {w} | {t} | {thr:,.0f} | {span} | {med(r[1] for r in rs)} | {med(r[2] for r in rs)} "
+        f"| {errors} | {hits} | {ratio} |"
+    )
 lines += [
     "",
     "## Memory per item",
