@@ -299,11 +299,11 @@ fn hashed_part(key: &[u8], hash_tags: Option<[u8; 2]>) -> &[u8] {
     let Some([open, close]) = hash_tags else {
         return key;
     };
-    let Some(start) = key.iter().position(|&b| b == open) else {
+    let Some(start) = memchr::memchr(open, key) else {
         return key;
     };
     let rest = &key[start + 1..];
-    match rest.iter().position(|&b| b == close) {
+    match memchr::memchr(close, rest) {
         Some(end) if end > 0 => &rest[..end],
         _ => key,
     }

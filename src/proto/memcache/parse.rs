@@ -404,11 +404,7 @@ impl Decoder {
             }
         }
         let from = self.scanned.min(input.len());
-        let Some(nl) = input[from..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|i| from + i)
-        else {
+        let Some(nl) = memchr::memchr(b'\n', &input[from..]).map(|i| from + i) else {
             self.scanned = input.len();
             if input.len() > LINE_MAX_WITHOUT_NEWLINE && !is_multiget(input) {
                 return Err(ProtoError::LineTooLong);
@@ -824,7 +820,7 @@ fn decode_get(cmd: GetCmd, line: BytesMut, t: &Tokens) -> Request {
         (0, 1)
     };
     let start = if first < t.count {
-        t.span(first).start
+        t.span(first).start()
     } else {
         line.len()
     };
@@ -972,15 +968,26 @@ fn decode_key_in_place(buf: &mut BytesMut, key: Span) -> Option<Span> {
     if n == 0 {
         return None;
     }
-    buf[key.start..key.start + n].copy_from_slice(&tmp[..n]);
-    Some(Span {
-        start: key.start,
-        end: key.start + n,
-    })
+    let start = key.start();
+    buf[start..start + n].copy_from_slice(&tmp[..n]);
+    Some(Span::new(start, start + n))
 }
 
 fn split_keys(list: &[u8]) -> impl Iterator<Item = &[u8]> {
-    list.split(|&b| b == b' ').filter(|k| !k.is_empty())
+    let mut rest = list;
+    std::iter::from_fn(move || {
+        loop {
+            let (key, after) = match memchr::memchr(b' ', rest) {
+                Some(p) => (&rest[..p], &rest[p + 1..]),
+                None if rest.is_empty() => return None,
+                None => (rest, &rest[rest.len()..]),
+            };
+            rest = after;
+            if !key.is_empty() {
+                return Some(key);
+            }
+        }
+    })
 }
 
 /// 1..=250 bytes, no control characters (spaces cannot occur: they separate tokens).
@@ -1025,21 +1032,35 @@ fn parse_i64(tok: &[u8]) -> Option<i64> {
 /// A token's byte range within its line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Span {
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl Span {
+    /// The span `start..end` of a line (lines are shorter than `max_request_size`, at most
+    /// 1 GiB, so offsets fit in u32).
+    fn new(start: usize, end: usize) -> Span {
+        debug_assert!(end <= u32::MAX as usize);
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+
+    fn start(self) -> usize {
+        self.start as usize
+    }
+
     fn len(self) -> usize {
-        self.end - self.start
+        (self.end - self.start) as usize
     }
 
     fn range(self) -> std::ops::Range<usize> {
-        self.start..self.end
+        self.start()..self.end as usize
     }
 
     fn of(self, line: &[u8]) -> &[u8] {
-        &line[self.start..self.end]
+        &line[self.range()]
     }
 }
 
@@ -1064,11 +1085,9 @@ impl Tokens {
                 continue;
             }
             let start = i;
-            while i < line.len() && line[i] != b' ' {
-                i += 1;
-            }
+            i = memchr::memchr(b' ', &line[start..]).map_or(line.len(), |p| start + p);
             if t.stored < MAX_TOKENS {
-                t.spans[t.stored] = Span { start, end: i };
+                t.spans[t.stored] = Span::new(start, i);
                 t.stored += 1;
             }
             t.count += 1;
