@@ -373,8 +373,9 @@ impl KeyChunk {
     }
 }
 
+/// Fixtures shared with the other route tests (`scan.rs`).
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashMap;
     use std::sync::atomic::AtomicBool;
 
@@ -383,9 +384,9 @@ mod tests {
     use crate::route::ring::HashKind;
     use crate::store::{Clock, Container, Kind, NEVER};
 
-    const T0: u64 = 1_700_000_000_000;
+    pub(crate) const T0: u64 = 1_700_000_000_000;
 
-    fn ring(hash: HashKind) -> RingConfig {
+    pub(crate) fn ring(hash: HashKind) -> RingConfig {
         RingConfig {
             hash,
             points_per_weight: 160,
@@ -393,7 +394,7 @@ mod tests {
         }
     }
 
-    fn specs(names: &[(&str, u32)]) -> Vec<NodeConfig> {
+    pub(crate) fn specs(names: &[(&str, u32)]) -> Vec<NodeConfig> {
         names
             .iter()
             .map(|&(name, weight)| NodeConfig {
@@ -405,7 +406,7 @@ mod tests {
     }
 
     /// Publishes the successor of `t` (as reload does, minus the ArcSwap).
-    fn next(t: &Arc<Topology>, names: &[(&str, u32)], hash: HashKind) -> Arc<Topology> {
+    pub(crate) fn next(t: &Arc<Topology>, names: &[(&str, u32)], hash: HashKind) -> Arc<Topology> {
         let n = Arc::new(t.successor(&ring(hash), &specs(names), &Clock::mock(T0)));
         t.supersede(Arc::clone(&n));
         n

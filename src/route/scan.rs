@@ -304,33 +304,13 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{NodeConfig, RingConfig};
     use crate::route::rebalance;
+    use crate::route::rebalance::tests::{T0, next, ring, specs};
     use crate::route::ring::HashKind;
     use crate::store::{Clock, NEVER};
 
-    const T0: u64 = 1_700_000_000_000;
     /// Most times an iteration may visit one item, whatever the reloads (module doc).
     const MAX_VISITS: usize = 2 + 2 * (MAX_RESTARTS as usize + 1) + 1;
-
-    fn ring(hash: HashKind) -> RingConfig {
-        RingConfig {
-            hash,
-            points_per_weight: 160,
-            hash_tags: Some(*b"{}"),
-        }
-    }
-
-    fn specs(names: &[(&str, u32)]) -> Vec<NodeConfig> {
-        names
-            .iter()
-            .map(|&(name, weight)| NodeConfig {
-                name: name.into(),
-                max_memory: 256 << 20,
-                weight,
-            })
-            .collect()
-    }
 
     fn first(names: &[(&str, u32)]) -> Arc<Topology> {
         Arc::new(Topology::build(
@@ -340,13 +320,6 @@ mod tests {
             &[],
             &Clock::mock(T0),
         ))
-    }
-
-    /// Publishes the successor of `t` (as reload does, minus the ArcSwap).
-    fn next(t: &Arc<Topology>, names: &[(&str, u32)], hash: HashKind) -> Arc<Topology> {
-        let n = Arc::new(t.successor(&ring(hash), &specs(names), &Clock::mock(T0)));
-        t.supersede(Arc::clone(&n));
-        n
     }
 
     fn key(i: usize) -> Vec<u8> {

@@ -93,6 +93,40 @@ fn add(counter: &AtomicU64, delta: i64) {
     }
 }
 
+/// Locks stripe `stripe` of every node in `nodes` (distinct nodes, locked in ascending address
+/// order, see [`Node::entry_many`]) after running each node's due flush: the time each node's
+/// clock read and the guards, both in `nodes` order.
+///
+/// # Panics
+/// If the same node is given twice (that would deadlock); `caller` names the entry point.
+fn lock_stripe_in_each<'n>(
+    nodes: &[&'n Node],
+    stripe: usize,
+    caller: &str,
+) -> (Vec<u64>, Vec<Option<MutexGuard<'n, Stripe>>>) {
+    let nows: Vec<u64> = nodes
+        .iter()
+        .map(|node| {
+            let now = node.clock.now_ms();
+            node.maybe_flush(now);
+            now
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    order.sort_unstable_by_key(|&i| std::ptr::from_ref::<Node>(nodes[i]) as usize);
+    assert!(
+        order
+            .windows(2)
+            .all(|w| !std::ptr::eq(nodes[w[0]], nodes[w[1]])),
+        "{caller}: a node is given twice"
+    );
+    let mut guards: Vec<Option<MutexGuard<'n, Stripe>>> = (0..nodes.len()).map(|_| None).collect();
+    for &i in &order {
+        guards[i] = Some(nodes[i].stripe(stripe).lock());
+    }
+    (nows, guards)
+}
+
 /// Signed difference `new - old` of two byte counts.
 #[inline]
 fn diff(new: u64, old: u64) -> i64 {
@@ -822,27 +856,7 @@ impl Node {
         if stripe >= STRIPES {
             return proceed();
         }
-        let nows: Vec<u64> = nodes
-            .iter()
-            .map(|node| {
-                let now = node.clock.now_ms();
-                node.maybe_flush(now);
-                now
-            })
-            .collect();
-        let mut order: Vec<usize> = (0..nodes.len()).collect();
-        order.sort_unstable_by_key(|&i| std::ptr::from_ref::<Node>(nodes[i]) as usize);
-        assert!(
-            order
-                .windows(2)
-                .all(|w| !std::ptr::eq(nodes[w[0]], nodes[w[1]])),
-            "walk_stripe_many: a node is given twice"
-        );
-        let mut guards: Vec<Option<MutexGuard<'_, Stripe>>> =
-            (0..nodes.len()).map(|_| None).collect();
-        for &i in &order {
-            guards[i] = Some(nodes[i].stripe(stripe).lock());
-        }
+        let (nows, guards) = lock_stripe_in_each(nodes, stripe, "walk_stripe_many");
         if !proceed() {
             return false;
         }
@@ -870,27 +884,7 @@ impl Node {
     pub fn entry_many<R>(nodes: &[&Node], key: &[u8], f: impl FnOnce(&mut [Entry<'_>]) -> R) -> R {
         let hash = hash_key(key);
         let home = stripe_of(hash);
-        let nows: Vec<u64> = nodes
-            .iter()
-            .map(|node| {
-                let now = node.clock.now_ms();
-                node.maybe_flush(now);
-                now
-            })
-            .collect();
-        let mut order: Vec<usize> = (0..nodes.len()).collect();
-        order.sort_unstable_by_key(|&i| std::ptr::from_ref::<Node>(nodes[i]) as usize);
-        assert!(
-            order
-                .windows(2)
-                .all(|w| !std::ptr::eq(nodes[w[0]], nodes[w[1]])),
-            "entry_many: a node is given twice"
-        );
-        let mut guards: Vec<Option<MutexGuard<'_, Stripe>>> =
-            (0..nodes.len()).map(|_| None).collect();
-        for &i in &order {
-            guards[i] = Some(nodes[i].stripe(home).lock());
-        }
+        let (nows, mut guards) = lock_stripe_in_each(nodes, home, "entry_many");
         let mut garbage: Vec<Garbage> = (0..nodes.len()).map(|_| Garbage::default()).collect();
         let (r, after) = {
             let mut entries: Vec<Entry<'_>> = guards
