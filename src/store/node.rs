@@ -127,6 +127,23 @@ fn lock_stripe_in_each<'n>(
     (nows, guards)
 }
 
+/// True if an item of stripe `st` of `node` whose body costs `body_charge` fits in the budget
+/// once every other item's allocation is evicted: all slab and index memory of the node stays
+/// (slots are never given back), plus this stripe's floor and the body.
+fn fits_alone_in(node: &Node, st: &Stripe, body_charge: u64) -> bool {
+    let others = (node.acct.fixed.load(Relaxed).saturating_sub(st.fixed)).saturating_add(
+        node.acct
+            .items
+            .load(Relaxed)
+            .saturating_sub(u64::from(st.live))
+            .saturating_mul(SLOT_BYTES),
+    );
+    body_charge
+        .saturating_add(others)
+        .saturating_add(st.fixed_for(0))
+        <= node.max_memory()
+}
+
 /// Signed difference `new - old` of two byte counts.
 #[inline]
 fn diff(new: u64, old: u64) -> i64 {
@@ -1207,19 +1224,7 @@ impl Entry<'_> {
     /// True if an item of this stripe whose body costs `body_charge` fits in the budget once
     /// every other item's allocation is evicted (see `make_room`).
     fn fits_alone(&self, body_charge: u64) -> bool {
-        let node = self.node;
-        let st = &*self.stripe;
-        let others = (node.acct.fixed.load(Relaxed).saturating_sub(st.fixed)).saturating_add(
-            node.acct
-                .items
-                .load(Relaxed)
-                .saturating_sub(u64::from(st.live))
-                .saturating_mul(SLOT_BYTES),
-        );
-        body_charge
-            .saturating_add(others)
-            .saturating_add(st.fixed_for(0))
-            <= node.max_memory()
+        fits_alone_in(self.node, self.stripe, body_charge)
     }
 
     /// Checks that an item whose body costs `body_charge` can fit at all: evicting every other
@@ -1230,19 +1235,7 @@ impl Entry<'_> {
     fn make_room(&mut self, body_charge: u64) -> Result<(), StoreError> {
         let node = self.node;
         let st = &mut *self.stripe;
-        let fits = |st: &Stripe| {
-            let others = (node.acct.fixed.load(Relaxed).saturating_sub(st.fixed)).saturating_add(
-                node.acct
-                    .items
-                    .load(Relaxed)
-                    .saturating_sub(u64::from(st.live))
-                    .saturating_mul(SLOT_BYTES),
-            );
-            body_charge
-                .saturating_add(others)
-                .saturating_add(st.fixed_for(0))
-                <= node.max_memory()
-        };
+        let fits = |st: &Stripe| fits_alone_in(node, st, body_charge);
         if !fits(st) {
             return Err(StoreError::OutOfMemory);
         }
