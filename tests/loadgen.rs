@@ -1,13 +1,17 @@
-//! The load generator's argument parsing, key distributions and histogram (the generator itself
-//! runs only as a bench target).
+//! The load generator's argument parsing, key distributions, histogram and wire encoding (the
+//! generator itself runs only as a bench target).
 
 #[path = "../benches/load/options.rs"]
 #[allow(dead_code)]
 mod options;
+#[path = "../benches/load/wire.rs"]
+#[allow(dead_code)]
+mod wire;
 
 use std::time::Duration;
 
 use options::{Distribution, KeyPicker, Latency, Options, Protocol, Rng};
+use wire::{Input, Reply, encode_get, encode_set, parse_reply};
 
 fn parse(args: &[&str]) -> Result<Options, String> {
     Options::parse(args.iter().map(|s| s.to_string()))
@@ -126,4 +130,85 @@ fn keys_are_fixed_width() {
     let mut k = Vec::new();
     options::key(42, &mut k);
     assert_eq!(k, b"key:000000000042");
+    assert_eq!(k.len(), options::KEY_LEN);
+}
+
+#[test]
+fn requests_are_encoded_as_the_servers_expect() {
+    let mut out = Vec::new();
+    encode_get(Protocol::Resp, &[7], &mut out);
+    encode_get(Protocol::Resp, &[1, 2], &mut out);
+    encode_set(Protocol::Resp, 3, b"vv", &mut out);
+    assert_eq!(
+        out,
+        b"*2\r\n$3\r\nGET\r\n$16\r\nkey:000000000007\r\n\
+          *3\r\n$4\r\nMGET\r\n$16\r\nkey:000000000001\r\n$16\r\nkey:000000000002\r\n\
+          *3\r\n$3\r\nSET\r\n$16\r\nkey:000000000003\r\n$2\r\nvv\r\n"
+    );
+    out.clear();
+    encode_get(Protocol::Memcache, &[1, 2], &mut out);
+    encode_set(Protocol::Memcache, 3, &[b'x'; 100], &mut out);
+    let mut want =
+        b"get key:000000000001 key:000000000002\r\nset key:000000000003 0 0 100\r\n".to_vec();
+    want.extend_from_slice(&[b'x'; 100]);
+    want.extend_from_slice(b"\r\n");
+    assert_eq!(out, want);
+}
+
+/// Reply bytes and what parsing them must give: (bytes used, reply), or None for "read more".
+type Case = (&'static [u8], Option<(usize, Reply)>);
+
+#[test]
+fn replies_are_parsed_whole_or_not_at_all() {
+    let resp: &[Case] = &[
+        (b"+OK\r\n", Some((5, Reply::Values(0)))),
+        (b"-ERR no\r\n", Some((9, Reply::Error))),
+        (b"$-1\r\n", Some((5, Reply::Values(0)))),
+        (b"$3\r\na\rc\r\n", Some((9, Reply::Values(1)))),
+        (b"$3\r\nabc\r", None),
+        (
+            b"*3\r\n$1\r\na\r\n$-1\r\n$1\r\nb\r\n",
+            Some((23, Reply::Values(2))),
+        ),
+        (b"*3\r\n$1\r\na\r\n$-1\r\n", None),
+        (b"+OK\r", None),
+    ];
+    for (bytes, want) in resp {
+        assert_eq!(
+            parse_reply(Protocol::Resp, bytes),
+            *want,
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    let mc: &[Case] = &[
+        (b"STORED\r\n", Some((8, Reply::Values(0)))),
+        (b"END\r\n", Some((5, Reply::Values(0)))),
+        (
+            b"VALUE k 0 2\r\nab\r\nVALUE j 0 1\r\nc\r\nEND\r\n",
+            Some((38, Reply::Values(2))),
+        ),
+        (b"VALUE k 0 2\r\nab\r\n", None),
+        (b"SERVER_ERROR out of memory\r\n", Some((28, Reply::Error))),
+    ];
+    for (bytes, want) in mc {
+        assert_eq!(
+            parse_reply(Protocol::Memcache, bytes),
+            *want,
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+#[test]
+fn input_hands_out_replies_across_reads() {
+    let mut input = Input::default();
+    input.push(b"+OK\r\n$2\r\nh");
+    assert_eq!(input.next_reply(Protocol::Resp), Some(Reply::Values(0)));
+    assert_eq!(input.next_reply(Protocol::Resp), None);
+    input.push(b"i\r\n$-1\r\n");
+    assert_eq!(input.next_reply(Protocol::Resp), Some(Reply::Values(1)));
+    assert_eq!(input.next_reply(Protocol::Resp), Some(Reply::Values(0)));
+    assert_eq!(input.next_reply(Protocol::Resp), None);
 }

@@ -5,13 +5,15 @@
 //! `cargo bench --bench load -- --protocol resp --addr 127.0.0.1:6379 --pipeline 16`
 
 mod options;
+mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use options::{KeyPicker, Latency, Options, Protocol, Rng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use options::{KeyPicker, Latency, Options, Rng};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use wire::{Input, Reply, encode_get, encode_set};
 
 #[derive(Default)]
 struct Totals {
@@ -30,11 +32,17 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(opts.threads)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // One thread: a current-thread runtime, so that the generator pays no cross-thread wakeups.
+    let rt = if opts.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(opts.threads);
+        b
+    }
+    .enable_all()
+    .build()
+    .expect("runtime");
     let result = rt.block_on(run(opts.clone()));
     match result {
         Ok(_) if opts.fill_only => println!("stored {} keys", opts.keys),
@@ -87,7 +95,7 @@ async fn prefill(opts: &Options) -> std::io::Result<()> {
             stream.set_nodelay(true)?;
             let value = vec![b'x'; opts.value_size];
             let mut out = Vec::new();
-            let mut input = Vec::new();
+            let mut input = Input::default();
             let mut i = w as u64;
             while i < opts.keys {
                 out.clear();
@@ -100,12 +108,9 @@ async fn prefill(opts: &Options) -> std::io::Result<()> {
                 stream.write_all(&out).await?;
                 let mut done = 0;
                 while done < n {
-                    match parse_reply(opts.protocol, &input) {
-                        Some((len, _)) => {
-                            input.drain(..len);
-                            done += 1;
-                        }
-                        None => read_more(&mut stream, &mut input).await?,
+                    match input.next_reply(opts.protocol) {
+                        Some(_) => done += 1,
+                        None => input.read_more(&mut stream).await?,
                     }
                 }
             }
@@ -130,7 +135,7 @@ async fn connection(
     let value = vec![b'x'; opts.value_size];
     let mut totals = Totals::default();
     let mut out = Vec::with_capacity(4096);
-    let mut input = Vec::with_capacity(64 * 1024);
+    let mut input = Input::default();
     let mut is_get = vec![false; opts.pipeline];
     let mut keys = Vec::with_capacity(opts.mget);
     while Instant::now() < deadline {
@@ -148,13 +153,12 @@ async fn connection(
         let sent = Instant::now();
         stream.write_all(&out).await?;
         for &g in &is_get {
-            let (len, reply) = loop {
-                if let Some(r) = parse_reply(opts.protocol, &input) {
+            let reply = loop {
+                if let Some(r) = input.next_reply(opts.protocol) {
                     break r;
                 }
-                read_more(&mut stream, &mut input).await?;
+                input.read_more(&mut stream).await?;
             };
-            input.drain(..len);
             totals.latency.record(sent.elapsed());
             totals.ops += 1;
             match reply {
@@ -168,151 +172,6 @@ async fn connection(
         }
     }
     Ok(totals)
-}
-
-async fn read_more(stream: &mut TcpStream, input: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut chunk = [0u8; 64 * 1024];
-    let n = stream.read(&mut chunk).await?;
-    if n == 0 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    input.extend_from_slice(&chunk[..n]);
-    Ok(())
-}
-
-fn encode_get(protocol: Protocol, keys: &[u64], out: &mut Vec<u8>) {
-    match protocol {
-        Protocol::Resp => {
-            let cmd: &[u8] = if keys.len() == 1 { b"GET" } else { b"MGET" };
-            out.extend_from_slice(format!("*{}\r\n${}\r\n", keys.len() + 1, cmd.len()).as_bytes());
-            out.extend_from_slice(cmd);
-            out.extend_from_slice(b"\r\n");
-            for &k in keys {
-                let mut key = Vec::with_capacity(16);
-                options::key(k, &mut key);
-                out.extend_from_slice(format!("${}\r\n", key.len()).as_bytes());
-                out.extend_from_slice(&key);
-                out.extend_from_slice(b"\r\n");
-            }
-        }
-        Protocol::Memcache => {
-            out.extend_from_slice(b"get");
-            for &k in keys {
-                out.push(b' ');
-                options::key(k, out);
-            }
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-}
-
-fn encode_set(protocol: Protocol, k: u64, value: &[u8], out: &mut Vec<u8>) {
-    let mut key = Vec::with_capacity(16);
-    options::key(k, &mut key);
-    match protocol {
-        Protocol::Resp => {
-            out.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n", key.len()).as_bytes());
-            out.extend_from_slice(&key);
-            out.extend_from_slice(format!("\r\n${}\r\n", value.len()).as_bytes());
-        }
-        Protocol::Memcache => {
-            out.extend_from_slice(b"set ");
-            out.extend_from_slice(&key);
-            out.extend_from_slice(format!(" 0 0 {}\r\n", value.len()).as_bytes());
-        }
-    }
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// What one reply said.
-enum Reply {
-    /// An error reply.
-    Error,
-    /// A success; for reads, how many keys hit.
-    Values(u64),
-}
-
-/// Parses one complete reply from the front of `buf`: (bytes used, reply), or None if more
-/// bytes are needed.
-fn parse_reply(protocol: Protocol, buf: &[u8]) -> Option<(usize, Reply)> {
-    match protocol {
-        Protocol::Resp => parse_resp(buf, 0),
-        Protocol::Memcache => parse_memcache(buf),
-    }
-}
-
-fn line_end(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .map(|p| from + p)
-}
-
-fn parse_resp(buf: &[u8], at: usize) -> Option<(usize, Reply)> {
-    let end = line_end(buf, at)?;
-    let line = &buf[at + 1..end];
-    let number = || -> i64 {
-        std::str::from_utf8(line)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    };
-    match buf.get(at)? {
-        b'+' | b':' => Some((end + 2, Reply::Values(0))),
-        b'-' => Some((end + 2, Reply::Error)),
-        b'$' => {
-            let n = number();
-            if n < 0 {
-                return Some((end + 2, Reply::Values(0)));
-            }
-            let stop = end + 2 + n as usize + 2;
-            (buf.len() >= stop).then_some((stop, Reply::Values(1)))
-        }
-        b'*' => {
-            let n = number();
-            let mut pos = end + 2;
-            let mut hits = 0;
-            for _ in 0..n.max(0) {
-                let (next, r) = parse_resp(buf, pos)?;
-                if let Reply::Values(h) = r {
-                    hits += h;
-                }
-                pos = next;
-            }
-            Some((pos, Reply::Values(hits)))
-        }
-        _ => Some((end + 2, Reply::Error)),
-    }
-}
-
-fn parse_memcache(buf: &[u8]) -> Option<(usize, Reply)> {
-    let mut pos = 0;
-    let mut hits = 0;
-    loop {
-        let end = line_end(buf, pos)?;
-        let line = &buf[pos..end];
-        if line == b"END" {
-            return Some((end + 2, Reply::Values(hits)));
-        }
-        if line == b"STORED" {
-            return Some((end + 2, Reply::Values(0)));
-        }
-        if let Some(rest) = line.strip_prefix(b"VALUE ") {
-            let bytes: usize = rest
-                .rsplit(|&b| b == b' ')
-                .next()
-                .and_then(|t| std::str::from_utf8(t).ok())
-                .and_then(|t| t.parse().ok())?;
-            pos = end + 2 + bytes + 2;
-            if buf.len() < pos {
-                return None;
-            }
-            hits += 1;
-            continue;
-        }
-        return Some((end + 2, Reply::Error));
-    }
 }
 
 fn report(opts: &Options, t: &Totals, elapsed: Duration) {

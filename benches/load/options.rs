@@ -228,7 +228,10 @@ impl KeyPicker {
     }
 }
 
-/// The key for index `i`: fixed width, 16 bytes for the default key space.
+/// Length of every key [`key`] makes.
+pub const KEY_LEN: usize = 16;
+
+/// The key for index `i`: `key:` and 12 digits, [`KEY_LEN`] bytes.
 pub fn key(i: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(b"key:");
     let mut digits = [b'0'; 12];
