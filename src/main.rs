@@ -36,7 +36,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match runtime_builder().enable_all().build() {
+    let runtime = match runtime_builder()
+        .enable_all()
+        .on_thread_park(ringcache::net::conn::thread_idle)
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ringcache: cannot start the runtime: {e}");

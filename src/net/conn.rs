@@ -4,7 +4,9 @@
 //! Owns: the read buffer, the write buffer, the idle timeout and graceful close.
 //! Must not touch: commands or wire formats; the session decides what bytes mean.
 //! Invariants: one read, then every complete request in the buffer is handled, then one write
-//! of all the replies (pipelining without a syscall per reply). On shutdown the driver stops
+//! of all the replies (pipelining without a syscall per reply). Under load that write waits
+//! until the other connections that were ready at the same time have been served
+//! ([`defer_replies`]). On shutdown the driver stops
 //! reading; requests already read have been answered and flushed before it returns. A batch
 //! whose replies pass `OUT_HIGH_WATER` is written in several parts (the session pauses), so a
 //! client pipelining big gets cannot make the reply buffer grow without bound. A session that
@@ -19,6 +21,7 @@
 //! timer is armed for it). A TLS stream may accept plaintext while still holding ciphertext the
 //! socket did not take, so every batch ends with a flush, bounded like the writes.
 
+use std::cell::Cell;
 use std::future::poll_fn;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -40,6 +43,34 @@ const DRAIN_LIMIT: usize = 1024 * 1024;
 /// The close (for TLS, a close_notify alert, then the TCP FIN) is abandoned after this long: a
 /// peer that does not read cannot hold the connection open through it.
 const CLOSE_LIMIT: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// Batches this thread has served since its runtime last went idle ([`thread_idle`]).
+    static BATCHES_SINCE_IDLE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Tells the connections on this thread that its runtime found nothing to run and is about to
+/// wait for events (the runtime's `on_thread_park` hook). The next batch's replies go out at
+/// once; see [`defer_replies`].
+pub fn thread_idle() {
+    BATCHES_SINCE_IDLE.set(0);
+}
+
+/// Under load, replies wait until the connections that were ready together have all read and
+/// handled their requests, then go out back to back, as redis writes its replies just before
+/// it sleeps. A client spread over many connections then wakes once per burst of replies
+/// instead of once per reply; each wake-up of a client thread on another core is paid by the
+/// sender (an inter-processor interrupt), and at pipeline 1 that made the sending core's cost
+/// per request vary by half from run to run. The first batch after the thread was idle is
+/// written at once, so a lone client pays no delay.
+async fn defer_replies() {
+    let served = BATCHES_SINCE_IDLE.get();
+    BATCHES_SINCE_IDLE.set(served.saturating_add(1));
+    if served > 0 {
+        // Back of the run queue; the runtime polls for I/O before it resumes yielded tasks.
+        tokio::task::yield_now().await;
+    }
+}
 
 /// Serves one connection until the peer closes, the session asks to close, the idle timeout
 /// fires, or `stop` is signalled.
@@ -196,9 +227,13 @@ async fn serve<T: AsyncWrite + Unpin, S: Session>(
     shared: &Shared,
     stall: Duration,
 ) -> Flow {
+    let mut first = true;
     loop {
         let flow = session.process(input, out);
         if !out.is_empty() {
+            if std::mem::take(&mut first) {
+                defer_replies().await;
+            }
             if write_out(stream, out, stall, shared).await.is_err() {
                 return Flow::Close;
             }
@@ -285,5 +320,21 @@ async fn read_some<T: AsyncRead + Unpin>(
     match tokio::time::timeout(idle, stream.read_buf(input)).await {
         Ok(r) => r,
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_wait_only_behind_other_batches_since_the_thread_was_idle() {
+        let mut cx = Context::from_waker(Waker::noop());
+        thread_idle();
+        assert!(pin!(defer_replies()).poll(&mut cx).is_ready());
+        assert!(pin!(defer_replies()).poll(&mut cx).is_pending());
+        assert!(pin!(defer_replies()).poll(&mut cx).is_pending());
+        thread_idle();
+        assert!(pin!(defer_replies()).poll(&mut cx).is_ready());
     }
 }
