@@ -36,11 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match runtime_builder()
-        .enable_all()
-        .on_thread_park(ringcache::net::conn::thread_idle)
-        .build()
-    {
+    let runtime = match runtime_builder().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ringcache: cannot start the runtime: {e}");
