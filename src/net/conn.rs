@@ -4,10 +4,9 @@
 //! Owns: the read buffer, the write buffer, the idle timeout and graceful close.
 //! Must not touch: commands or wire formats; the session decides what bytes mean.
 //! Invariants: one read, then every complete request in the buffer is handled, then one write
-//! of all the replies (pipelining without a syscall per reply). Under load that write waits
-//! until the other connections that were ready at the same time have been served
-//! ([`defer_replies`]). On shutdown the driver stops
-//! reading; requests already read have been answered and flushed before it returns. A batch
+//! of all the replies (pipelining without a syscall per reply). That write waits behind the
+//! other connections the runtime has already woken ([`defer_replies`]). On shutdown the driver
+//! stops reading; requests already read have been answered and flushed before it returns. A batch
 //! whose replies pass `OUT_HIGH_WATER` is written in several parts (the session pauses), so a
 //! client pipelining big gets cannot make the reply buffer grow without bound. A session that
 //! answers [`Flow::Block`] (a blocking pop) is called again once its wake-up or deadline comes
