@@ -4,8 +4,9 @@
 //! Must not touch: sockets or wire formats.
 //! Invariants: the topology, the limits and the TLS certificate are replaced only by `app` and
 //! `reload`, each with one `ArcSwap::store`; readers `load()` once per request (per handshake
-//! for TLS).
+//! for TLS), except that connections read the limits through a [`LimitsCache`].
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -60,6 +61,36 @@ impl Shared {
             waiters: Waiters::default(),
             tls: None,
         }
+    }
+}
+
+/// One connection's copy of the limits. Each use costs one atomic load that checks the copy
+/// is still the published one (a full `ArcSwap::load` takes and returns a debt slot); after a
+/// reload, the next use picks up the new limits. Limits own no resources, so a copy kept by an
+/// idle connection costs nothing.
+pub struct LimitsCache(arc_swap::Cache<LimitsOf, Arc<Limits>>);
+
+/// The limits slot of a server, owned (what [`arc_swap::Cache`] revalidates against).
+pub struct LimitsOf(Arc<Shared>);
+
+impl Deref for LimitsOf {
+    type Target = ArcSwap<Limits>;
+
+    fn deref(&self) -> &ArcSwap<Limits> {
+        &self.0.limits
+    }
+}
+
+impl LimitsCache {
+    /// A cache of `shared`'s limits.
+    pub fn new(shared: Arc<Shared>) -> LimitsCache {
+        LimitsCache(arc_swap::Cache::new(LimitsOf(shared)))
+    }
+
+    /// The current limits.
+    #[inline]
+    pub fn load(&mut self) -> &Arc<Limits> {
+        self.0.load()
     }
 }
 
@@ -137,5 +168,28 @@ impl Stats {
     #[inline]
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::ring::{HashKind, Ring};
+
+    #[test]
+    fn a_limits_cache_sees_a_reload_at_its_next_use() {
+        let clock = Clock::mock(0);
+        let ring = Ring::build(&[("a", 1)], HashKind::default(), 160, None);
+        let node = Arc::new(crate::store::Node::new("a", 1 << 20, clock.clone()));
+        let topology = Topology::new(1, ring, vec![node]);
+        let shared = Arc::new(Shared::new(topology, Limits::default(), clock));
+        let mut cache = LimitsCache::new(Arc::clone(&shared));
+        let before = cache.load().max_connections;
+        let reloaded = Limits {
+            max_connections: before + 1,
+            ..Limits::default()
+        };
+        shared.limits.store(Arc::new(reloaded));
+        assert_eq!(cache.load().max_connections, before + 1);
     }
 }

@@ -76,12 +76,13 @@ where
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     // One stop future for the connection's life: it registers its waker once.
     let mut stopped = pin!(stop.stopped());
+    let mut limits = arc_swap::Cache::new(&shared.limits);
     loop {
         if input.capacity() - input.len() < READ_CHUNK / 2 {
             input.reserve(READ_CHUNK);
         }
         let (idle, stall) = {
-            let limits = shared.limits.load();
+            let limits = limits.load();
             (limits.idle_timeout, limits.output_timeout)
         };
         // Stop is checked before each read and raced against a read that has to wait; a read

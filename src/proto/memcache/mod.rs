@@ -41,11 +41,12 @@ use parse::{GetCmd, Request, StoreCmd};
 use crate::auth::Access;
 use crate::metrics::CommandRecorder;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
-use crate::server::Shared;
+use crate::server::{LimitsCache, Shared};
 
 /// One memcached connection's protocol state.
 pub struct MemcacheSession {
     shared: Arc<Shared>,
+    limits: LimitsCache,
     decoder: parse::Decoder,
     metrics: Option<CommandRecorder>,
     access: Access,
@@ -60,6 +61,7 @@ impl MemcacheSession {
             .map(|m| CommandRecorder::new(m.commands("memcache", COMMANDS)));
         let access = shared.auth.load().initial();
         MemcacheSession {
+            limits: LimitsCache::new(Arc::clone(&shared)),
             shared,
             decoder: parse::Decoder::new(),
             metrics,
@@ -155,12 +157,12 @@ impl MemcacheSession {
         {
             return flow;
         }
-        let limits = self.shared.limits.load();
+        let limits = self.limits.load();
         loop {
             if out.len() >= OUT_HIGH_WATER && !input.is_empty() {
                 return Flow::Pause;
             }
-            match self.decoder.decode(input, &limits) {
+            match self.decoder.decode(input, limits) {
                 Ok(Some(request))
                     if self.access != Access::ALL
                         && auth::category(&request).is_some_and(|c| !self.access.allows(c)) =>
@@ -171,11 +173,11 @@ impl MemcacheSession {
                     let command = command_index(&request);
                     let started = self.metrics.as_mut().and_then(CommandRecorder::start);
                     let mark = out.len();
-                    let done = handler::handle(request, &self.shared, &limits, out);
+                    let done = handler::handle(request, &self.shared, limits, out);
                     if let Some(m) = &mut self.metrics {
                         m.record(command, done.error, started);
                     }
-                    if output_over_limit(out, mark, &limits, &self.shared) {
+                    if output_over_limit(out, mark, limits, &self.shared) {
                         return Flow::Close;
                     }
                     if done.flow == Flow::Close {

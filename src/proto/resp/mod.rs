@@ -38,12 +38,13 @@ use bytes::{Buf, BytesMut};
 
 use crate::metrics::CommandRecorder;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
-use crate::server::{Shared, Stats};
+use crate::server::{LimitsCache, Shared, Stats};
 use handler::{Conn, Ctx};
 
 /// One Redis connection's protocol state.
 pub struct RespSession {
     shared: Arc<Shared>,
+    limits: LimitsCache,
     decoder: frame::Decoder,
     conn: Conn,
     metrics: Option<CommandRecorder>,
@@ -74,6 +75,7 @@ impl RespSession {
             .map(|m| CommandRecorder::new(m.commands("resp", command_labels())));
         RespSession {
             metrics,
+            limits: LimitsCache::new(Arc::clone(&shared)),
             shared,
             decoder: frame::Decoder::new(),
             conn,
@@ -81,12 +83,12 @@ impl RespSession {
     }
 
     fn run(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
-        let limits = self.shared.limits.load();
+        let limits = self.limits.load();
         loop {
             if out.len() >= OUT_HIGH_WATER && !input.is_empty() {
                 return Flow::Pause;
             }
-            match self.decoder.decode(input, &limits) {
+            match self.decoder.decode(input, limits) {
                 Ok(Some(n)) => {
                     let args = self.decoder.args(input);
                     let flow = if args.is_empty() {
@@ -96,7 +98,7 @@ impl RespSession {
                         let started = self.metrics.as_mut().and_then(CommandRecorder::start);
                         let mut cx = Ctx {
                             shared: &self.shared,
-                            limits: &limits,
+                            limits,
                             conn: &mut self.conn,
                         };
                         let flow = handler::handle(&args, &mut cx, out);
@@ -108,7 +110,7 @@ impl RespSession {
                                 self.conn.current.map_or(Command::ALL.len(), |c| c as usize);
                             m.record(command, error, started);
                         }
-                        if output_over_limit(out, mark, &limits, &self.shared) {
+                        if output_over_limit(out, mark, limits, &self.shared) {
                             Flow::Close
                         } else {
                             flow
