@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: ringcache against redis-server, memcached (2 threads) and twemproxy in
-# front of 2 redis-servers / 2 memcacheds, with the same load generator and workloads, in one run.
+# front of 2 redis-servers / 2 memcacheds, with the same load generator and workloads, in one run,
+# plus the floor server (benches/floor: answers without storing anything) as the machine's limit.
 # Writes BENCHMARKS.md (a markdown table plus the machine description).
 #
 #   benches/compare.sh                 # 10 s per workload and target, 3 rounds
@@ -40,6 +41,7 @@ NUTCRACKER=$(command -v nutcracker || echo /usr/sbin/nutcracker)
 
 cargo build --release --quiet --bin ringcache
 LOAD=$(cargo bench --bench load --no-run 2>&1 | grep -o 'target/release/deps/load-[0-9a-f]*' | head -n1)
+FLOOR=$(cargo bench --bench floor --no-run 2>&1 | grep -o 'target/release/deps/floor-[0-9a-f]*' | head -n1)
 RINGCACHE=target/release/ringcache
 
 # Pin servers and the generator to different cores when there are at least two.
@@ -115,7 +117,10 @@ name = "cache-b"
 max_memory = "1GiB"
 EOF
 start ringcache "$RINGCACHE" --config "$WORK/ringcache.toml"
-for p in $REDIS $RB1 $RB2 $MC $MB1 $MB2 $TWR $TWM $RC_RESP $RC_MC; do wait_port "$p"; done
+# The floor: answers every request without storing anything (see benches/floor/server.rs).
+FL_RESP=$(free_port); start floor_resp "$FLOOR" --addr "127.0.0.1:$FL_RESP" --protocol resp
+FL_MC=$(free_port); start floor_mc "$FLOOR" --addr "127.0.0.1:$FL_MC" --protocol memcache
+for p in $REDIS $RB1 $RB2 $MC $MB1 $MB2 $TWR $TWM $RC_RESP $RC_MC $FL_RESP $FL_MC; do wait_port "$p"; done
 
 # --- workloads -----------------------------------------------------------------------------------
 ROWS="$WORK/rows.tsv"
@@ -142,12 +147,14 @@ run_redis_benchmark() { # run_redis_benchmark TARGET PORT PIPELINE
   done < <("${LOAD_PIN[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -t get,set -n 200000 -c 50 -P "$p" -d 100 -r 100000 --csv 2>/dev/null | tail -n +2)
 }
 
+FLOOR_LABEL="floor (stores nothing)"
 for p in 1 16; do
   w="RESP GET/SET 90/10, 50 conns, pipeline $p"
   for _ in $(seq 1 "$ROUNDS"); do
     run_load "$w" redis-server resp "$REDIS" --pipeline "$p"
     run_load "$w" "twemproxy+2 redis" resp "$TWR" --pipeline "$p"
     run_load "$w" "ringcache (2 nodes)" resp "$RC_RESP" --pipeline "$p"
+    run_load "$w" "$FLOOR_LABEL" resp "$FL_RESP" --pipeline "$p"
   done
 done
 w="memcached get/set 90/10, 50 conns"
@@ -155,12 +162,14 @@ for _ in $(seq 1 "$ROUNDS"); do
   run_load "$w" "memcached -t 2" memcache "$MC"
   run_load "$w" "twemproxy+2 memcached" memcache "$TWM"
   run_load "$w" "ringcache (2 nodes)" memcache "$RC_MC"
+  run_load "$w" "$FLOOR_LABEL" memcache "$FL_MC"
 done
 w="memcached 10-key multi-get, 50 conns"
 for _ in $(seq 1 "$ROUNDS"); do
   run_load "$w" "memcached -t 2" memcache "$MC" --get-ratio 1 --mget 10
   run_load "$w" "twemproxy+2 memcached" memcache "$TWM" --get-ratio 1 --mget 10
   run_load "$w" "ringcache (2 nodes)" memcache "$RC_MC" --get-ratio 1 --mget 10
+  run_load "$w" "$FLOOR_LABEL" memcache "$FL_MC" --get-ratio 1 --mget 10
 done
 for p in 1 16; do
   for _ in $(seq 1 "$ROUNDS"); do
@@ -238,6 +247,10 @@ lines = [
     "- Load: `cargo bench --bench load` (tokio, HDR histogram), 100k keys of 16 bytes, 100-byte values, "
     "uniform keys, every key stored before measuring; plus `redis-benchmark -c 50 -d 100 -r 100000`.",
     "- Ratio: throughput relative to the first target of the same workload (redis-server or memcached).",
+    "- Floor: `cargo bench --bench floor`, a one-thread epoll server that answers every request "
+    "(every GET a hit) without storing anything, one read and one write per wake-up of a "
+    "connection: the most any server can do here, as the kernel's cost of moving the requests "
+    "and replies bounds it.",
     "",
     "| workload | target | ops/s (median) | min–max | p50 µs | p99 µs | errors | hit ratio | ratio |",
     "|---|---|---:|---:|---:|---:|---:|---:|---:|",
