@@ -71,7 +71,7 @@ impl Shared {
 pub struct LimitsCache(arc_swap::Cache<LimitsOf, Arc<Limits>>);
 
 /// The limits slot of a server, owned (what [`arc_swap::Cache`] revalidates against).
-pub struct LimitsOf(Arc<Shared>);
+struct LimitsOf(Arc<Shared>);
 
 impl Deref for LimitsOf {
     type Target = ArcSwap<Limits>;

@@ -1,8 +1,8 @@
 //! The loopback floor: a server that answers RESP GET/SET and memcached get/set without storing
-//! anything, in one thread, with one `epoll_wait`, one `read` and one `write` per wake-up of a
-//! connection, as redis-server and memcached do. What it reaches is the most any server can
-//! reach on this machine with this load: the kernel's cost of moving requests and replies.
-//! Replies are written after all ready connections have been read, as redis-server does.
+//! anything, in one thread. Each wake-up reads every ready connection once, then writes each
+//! one's replies back to back before the next `epoll_wait`, as redis-server does. What it
+//! reaches is the most any server can reach on this machine with this load: the kernel's cost
+//! of moving requests and replies.
 //!
 //! Every GET is a hit with a `value_size`-byte value; every SET is stored. Framing is complete
 //! (requests split across reads wait for their rest), so pipelined and multi-key loads work.
