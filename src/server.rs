@@ -4,7 +4,8 @@
 //! Must not touch: sockets or wire formats.
 //! Invariants: the topology, the limits and the TLS certificate are replaced only by `app` and
 //! `reload`, each with one `ArcSwap::store`; readers `load()` once per request (per handshake
-//! for TLS), except that connections read the limits through a [`LimitsCache`].
+//! for TLS), except that connections read the limits through an `arc_swap::Cache` (sessions
+//! through [`LimitsCache`], which owns its `Arc<Shared>`).
 
 use std::ops::Deref;
 use std::sync::Arc;
