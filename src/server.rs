@@ -16,9 +16,11 @@ use arc_swap::ArcSwap;
 use crate::auth::Auth;
 use crate::config::Limits;
 use crate::metrics::Metrics;
-use crate::proto::resp::types::blocking::Waiters;
 use crate::route::topology::Topology;
 use crate::store::Clock;
+use waiters::Waiters;
+
+pub mod waiters;
 
 /// Everything a protocol handler may read, shared by all connections.
 pub struct Shared {
