@@ -15,8 +15,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin;
 use crate::config::{CacheListener, Config};
-use crate::net::listener::{self, Protocol};
+use crate::net::listener;
 use crate::reload::Reloader;
 use crate::route::topology::Topology;
 use crate::server::Shared;
@@ -67,43 +68,18 @@ impl App {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
 
-        let mut memcache = None;
-        if let Some(addr) = config.listen.memcache {
-            let l = bind(addr, "memcache").await?;
-            memcache = Some(l.local_addr()?);
+        let mut bound = [None; CacheListener::ALL.len()];
+        for kind in CacheListener::ALL {
+            let Some(addr) = config.listen.address(kind) else {
+                continue;
+            };
+            let l = bind(addr, kind.name()).await?;
+            bound[kind.index()] = Some(l.local_addr()?);
             tracker.spawn(listener::serve(
                 l,
-                Protocol::Memcache,
-                config.listen.allow.memcache.clone(),
-                tls_on(&config, CacheListener::Memcache),
-                Arc::clone(&shared),
-                shutdown.clone(),
-                tracker.clone(),
-            ));
-        }
-        let mut resp = None;
-        if let Some(addr) = config.listen.resp {
-            let l = bind(addr, "resp").await?;
-            resp = Some(l.local_addr()?);
-            tracker.spawn(listener::serve(
-                l,
-                Protocol::Resp,
-                config.listen.allow.resp.clone(),
-                tls_on(&config, CacheListener::Resp),
-                Arc::clone(&shared),
-                shutdown.clone(),
-                tracker.clone(),
-            ));
-        }
-        let mut any = None;
-        if let Some(addr) = config.listen.any {
-            let l = bind(addr, "any").await?;
-            any = Some(l.local_addr()?);
-            tracker.spawn(listener::serve(
-                l,
-                Protocol::Any,
-                config.listen.allow.any.clone(),
-                tls_on(&config, CacheListener::Any),
+                kind,
+                config.listen.allow.of(kind).map(<[_]>::to_vec),
+                config.listen.tls_on(kind),
                 Arc::clone(&shared),
                 shutdown.clone(),
                 tracker.clone(),
@@ -113,11 +89,8 @@ impl App {
         if let (Some(addr), Some(recorder)) = (config.listen.metrics, shared.metrics.clone()) {
             let l = bind(addr, "metrics").await?;
             metrics = Some(l.local_addr()?);
-            tracker.spawn(crate::metrics::upkeep(
-                Arc::clone(&recorder),
-                shutdown.clone(),
-            ));
-            tracker.spawn(crate::metrics::serve(
+            tracker.spawn(admin::upkeep(Arc::clone(&recorder), shutdown.clone()));
+            tracker.spawn(admin::serve(
                 l,
                 config.listen.allow.metrics.clone(),
                 Arc::clone(&shared),
@@ -129,9 +102,9 @@ impl App {
         tracker.spawn(sweep(Arc::clone(&shared), shutdown.clone()));
 
         Ok(App {
-            memcache,
-            resp,
-            any,
+            memcache: bound[CacheListener::Memcache.index()],
+            resp: bound[CacheListener::Resp.index()],
+            any: bound[CacheListener::Any.index()],
             metrics,
             shared,
             shutdown,
@@ -177,15 +150,6 @@ impl App {
         self.tracker.close();
         self.tracker.wait().await;
     }
-}
-
-/// Whether `listener` speaks TLS under `config`.
-fn tls_on(config: &Config, listener: CacheListener) -> bool {
-    config
-        .listen
-        .tls
-        .as_ref()
-        .is_some_and(|t| t.covers(listener))
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {

@@ -101,15 +101,17 @@ pub struct Listen {
     pub tls: Option<Tls>,
 }
 
-/// A cache listener, as named in `listen.tls` (the metrics listener stays plain HTTP).
+/// A cache listener kind: the key of `[listen]` and `[listen.allow]` that configures it, the
+/// name `listen.tls` lists it by, and the protocol it serves (the metrics listener is not one:
+/// it stays plain HTTP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CacheListener {
-    /// `listen.memcache`.
+    /// `listen.memcache`: memcached text and meta protocol.
     Memcache,
-    /// `listen.resp`.
+    /// `listen.resp`: Redis RESP2/RESP3.
     Resp,
-    /// `listen.any`.
+    /// `listen.any`: both, chosen by each connection's first byte (`*` = RESP).
     Any,
 }
 
@@ -128,12 +130,51 @@ pub struct Tls {
 }
 
 impl CacheListener {
-    /// The key of `[listen]` that sets its address.
+    /// Every cache listener, in [`CacheListener::index`] order.
+    pub const ALL: [CacheListener; 3] = [
+        CacheListener::Memcache,
+        CacheListener::Resp,
+        CacheListener::Any,
+    ];
+
+    /// Position in [`CacheListener::ALL`] (and in `Stats::by_protocol`).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The key of `[listen]` that sets its address; also its metrics label.
     pub fn name(self) -> &'static str {
         match self {
             CacheListener::Memcache => "memcache",
             CacheListener::Resp => "resp",
             CacheListener::Any => "any",
+        }
+    }
+}
+
+impl Listen {
+    /// The address of a cache listener, if it is on.
+    pub fn address(&self, listener: CacheListener) -> Option<SocketAddr> {
+        match listener {
+            CacheListener::Memcache => self.memcache,
+            CacheListener::Resp => self.resp,
+            CacheListener::Any => self.any,
+        }
+    }
+
+    /// Whether `listener` speaks TLS.
+    pub fn tls_on(&self, listener: CacheListener) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.covers(listener))
+    }
+}
+
+impl Allow {
+    /// The allow-list of a cache listener (None: anyone).
+    pub fn of(&self, listener: CacheListener) -> Option<&[Cidr]> {
+        match listener {
+            CacheListener::Memcache => self.memcache.as_deref(),
+            CacheListener::Resp => self.resp.as_deref(),
+            CacheListener::Any => self.any.as_deref(),
         }
     }
 }

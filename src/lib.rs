@@ -25,6 +25,7 @@
 //! `ArcSwap::store`, and `route::rebalance` moves the keys whose owner changed while
 //! `Topology::entry` keeps every request answered as if the move were done.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;

@@ -131,7 +131,7 @@ pub struct Stats {
     pub cas_badval: AtomicU64,
     pub touch_hits: AtomicU64,
     pub touch_misses: AtomicU64,
-    /// Connections by listener protocol (memcache, resp, any: `Protocol::index`).
+    /// Connections by listener protocol (memcache, resp, any: `CacheListener::index`).
     pub by_protocol: [ProtocolConnections; 3],
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{self, Cidr};
+use crate::config::CacheListener;
 use crate::net::conn;
 use crate::net::stop::Stop;
 use crate::proto::any::AnySession;
@@ -34,41 +35,48 @@ use crate::proto::memcache::MemcacheSession;
 use crate::proto::resp::RespSession;
 use crate::server::{Shared, Stats};
 
-/// The protocol a listener serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// memcached text and meta protocol.
-    Memcache,
-    /// Redis RESP2/RESP3.
-    Resp,
-    /// Both, chosen by each connection's first byte (`*` = RESP).
-    Any,
+/// What a client refused by the connection cap is told before the socket closes (the real
+/// server's words).
+fn refusal(listener: CacheListener) -> &'static [u8] {
+    match listener {
+        CacheListener::Memcache | CacheListener::Any => b"ERROR Too many open connections\r\n",
+        CacheListener::Resp => b"-ERR max number of clients reached\r\n",
+    }
 }
 
-impl Protocol {
-    /// Every listener protocol, in [`Protocol::index`] order.
-    pub const ALL: [Protocol; 3] = [Protocol::Memcache, Protocol::Resp, Protocol::Any];
-
-    /// Position in [`Protocol::ALL`] (and in `Stats::by_protocol`).
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The metrics label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Protocol::Memcache => "memcache",
-            Protocol::Resp => "resp",
-            Protocol::Any => "any",
+/// Accepts on `listener` until `shutdown` is cancelled, handing each peer in the allow-list
+/// to `accepted`. Peers outside it are closed without a byte and counted
+/// (`rejected_not_allowed`); accept errors (out of file descriptors, say) back off for 50 ms
+/// instead of spinning on a listener that stays readable. Shared by the cache listeners and
+/// the admin listener.
+pub async fn accept_loop(
+    listener: &TcpListener,
+    allow: Option<&[Cidr]>,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+    mut accepted: impl FnMut(TcpStream, SocketAddr),
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match next {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed; backing off");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if !auth::allowed(allow, peer.ip()) {
+            Stats::add(&shared.stats.rejected_not_allowed, 1);
+            tracing::debug!(%peer, "connection refused: not in the listener's allow-list");
+            drop(stream);
+            continue;
         }
-    }
-
-    /// What a refused client is told before the socket closes (the real server's words).
-    fn refusal(self) -> &'static [u8] {
-        match self {
-            Protocol::Memcache | Protocol::Any => b"ERROR Too many open connections\r\n",
-            Protocol::Resp => b"-ERR max number of clients reached\r\n",
-        }
+        accepted(stream, peer);
     }
 }
 
@@ -77,7 +85,7 @@ impl Protocol {
 /// a TLS handshake with `shared.tls`.
 pub async fn serve(
     listener: TcpListener,
-    protocol: Protocol,
+    kind: CacheListener,
     allow: Option<Vec<Cidr>>,
     tls: bool,
     shared: Arc<Shared>,
@@ -86,92 +94,77 @@ pub async fn serve(
 ) {
     // Connections watch this rather than the token: it is checked on every request.
     let stop = Arc::new(Stop::default());
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => {
-                stop.stop();
+    let server = Arc::clone(&shared);
+    accept_loop(
+        &listener,
+        allow.as_deref(),
+        &server,
+        &shutdown,
+        |stream, peer| {
+            let stats = &shared.stats;
+            let limit = u64::from(shared.limits.load().max_connections);
+            if stats.curr_connections.fetch_add(1, Ordering::Relaxed) >= limit {
+                stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
+                Stats::add(&stats.rejected_connections, 1);
+                tracing::debug!(%peer, "connection refused: max_connections reached");
+                if !tls {
+                    tracker.spawn(refuse(stream, refusal(kind)));
+                }
                 return;
             }
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors (EMFILE/ENFILE) or a transient error: back off instead
-                // of spinning on a listener that stays readable.
-                tracing::warn!(error = %e, "accept failed; backing off");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+            Stats::add(&stats.total_connections, 1);
+            let per_listener = &stats.by_protocol[kind.index()];
+            Stats::add(&per_listener.accepted, 1);
+            Stats::add(&per_listener.open, 1);
+            if let Err(e) = configure(&stream, shared.limits.load().tcp_keepalive) {
+                tracing::debug!(%peer, error = %e, "cannot set socket options");
             }
-        };
-        let stats = &shared.stats;
-        if !auth::allowed(allow.as_deref(), peer.ip()) {
-            Stats::add(&stats.rejected_not_allowed, 1);
-            tracing::debug!(%peer, "connection refused: not in the listener's allow-list");
-            drop(stream);
-            continue;
-        }
-        let limit = u64::from(shared.limits.load().max_connections);
-        if stats.curr_connections.fetch_add(1, Ordering::Relaxed) >= limit {
-            stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
-            Stats::add(&stats.rejected_connections, 1);
-            tracing::debug!(%peer, "connection refused: max_connections reached");
-            if !tls {
-                tracker.spawn(refuse(stream, protocol.refusal()));
-            }
-            continue;
-        }
-        Stats::add(&stats.total_connections, 1);
-        let per_protocol = &stats.by_protocol[protocol.index()];
-        Stats::add(&per_protocol.accepted, 1);
-        Stats::add(&per_protocol.open, 1);
-        if let Err(e) = configure(&stream, shared.limits.load().tcp_keepalive) {
-            tracing::debug!(%peer, error = %e, "cannot set socket options");
-        }
-        let shared = Arc::clone(&shared);
-        let stop = Arc::clone(&stop);
-        tracker.spawn(async move {
-            // Only RESP shows the local address (CLIENT INFO): memcached skips the syscall.
-            let local = match protocol {
-                Protocol::Memcache => None,
-                Protocol::Resp | Protocol::Any => stream.local_addr().ok(),
-            };
-            let addrs = (Some(peer), local);
-            if !tls {
-                drive(stream, protocol, addrs, &shared, &stop).await;
-            } else if let Some(stream) = handshake(stream, peer, &shared, &stop).await {
-                drive(stream, protocol, addrs, &shared, &stop).await;
-            }
-            let stats = &shared.stats;
-            stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
-            stats.by_protocol[protocol.index()]
-                .open
-                .fetch_sub(1, Ordering::Relaxed);
-        });
-    }
+            let shared = Arc::clone(&shared);
+            let stop = Arc::clone(&stop);
+            tracker.spawn(async move {
+                // Only RESP shows the local address (CLIENT INFO): memcached skips the syscall.
+                let local = match kind {
+                    CacheListener::Memcache => None,
+                    CacheListener::Resp | CacheListener::Any => stream.local_addr().ok(),
+                };
+                let addrs = (Some(peer), local);
+                if !tls {
+                    drive(stream, kind, addrs, &shared, &stop).await;
+                } else if let Some(stream) = handshake(stream, peer, &shared, &stop).await {
+                    drive(stream, kind, addrs, &shared, &stop).await;
+                }
+                let stats = &shared.stats;
+                stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
+                stats.by_protocol[kind.index()]
+                    .open
+                    .fetch_sub(1, Ordering::Relaxed);
+            });
+        },
+    )
+    .await;
+    stop.stop();
 }
 
 /// Runs the protocol's session over `stream` (plain or TLS) until the connection ends.
 async fn drive<T>(
     stream: T,
-    protocol: Protocol,
+    kind: CacheListener,
     (peer, local): (Option<SocketAddr>, Option<SocketAddr>),
     shared: &Arc<Shared>,
     stop: &Stop,
 ) where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    match protocol {
-        Protocol::Memcache => {
+    match kind {
+        CacheListener::Memcache => {
             let session = MemcacheSession::new(Arc::clone(shared));
             conn::run(stream, session, shared, stop).await;
         }
-        Protocol::Resp => {
+        CacheListener::Resp => {
             let session = RespSession::new(Arc::clone(shared), peer, local);
             conn::run(stream, session, shared, stop).await;
         }
-        Protocol::Any => {
+        CacheListener::Any => {
             let session = AnySession::new(Arc::clone(shared), peer, local);
             conn::run(stream, session, shared, stop).await;
         }

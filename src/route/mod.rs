@@ -1,6 +1,10 @@
-//! Routing: the ketama ring, the topology (ring + nodes) that requests read, rebalancing
-//! between rings, and the keyspace walk of SCAN that stays exact across them.
+//! Routing: the ketama ring, the topology (ring + nodes) that requests read, the migration
+//! state between rings and its background driver, and the keyspace walk of SCAN that stays
+//! exact across them.
+//!
+//! Imports point one way: `scan`, `rebalance` -> `topology` -> `migration` -> `ring`, store.
 
+pub mod migration;
 pub mod rebalance;
 pub mod ring;
 pub mod scan;

@@ -3,7 +3,7 @@
 //!
 //! Owns: mapping a key to its node for a given ring, and [`Topology::entry`], the one routing
 //! entry point every protocol handler uses. While a migration runs, `entry` consolidates the key
-//! onto its owner first (see `rebalance.rs`), so handlers never know a migration is running.
+//! onto its owner first (see `migration.rs`), so handlers never know a migration is running.
 //! Must not touch: sockets, parsing, the `ArcSwap` that publishes it (that is `app`'s and
 //! `reload`'s job).
 //! Invariants: `ring.len() == nodes.len()`, and `ring.lookup` indexes `nodes` in config order.
@@ -15,7 +15,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::config::{NodeConfig, RingConfig};
-use crate::route::rebalance::{self, Ledger, Migration, Previous, Progress};
+use crate::route::migration::{self, Ledger, Migration, Previous, Progress};
 use crate::route::ring::{DEFAULT_POINTS_PER_WEIGHT, HashKind, Ring};
 use crate::store::{Clock, Entry, Locked, Node};
 
@@ -203,13 +203,13 @@ impl Topology {
         {
             let previous = migration.previous();
             if let Some(previous) = &*previous {
-                let nodes = rebalance::holders(previous, owner, key, None);
+                let nodes = migration::holders(previous, owner, key, None);
                 if nodes.len() > 1 {
                     return Node::entry_many(&nodes, key, |entries| {
                         if self.is_superseded() {
                             return None;
                         }
-                        rebalance::consolidate(entries, migration, &self.ledger);
+                        migration::consolidate(entries, migration, &self.ledger);
                         let f = f.take().expect("f runs at most once");
                         Some(f(&mut entries[0]))
                     });
@@ -265,7 +265,7 @@ impl Topology {
         let Some(previous) = &*previous else {
             return !self.is_superseded();
         };
-        let nodes = rebalance::holders(previous, self.node_for(key), key, Some(extra));
+        let nodes = migration::holders(previous, self.node_for(key), key, Some(extra));
         if nodes.len() < 2 {
             return !self.is_superseded();
         }
@@ -273,7 +273,7 @@ impl Topology {
             if self.is_superseded() {
                 return false;
             }
-            rebalance::consolidate(entries, migration, &self.ledger);
+            migration::consolidate(entries, migration, &self.ledger);
             true
         })
     }
@@ -325,7 +325,7 @@ impl Topology {
     /// empty when no migration runs, as every key is then on its owner.
     pub fn migration_sources(&self) -> Vec<Arc<Node>> {
         self.previous().map_or_else(Vec::new, |previous| {
-            rebalance::sources(&previous).into_iter().cloned().collect()
+            migration::sources(&previous).into_iter().cloned().collect()
         })
     }
 
