@@ -25,6 +25,8 @@
 //! `ArcSwap::store`, and `route::rebalance` moves the keys whose owner changed while
 //! `Topology::entry` keeps every request answered as if the move were done.
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod app;
 pub mod auth;

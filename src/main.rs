@@ -9,7 +9,9 @@ use clap::Parser;
 use ringcache::app::App;
 use ringcache::config::{self, Config};
 
-/// An elastic in-memory cache: memcached protocol, a ketama ring over in-process nodes.
+/// An elastic in-memory cache: memcached (text and meta) and Redis (RESP2/RESP3) clients on
+/// one endpoint, keys spread over in-process nodes by a ketama ring that is hot-reloaded from
+/// the config file, with Prometheus metrics.
 #[derive(Parser)]
 #[command(version)]
 struct Args {

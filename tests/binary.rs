@@ -1,5 +1,5 @@
 //! The built binary: ready line with bound addresses, a set/get, /metrics, clean exit on SIGTERM,
-//! and exit status 2 with file:line:field on a bad config.
+//! exit status 2 with file:line:field on a bad config, and a --help that says what it serves.
 
 mod common;
 
@@ -132,4 +132,20 @@ fn bad_config_exits_2_naming_file_line_and_field() {
         config.display()
     );
     assert!(err.contains(&expected), "{err}");
+}
+
+#[test]
+fn help_describes_both_protocols() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringcache"))
+        .arg("--help")
+        .output()
+        .expect("run ringcache");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["memcached", "Redis", "ketama", "--config"] {
+        assert!(
+            help.contains(word),
+            "--help does not mention {word}:\n{help}"
+        );
+    }
 }

@@ -8,7 +8,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use common::TestServer;
 use common::redis_server::RedisServer;
 use ringcache::config::Limits;
@@ -116,6 +115,27 @@ impl Client {
     }
 }
 
+impl Client {
+    /// True if the peer closes the connection within 10 s without sending another byte.
+    fn closed(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.buf.is_empty() && Instant::now() < deadline {
+            let mut chunk = [0u8; 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
+
 fn shape(f: &Frame) -> String {
     match f {
         Frame::Array(v) => format!("array[{}]", v.len()),
@@ -185,6 +205,15 @@ fn replies_match_redis_server_byte_for_byte() {
         script.len(),
         failures.join("\n")
     );
-    // The script ends with QUIT: both closed the connection.
-    let _ = BytesMut::new();
+    // The script ends with QUIT: both servers close the connection after its +OK, with
+    // nothing else sent.
+    assert!(script.last().is_some_and(|(_, _, line)| line == "QUIT"));
+    assert!(
+        want.closed(),
+        "redis-server kept the connection open after QUIT"
+    );
+    assert!(
+        got.closed(),
+        "ringcache kept the connection open after QUIT"
+    );
 }

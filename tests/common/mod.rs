@@ -5,6 +5,27 @@
 
 pub mod redis_server;
 
+/// Whether the external program `tool` (from Debian package `package`) is on the PATH. The
+/// one rule for real peers a test needs: under CI (`CI` set, as `.ci/run` does) a missing tool
+/// fails the test; run locally, the test says loudly what it skips and passes.
+pub fn tool(tool: &str, package: &str) -> bool {
+    let found = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|dir| std::fs::metadata(dir.join(tool)).is_ok_and(|m| m.is_file()))
+    });
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is not installed (Debian package {package}); .ci/run installs it"
+        );
+        eprintln!(
+            "\n*** SKIPPED: {tool} is not installed (Debian package {package}); this test checked \
+             nothing ***\n"
+        );
+    }
+    found
+}
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -13,19 +13,9 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Starts redis-server without persistence on a free port; None if the binary is missing
-    /// (CI installs it, so CI fails instead of skipping).
+    /// and the test is not under CI (`common::tool`).
     pub fn start() -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is not installed (Debian package redis-server)"
-            );
-            eprintln!("skipping: redis-server is not installed");
+        if !super::tool("redis-server", "redis-server") {
             return None;
         }
         for _ in 0..10 {
