@@ -97,18 +97,12 @@ impl Client {
                 "no reply to {:?}",
                 String::from_utf8_lossy(req)
             );
-            let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => panic!(
+            match self.read_some() {
+                Ok(Some(0)) => panic!(
                     "closed before replying to {:?}",
                     String::from_utf8_lossy(req)
                 ),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Ok(_) => {}
                 Err(e) => panic!("read: {e}"),
             }
         }
@@ -116,20 +110,34 @@ impl Client {
 }
 
 impl Client {
+    /// Appends what arrives within the read timeout to `buf`: Some(bytes read), Some(0) once
+    /// the peer closed, None if nothing came.
+    fn read_some(&mut self) -> std::io::Result<Option<usize>> {
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(Some(n))
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// True if the peer closes the connection within 10 s without sending another byte.
     fn closed(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.buf.is_empty() && Instant::now() < deadline {
-            let mut chunk = [0u8; 1024];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return true,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return true,
+            match self.read_some() {
+                Ok(Some(0)) | Err(_) => return true,
+                Ok(_) => {}
             }
         }
         false
