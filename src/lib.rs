@@ -33,6 +33,7 @@ pub mod auth;
 pub mod config;
 pub mod metrics;
 pub mod net;
+pub mod persist;
 pub mod proto;
 pub mod reload;
 pub mod route;

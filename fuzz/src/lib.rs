@@ -5,6 +5,9 @@
 //! - [`memcache_session`] / [`resp_session`]: arbitrary bytes, fed in chunks whose size the
 //!   input picks, through a whole protocol session (decoder, handler, nodes). Nothing may
 //!   panic, the unconsumed input stays bounded, and every node passes `validate()` after.
+//! - [`rdb_reader`]: arbitrary bytes as an RDB file (behind a valid magic when the first byte
+//!   is even). Nothing may panic; a file that reads to its end writes back and reads again to
+//!   the same records.
 //! - [`node_ops`]: a sequence of store operations (put, read, remove, append/prepend, clock
 //!   steps, expiry sweeps, budget changes, walks) on one small node; `validate()` after each.
 
@@ -143,4 +146,44 @@ pub fn node_ops(data: &[u8]) {
             panic!("node invalid after op {op:?}: {e}");
         }
     }
+}
+
+/// Arbitrary bytes through the RDB reader (with a valid magic when the first byte is even).
+pub fn rdb_reader(data: &[u8]) {
+    use ringcache::persist::rdb::{Reader, Writer};
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let file: Vec<u8> = if mode % 2 == 0 {
+        [&b"REDIS0010"[..], rest].concat()
+    } else {
+        rest.to_vec()
+    };
+    let Ok(mut reader) = Reader::new(&file[..]) else {
+        return;
+    };
+    reader.max_len = 1 << 20;
+    let mut records = Vec::new();
+    loop {
+        match reader.next_record() {
+            Ok(Some(r)) => records.push(r),
+            Ok(None) => break,
+            Err(_) => return,
+        }
+    }
+    let mut w = Writer::new(Vec::new(), &[]).expect("write to memory");
+    w.select_db(0, records.len() as u64, 0)
+        .expect("write to memory");
+    for r in &records {
+        w.record(r).expect("write to memory");
+    }
+    let again = w.finish().expect("write to memory");
+    let mut reader = Reader::new(&again[..]).expect("own header");
+    for r in &records {
+        let back = reader.next_record().expect("own file").expect("a record");
+        assert_eq!(back.key, r.key);
+        assert_eq!(back.value, r.value);
+        assert_eq!((back.expire_ms, back.flags), (r.expire_ms, r.flags));
+    }
+    assert!(reader.next_record().expect("own file").is_none());
 }

@@ -15,6 +15,11 @@ impl RedisServer {
     /// Starts redis-server without persistence on a free port; None if the binary is missing
     /// and the test is not under CI (`common::tool`).
     pub fn start() -> Option<RedisServer> {
+        RedisServer::start_with(&[])
+    }
+
+    /// Like [`RedisServer::start`], with more arguments (e.g. `--dir`, `--dbfilename`).
+    pub fn start_with(extra: &[&str]) -> Option<RedisServer> {
         if !super::tool("redis-server", "redis-server") {
             return None;
         }
@@ -28,6 +33,7 @@ impl RedisServer {
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
