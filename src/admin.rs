@@ -140,6 +140,25 @@ pub fn render(metrics: &Metrics, shared: &Shared) -> String {
     metrics
         .gauge(REBALANCE_DURATION_SECONDS, &[])
         .set(duration.as_secs_f64());
+    if let Some(snap) = &shared.snapshots {
+        let last = snap.last();
+        metrics
+            .gauge(SNAPSHOT_LAST_SAVE_TIMESTAMP_SECONDS, &[])
+            .set(snap.last_save_unix() as f64);
+        metrics
+            .gauge(SNAPSHOT_DURATION_SECONDS, &[])
+            .set(last.duration.as_secs_f64());
+        metrics
+            .gauge(SNAPSHOT_SIZE_BYTES, &[])
+            .set(last.bytes as f64);
+        metrics.gauge(SNAPSHOT_KEYS, &[]).set(last.keys as f64);
+        metrics
+            .counter(SNAPSHOT_FAILURES_TOTAL, &[])
+            .absolute(snap.failures());
+        metrics
+            .gauge(SNAPSHOT_IN_PROGRESS, &[])
+            .set(if snap.in_progress() { 1.0 } else { 0.0 });
+    }
     let (rss, fds) = process_stats();
     metrics
         .gauge(PROCESS_RESIDENT_MEMORY_BYTES, &[])

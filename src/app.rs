@@ -1,13 +1,15 @@
 //! Wiring: builds the shared state from a config, binds the listeners, starts the background
 //! tasks, and shuts everything down in order.
 //!
-//! Owns: the cancellation token and the task tracker of the whole server.
+//! Owns: the cancellation token and the task tracker of the whole server, loading the
+//! snapshot before the listeners are bound, the `save` rules task and the final save on
+//! shutdown.
 //! Must not touch: protocol or store logic.
 //! Invariants: `App::start` returns only once every listener is bound, with the real bound
 //! addresses (port 0 works); `App::shutdown` returns once every connection has flushed.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin;
 use crate::config::{CacheListener, Config};
 use crate::net::listener;
+use crate::persist::snapshot::{self, Snapshots};
 use crate::reload::Reloader;
 use crate::route::topology::Topology;
 use crate::server::Shared;
@@ -64,6 +67,15 @@ impl App {
             .listen
             .metrics
             .map(|_| Arc::new(crate::metrics::Metrics::new()));
+        if let Some(cfg) = &config.snapshot {
+            let now_s = shared.clock.now_ms() / 1000;
+            let snapshots = Snapshots::new(cfg.clone(), now_s);
+            if cfg.path.exists() {
+                load_snapshot(&shared, &cfg.path).await?;
+            }
+            let snapshots = Arc::new(snapshots);
+            shared.snapshots = Some(snapshots);
+        }
         let shared = Arc::new(shared);
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -100,6 +112,9 @@ impl App {
             ));
         }
         tracker.spawn(sweep(Arc::clone(&shared), shutdown.clone()));
+        if shared.snapshots.is_some() {
+            tracker.spawn(save_by_rules(Arc::clone(&shared), shutdown.clone()));
+        }
 
         Ok(App {
             memcache: bound[CacheListener::Memcache.index()],
@@ -145,10 +160,21 @@ impl App {
 
     /// Stops accepting, lets every connection answer what it has read and flush, and waits
     /// for all tasks to end.
+    /// With `snapshot.on_shutdown`, writes a final snapshot once they have.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        if let Some(s) = self
+            .shared
+            .snapshots
+            .as_ref()
+            .filter(|s| s.config.on_shutdown)
+        {
+            let shared = Arc::clone(&self.shared);
+            let s = Arc::clone(s);
+            let _ = tokio::task::spawn_blocking(move || save_now(&shared, &s, "shutdown")).await;
+        }
     }
 }
 
@@ -156,6 +182,77 @@ async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen for {what} on {addr}: {e}"))
     })
+}
+
+/// Loads the snapshot at `path` into the server's ring before any listener is bound. A file
+/// that does not read to its end (corrupt, truncated) stops the start: serving part of it as
+/// if it were whole would look like data loss to every client.
+async fn load_snapshot(shared: &Shared, path: &Path) -> std::io::Result<()> {
+    let topology = shared.topology.load_full();
+    let now = shared.clock.now_ms();
+    let file = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || snapshot::load(&topology, &file, now))
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    tracing::info!(
+        path = %path.display(),
+        keys = loaded.keys,
+        expired = loaded.expired,
+        too_large = loaded.too_large,
+        bytes = loaded.bytes,
+        ms = loaded.duration.as_millis() as u64,
+        "snapshot loaded"
+    );
+    if loaded.functions_skipped > 0 {
+        tracing::warn!(
+            libraries = loaded.functions_skipped,
+            "the snapshot's function libraries were skipped (no scripting)"
+        );
+    }
+    Ok(())
+}
+
+/// Saves the ring now (blocking: run it off the runtime), logging the outcome once.
+fn save_now(shared: &Shared, snapshots: &Snapshots, why: &str) {
+    let topology = shared.topology.load_full();
+    let writes = snapshot::writes(&topology);
+    let now_s = shared.clock.now_ms() / 1000;
+    match snapshots.save(&topology, now_s, writes) {
+        Ok(saved) => tracing::info!(
+            why,
+            keys = saved.keys,
+            bytes = saved.bytes,
+            ms = saved.duration.as_millis() as u64,
+            "snapshot saved"
+        ),
+        Err(e) => tracing::error!(why, error = %e, "snapshot failed"),
+    }
+}
+
+/// Checks the `save` rules every second and saves when one is met.
+async fn save_by_rules(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let Some(snapshots) = shared.snapshots.clone() else {
+        return;
+    };
+    if snapshots.config.save.is_empty() {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let writes = snapshot::writes(&shared.topology.load());
+        if snapshots.in_progress() || !snapshots.due(writes) {
+            continue;
+        }
+        let (shared, s) = (Arc::clone(&shared), Arc::clone(&snapshots));
+        let _ = tokio::task::spawn_blocking(move || save_now(&shared, &s, "save rule")).await;
+    }
 }
 
 /// Reclaims expired items in bounded steps so that memory held by keys nobody reads again is

@@ -1,7 +1,7 @@
 //! The configuration file: serde types, parsing and validation.
 //!
 //! Owns: the shape of `ringcache.toml` (`[listen]`, `[ring]`, `[limits]`, `[rebalance]`,
-//! `[[nodes]]`), the
+//! `[snapshot]`, `[[nodes]]`), the
 //! size and duration units, and every check a config must pass before it is used.
 //! Must not touch: sockets, the store, the live topology. The only I/O is reading the file
 //! ([`Config::load`]) and the TLS certificate and key it names (`listen.tls_cert`,
@@ -81,6 +81,56 @@ pub struct Config {
     pub nodes: Vec<NodeConfig>,
     /// Passwords and users (`[auth]`); off by default.
     pub auth: Auth,
+    /// Snapshots (`[snapshot]`); None: no snapshot is loaded or saved.
+    pub snapshot: Option<SnapshotConfig>,
+}
+
+/// `[snapshot]`: where the RDB snapshot lives and when it is written. Read at start; a change
+/// made by a reload is logged and takes effect at the next start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotConfig {
+    /// The file, resolved against the config file's directory. Loaded at start if it exists.
+    pub path: PathBuf,
+    /// Redis `save` rules: write a snapshot when at least `changes` writes happened within
+    /// `after` of the last save. Empty: only SAVE/BGSAVE and `on_shutdown` write one.
+    pub save: Vec<SaveRule>,
+    /// Write a final snapshot on SIGTERM/SIGINT, after the last connection has flushed.
+    pub on_shutdown: bool,
+}
+
+/// One `save` rule: `after` seconds and `changes` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaveRule {
+    /// Time since the last save.
+    pub after: Duration,
+    /// Writes since the last save.
+    pub changes: u64,
+}
+
+impl SaveRule {
+    /// Parses Redis's `save` syntax: pairs of seconds and changes, `"3600 1 300 100"`; `""`
+    /// is no rule.
+    pub fn parse_list(s: &str) -> Result<Vec<SaveRule>, String> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        if words.len() % 2 != 0 {
+            return Err("must be pairs of seconds and changes, e.g. \"3600 1 300 100\"".into());
+        }
+        words
+            .chunks(2)
+            .map(|pair| {
+                let n = |w: &str| {
+                    w.parse::<u64>()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| format!("{w:?} is not a positive whole number"))
+                };
+                Ok(SaveRule {
+                    after: Duration::from_secs(n(pair[0])?),
+                    changes: n(pair[1])?,
+                })
+            })
+            .collect()
+    }
 }
 
 /// `[listen]`: where each protocol is served. A missing key means that listener is off.
@@ -258,6 +308,9 @@ pub struct Rebalance {
     /// busy machine's CPU); zero goes as fast as it can, yielding between chunks.
     pub pause: Duration,
 }
+
+/// Redis's default `save` rules, used when `[snapshot]` does not set `save`.
+pub const DEFAULT_SAVE: &str = "3600 1 300 100 60 10000";
 
 /// The longest `rebalance.pause` accepted (shutdown waits for the migrator's current rest).
 pub const MAX_REBALANCE_PAUSE: Duration = Duration::from_secs(1);
@@ -533,6 +586,26 @@ impl Config {
             pause: pause.map_or(Duration::ZERO, |p| p.get_ref().0),
         };
 
+        let snapshot = match raw.snapshot {
+            None => None,
+            Some(raw_snapshot) => {
+                let save = match &raw_snapshot.save {
+                    None => SaveRule::parse_list(DEFAULT_SAVE).expect("default rules parse"),
+                    Some(text) => SaveRule::parse_list(text.get_ref())
+                        .map_err(|why| invalid(text.span(), "snapshot.save".into(), why))?,
+                };
+                let path = raw_snapshot
+                    .path
+                    .map_or_else(|| PathBuf::from("dump.rdb"), Spanned::into_inner);
+                let dir = file.parent().unwrap_or(Path::new(""));
+                Some(SnapshotConfig {
+                    path: dir.join(path),
+                    save,
+                    on_shutdown: raw_snapshot.on_shutdown.unwrap_or(true),
+                })
+            }
+        };
+
         let raw_nodes = raw.nodes.unwrap_or_default();
         if raw_nodes.is_empty() {
             return Err(invalid(
@@ -658,6 +731,7 @@ impl Config {
             rebalance,
             nodes,
             auth,
+            snapshot,
         })
     }
 }
@@ -720,6 +794,7 @@ struct RawConfig {
     ring: Option<RawRing>,
     limits: Option<RawLimits>,
     rebalance: Option<RawRebalance>,
+    snapshot: Option<RawSnapshot>,
     nodes: Option<Vec<RawNode>>,
     auth: Option<RawAuth>,
 }
@@ -778,6 +853,14 @@ struct RawLimits {
 #[serde(deny_unknown_fields)]
 struct RawRebalance {
     pause: Option<Spanned<HumanDuration>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSnapshot {
+    path: Option<Spanned<PathBuf>>,
+    save: Option<Spanned<String>>,
+    on_shutdown: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -1223,6 +1306,27 @@ weight = 3
             parse(&largest).expect("valid").limits.max_request_size,
             1 << 30
         );
+    }
+
+    #[test]
+    fn snapshot_settings() {
+        assert_eq!(parse(GOOD).expect("valid").snapshot, None);
+        let text = format!("{GOOD}\n[snapshot]\n");
+        let c = parse(&text).expect("valid").snapshot.expect("on");
+        assert!(c.path.ends_with("dump.rdb"));
+        assert_eq!(c.save.len(), 3);
+        assert_eq!(c.save[0].after, Duration::from_secs(3600));
+        assert!(c.on_shutdown);
+        let text = format!(
+            "{GOOD}\n[snapshot]\npath = \"snap/x.rdb\"\nsave = \"\"\non_shutdown = false\n"
+        );
+        let c = parse(&text).expect("valid").snapshot.expect("on");
+        assert!(c.path.ends_with("snap/x.rdb"));
+        assert!(c.save.is_empty() && !c.on_shutdown);
+        for bad in ["\"60\"", "\"60 x\"", "\"0 1\""] {
+            let text = format!("{GOOD}\n[snapshot]\nsave = {bad}\n");
+            expect_invalid(&text, "snapshot.save", text.lines().count());
+        }
     }
 
     #[test]

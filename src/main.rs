@@ -18,6 +18,11 @@ struct Args {
     /// The config file to serve.
     #[arg(long, short, default_value_os_t = config::default_path())]
     config: PathBuf,
+
+    /// Read an RDB snapshot to its end (every record, the checksum), print its key count and
+    /// exit 0, or print where it is broken and exit 1. Serves nothing.
+    #[arg(long, value_name = "FILE")]
+    check_snapshot: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -30,6 +35,19 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+
+    if let Some(file) = &args.check_snapshot {
+        return match ringcache::persist::snapshot::check(file) {
+            Ok((keys, bytes)) => {
+                println!("{}: OK, {keys} keys, {bytes} bytes", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringcache: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
 
     let config = match Config::load(&args.config) {
         Ok(c) => c,

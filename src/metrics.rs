@@ -67,6 +67,19 @@ pub const REBALANCE_KEYS_MOVED_TOTAL: &str = "ringcache_rebalance_keys_moved_tot
 pub const REBALANCE_BYTES_MOVED_TOTAL: &str = "ringcache_rebalance_bytes_moved_total";
 /// Duration of the running migration so far, or of the last one.
 pub const REBALANCE_DURATION_SECONDS: &str = "ringcache_rebalance_duration_seconds";
+/// Unix time of the last successful snapshot save.
+pub const SNAPSHOT_LAST_SAVE_TIMESTAMP_SECONDS: &str =
+    "ringcache_snapshot_last_save_timestamp_seconds";
+/// Duration of the last successful snapshot save.
+pub const SNAPSHOT_DURATION_SECONDS: &str = "ringcache_snapshot_duration_seconds";
+/// Size of the last snapshot written.
+pub const SNAPSHOT_SIZE_BYTES: &str = "ringcache_snapshot_size_bytes";
+/// Keys in the last snapshot written.
+pub const SNAPSHOT_KEYS: &str = "ringcache_snapshot_keys";
+/// Snapshot saves that failed.
+pub const SNAPSHOT_FAILURES_TOTAL: &str = "ringcache_snapshot_failures_total";
+/// 1 while a snapshot is being written, else 0.
+pub const SNAPSHOT_IN_PROGRESS: &str = "ringcache_snapshot_in_progress";
 
 /// Every metric name with its help text, checked for uniqueness and conventions by a test.
 pub const ALL: &[(&str, &str)] = &[
@@ -157,6 +170,24 @@ pub const ALL: &[(&str, &str)] = &[
     (
         REBALANCE_DURATION_SECONDS,
         "Duration of the running migration so far, or of the last finished one.",
+    ),
+    (
+        SNAPSHOT_LAST_SAVE_TIMESTAMP_SECONDS,
+        "Unix time of the last successful snapshot save (the start time before any).",
+    ),
+    (
+        SNAPSHOT_DURATION_SECONDS,
+        "Duration of the last successful snapshot save.",
+    ),
+    (
+        SNAPSHOT_SIZE_BYTES,
+        "Size of the last snapshot file written.",
+    ),
+    (SNAPSHOT_KEYS, "Keys in the last snapshot file written."),
+    (SNAPSHOT_FAILURES_TOTAL, "Snapshot saves that failed."),
+    (
+        SNAPSHOT_IN_PROGRESS,
+        "1 while a snapshot is being written, else 0.",
     ),
 ];
 

@@ -16,6 +16,7 @@
 //!   line (`ring generation 3: +cache-d -cache-a ~cache-b(weight 2) (3 nodes); migrating ~N
 //!   keys (x%)`) and starts the migrator on a blocking thread. A file whose content equals the
 //!   running config (after ignoring `[listen]`) changes nothing and does not bump the generation.
+//! - `[snapshot]` needs a restart too: a change is logged as a warning and ignored.
 //! - `[listen]` needs a restart: a changed address, allow-list or set of TLS listeners is logged
 //!   as a warning and ignored. The exception is the TLS certificate and key: the files are read
 //!   again on every reload (a bad one rejects the reload like any other error), and when they
@@ -196,6 +197,13 @@ impl Reloader {
                 "[listen] changed; listener addresses, allow-lists and which listeners use TLS apply only at restart, keeping the current ones"
             );
             config.listen = self.current.listen.clone();
+        }
+        if config.snapshot != self.current.snapshot {
+            tracing::warn!(
+                file = %self.path.display(),
+                "[snapshot] changed; snapshot settings apply only at restart, keeping the current ones"
+            );
+            config.snapshot.clone_from(&self.current.snapshot);
         }
         if let Some(tls) = renewed {
             if let Some(slot) = &self.shared.tls {

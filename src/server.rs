@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use crate::auth::Auth;
 use crate::config::Limits;
 use crate::metrics::Metrics;
+use crate::persist::snapshot::Snapshots;
 use crate::route::topology::Topology;
 use crate::store::Clock;
 use waiters::Waiters;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub metrics: Option<Arc<Metrics>>,
     /// Clients blocked in BLPOP & co., per key (woken by pushes from any connection).
     pub waiters: Waiters,
+    /// Snapshot settings and save state, when `[snapshot]` is configured.
+    pub snapshots: Option<Arc<Snapshots>>,
     /// The certificate and key of the TLS listeners, when any listener speaks TLS; a reload
     /// that finds new files swaps it, and later handshakes use the new one.
     pub tls: Option<ArcSwap<rustls::ServerConfig>>,
@@ -62,6 +65,7 @@ impl Shared {
             pid: std::process::id(),
             metrics: None,
             waiters: Waiters::default(),
+            snapshots: None,
             tls: None,
         }
     }

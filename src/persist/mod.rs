@@ -1,4 +1,5 @@
-//! Snapshots: the RDB codec ([`rdb`], pure and fuzzed). Saving and loading a ring's nodes
-//! build on it.
+//! Snapshots: the RDB codec ([`rdb`], pure and fuzzed) and saving a ring's nodes into one
+//! file and loading one into any ring ([`snapshot`]).
 
 pub mod rdb;
+pub mod snapshot;

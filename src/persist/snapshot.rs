@@ -1,0 +1,506 @@
+//! Saving a ring's keys into one RDB file and loading one into any ring.
+//!
+//! Owns: [`save`] (walks every node of a topology stripe chunk by stripe chunk, copying a chunk
+//! of items out under one stripe lock and encoding it outside the lock, into a temporary file
+//! that is fsynced and renamed over the snapshot, so a crash mid-save never leaves a broken
+//! file in place), [`load`] (routes each record through the current ring, so the file is
+//! placement-free) and [`check`] (reads a file without serving it).
+//! Must not touch: sockets, protocols, the `ArcSwap` of the server (callers pass the topology
+//! they loaded).
+//! Invariants: each key is written as it is at the moment its chunk is copied: a snapshot is
+//! consistent per key, not a point in time across keys. A save that meets a running migration
+//! waits for it to finish first (keys off their owner would otherwise be written twice or
+//! missed). Memory beyond the data: one chunk of copied items while saving, one record while
+//! loading. memcached flags travel in the file (see `rdb`); CAS ids do not (a loaded item gets
+//! a new one).
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::config::SnapshotConfig;
+use crate::persist::rdb::{RdbError, Reader, Record, Value, Writer};
+use crate::route::topology::Topology;
+use crate::store::{Container, Hash, Item, Kind, NEVER, Set, StoreError, ZSet};
+
+/// Items copied out of a node per stripe lock hold while saving.
+const CHUNK: usize = 256;
+
+/// What a save wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Saved {
+    /// Keys written.
+    pub keys: u64,
+    /// Size of the file.
+    pub bytes: u64,
+    /// Time the save took.
+    pub duration: Duration,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Loaded {
+    /// Keys stored.
+    pub keys: u64,
+    /// Keys skipped because their TTL had passed.
+    pub expired: u64,
+    /// Keys refused because they can never fit in their node.
+    pub too_large: u64,
+    /// Function libraries in the file that were skipped.
+    pub functions_skipped: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Time the load took.
+    pub duration: Duration,
+}
+
+/// Why a save or load failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Reading or writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The snapshot file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The file is not a valid RDB file (nothing after the error was loaded).
+    #[error("{path}: {source}")]
+    Format {
+        /// The snapshot file.
+        path: PathBuf,
+        /// Where and what.
+        source: RdbError,
+    },
+}
+
+/// The snapshot settings of a server and what its saves did: one save at a time, the `save`
+/// rules, and the numbers INFO, LASTSAVE and the metrics show.
+pub struct Snapshots {
+    /// The `[snapshot]` settings.
+    pub config: SnapshotConfig,
+    /// Held for the whole of a save: saves never overlap.
+    saving: Mutex<()>,
+    in_progress: AtomicBool,
+    /// Unix seconds of the last successful save (or of the start, before any).
+    last_save_unix: AtomicU64,
+    last_ok: AtomicBool,
+    failures: AtomicU64,
+    /// Writes counted at the last save, and when it was.
+    base: Mutex<(u64, Instant)>,
+    last: Mutex<Saved>,
+}
+
+impl Snapshots {
+    /// The state of a server started at `now_unix` with no save yet.
+    pub fn new(config: SnapshotConfig, now_unix: u64) -> Snapshots {
+        Snapshots {
+            config,
+            saving: Mutex::new(()),
+            in_progress: AtomicBool::new(false),
+            last_save_unix: AtomicU64::new(now_unix),
+            last_ok: AtomicBool::new(true),
+            failures: AtomicU64::new(0),
+            base: Mutex::new((0, Instant::now())),
+            last: Mutex::new(Saved::default()),
+        }
+    }
+
+    /// Saves `topology` to the configured path now (waiting for a save already running).
+    /// `writes` is the server's write count at this moment (see [`Snapshots::due`]).
+    pub fn save(
+        &self,
+        topology: &Topology,
+        now_unix: u64,
+        writes: u64,
+    ) -> Result<Saved, SnapshotError> {
+        let _one = self.saving.lock();
+        self.in_progress.store(true, Ordering::Relaxed);
+        let result = save(topology, &self.config.path, now_unix);
+        self.in_progress.store(false, Ordering::Relaxed);
+        match &result {
+            Ok(saved) => {
+                *self.last.lock() = *saved;
+                *self.base.lock() = (writes, Instant::now());
+                self.last_save_unix.store(now_unix, Ordering::Relaxed);
+                self.last_ok.store(true, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                self.last_ok.store(false, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    /// Whether a `save` rule asks for a snapshot, given the server's write count now (items
+    /// stored since start, summed over the nodes: deletes and expiries do not count).
+    pub fn due(&self, writes: u64) -> bool {
+        let (base, at) = *self.base.lock();
+        let changes = writes.saturating_sub(base);
+        let elapsed = at.elapsed();
+        self.config
+            .save
+            .iter()
+            .any(|r| changes >= r.changes && elapsed >= r.after)
+    }
+
+    /// True while a save runs.
+    pub fn in_progress(&self) -> bool {
+        self.in_progress.load(Ordering::Relaxed)
+    }
+
+    /// Unix seconds of the last successful save (LASTSAVE).
+    pub fn last_save_unix(&self) -> u64 {
+        self.last_save_unix.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last save succeeded (INFO `rdb_last_bgsave_status`).
+    pub fn last_ok(&self) -> bool {
+        self.last_ok.load(Ordering::Relaxed)
+    }
+
+    /// Saves that failed since start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// What the last successful save wrote.
+    pub fn last(&self) -> Saved {
+        *self.last.lock()
+    }
+
+    /// Writes since the last save (INFO `rdb_changes_since_last_save`).
+    pub fn changes_since(&self, writes: u64) -> u64 {
+        writes.saturating_sub(self.base.lock().0)
+    }
+}
+
+/// The write count [`Snapshots`] measures its rules with: items stored, summed over the nodes.
+pub fn writes(topology: &Topology) -> u64 {
+    topology.nodes.iter().map(|n| n.stats().total_items).sum()
+}
+
+/// Writes every live key of `topology` to `path` (through `path.tmp`, fsynced, renamed).
+/// `ctime_s` is the unix time written in the `ctime` AUX field.
+pub fn save(topology: &Topology, path: &Path, ctime_s: u64) -> Result<Saved, SnapshotError> {
+    let started = Instant::now();
+    let topology = settled(topology);
+    let used: u64 = topology.nodes.iter().map(|n| n.stats().used_bytes).sum();
+    let (ctime, used) = (ctime_s.to_string(), used.to_string());
+    let aux = [
+        ("redis-ver", "7.0.0"),
+        ("redis-bits", "64"),
+        ("ctime", ctime.as_str()),
+        ("used-mem", used.as_str()),
+    ];
+    let tmp = temp_path(path);
+    let io_err = |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let result = (|| -> io::Result<u64> {
+        let file = File::create(&tmp)?;
+        let mut w = Writer::new(BufWriter::with_capacity(1 << 20, file), &aux)?;
+        let keys: u64 = topology.nodes.iter().map(|n| n.len()).sum();
+        w.select_db(0, keys, 0)?;
+        let mut written = 0u64;
+        let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
+        for node in &topology.nodes {
+            let mut cursor = 0;
+            loop {
+                chunk.clear();
+                cursor = node.walk(cursor, CHUNK, |key, item| chunk.push(record(key, &item)));
+                for r in &chunk {
+                    w.record(r)?;
+                }
+                written += chunk.len() as u64;
+                if cursor == 0 {
+                    break;
+                }
+            }
+        }
+        let out = w.finish()?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(written)
+    })();
+    let keys = match result {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_err(e));
+        }
+    };
+    std::fs::rename(&tmp, path).map_err(io_err)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The rename is durable once the directory is.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    let bytes = std::fs::metadata(path).map_err(io_err)?.len();
+    Ok(Saved {
+        keys,
+        bytes,
+        duration: started.elapsed(),
+    })
+}
+
+/// Loads `path` into `topology`: each key goes to its owner on the current ring; keys whose
+/// TTL passed (by `now_ms`) are skipped; a node without room evicts as it would under writes.
+/// On a format error, the keys before it stay loaded and the error says where it stopped.
+pub fn load(topology: &Topology, path: &Path, now_ms: u64) -> Result<Loaded, SnapshotError> {
+    let started = Instant::now();
+    let file = File::open(path).map_err(|source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut reader = Reader::new(BufReader::with_capacity(1 << 20, file)).map_err(|source| {
+        SnapshotError::Format {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    let mut loaded = Loaded::default();
+    loop {
+        let record = reader
+            .next_record()
+            .map_err(|source| SnapshotError::Format {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let Some(r) = record else { break };
+        let expire_at = match r.expire_ms {
+            Some(at) if at <= now_ms => {
+                loaded.expired += 1;
+                continue;
+            }
+            // 0 means "never" in the store; a key due at the epoch has long expired.
+            Some(at) => at,
+            None => NEVER,
+        };
+        let stored = topology.entry(&r.key, |e| match r.value {
+            Value::String(s) => e.put(&[&s], r.flags, expire_at, None).map(drop),
+            other => e.put_container(container(other), expire_at).map(drop),
+        });
+        match stored {
+            Ok(()) => loaded.keys += 1,
+            Err(StoreError::OutOfMemory | StoreError::WrongType) => loaded.too_large += 1,
+        }
+    }
+    loaded.functions_skipped = reader.functions_skipped;
+    loaded.bytes = reader.offset();
+    loaded.duration = started.elapsed();
+    Ok(loaded)
+}
+
+/// Reads `path` to its end without storing anything: the number of keys and the bytes read.
+pub fn check(path: &Path) -> Result<(u64, u64), SnapshotError> {
+    let file = File::open(path).map_err(|source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let format = |source| SnapshotError::Format {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = Reader::new(BufReader::with_capacity(1 << 20, file)).map_err(format)?;
+    let mut keys = 0;
+    while reader.next_record().map_err(format)?.is_some() {
+        keys += 1;
+    }
+    Ok((keys, reader.offset()))
+}
+
+/// The newest topology with no migration running (waits for the migrator to finish).
+fn settled(topology: &Topology) -> &Topology {
+    let mut t = topology.newest();
+    while t.is_migrating() {
+        std::thread::sleep(Duration::from_millis(10));
+        t = t.newest();
+    }
+    t
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// A copy of one store item as an RDB record.
+fn record(key: &[u8], item: &Item<'_>) -> Record {
+    let meta = item.meta();
+    let value = match item.container() {
+        None => Value::String(item.value().to_vec()),
+        Some(Container::List(l)) => Value::List(l.iter().map(<[u8]>::to_vec).collect()),
+        Some(Container::Set(s)) => Value::Set(s.iter().map(<[u8]>::to_vec).collect()),
+        Some(Container::Hash(h)) => {
+            Value::Hash(h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect())
+        }
+        Some(Container::ZSet(z)) => Value::ZSet(z.iter().map(|(m, s)| (m.to_vec(), s)).collect()),
+    };
+    debug_assert_eq!(item.kind() == Kind::Str, matches!(value, Value::String(_)));
+    Record {
+        db: 0,
+        key: key.to_vec(),
+        value,
+        expire_ms: (meta.expire_at != NEVER).then_some(meta.expire_at),
+        flags: if item.kind() == Kind::Str {
+            meta.flags
+        } else {
+            0
+        },
+    }
+}
+
+/// A store container holding `value` (not a string).
+fn container(value: Value) -> Container {
+    match value {
+        Value::String(_) => unreachable!("strings are stored with put"),
+        Value::List(items) => {
+            Container::List(items.into_iter().map(Vec::into_boxed_slice).collect())
+        }
+        Value::Set(items) => {
+            let mut s = Set::default();
+            for m in &items {
+                s.insert(m);
+            }
+            Container::Set(s)
+        }
+        Value::Hash(pairs) => {
+            let mut h = Hash::default();
+            for (f, v) in &pairs {
+                h.insert(f, v);
+            }
+            Container::Hash(h)
+        }
+        Value::ZSet(pairs) => {
+            let mut z = ZSet::default();
+            for (m, s) in &pairs {
+                z.insert(m, *s);
+            }
+            Container::ZSet(z)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::{NodeConfig, RingConfig};
+    use crate::route::ring::HashKind;
+    use crate::store::Clock;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    fn ring(names: &[&str]) -> Topology {
+        let specs: Vec<NodeConfig> = names
+            .iter()
+            .map(|n| NodeConfig {
+                name: (*n).into(),
+                max_memory: 64 << 20,
+                weight: 1,
+            })
+            .collect();
+        let cfg = RingConfig {
+            hash: HashKind::default(),
+            points_per_weight: 160,
+            hash_tags: Some(*b"{}"),
+        };
+        Topology::build(1, &cfg, &specs, &[], &Clock::mock(NOW))
+    }
+
+    fn dump(t: &Topology) -> Vec<Record> {
+        let mut all = Vec::new();
+        for node in &t.nodes {
+            node.walk(0, usize::MAX, |k, item| {
+                let mut r = record(k, &item);
+                if let Value::Set(m) = &mut r.value {
+                    m.sort();
+                }
+                if let Value::Hash(p) = &mut r.value {
+                    p.sort();
+                }
+                all.push(r);
+            });
+        }
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        all
+    }
+
+    #[test]
+    fn a_ring_of_three_restores_into_five_and_into_one() {
+        let three = ring(&["a", "b", "c"]);
+        for i in 0..2000u32 {
+            let key = format!("k{i}");
+            three.entry(key.as_bytes(), |e| {
+                let expire = if i % 3 == 0 { NOW + 60_000 } else { NEVER };
+                match i % 5 {
+                    0 => e.put(&[b"v", key.as_bytes()], i, expire, None).map(drop),
+                    1 => {
+                        let mut h = Hash::default();
+                        h.insert(b"f", key.as_bytes());
+                        e.put_container(Container::Hash(h), expire).map(drop)
+                    }
+                    2 => {
+                        let mut z = ZSet::default();
+                        z.insert(key.as_bytes(), f64::from(i));
+                        z.insert(b"m", -1.5);
+                        e.put_container(Container::ZSet(z), expire).map(drop)
+                    }
+                    3 => {
+                        let mut s = Set::default();
+                        s.insert(b"x");
+                        s.insert(key.as_bytes());
+                        e.put_container(Container::Set(s), expire).map(drop)
+                    }
+                    _ => {
+                        let l = [b"a".to_vec(), key.clone().into_bytes()]
+                            .into_iter()
+                            .map(Vec::into_boxed_slice)
+                            .collect();
+                        e.put_container(Container::List(l), expire).map(drop)
+                    }
+                }
+                .expect("fits")
+            });
+        }
+        let dir = std::env::temp_dir().join(format!("ringcache-snap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("dump.rdb");
+        let saved = save(&three, &path, NOW / 1000).expect("save");
+        assert_eq!(saved.keys, 2000);
+        assert_eq!(check(&path).expect("check").0, 2000);
+        let want = dump(&three);
+        for names in [&["p", "q", "r", "s", "t"][..], &["solo"]] {
+            let t = ring(names);
+            let loaded = load(&t, &path, NOW).expect("load");
+            assert_eq!(loaded.keys, 2000);
+            assert_eq!(dump(&t).len(), want.len());
+            for (got, want) in dump(&t).iter().zip(&want) {
+                assert_eq!(got.key, want.key);
+                assert_eq!(got.value, want.value);
+                assert_eq!((got.expire_ms, got.flags), (want.expire_ms, want.flags));
+            }
+            for node in &t.nodes {
+                node.validate().expect("valid");
+                node.walk(0, usize::MAX, |k, _| {
+                    assert!(Arc::ptr_eq(t.node_for(k), node), "key off its owner");
+                });
+            }
+        }
+        // Loaded later than the TTL: those keys are skipped.
+        let late = load(&ring(&["x"]), &path, NOW + 120_000).expect("load");
+        assert_eq!((late.keys, late.expired), (2000 - 667, 667));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
