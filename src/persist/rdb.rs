@@ -7,6 +7,8 @@
 //! wrote: int-encoded and LZF strings, linked/ziplist/quicklist/quicklist-2 lists, intset,
 //! hashtable and listpack sets, zipmap/ziplist/listpack/hashtable hashes, ziplist/listpack/zset/
 //! zset-2 sorted sets, the expiry opcodes, IDLE/FREQ, RESIZEDB, SLOT_INFO, AUX anywhere).
+//! Also the `DUMP`/`RESTORE` payload ([`dump`], [`restore`]): a value in the same encoding,
+//! the 2-byte RDB version and a CRC64.
 //! Must not touch: the store or the ring; values are the neutral [`Value`], converted by the
 //! caller.
 //! Invariants: nothing in the input can make the reader panic or allocate much more than the
@@ -168,14 +170,7 @@ impl<W: Write> Writer<W> {
             self.put(&[OP_EXPIRETIME_MS])?;
             self.put(&ms.to_le_bytes())?;
         }
-        let kind = match r.value {
-            Value::String(_) => T_STRING,
-            Value::List(_) => T_LIST,
-            Value::Set(_) => T_SET,
-            Value::Hash(_) => T_HASH,
-            Value::ZSet(_) => T_ZSET_2,
-        };
-        self.put(&[kind])?;
+        self.put(&[kind_of(&r.value)])?;
         self.string(&r.key)?;
         self.value(&r.value)
     }
@@ -228,6 +223,70 @@ impl<W: Write> Writer<W> {
         let mut buf = [0u8; 9];
         let b = encode_len(n, &mut buf);
         self.put(b)
+    }
+}
+
+/// The payload of `DUMP` for `value`: type byte, value, the 2-byte RDB version and the CRC64
+/// of all that (little-endian), as Redis writes it.
+pub fn dump(value: &Value) -> Vec<u8> {
+    let mut w = Writer {
+        out: Vec::new(),
+        crc: CRC64.digest(),
+    };
+    let kind = kind_of(value);
+    // Writing to a Vec cannot fail.
+    let _ = w.put(&[kind]).and_then(|()| w.value(value));
+    let _ = w.put(&(VERSION as u16).to_le_bytes());
+    let crc = w.crc.finalize();
+    w.out.extend_from_slice(&crc.to_le_bytes());
+    w.out
+}
+
+/// The value of a `DUMP` payload (from ringcache or a Redis up to [`MAX_VERSION`]). Errors are
+/// what `RESTORE` answers `ERR DUMP payload version or checksum are wrong` to.
+pub fn restore(payload: &[u8]) -> Result<Value, RdbError> {
+    let bad = |what: &str| RdbError {
+        offset: 0,
+        what: what.into(),
+    };
+    let Some(body_len) = payload.len().checked_sub(10) else {
+        return Err(bad("payload too short"));
+    };
+    let (body, footer) = payload.split_at(body_len);
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    let stored = u64::from_le_bytes(footer[2..10].try_into().expect("8 bytes"));
+    if u32::from(version) > MAX_VERSION {
+        return Err(bad("payload version too new"));
+    }
+    if stored != 0 && stored != CRC64.checksum(&payload[..body_len + 2]) {
+        return Err(bad("payload checksum mismatch"));
+    }
+    let mut r = Reader {
+        input: body,
+        crc: CRC64.digest(),
+        offset: 0,
+        version: u32::from(version),
+        db: 0,
+        done: false,
+        max_len: 512 << 20,
+        aux: Vec::new(),
+        functions_skipped: 0,
+    };
+    let kind = r.byte()?;
+    let value = r.value(kind, b"", 0)?;
+    if !r.input.is_empty() {
+        return Err(r.err("bytes after the value".into()));
+    }
+    Ok(value)
+}
+
+fn kind_of(value: &Value) -> u8 {
+    match value {
+        Value::String(_) => T_STRING,
+        Value::List(_) => T_LIST,
+        Value::Set(_) => T_SET,
+        Value::Hash(_) => T_HASH,
+        Value::ZSet(_) => T_ZSET_2,
     }
 }
 
@@ -985,6 +1044,24 @@ mod tests {
         let bytes = write(&records);
         assert_eq!(&bytes[..9], b"REDIS0010");
         assert_eq!(read_all(&bytes).expect("read"), records);
+    }
+
+    #[test]
+    fn dump_payloads_round_trip_and_check_their_crc() {
+        for r in sample() {
+            let payload = dump(&r.value);
+            assert_eq!(restore(&payload).expect("restore"), r.value);
+            let mut bad = payload.clone();
+            bad[0] ^= 0x40;
+            assert!(restore(&bad).is_err());
+            assert!(restore(&payload[..payload.len() - 1]).is_err());
+        }
+        // redis-server 7.0: DUMP of SET k hello.
+        let from_redis = b"\x00\x05hello\x0a\x00cr\xdfve4 \x0a";
+        assert_eq!(
+            restore(from_redis).ok(),
+            Some(Value::String(b"hello".to_vec()))
+        );
     }
 
     #[test]
