@@ -158,3 +158,71 @@ fn a_corrupt_snapshot_stops_the_start() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
 }
+
+#[test]
+fn kill_9_during_a_save_leaves_the_previous_snapshot_intact() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let config = ConfigFile::new(&format!(
+        "[snapshot]\npath = \"dump.rdb\"\nsave = \"1 1\"\non_shutdown = false\n\n{}",
+        nodes(&["a", "b"])
+    ));
+    let dump = config.dir().join("dump.rdb");
+    let tmp = config.dir().join("dump.rdb.tmp");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringcache"))
+        .arg("--config")
+        .arg(&config.path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ringcache");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    let resp: std::net::SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("resp="))
+        .expect("resp address")
+        .parse()
+        .expect("address");
+    let mut raw = common::Raw::connect(resp);
+    let value = "v".repeat(100);
+    let fill = |raw: &mut common::Raw, from: usize, to: usize| {
+        for chunk in (from..to).collect::<Vec<_>>().chunks(1000) {
+            let mut batch = String::new();
+            for i in chunk {
+                batch.push_str(&format!("SET key:{i} {value}\r\n"));
+            }
+            raw.send(batch.as_bytes());
+            raw.read_until("+OK\r\n".repeat(chunk.len()).as_bytes());
+        }
+    };
+    fill(&mut raw, 0, 200_000);
+    // The first save (the rule is one write in one second).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dump.exists() {
+        assert!(Instant::now() < deadline, "no snapshot was written");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    while tmp.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let before = std::fs::read(&dump).expect("read snapshot");
+    // More writes start the next save; kill the process while its temporary file is open.
+    fill(&mut raw, 200_000, 200_100);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tmp.exists() {
+        assert!(Instant::now() < deadline, "the second save never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let after = std::fs::read(&dump).expect("snapshot still there");
+    assert_eq!(after, before, "the snapshot in place changed");
+    // Saves may have run during the fill: the file holds what the last finished one saw.
+    let (keys, _) = ringcache::persist::snapshot::check(&dump).expect("loadable");
+    assert!(keys > 0 && keys <= 200_000, "{keys} keys");
+}
