@@ -162,56 +162,51 @@ pub(super) fn decode_delete(line: BytesMut, t: &Tokens) -> Request {
 
 /// `incr`/`decr <key> <delta> [noreply]`.
 pub(super) fn decode_arith(incr: bool, line: BytesMut, t: &Tokens) -> Request {
-    let nt = t.count;
-    if !(3..=4).contains(&nt) {
-        return Request::reject(Reject::Error);
-    }
-    let noreply = t.get(&line, nt - 1) == b"noreply";
-    let delta = parse_u64(t.get(&line, 2));
-    let Some(key) = key_of(line, t) else {
-        return Request::Reject {
-            error: Reject::BadFormat,
-            noreply,
-        };
-    };
-    match delta {
-        Some(delta) => Request::Arith {
+    match key_and_number(line, t, parse_u64, Reject::InvalidDelta) {
+        Ok((key, delta, noreply)) => Request::Arith {
             incr,
             key,
             delta,
             noreply,
         },
-        None => Request::Reject {
-            error: Reject::InvalidDelta,
-            noreply,
-        },
+        Err((error, noreply)) => Request::Reject { error, noreply },
     }
 }
 
 /// `touch <key> <exptime> [noreply]`.
 pub(super) fn decode_touch(line: BytesMut, t: &Tokens) -> Request {
-    let nt = t.count;
-    if !(3..=4).contains(&nt) {
-        return Request::reject(Reject::Error);
-    }
-    let noreply = t.get(&line, nt - 1) == b"noreply";
-    let exptime = parse_i64(t.get(&line, 2));
-    let Some(key) = key_of(line, t) else {
-        return Request::Reject {
-            error: Reject::BadFormat,
-            noreply,
-        };
-    };
-    match exptime {
-        Some(exptime) => Request::Touch {
+    match key_and_number(line, t, parse_i64, Reject::InvalidExptime) {
+        Ok((key, exptime, noreply)) => Request::Touch {
             key,
             exptime,
             noreply,
         },
-        None => Request::Reject {
-            error: Reject::InvalidExptime,
-            noreply,
-        },
+        Err((error, noreply)) => Request::Reject { error, noreply },
+    }
+}
+
+/// `<command> <key> <number> [noreply]`, the shape incr, decr and touch share: the key, the
+/// number and `noreply`, or the error and `noreply` to reject with. The checks run in
+/// memcached's order, which decides the error of a request with several faults: the token
+/// count (`ERROR`, never quiet), then the key (bad format), then the number (`bad_number`).
+fn key_and_number<N>(
+    line: BytesMut,
+    t: &Tokens,
+    parse: fn(&[u8]) -> Option<N>,
+    bad_number: Reject,
+) -> Result<(Bytes, N, bool), (Reject, bool)> {
+    let nt = t.count;
+    if !(3..=4).contains(&nt) {
+        return Err((Reject::Error, false));
+    }
+    let noreply = t.get(&line, nt - 1) == b"noreply";
+    let number = parse(t.get(&line, 2));
+    let Some(key) = key_of(line, t) else {
+        return Err((Reject::BadFormat, noreply));
+    };
+    match number {
+        Some(number) => Ok((key, number, noreply)),
+        None => Err((bad_number, noreply)),
     }
 }
 
