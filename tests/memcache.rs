@@ -4,10 +4,14 @@
 mod common;
 
 use std::collections::HashMap;
+use std::io::{ErrorKind, Read};
+use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use common::{TWO_NODES, TestServer};
+use common::{TWO_NODES, TestServer, eventually};
 use ringcache::store::Clock;
 
 #[test]
@@ -418,13 +422,86 @@ fn memccapable_ascii_passes() {
     assert!(out.status.success(), "{text}");
 }
 
+/// Shutdown stops reading, but what a connection has already read is answered in full before
+/// it closes. The client pipelines 32 MiB of replies' worth of gets, then a set, a get and a
+/// noop, in one write, and does not read: the server reads the whole batch (`bytes_read` says
+/// so) and then waits with most replies unwritten, since the socket buffers hold a few MiB.
+/// Shutdown begins there (an idle second connection closing shows that it has); only then
+/// does the client read, and it must get every reply, whole and in order, and then EOF.
 #[test]
 fn graceful_drop_lets_clients_finish() {
+    const GETS: usize = 64;
     let server = TestServer::start(TWO_NODES);
+    let shared = Arc::clone(&server.shared);
+    let stat = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let value = vec![b'v'; 512 << 10];
     let mut c = server.raw();
-    c.roundtrip(b"set x 0 0 1\r\n1\r\n", b"STORED\r\n");
-    drop(server);
-    // After shutdown the connection is closed, not left hanging.
-    let _ = c.read_to_close();
-    let _ = Duration::ZERO;
+    let mut set = format!("set big 0 0 {}\r\n", value.len()).into_bytes();
+    set.extend_from_slice(&value);
+    set.extend_from_slice(b"\r\n");
+    c.roundtrip(&set, b"STORED\r\n");
+    let mut idle = server.raw();
+    idle.roundtrip(b"mn\r\n", b"MN\r\n");
+
+    let mut batch = b"get big\r\n".repeat(GETS);
+    batch.extend_from_slice(b"set after 0 0 2\r\nok\r\nget after\r\nmn\r\n");
+    let mut expected = Vec::new();
+    for _ in 0..GETS {
+        expected.extend_from_slice(format!("VALUE big 0 {}\r\n", value.len()).as_bytes());
+        expected.extend_from_slice(&value);
+        expected.extend_from_slice(b"\r\nEND\r\n");
+    }
+    expected.extend_from_slice(b"STORED\r\nVALUE after 0 2\r\nok\r\nEND\r\nMN\r\n");
+
+    let (read, written) = (
+        stat(&shared.stats.bytes_read),
+        stat(&shared.stats.bytes_written),
+    );
+    c.send(&batch);
+    let whole = read + batch.len() as u64;
+    assert!(
+        eventually(Duration::from_secs(30), || stat(&shared.stats.bytes_read)
+            >= whole),
+        "the server did not read the whole batch"
+    );
+    let stopper = std::thread::spawn(move || drop(server));
+    assert_eq!(
+        idle.read_to_close(),
+        b"",
+        "the idle connection closes at shutdown"
+    );
+    let written = stat(&shared.stats.bytes_written) - written;
+    assert!(
+        written < expected.len() as u64,
+        "shutdown began after {written} of {} reply bytes were written: not in flight",
+        expected.len()
+    );
+
+    let got = read_to_eof(&mut c.stream);
+    assert_eq!(got.len(), expected.len(), "reply bytes before EOF");
+    assert!(
+        got == expected,
+        "replies differ from what was asked, in order"
+    );
+    stopper.join().expect("shutdown");
+}
+
+/// Reads until the server closes (EOF) within 30 s; a reset or other error fails the test.
+fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "not closed after {} bytes",
+            got.len()
+        );
+        match stream.read(&mut chunk) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("read after {} bytes: {e}", got.len()),
+        }
+    }
 }

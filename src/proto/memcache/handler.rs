@@ -45,7 +45,7 @@ use super::encode::{self, MetaCode, Reply};
 use super::parse::{GetCmd, Keys, MetaFlags, Request, StatsGroup, StoreCmd};
 use crate::config::Limits;
 use crate::proto::Flow;
-use crate::server::Shared;
+use crate::server::{Shared, Stats};
 use crate::store::{Entry, ItemMeta, Kind, NEVER, StoreError};
 
 /// Exptimes up to 30 days are relative seconds; larger ones are absolute unix seconds.
@@ -100,6 +100,18 @@ fn ttl_secs(expire_at: u64, now_ms: u64) -> i64 {
 
 fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts one key looked up by a retrieval or a touch. As memcached does, a lookup that also
+/// sets a new expiry (touch, gat/gats, mg with T) counts as a touch, not a get.
+fn count_get_or_touch(stats: &Stats, touches: bool, hit: bool) {
+    let (cmd, hits, misses) = if touches {
+        (&stats.cmd_touch, &stats.touch_hits, &stats.touch_misses)
+    } else {
+        (&stats.cmd_get, &stats.get_hits, &stats.get_misses)
+    };
+    inc(cmd);
+    inc(if hit { hits } else { misses });
 }
 
 fn is_str(entry: &Entry<'_>) -> bool {
@@ -159,13 +171,7 @@ fn dispatch(req: Request, shared: &Shared, limits: &Limits, out: &mut BytesMut) 
                 }
                 true
             });
-            let stats = &shared.stats;
-            inc(&stats.cmd_touch);
-            inc(if touched {
-                &stats.touch_hits
-            } else {
-                &stats.touch_misses
-            });
+            count_get_or_touch(&shared.stats, true, touched);
             encode::reply(
                 out,
                 if touched {
@@ -254,22 +260,7 @@ fn get(
             encode::reply(out, Reply::GetTooLarge);
             return;
         };
-        // memcached counts gat/gats as touches, not gets.
-        if cmd.touches() {
-            inc(&stats.cmd_touch);
-            inc(if hit {
-                &stats.touch_hits
-            } else {
-                &stats.touch_misses
-            });
-        } else {
-            inc(&stats.cmd_get);
-            inc(if hit {
-                &stats.get_hits
-            } else {
-                &stats.get_misses
-            });
-        }
+        count_get_or_touch(stats, cmd.touches(), hit);
     }
     encode::reply(out, Reply::End);
 }
@@ -525,22 +516,7 @@ fn meta_get(shared: &Shared, key: &[u8], f: &MetaFlags, out: &mut BytesMut) {
         }
         true
     });
-    let stats = &shared.stats;
-    if f.ttl.is_some() {
-        inc(&stats.cmd_touch);
-        inc(if hit {
-            &stats.touch_hits
-        } else {
-            &stats.touch_misses
-        });
-    } else {
-        inc(&stats.cmd_get);
-        inc(if hit {
-            &stats.get_hits
-        } else {
-            &stats.get_misses
-        });
-    }
+    count_get_or_touch(&shared.stats, f.ttl.is_some(), hit);
     if !hit && !f.quiet {
         meta_status(out, MetaCode::Miss, key, f);
     }

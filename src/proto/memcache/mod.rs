@@ -9,7 +9,10 @@
 //! ```
 //!
 //! Owns: the per-connection [`MemcacheSession`] (decoder state) and the three stages:
-//! `parse` (pure decoding, zero copy), `handler` (semantics, stats) and `encode` (all wire text).
+//! `parse` (pure decoding, zero copy: framing and the request types in `parse`, the classic
+//! commands in `parse::text`, the meta commands in `parse::meta`, the tokenizer in
+//! `parse::token`), `handler` (semantics, stats) and `encode` (all wire text); `auth` answers
+//! the login before the first request.
 //!
 //! Must not touch: sockets, the read/write loop, connection counting (`net::conn`), the store's
 //! internals, the `ArcSwap`s (only `load()`).
