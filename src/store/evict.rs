@@ -82,7 +82,8 @@ impl Stripe {
 #[cfg(test)]
 mod tests {
     use super::super::clock::Clock;
-    use super::super::node::{Node, SLOT_BYTES, STRIPES, hash_key, stripe_of};
+    use super::super::hash::hash_key;
+    use super::super::node::{Node, SLOT_BYTES, STRIPES, stripe_of};
 
     /// Keys that all land in stripe `s` of a node.
     pub(crate) fn keys_in_stripe(s: usize, n: usize) -> Vec<Vec<u8>> {

@@ -13,16 +13,19 @@
 //! (`evict.rs`). Expiry is lazy on access plus a bounded sweep (`expire.rs`); time comes from
 //! [`Clock`] (`clock.rs`); value representation and memory charges are in `value.rs`.
 
+mod charge;
 pub mod clock;
 mod evict;
 mod expire;
+mod hash;
 pub mod node;
 pub mod value;
 pub mod zset;
 
+pub use charge::alloc_size;
 pub use clock::Clock;
 pub use node::{Entry, Item, Locked, Moved, Node};
-pub use value::{Container, Hash, List, Set, alloc_size};
+pub use value::{Container, Hash, List, Set};
 pub use zset::ZSet;
 
 /// `ItemMeta::expire_at` value meaning "no expiry".

@@ -33,20 +33,18 @@
 //! the (node address, stripe) order, so no cycle of waits can form; removed values are dropped
 //! after the lock is released (`Garbage`).
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::BuildHasher;
 use std::mem::{self, size_of};
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use hashbrown::HashTable;
 use parking_lot::{Mutex, MutexGuard};
-use xxhash_rust::xxh3::xxh3_64_with_seed;
 
+use super::charge::alloc_size;
 use super::clock::Clock;
 use super::expire::is_expired;
-use super::value::{Body, Container, ContainerItem, alloc_size};
+use super::hash::hash_key;
+use super::value::{Body, Container, ContainerItem};
 use super::{ItemMeta, Kind, NEVER, NodeStats, StoreError};
 
 /// Number of lock stripes per node (power of two, ≥ 8 × cores on the target machines).
@@ -61,23 +59,6 @@ pub const SLOT_BYTES: u64 = size_of::<Slot>() as u64;
 const BUCKET_BYTES: u64 = 4 + 1;
 /// Eviction batch per foreign stripe before moving on (spreads the loss round robin).
 const EVICT_BATCH: usize = 16;
-
-/// Seed of the key hash: random per process, so that clients cannot precompute keys that all
-/// collide in one stripe and bucket (hash flooding). Fixed in unit tests for reproducibility.
-static SEED: LazyLock<u64> = LazyLock::new(|| {
-    if cfg!(test) {
-        0x05ee_d0f5_707e
-    } else {
-        RandomState::new().hash_one(0x5eed_u64)
-    }
-});
-
-/// The one hash of a key (seeded xxh3_64): picks the stripe and the index bucket. Independent
-/// of the ring hash.
-#[inline]
-pub(super) fn hash_key(key: &[u8]) -> u64 {
-    xxh3_64_with_seed(key, *SEED)
-}
 
 /// Stripe of a key hash: middle bits, not hashbrown's top-7 tag bits.
 #[inline]
@@ -1612,7 +1593,7 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::atomic::AtomicBool;
 
-    use super::super::value::ZSet;
+    use super::super::ZSet;
     use super::*;
 
     /// xorshift64*: tiny deterministic generator for the randomized tests.
