@@ -140,7 +140,9 @@ impl Node {
         &self.name
     }
 
-    /// The node's clock.
+    /// The node's clock. Inline: `Node::entry` (generic, so compiled in the caller's crate)
+    /// reads it on every access, where it used to be a field read.
+    #[inline]
     pub fn clock(&self) -> &Clock {
         &self.clock
     }
