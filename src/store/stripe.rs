@@ -4,10 +4,11 @@
 //!
 //! Owns: `Slot`, `Stripe` and every field of both, the per-stripe `Counters`, the node-wide
 //! accounting mirrors (`Acct`), `Garbage` (bodies removed under the lock) and `Item` (a view of
-//! a slot). Must not touch: locks (a `Stripe` is always reached through `&mut`, the node owns
+//! a slot). Must not touch: locks (a `Stripe` is only reached through its guard; the node owns
 //! the mutexes and their order, see node.rs), which stripe a key belongs to (node.rs), the entry
-//! API (entry.rs). Only this file and its submodules see the fields; the rest of the store goes
-//! through the methods below.
+//! API (entry.rs). `Stripe`'s fields and a slot's links and bits are private to this file and
+//! its submodules; the rest of the store goes through the methods below, and sees of a slot
+//! only its `body` and `meta` (the item's data, which the entry API edits in place).
 //!
 //! Layout: a slab `Vec<Slot>` (slots never move, so a `(stripe, slot)` cursor stays valid), a
 //! `HashTable<u32>` index into it hashed by `hash_key`, an intrusive free list threaded
