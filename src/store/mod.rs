@@ -1,28 +1,47 @@
 //! The in-process cache node store: keys routed to a [`Node`] live here, with their values, TTLs,
 //! CAS ids and memory charges.
 //!
-//! Owns: the shared store types (`StoreError`, `Kind`, `ItemMeta`, `NodeStats`, `NEVER`) and the
-//! module tree below. Must not touch: protocols, routing, tokio I/O (`store` imports none of
-//! them). Invariants: every call is synchronous and holds at most one stripe lock at a time
-//! (except `Node::validate`, `Node::entry_many`, `Node::walk_stripe_many` and `Node::entries`,
-//! which take several in ascending (node address, stripe) order, see node.rs); no lock is held
-//! while anything but the caller's own closure runs; values are dropped after the stripe lock is released.
+//! Owns: the shared store types (`StoreError`, `Kind`, `ItemMeta`, `NodeStats`, `NEVER`), the
+//! module tree below and its public face (the re-exports here are the whole API the rest of the
+//! crate uses, plus `node::STRIPES`). Must not touch: protocols, routing, tokio I/O (`store`
+//! imports none of them). Invariants: every call is synchronous and holds at most one stripe
+//! lock at a time (except `Node::validate`, `Node::entry_many`, `Node::walk_stripe_many` and
+//! `Node::entries`, which take several in ascending (node address, stripe) order, see node.rs);
+//! no lock is held while anything but the caller's own closure runs; values are dropped after
+//! the stripe lock is released.
 //!
-//! Layout (see `node.rs`): a node is 64 lock stripes; each stripe is a slab of 56-byte slots, a
-//! `hashbrown::HashTable<u32>` index into the slab, an intrusive free list and a SIEVE queue
-//! (`evict.rs`). Expiry is lazy on access plus a bounded sweep (`expire.rs`); time comes from
-//! [`Clock`] (`clock.rs`); value representation and memory charges are in `value.rs`.
+//! Layout, from the bottom up (each file imports only files listed before it, and the types
+//! above):
+//! - `clock.rs`: time; `charge.rs`: what memory costs (`alloc_size`); `hash.rs`: the key and
+//!   member hashes.
+//! - `zset.rs`: the sorted set; `value.rs`: item bodies and the other containers.
+//! - `stripe.rs`: one stripe, single-threaded: a slab of 56-byte slots, a
+//!   `hashbrown::HashTable<u32>` index into it, an intrusive free list and the accounting; its
+//!   submodules `stripe/evict.rs` (the SIEVE queue), `stripe/expire.rs` (the lazy check and a
+//!   sweep step) and `stripe/validate.rs` (the stripe's self-check) see its fields, nothing
+//!   else does.
+//! - `node.rs`: a node is 64 stripes behind mutexes; stripe selection, the lock order, the
+//!   drivers over several stripes (eviction, walks, sweep, flush), stats, `validate`.
+//! - `entry.rs`: the entry API (`Entry`, `Locked`, `Moved`) and `Node::entry`,
+//!   `Node::entry_many`, `Node::entries`.
+//!
+//! Expiry is lazy on access plus a bounded sweep; time comes from [`Clock`].
 
+mod charge;
 pub mod clock;
-mod evict;
-mod expire;
+mod entry;
+mod hash;
 pub mod node;
+mod stripe;
 pub mod value;
 pub mod zset;
 
+pub use charge::alloc_size;
 pub use clock::Clock;
-pub use node::{Entry, Item, Locked, Moved, Node};
-pub use value::{Container, Hash, List, Set, alloc_size};
+pub use entry::{Entry, Locked, Moved};
+pub use node::Node;
+pub use stripe::Item;
+pub use value::{Container, Hash, List, Set};
 pub use zset::ZSet;
 
 /// `ItemMeta::expire_at` value meaning "no expiry".

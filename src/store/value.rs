@@ -1,11 +1,12 @@
 //! Item values and what they cost in memory.
 //!
 //! Owns: `Body` (what a slot holds), `Container` (Redis hash/list/set/zset values), the
-//! collection types behind it (`Hash`, `List`, `Set`, and `ZSet` in zset.rs) and the charge
-//! formulas (`alloc_size`, `Container::charge`). Must not touch: slots, stripes, locks, counters
-//! (node.rs applies the charges). Invariants: a charge is what the allocator really hands out
-//! (glibc x86-64 size classes), so that a node's `used` tracks its resident memory; a string's
-//! key and value share one allocation (`key ‖ value`); an empty allocation costs nothing.
+//! collection types behind it (`Hash`, `List`, `Set`; `ZSet` is in zset.rs, below this file)
+//! and their charges (`Container::charge`, built on `charge.rs`). Must not touch: slots,
+//! stripes, locks, counters (the stripe applies the charges). Invariants: a charge is what the
+//! allocator really hands out (glibc x86-64 size classes, `charge::alloc_size`), so that a
+//! node's `used` tracks its resident memory; a string's key and value share one allocation
+//! (`key ‖ value`); an empty allocation costs nothing.
 //!
 //! Incremental accounting: every collection keeps the sum of its elements' allocations in a
 //! counter that its own mutating methods update, and derives the rest (buffer and index
@@ -16,42 +17,15 @@
 //! popped-empty big list does not keep (and keep being charged for) its peak buffer.
 
 use std::collections::VecDeque;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::mem::size_of;
-use std::sync::LazyLock;
 
 use hashbrown::HashTable;
-use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::Kind;
-pub use super::zset::ZSet;
-
-/// Bytes the allocator uses for a request of `n` bytes: glibc malloc's chunk size
-/// `max(32, round_up(n + 8, 16))`; 0 for `n == 0` (Rust does not allocate empty boxes).
-#[inline]
-pub const fn alloc_size(n: usize) -> u64 {
-    if n == 0 {
-        return 0;
-    }
-    let chunk = (n as u64 + 8 + 15) & !15;
-    if chunk < 32 { 32 } else { chunk }
-}
-
-/// Seed of the member hash (random per process: no precomputed collisions).
-static SEED: LazyLock<u64> = LazyLock::new(|| RandomState::new().hash_one(0xc011_u64));
-
-/// Hash of a member, field or list-free element, for the collections' indexes.
-#[inline]
-pub(super) fn member_hash(m: &[u8]) -> u64 {
-    xxh3_64_with_seed(m, *SEED)
-}
-
-/// Charge of a hashbrown table (one allocation: buckets and control bytes).
-#[inline]
-pub(super) fn table_charge<T>(t: &HashTable<T>) -> u64 {
-    alloc_size(t.allocation_size())
-}
+pub use super::charge::alloc_size;
+use super::charge::table_charge;
+use super::hash::member_hash;
+use super::zset::ZSet;
 
 /// What an occupied slot holds. 16 bytes: the container variant lives in the niche of the
 /// string's pointer, which is what keeps `Slot` at 56 bytes.

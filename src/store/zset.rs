@@ -1,6 +1,8 @@
 //! The sorted set: an order-statistic treap over an arena, plus a hash index member → node.
 //!
-//! Owns: `ZSet` and its charge. Must not touch: slots, locks, protocols.
+//! Owns: `ZSet` and its charge. Must not touch: slots, locks, protocols, `value.rs` (which
+//! builds on this file: the shared charge and hash helpers are below both, in `charge.rs` and
+//! `hash.rs`).
 //!
 //! Layout: nodes live in one `Vec<ZNode>` (40 bytes each: member box, score, two child links,
 //! subtree size, heap priority) linked by `u32` indexes; a removed node's place is taken by the
@@ -20,7 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hashbrown::HashTable;
 
-use super::value::{alloc_size, member_hash, table_charge};
+use super::charge::{alloc_size, table_charge};
+use super::hash::member_hash;
 
 const NIL: u32 = u32::MAX;
 
