@@ -586,6 +586,30 @@ fn cases() -> Vec<Case> {
             "mg $m19 P L v\r\nmg $m19 Pfoo Lbar\r\n",
             "EN\r\nEN\r\n",
         ),
+        // --- cross-protocol: an HTTP request line closes at once, after earlier replies
+        closing("HTTP GET closes", "GET / HTTP/1.0\r\nversion\r\n", ""),
+        closing("HTTP PUT closes", "PUT /x HTTP/1.1\r\n", ""),
+        closing("HTTP DELETE closes", "DELETE HTTP/1.1\r\n", ""),
+        closing(
+            "HTTP line after a get",
+            "get $h1\r\nPOST / HTTP/1.1\r\nget $h1\r\n",
+            "END\r\n",
+        ),
+        case(
+            "GET without HTTP/ is an unknown command",
+            "GET foo\r\n",
+            "ERROR\r\n",
+        ),
+        case(
+            "a known command ending in HTTP/ runs",
+            "get $h2 HTTP/1.1\r\n",
+            "END\r\n",
+        ),
+        case(
+            "verbosity with a word",
+            "verbosity x\r\nverbosity x noreply\r\n",
+            "CLIENT_ERROR bad command line format\r\n",
+        ),
         // --- line length
         closing("2049 bytes without newline closes", "x".repeat(2049), ""),
         case(
@@ -870,6 +894,37 @@ fn ms_invalidate_with_an_older_cas_marks_stale() {
         )),
         "VA 2 Z X\r\nyo\r\n"
     );
+}
+
+/// memcached 1.6.18, checked by hand: an `ms I` with an older CAS over an item that was
+/// invalidated and whose win token went out keeps the item stale with its old TTL and hands
+/// out no second win token.
+#[test]
+fn ms_invalidate_keeps_the_ttl_and_the_win_token_already_sent() {
+    let mut s = connect(start_server());
+    let key = format!("{}stale2", run_prefix());
+    let mut ask = |req: String, end: &[u8]| text(exchange(&mut s, req.as_bytes(), end));
+    assert_eq!(ask(format!("ms {key} 2 T100\r\nhi\r\n"), b"\r\n"), "HD\r\n");
+    assert_eq!(ask(format!("md {key} I\r\n"), b"\r\n"), "HD\r\n");
+    let won = ask(format!("mg {key} v c\r\n"), b"hi\r\n");
+    assert!(won.ends_with(" X W\r\nhi\r\n"), "{won}");
+    let cas: u64 = won
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('c'))
+        .and_then(|c| c.parse().ok())
+        .expect("c<cas>");
+    let older = format!("ms {key} 2 I C{} T0\r\nyo\r\n", cas - 1);
+    assert_eq!(ask(older, b"\r\n"), "HD\r\n");
+    for _ in 0..2 {
+        let got = ask(format!("mg {key} v t\r\n"), b"yo\r\n");
+        let ttl: u64 = got
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix('t'))
+            .and_then(|t| t.parse().ok())
+            .expect("t<ttl>");
+        assert!((98..=100).contains(&ttl), "{got}");
+        assert!(got.ends_with(" Z X\r\nyo\r\n"), "{got}");
+    }
 }
 
 #[test]

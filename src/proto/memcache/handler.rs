@@ -572,12 +572,15 @@ fn meta_set(
                 }
                 Some((_, cas, _)) if cas == want || (f.invalidate && want < cas) => {
                     inc(&stats.cas_hits);
+                    let before = e.item().map(|i| *i.meta());
                     let outcome = meta_put(e, data, flags, at, f.new_cas);
-                    if want != cas {
-                        // I with an older CAS: store, but as stale (mg shows X and hands out W).
-                        if let Some(meta) = e.meta_mut() {
-                            meta.stale = true;
-                        }
+                    if let (Some(before), Some(meta), true) = (before, e.meta_mut(), want != cas) {
+                        // I with an older CAS, as memcached 1.6: the value is replaced but
+                        // stays stale, keeps the old TTL, and a win token already handed out
+                        // is not handed out again (mg shows X, and Z rather than W).
+                        meta.stale = true;
+                        meta.expire_at = before.expire_at;
+                        meta.won = before.won;
                     }
                     outcome
                 }

@@ -477,6 +477,14 @@ fn decode_line(cmd: Cmd, line: BytesMut, t: &Tokens) -> Request {
         Cmd::MetaNoop => Request::MetaNoop,
         Cmd::MetaGet | Cmd::MetaDelete | Cmd::MetaArith => meta::decode_meta(cmd, line, t),
         Cmd::MetaDebug => meta::decode_debug(line, t),
+        // An HTTP request line sent to the memcached port (`GET / HTTP/1.1`): memcached closes
+        // at once rather than answer, so a cross-protocol request smuggles nothing through.
+        Cmd::Unknown
+            if t.get(&line, t.count.saturating_sub(1))
+                .starts_with(b"HTTP/") =>
+        {
+            Request::Quit
+        }
         Cmd::Store(_) | Cmd::MetaSet | Cmd::Unknown => Request::reject(Reject::Error),
     }
 }
