@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 
 use hashbrown::HashMap;
 
-use super::frame::{Args, RespError};
+use super::error::RespError;
+use super::frame::Args;
 
 macro_rules! commands {
     ($( $variant:ident => $wire:literal, $arity:literal, [$($flag:literal),*], $first:literal, $last:literal, $step:literal; )*) => {
@@ -290,16 +291,12 @@ pub fn parse(args: &Args<'_>) -> Result<(Command, Option<&'static str>), RespErr
             ));
         };
         if !arity_ok(arity, args.len()) {
-            return Err(RespError::Owned(format!(
-                "ERR wrong number of arguments for '{}|{}' command",
-                cmd.wire(),
-                wire
-            )));
+            return Err(RespError::WrongSubcommandArity(cmd.wire(), wire));
         }
         return Ok((cmd, Some(wire)));
     }
     if !arity_ok(cmd.arity(), args.len()) {
-        return Err(RespError::Arity(cmd.wire()));
+        return Err(RespError::WrongArity(cmd.wire()));
     }
     Ok((cmd, None))
 }
@@ -332,11 +329,10 @@ pub fn unknown_command(args: &Args<'_>) -> RespError {
         list.extend_from_slice(&arg[..end.min(room)]);
         list.extend_from_slice(b"' ");
     }
-    RespError::UnknownCommand(format!(
-        "'{}', with args beginning with: {}",
-        c_str(args.get(0), 128),
-        String::from_utf8_lossy(&list)
-    ))
+    RespError::UnknownCommand {
+        name: c_str(args.get(0), 128),
+        args: String::from_utf8_lossy(&list).into_owned(),
+    }
 }
 
 #[cfg(test)]

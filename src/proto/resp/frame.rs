@@ -24,6 +24,7 @@ use std::fmt::Write as _;
 
 use bytes::{BufMut, BytesMut};
 
+use super::error::RespError;
 use crate::config::Limits;
 
 /// Longest inline command or count line without a newline (redis `PROTO_INLINE_MAX_SIZE`).
@@ -490,108 +491,23 @@ pub fn encode_proto_error(out: &mut BytesMut, e: ProtoError) {
     out.put_slice(text.as_bytes());
 }
 
-/// A command error reply. `Display` is the text after `-`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RespError {
-    /// `ERR syntax error`
-    Syntax,
-    /// `ERR value is not an integer or out of range`
-    NotInteger,
-    /// `ERR value is not a valid float`
-    NotFloat,
-    /// `WRONGTYPE Operation against a key holding the wrong kind of value`
-    WrongType,
-    /// `ERR increment or decrement would overflow`
-    Overflow,
-    /// `ERR decrement would overflow` (DECRBY of `i64::MIN`)
-    DecrementOverflow,
-    /// `ERR increment would produce NaN or Infinity`
-    NanOrInfinity,
-    /// `ERR invalid expire time in '<cmd>' command`
-    InvalidExpire(&'static str),
-    /// `ERR no such key`
-    NoSuchKey,
-    /// `ERR offset is out of range`
-    OffsetOutOfRange,
-    /// `ERR string exceeds maximum allowed size (proto-max-bulk-len)`
-    StringTooLong,
-    /// `OOM command not allowed when used memory > 'maxmemory'.`
-    OutOfMemory,
-    /// `ERR wrong number of arguments for '<cmd>' command`
-    Arity(&'static str),
-    /// `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' `
-    UnknownCommand(String),
-    /// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`
-    UnknownSubcommand(String, &'static str),
-    /// `ERR invalid cursor`
-    InvalidCursor,
-    /// `ERR DB index is out of range`
-    DbOutOfRange,
-    /// `ERR source and destination objects are the same`
-    SameObject,
-    /// `ERR timeout is not an integer or out of range` and other fixed texts.
-    Text(&'static str),
-    /// Any other text (already prefixed with its code, e.g. `ERR ...` or `NOPROTO ...`).
-    Owned(String),
-}
-
-impl std::fmt::Display for RespError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RespError::Syntax => f.write_str("ERR syntax error"),
-            RespError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
-            RespError::NotFloat => f.write_str("ERR value is not a valid float"),
-            RespError::WrongType => {
-                f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value")
-            }
-            RespError::Overflow => f.write_str("ERR increment or decrement would overflow"),
-            RespError::DecrementOverflow => f.write_str("ERR decrement would overflow"),
-            RespError::NanOrInfinity => f.write_str("ERR increment would produce NaN or Infinity"),
-            RespError::InvalidExpire(cmd) => {
-                write!(f, "ERR invalid expire time in '{cmd}' command")
-            }
-            RespError::NoSuchKey => f.write_str("ERR no such key"),
-            RespError::OffsetOutOfRange => f.write_str("ERR offset is out of range"),
-            RespError::StringTooLong => {
-                f.write_str("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-            }
-            RespError::OutOfMemory => {
-                f.write_str("OOM command not allowed when used memory > 'maxmemory'.")
-            }
-            RespError::Arity(cmd) => write!(f, "ERR wrong number of arguments for '{cmd}' command"),
-            RespError::UnknownCommand(rest) => write!(f, "ERR unknown command {rest}"),
-            RespError::UnknownSubcommand(sub, cmd) => {
-                write!(f, "ERR unknown subcommand '{sub}'. Try {cmd} HELP.")
-            }
-            RespError::InvalidCursor => f.write_str("ERR invalid cursor"),
-            RespError::DbOutOfRange => f.write_str("ERR DB index is out of range"),
-            RespError::SameObject => f.write_str("ERR source and destination objects are the same"),
-            RespError::Text(t) => f.write_str(t),
-            RespError::Owned(t) => f.write_str(t),
-        }
-    }
-}
-
 /// Writes an error reply. Like redis, `\r` and `\n` inside the text become spaces.
 pub fn encode_error(out: &mut BytesMut, e: &RespError) {
-    match e {
-        RespError::Syntax => out.put_slice(b"-ERR syntax error\r\n"),
-        RespError::NotInteger => {
-            out.put_slice(b"-ERR value is not an integer or out of range\r\n");
-        }
-        RespError::WrongType => {
-            out.put_slice(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n")
-        }
-        _ => {
-            let text = e.to_string();
-            out.reserve(text.len() + 3);
-            out.put_u8(b'-');
-            for b in text.bytes() {
-                out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
-            }
-            out.put_slice(b"\r\n");
-        }
+    if let Some(text) = e.fixed() {
+        // Fixed texts have no line breaks: written as they are, without formatting.
+        out.reserve(text.len() + 3);
+        out.put_u8(b'-');
+        out.put_slice(text.as_bytes());
+        out.put_slice(b"\r\n");
+        return;
     }
+    let text = e.to_string();
+    out.reserve(text.len() + 3);
+    out.put_u8(b'-');
+    for b in text.bytes() {
+        out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+    }
+    out.put_slice(b"\r\n");
 }
 
 /// A RESP2/RESP3 value, as a client sees replies. Used to split and inspect reply streams.
@@ -911,11 +827,11 @@ mod tests {
         encode_double(&mut out, b"1.5", Version::Resp3);
         encode_double(&mut out, b"1.5", Version::Resp2);
         encode_verbatim(&mut out, b"a", Version::Resp3);
-        encode_error(&mut out, &RespError::Arity("get"));
-        encode_error(&mut out, &RespError::Owned("ERR a\r\nb".into()));
+        encode_error(&mut out, &RespError::WrongArity("get"));
+        encode_error(&mut out, &RespError::UnsupportedOption("a\r\nb".into()));
         assert_eq!(
             &out[..],
-            &b"+OK\r\n:-5\r\n$2\r\nhi\r\n$-1\r\n_\r\n*-1\r\n*4\r\n%2\r\n~1\r\n#t\r\n:0\r\n,1.5\r\n$3\r\n1.5\r\n=5\r\ntxt:a\r\n-ERR wrong number of arguments for 'get' command\r\n-ERR a  b\r\n"[..]
+            &b"+OK\r\n:-5\r\n$2\r\nhi\r\n$-1\r\n_\r\n*-1\r\n*4\r\n%2\r\n~1\r\n#t\r\n:0\r\n,1.5\r\n$3\r\n1.5\r\n=5\r\ntxt:a\r\n-ERR wrong number of arguments for 'get' command\r\n-ERR Unsupported option a  b\r\n"[..]
         );
     }
 

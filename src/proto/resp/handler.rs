@@ -34,11 +34,11 @@ use bytes::BytesMut;
 
 use super::acl;
 use super::command::{self, Command};
+use super::error::RespError;
 use super::float::LongDouble;
 use super::frame::{
-    Args, RespError, Version, encode_array, encode_bulk, encode_error, encode_int, encode_map,
-    encode_null, encode_null_array, encode_ok, encode_set, encode_simple, encode_verbatim,
-    parse_i64,
+    Args, Version, encode_array, encode_bulk, encode_error, encode_int, encode_map, encode_null,
+    encode_null_array, encode_ok, encode_set, encode_simple, encode_verbatim, parse_i64,
 };
 use super::types::{Access, with_keys};
 use crate::config::Limits;
@@ -159,7 +159,7 @@ fn dispatch(
             match a.len() {
                 1 => encode_simple(out, b"PONG"),
                 2 => encode_bulk(out, a.get(1)),
-                _ => return Err(RespError::Arity("ping")),
+                _ => return Err(RespError::WrongArity("ping")),
             }
             Ok(())
         }
@@ -383,7 +383,7 @@ fn dispatch(
         }
         Command::MultiSet | Command::MultiSetNx => {
             if a.len() % 2 == 0 {
-                return Err(RespError::Arity(cmd.wire()));
+                return Err(RespError::WrongArity(cmd.wire()));
             }
             for i in (2..a.len()).step_by(2) {
                 check_size(cx.limits, a.get(i).len())?;
@@ -737,22 +737,17 @@ fn expire(
             b"gt" => gt = true,
             b"lt" => lt = true,
             _ => {
-                return Err(RespError::Owned(format!(
-                    "ERR Unsupported option {}",
-                    String::from_utf8_lossy(opt)
-                )));
+                return Err(RespError::UnsupportedOption(
+                    String::from_utf8_lossy(opt).into_owned(),
+                ));
             }
         }
     }
     if nx && (xx || gt || lt) {
-        return Err(RespError::Text(
-            "ERR NX and XX, GT or LT options at the same time are not compatible",
-        ));
+        return Err(RespError::ExpireNxAndOthers);
     }
     if gt && lt {
-        return Err(RespError::Text(
-            "ERR GT and LT options at the same time are not compatible",
-        ));
+        return Err(RespError::ExpireGtAndLt);
     }
     let mut when = parse_int(a.get(2))?;
     if unit == 1000 {
@@ -1226,9 +1221,7 @@ fn match_one(p: &[u8], pi: usize, c: u8) -> Option<usize> {
 
 fn valid_client_name(name: &[u8]) -> Reply {
     if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-        return Err(RespError::Text(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        ));
+        return Err(RespError::InvalidClientName);
     }
     Ok(())
 }
@@ -1241,11 +1234,9 @@ fn hello(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let mut version = None;
     let mut j = 1;
     if a.len() >= 2 {
-        let ver = parse_i64(a.get(1)).ok_or(RespError::Text(
-            "ERR Protocol version is not an integer or out of range",
-        ))?;
+        let ver = parse_i64(a.get(1)).ok_or(RespError::ProtocolVersion)?;
         if !(2..=3).contains(&ver) {
-            return Err(RespError::Text("NOPROTO unsupported protocol version"));
+            return Err(RespError::NoProto);
         }
         version = Some(if ver == 2 {
             Version::Resp2
@@ -1269,21 +1260,18 @@ fn hello(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             name = Some(a.get(j + 1));
             j += 1;
         } else {
-            return Err(RespError::Owned(format!(
-                "ERR Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(opt)
-            )));
+            return Err(RespError::HelloOption(
+                String::from_utf8_lossy(opt).into_owned(),
+            ));
         }
         j += 1;
     }
     if let Some(login) = user.and_then(|u| acl::login(cx.shared, Some(u), password)) {
         cx.conn.access = login?;
     } else if !cx.conn.access.authenticated {
-        return Err(RespError::Text(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
-        ));
+        return Err(RespError::HelloNoAuth);
     } else if user.is_some_and(|u| u != b"default") {
-        return Err(wrong_pass());
+        return Err(RespError::WrongPass);
     }
     if let Some(n) = name {
         set_name(cx.conn, n);
@@ -1310,10 +1298,6 @@ fn hello(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     Ok(())
 }
 
-fn wrong_pass() -> RespError {
-    RespError::Text("WRONGPASS invalid username-password pair or user is disabled.")
-}
-
 fn auth(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let login = match a.len() {
         2 => acl::login(cx.shared, None, a.get(1)),
@@ -1326,14 +1310,12 @@ fn auth(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         return Ok(());
     }
     match a.len() {
-        2 => Err(RespError::Text(
-            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        )),
+        2 => Err(RespError::AuthNotConfigured),
         3 if a.get(1) == b"default" => {
             encode_ok(out);
             Ok(())
         }
-        3 => Err(wrong_pass()),
+        3 => Err(RespError::WrongPass),
         _ => Err(RespError::Syntax),
     }
 }
@@ -1396,10 +1378,9 @@ fn client(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
             } else if attr.eq_ignore_ascii_case(b"lib-ver") {
                 cx.conn.lib_ver = Some(value.into());
             } else {
-                return Err(RespError::Owned(format!(
-                    "ERR Unrecognized option '{}'",
-                    String::from_utf8_lossy(attr)
-                )));
+                return Err(RespError::UnrecognizedOption(
+                    String::from_utf8_lossy(attr).into_owned(),
+                ));
             }
             encode_ok(out);
         }
@@ -1614,10 +1595,9 @@ fn config(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
             }
             Ok(())
         }
-        "set" => Err(RespError::Owned(format!(
-            "ERR CONFIG SET failed (possibly related to argument '{}') - ringcache is configured by its config file",
-            String::from_utf8_lossy(a.get(2))
-        ))),
+        "set" => Err(RespError::ConfigSet(
+            String::from_utf8_lossy(a.get(2)).into_owned(),
+        )),
         "resetstat" => {
             encode_ok(out);
             Ok(())

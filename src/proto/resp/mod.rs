@@ -24,6 +24,7 @@
 
 pub mod acl;
 mod command;
+pub mod error;
 pub mod float;
 pub mod frame;
 pub mod handler;

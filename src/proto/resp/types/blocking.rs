@@ -28,8 +28,9 @@ use bytes::BytesMut;
 use tokio::sync::Notify;
 
 use crate::proto::Flow;
+use crate::proto::resp::error::RespError;
 use crate::proto::resp::float::LongDouble;
-use crate::proto::resp::frame::{RespError, encode_null_array};
+use crate::proto::resp::frame::encode_null_array;
 use crate::proto::resp::handler::{Ctx, Reply};
 
 /// A connection's blocked state (in `Conn`).
@@ -52,15 +53,13 @@ fn parse_timeout(s: &[u8]) -> Result<Option<Duration>, RespError> {
                 .and_then(|t| t.parse::<f64>().ok())
                 .filter(|_| !ld.is_nan_or_infinite())
         })
-        .ok_or(RespError::Text(
-            "ERR timeout is not a float or out of range",
-        ))?;
+        .ok_or(RespError::TimeoutNotFloat)?;
     if t < 0.0 {
-        return Err(RespError::Text("ERR timeout is negative"));
+        return Err(RespError::TimeoutNegative);
     }
     let ms = (t * 1000.0).ceil();
     if ms > 1e15 {
-        return Err(RespError::Text("ERR timeout is out of range"));
+        return Err(RespError::TimeoutOutOfRange);
     }
     Ok((ms > 0.0).then(|| Duration::from_millis(ms as u64)))
 }

@@ -4,10 +4,10 @@ use bytes::BytesMut;
 
 use super::{Args, check, is, rand_below, random_picks, read, reply_scan, scan_args, write};
 use crate::proto::resp::command::Command;
+use crate::proto::resp::error::RespError;
 use crate::proto::resp::float::LongDouble;
 use crate::proto::resp::frame::{
-    RespError, Version, encode_array, encode_bulk, encode_int, encode_map, encode_null, encode_ok,
-    parse_i64,
+    Version, encode_array, encode_bulk, encode_int, encode_map, encode_null, encode_ok, parse_i64,
 };
 use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
 use crate::store::Hash;
@@ -24,7 +24,7 @@ pub(super) fn dispatch(
     Some(match cmd {
         Command::HSet | Command::HMSet => (|| {
             if a.len() % 2 == 1 {
-                return Err(RespError::Arity(cmd.wire()));
+                return Err(RespError::WrongArity(cmd.wire()));
             }
             for i in (3..a.len()).step_by(2) {
                 check_size(cx.limits, a.get(i).len())?;
@@ -142,9 +142,7 @@ pub(super) fn dispatch(
                     None => 0,
                     Some(_) => read::<Hash, _>(e, |h| h.get(a.get(2)).map(parse_i64))?
                         .flatten()
-                        .map_or(Ok(0), |x| {
-                            x.ok_or(RespError::Text("ERR hash value is not an integer"))
-                        })?,
+                        .map_or(Ok(0), |x| x.ok_or(RespError::HashNotInteger))?,
                 };
                 let n = old.checked_add(by).ok_or(RespError::Overflow)?;
                 let mut buf = itoa::Buffer::new();
@@ -158,7 +156,7 @@ pub(super) fn dispatch(
         Command::HIncrByFloat => (|| {
             let by = LongDouble::parse(a.get(3)).ok_or(RespError::NotFloat)?;
             if by.is_nan_or_infinite() {
-                return Err(RespError::Text("ERR value is NaN or Infinity"));
+                return Err(RespError::ValueNanOrInfinity);
             }
             let limits = cx.limits;
             let text = topo.entry(key, |e| {
@@ -166,8 +164,7 @@ pub(super) fn dispatch(
                 let old = read::<Hash, _>(e, |h| h.get(a.get(2)).map(<[u8]>::to_vec))?.flatten();
                 let old = match old {
                     None => LongDouble::parse(b"0").ok_or(RespError::NotFloat)?,
-                    Some(o) => LongDouble::parse(&o)
-                        .ok_or(RespError::Text("ERR hash value is not a float"))?,
+                    Some(o) => LongDouble::parse(&o).ok_or(RespError::HashNotFloat)?,
                 };
                 let sum = old.plus(by);
                 if sum.is_nan_or_infinite() {
@@ -230,7 +227,7 @@ fn hrandfield(
         _ => return Err(RespError::Syntax),
     };
     if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
-        return Err(RespError::Text("ERR value is out of range"));
+        return Err(RespError::ValueOutOfRange);
     }
     topo.entry(key, |e| {
         let done = read::<Hash, _>(e, |h| {

@@ -8,8 +8,9 @@ use super::{
 };
 use crate::proto::Flow;
 use crate::proto::resp::command::Command;
+use crate::proto::resp::error::RespError;
 use crate::proto::resp::frame::{
-    RespError, encode_array, encode_bulk, encode_int, encode_null, encode_null_array, encode_ok,
+    encode_array, encode_bulk, encode_int, encode_null, encode_null_array, encode_ok,
 };
 use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
 use crate::store::List;
@@ -50,7 +51,7 @@ pub(super) fn dispatch(
             let count = match a.len() {
                 2 => None,
                 3 => Some(parse_count(a.get(2))?),
-                _ => return Err(RespError::Arity(cmd.wire())),
+                _ => return Err(RespError::WrongArity(cmd.wire())),
             };
             let popped = topo.entry(key, |e| {
                 write::<List, _>(e, false, |l| {
@@ -130,7 +131,7 @@ pub(super) fn dispatch(
                 })?;
                 match ok {
                     None => Err(RespError::NoSuchKey),
-                    Some(false) => Err(RespError::Text("ERR index out of range")),
+                    Some(false) => Err(RespError::IndexOutOfRange),
                     Some(true) => {
                         encode_ok(out);
                         Ok(())
@@ -284,7 +285,7 @@ pub(super) fn dispatch(
                     if is(a.get(j), "count") && j + 1 < a.len() && !seen_count {
                         let n = parse_int(a.get(j + 1))?;
                         if n <= 0 {
-                            return Err(RespError::Text("ERR count should be greater than 0"));
+                            return Err(RespError::CountNotPositive);
                         }
                         count = n as usize;
                         seen_count = true;
@@ -382,24 +383,20 @@ fn lpos(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         let n = parse_int(a.get(j + 1))?;
         if is(opt, "rank") {
             if n == 0 {
-                return Err(RespError::Text(
-                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
-                ));
+                return Err(RespError::RankZero);
             }
             if n == i64::MIN {
-                return Err(RespError::Text(
-                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                ));
+                return Err(RespError::RankOutOfRange);
             }
             rank = n;
         } else if is(opt, "count") {
             if n < 0 {
-                return Err(RespError::Text("ERR COUNT can't be negative"));
+                return Err(RespError::CountNegative);
             }
             count = Some(n);
         } else if is(opt, "maxlen") {
             if n < 0 {
-                return Err(RespError::Text("ERR MAXLEN can't be negative"));
+                return Err(RespError::MaxLenNegative);
             }
             maxlen = n;
         } else {

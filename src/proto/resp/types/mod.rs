@@ -24,7 +24,8 @@ pub mod blocking;
 use bytes::BytesMut;
 
 use super::command::Command;
-use super::frame::{RespError, Version, encode_double};
+use super::error::RespError;
+use super::frame::{Version, encode_double};
 use super::handler::{Ctx, Reply, store_error};
 use crate::proto::Flow;
 use crate::route::topology::Topology;
@@ -52,7 +53,8 @@ pub(super) fn dispatch(
     if let Some(r) = zset::dispatch(cmd, a, cx, out, flow) {
         return r;
     }
-    Err(RespError::Text("ERR command not implemented"))
+    // Every container command is matched above.
+    Err(RespError::Syntax)
 }
 
 /// Access to the keys of one command: all locked on one node, or routed one by one.
@@ -302,9 +304,7 @@ pub(super) const MAX_PICKS: u64 = 1 << 20;
 pub(super) fn parse_count(s: &[u8]) -> Result<usize, RespError> {
     match crate::proto::resp::frame::parse_i64(s) {
         Some(n) if n >= 0 => Ok(n as usize),
-        _ => Err(RespError::Text(
-            "ERR value is out of range, must be positive",
-        )),
+        _ => Err(RespError::MustBePositive),
     }
 }
 
@@ -320,10 +320,9 @@ pub(super) fn parse_numkeys(
     available: usize,
     too_many: RespError,
 ) -> Result<usize, RespError> {
-    let n = super::handler::parse_int(s)
-        .map_err(|_| RespError::Text("ERR numkeys should be greater than 0"))?;
+    let n = super::handler::parse_int(s).map_err(|_| RespError::NumKeysNotPositive)?;
     if n <= 0 {
-        return Err(RespError::Text("ERR numkeys should be greater than 0"));
+        return Err(RespError::NumKeysNotPositive);
     }
     if n as u64 > available as u64 {
         return Err(too_many);

@@ -7,8 +7,9 @@ use super::{
     reply_scan, scan_args, store, with_keys, write,
 };
 use crate::proto::resp::command::Command;
+use crate::proto::resp::error::RespError;
 use crate::proto::resp::frame::{
-    RespError, Version, encode_array, encode_bulk, encode_int, encode_null, encode_set,
+    Version, encode_array, encode_bulk, encode_int, encode_null, encode_set,
 };
 use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
 use crate::store::{Container, Kind, Set};
@@ -110,7 +111,7 @@ pub(super) fn dispatch(
             }
             let n = parse_int(a.get(2))?;
             if n == i64::MIN {
-                return Err(RespError::Text("ERR value is out of range"));
+                return Err(RespError::ValueOutOfRange);
             }
             let picks = topo.entry(key, |e| {
                 read::<Set, _>(e, |s| {
@@ -172,20 +173,15 @@ pub(super) fn dispatch(
             Ok(())
         })(),
         Command::SInterCard => (|| {
-            let nk = parse_numkeys(
-                a.get(1),
-                a.len() - 2,
-                RespError::Text("ERR Number of keys can't be greater than number of args"),
-            )?;
+            let nk = parse_numkeys(a.get(1), a.len() - 2, RespError::TooManyKeys)?;
             let keys: Vec<&[u8]> = (0..nk).map(|i| a.get(2 + i)).collect();
             let mut limit = 0usize;
             let mut j = 2 + nk;
             while j < a.len() {
                 if is(a.get(j), "limit") && j + 1 < a.len() {
-                    let n = parse_int(a.get(j + 1))
-                        .map_err(|_| RespError::Text("ERR LIMIT can't be negative"))?;
+                    let n = parse_int(a.get(j + 1)).map_err(|_| RespError::LimitNegative)?;
                     if n < 0 {
-                        return Err(RespError::Text("ERR LIMIT can't be negative"));
+                        return Err(RespError::LimitNegative);
                     }
                     limit = n as usize;
                     j += 2;

@@ -12,14 +12,15 @@ use super::{
 };
 use crate::proto::Flow;
 use crate::proto::resp::command::Command;
+use crate::proto::resp::error::RespError;
 use crate::proto::resp::frame::{
-    RespError, Version, encode_array, encode_bulk, encode_int, encode_null, encode_null_array,
+    Version, encode_array, encode_bulk, encode_int, encode_null, encode_null_array,
 };
 use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
 use crate::store::{Container, Kind, Set, ZSet};
 
-const NOT_FLOAT: RespError = RespError::Text("ERR min or max is not a float");
-const NOT_LEX: RespError = RespError::Text("ERR min or max not valid string range item");
+const NOT_FLOAT: RespError = RespError::MinMaxNotFloat;
+const NOT_LEX: RespError = RespError::MinMaxNotLex;
 
 /// One end of a score range.
 #[derive(Clone, Copy)]
@@ -167,14 +168,10 @@ fn parse_zrange(a: &Args<'_>, at: usize, store: bool) -> Result<Query, RespError
         return Err(RespError::Syntax);
     }
     if limit && !by_score && !by_lex {
-        return Err(RespError::Text(
-            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-        ));
+        return Err(RespError::LimitWithoutBy);
     }
     if with_scores && by_lex {
-        return Err(RespError::Text(
-            "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
-        ));
+        return Err(RespError::WithScoresByLex);
     }
     let (x, y) = if rev && (by_score || by_lex) {
         (a.get(at + 1), a.get(at))
@@ -210,17 +207,13 @@ fn parse_legacy(cmd: Command, a: &Args<'_>) -> Result<Query, RespError> {
         let opt = a.get(j);
         if is(opt, "withscores") {
             if lex {
-                return Err(RespError::Text(
-                    "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
-                ));
+                return Err(RespError::WithScoresByLex);
             }
             with_scores = true;
             j += 1;
         } else if is(opt, "limit") && j + 2 < a.len() {
             if cmd == Command::ZRevRange {
-                return Err(RespError::Text(
-                    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-                ));
+                return Err(RespError::LimitWithoutBy);
             }
             offset = parse_int(a.get(j + 1))?;
             count = parse_int(a.get(j + 2))?;
@@ -307,7 +300,7 @@ pub(super) fn dispatch(
                 write::<ZSet, _>(e, true, |z| {
                     let new = z.score(a.get(3)).unwrap_or(0.0) + by;
                     if new.is_nan() {
-                        return Err(RespError::Text("ERR resulting score is not a number (NaN)"));
+                        return Err(RespError::ScoreNan);
                     }
                     z.insert(a.get(3), new);
                     Ok(new)
@@ -385,7 +378,7 @@ pub(super) fn dispatch(
                 3 => false,
                 4 if is(a.get(3), "withscore") => true,
                 4 => return Err(RespError::Syntax),
-                _ => return Err(RespError::Arity(cmd.wire())),
+                _ => return Err(RespError::WrongArity(cmd.wire())),
             };
             let r = topo.entry(key, |e| {
                 read::<ZSet, _>(e, |z| {
@@ -485,7 +478,7 @@ pub(super) fn dispatch(
                     if !seen && is(a.get(j), "count") && j + 1 < a.len() {
                         let n = parse_int(a.get(j + 1))?;
                         if n <= 0 {
-                            return Err(RespError::Text("ERR count should be greater than 0"));
+                            return Err(RespError::CountNotPositive);
                         }
                         count = n as usize;
                         seen = true;
@@ -623,19 +616,13 @@ fn zadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         return Err(RespError::Syntax);
     }
     if nx && xx {
-        return Err(RespError::Text(
-            "ERR XX and NX options at the same time are not compatible",
-        ));
+        return Err(RespError::XxAndNx);
     }
     if (nx && (gt || lt)) || (gt && lt) {
-        return Err(RespError::Text(
-            "ERR GT, LT, and/or NX options at the same time are not compatible",
-        ));
+        return Err(RespError::GtLtNx);
     }
     if incr && pairs > 2 {
-        return Err(RespError::Text(
-            "ERR INCR option supports a single increment-element pair",
-        ));
+        return Err(RespError::IncrOnePair);
     }
     let mut items = Vec::with_capacity(pairs / 2);
     for i in (j..a.len()).step_by(2) {
@@ -654,7 +641,7 @@ fn zadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 let old = z.score(m);
                 let new = if incr { old.unwrap_or(0.0) + s } else { s };
                 if new.is_nan() {
-                    return Err(RespError::Text("ERR resulting score is not a number (NaN)"));
+                    return Err(RespError::ScoreNan);
                 }
                 match old {
                     None if xx => continue,
@@ -714,10 +701,7 @@ fn combine_cmd(
     let base = usize::from(store_it) + 1;
     let n = parse_int(a.get(base))?;
     if n <= 0 {
-        return Err(RespError::Owned(format!(
-            "ERR at least 1 input key is needed for '{}' command",
-            cmd.wire()
-        )));
+        return Err(RespError::NeedInputKey(cmd.wire()));
     }
     if n as u64 > (a.len() - base - 1) as u64 {
         return Err(RespError::Syntax);
@@ -734,8 +718,7 @@ fn combine_cmd(
         let rest = a.len() - j - 1;
         if !is_diff && is(o, "weights") && rest >= n {
             for (i, w) in weights.iter_mut().enumerate() {
-                *w = parse_double(a.get(j + 1 + i))
-                    .ok_or(RespError::Text("ERR weight value is not a float"))?;
+                *w = parse_double(a.get(j + 1 + i)).ok_or(RespError::WeightNotFloat)?;
             }
             j += n + 1;
         } else if !is_diff && is(o, "aggregate") && rest >= 1 {
@@ -887,7 +870,7 @@ fn zrandmember(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         _ => return Err(RespError::Syntax),
     };
     if with_scores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
-        return Err(RespError::Text("ERR value is out of range"));
+        return Err(RespError::ValueOutOfRange);
     }
     topo.entry(key, |e| {
         let done = read::<ZSet, _>(e, |z| {
