@@ -10,6 +10,8 @@
 //! working; a fixed text has no `\r` or `\n` (the encoder writes it as is), a text that quotes
 //! client bytes has them replaced by spaces when encoded (`frame::encode_error`).
 
+use crate::store::StoreError;
+
 /// A command error reply. `Display` is the text after `-`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RespError {
@@ -137,6 +139,9 @@ pub enum RespError {
     WrongPass,
     /// `ERR AUTH <password> called without any password configured for the default user. ...`
     AuthNotConfigured,
+    /// `ERR command '<cmd>' is not handled by its group`: the table's group column and the
+    /// group's handler disagree (a bug, answered instead of a panic).
+    NotInGroup(&'static str),
     /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
     ConfigSet(String),
 }
@@ -221,6 +226,7 @@ impl RespError {
             | UnrecognizedOption(_)
             | HelloOption(_)
             | NoPerm(_)
+            | NotInGroup(_)
             | ConfigSet(_) => return None,
         })
     }
@@ -255,6 +261,7 @@ impl std::fmt::Display for RespError {
                 f,
                 "NOPERM this user has no permissions to run the '{cmd}' command"
             ),
+            NotInGroup(cmd) => write!(f, "ERR command '{cmd}' is not handled by its group"),
             ConfigSet(arg) => write!(
                 f,
                 "ERR CONFIG SET failed (possibly related to argument '{arg}') - ringcache is configured by its config file"
@@ -262,5 +269,13 @@ impl std::fmt::Display for RespError {
             // Every other variant has a fixed text (returned above).
             _ => Ok(()),
         }
+    }
+}
+
+/// The reply for a store refusal.
+pub(super) fn store_error(e: StoreError) -> RespError {
+    match e {
+        StoreError::WrongType => RespError::WrongType,
+        StoreError::OutOfMemory => RespError::OutOfMemory,
     }
 }

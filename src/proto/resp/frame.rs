@@ -86,11 +86,21 @@ impl<'a> Args<'a> {
         self.ranges.is_empty()
     }
 
-    /// Argument `i` (0 is the command name). Panics past `len()`: callers check arity first.
+    /// Argument `i` (0 is the command name), or None past `len()`.
+    #[inline]
+    pub fn try_get(&self, i: usize) -> Option<&'a [u8]> {
+        let &(start, len) = self.ranges.get(i)?;
+        self.buf.get(start..start + len)
+    }
+
+    /// Argument `i` (0 is the command name). Never panics: past `len()` it is an empty
+    /// argument. Handlers run only after the dispatcher checked the table's arity, so every
+    /// index the arity guarantees exists and the others are read after a `len()` check; a
+    /// handler bug that still reads past the end answers wrongly instead of crashing the
+    /// server for every client.
     #[inline]
     pub fn get(&self, i: usize) -> &'a [u8] {
-        let (start, len) = self.ranges[i];
-        &self.buf[start..start + len]
+        self.try_get(i).unwrap_or_default()
     }
 
     /// Arguments `from..` in order.

@@ -28,21 +28,10 @@ use bytes::BytesMut;
 use tokio::sync::Notify;
 
 use crate::proto::Flow;
+use crate::proto::resp::conn::{Blocked, Ctx, Reply};
 use crate::proto::resp::error::RespError;
 use crate::proto::resp::float::LongDouble;
 use crate::proto::resp::frame::encode_null_array;
-use crate::proto::resp::handler::{Ctx, Reply};
-
-/// A connection's blocked state (in `Conn`).
-#[derive(Debug)]
-pub struct Blocked {
-    /// Keys it waits on.
-    pub keys: Vec<Box<[u8]>>,
-    /// Woken by pushes.
-    pub notify: Arc<Notify>,
-    /// When to give up; None = never.
-    pub deadline: Option<Instant>,
-}
 
 /// redis `getTimeoutFromObjectOrReply` (seconds, fractions allowed): None = block forever.
 fn parse_timeout(s: &[u8]) -> Result<Option<Duration>, RespError> {

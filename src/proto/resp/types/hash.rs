@@ -3,25 +3,22 @@
 use bytes::BytesMut;
 
 use super::{Args, check, is, rand_below, random_picks, read, reply_scan, scan_args, write};
+use crate::proto::resp::args::{check_size, parse_int};
 use crate::proto::resp::command::Command;
+use crate::proto::resp::conn::{Ctx, Reply};
 use crate::proto::resp::error::RespError;
 use crate::proto::resp::float::LongDouble;
 use crate::proto::resp::frame::{
     Version, encode_array, encode_bulk, encode_int, encode_map, encode_null, encode_ok, parse_i64,
 };
-use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
 use crate::store::Hash;
 
-pub(super) fn dispatch(
-    cmd: Command,
-    a: &Args<'_>,
-    cx: &mut Ctx<'_>,
-    out: &mut BytesMut,
-) -> Option<Reply> {
+/// Runs a hash command (its arity is checked).
+pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Reply {
     let topo = cx.shared.topology.load();
     let v = cx.conn.version;
     let key = a.get(1);
-    Some(match cmd {
+    match cmd {
         Command::HSet | Command::HMSet => (|| {
             if a.len() % 2 == 1 {
                 return Err(RespError::WrongArity(cmd.wire()));
@@ -200,8 +197,8 @@ pub(super) fn dispatch(
             reply_scan(out, next, &items);
             Ok(())
         })(),
-        _ => return None,
-    })
+        _ => Err(RespError::NotInGroup(cmd.wire())),
+    }
 }
 
 fn hrandfield(

@@ -7,25 +7,27 @@ use super::{
     write,
 };
 use crate::proto::Flow;
+use crate::proto::resp::args::{check_size, parse_int};
 use crate::proto::resp::command::Command;
+use crate::proto::resp::conn::{Ctx, Reply};
 use crate::proto::resp::error::RespError;
 use crate::proto::resp::frame::{
     encode_array, encode_bulk, encode_int, encode_null, encode_null_array, encode_ok,
 };
-use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
 use crate::store::List;
 
-pub(super) fn dispatch(
+/// Runs a list command (its arity is checked).
+pub(crate) fn handle(
     cmd: Command,
     a: &Args<'_>,
     cx: &mut Ctx<'_>,
     out: &mut BytesMut,
     flow: &mut Flow,
-) -> Option<Reply> {
+) -> Reply {
     let topo = cx.shared.topology.load();
     let v = cx.conn.version;
     let key = a.get(1);
-    Some(match cmd {
+    match cmd {
         Command::LPush | Command::RPush | Command::LPushX | Command::RPushX => (|| {
             for x in a.iter_from(2) {
                 check_size(cx.limits, x.len())?;
@@ -234,7 +236,7 @@ pub(super) fn dispatch(
                     };
                     match (side(a.get(3)), side(a.get(4))) {
                         (Ok(f), Ok(t)) => (f, t, (cmd == Command::BLMove).then(|| a.get(5))),
-                        (Err(e), _) | (_, Err(e)) => return Some(Err(e)),
+                        (Err(e), _) | (_, Err(e)) => return Err(e),
                     }
                 }
             };
@@ -343,8 +345,8 @@ pub(super) fn dispatch(
             };
             blocking::run(cx, &keys, a.get(a.len() - 1), out, flow, attempt)
         }
-        _ => return None,
-    })
+        _ => Err(RespError::NotInGroup(cmd.wire())),
+    }
 }
 
 /// Pops from `src` and pushes onto `dst` (atomically when they share a node). WRONGTYPE on

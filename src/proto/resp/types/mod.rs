@@ -1,4 +1,5 @@
-//! Redis container commands: hashes, lists, sets, sorted sets, and the blocking pops.
+//! Redis container commands: hashes, lists, sets, sorted sets, and the blocking pops. The
+//! dispatcher (`handler`) routes each command straight to its module by the table's group.
 //!
 //! Owns: the semantics of these commands (redis-server 7.0's checks, in its order, and its
 //! replies), the key-access abstraction for multi-key commands ([`Access`]) and score
@@ -6,7 +7,7 @@
 //! changed only through their own methods, which keep the memory charge current).
 //!
 //! Atomicity: a command over several keys (SMOVE, LMOVE, S*STORE, Z*STORE, ZRANGESTORE, and
-//! RENAME/COPY/MSETNX in the handler) runs inside [`with_keys`]: when all its keys are owned by
+//! RENAME/COPY in `keyspace`, MSETNX in `strings`) runs inside [`with_keys`]: when all its keys are owned by
 //! one node and no migration is running, every key is locked at once ([`Topology::entries`])
 //! and the command is atomic; otherwise each key is accessed on its own through
 //! `Topology::entry`, in the order redis touches them (not atomic, documented in README).
@@ -14,48 +15,24 @@
 //! Empty containers never exist: `Entry::update_container` removes a container a command
 //! emptied, and a command that would create an empty one (ZADD XX, ...) creates nothing.
 
-mod hash;
-mod list;
-mod set;
-mod zset;
+pub(super) mod hash;
+pub(super) mod list;
+pub(super) mod set;
+pub(super) mod zset;
 
 pub mod blocking;
 
 use bytes::BytesMut;
 
-use super::command::Command;
+use super::conn::Reply;
 use super::error::RespError;
+use super::error::store_error;
 use super::frame::{Version, encode_double};
-use super::handler::{Ctx, Reply, store_error};
-use crate::proto::Flow;
 use crate::route::topology::Topology;
 use crate::store::{Container, Entry, Hash, Kind, List, Locked, Set, ZSet};
 
 pub(super) use super::frame::Args;
-
-/// Routes a container command.
-pub(super) fn dispatch(
-    cmd: Command,
-    a: &Args<'_>,
-    cx: &mut Ctx<'_>,
-    out: &mut BytesMut,
-    flow: &mut Flow,
-) -> Reply {
-    if let Some(r) = hash::dispatch(cmd, a, cx, out) {
-        return r;
-    }
-    if let Some(r) = list::dispatch(cmd, a, cx, out, flow) {
-        return r;
-    }
-    if let Some(r) = set::dispatch(cmd, a, cx, out) {
-        return r;
-    }
-    if let Some(r) = zset::dispatch(cmd, a, cx, out, flow) {
-        return r;
-    }
-    // Every container command is matched above.
-    Err(RespError::Syntax)
-}
+pub(super) use super::random::rand_below;
 
 /// Access to the keys of one command: all locked on one node, or routed one by one.
 pub(crate) enum Access<'a, 'l> {
@@ -252,11 +229,6 @@ pub(super) fn reply_double(out: &mut BytesMut, d: f64, v: Version) {
     encode_double(out, fmt_double(d).as_bytes(), v);
 }
 
-/// A random index below `n` (n > 0).
-pub(super) fn rand_below(n: usize) -> usize {
-    (super::handler::random_u64() % n as u64) as usize
-}
-
 /// redis `getRangeLongFromObjectOrReply` / index normalization for LRANGE, ZRANGE, LTRIM:
 /// the ascending index window `start..end` (empty if none) of `len` elements.
 pub(super) fn index_window(start: i64, stop: i64, len: usize) -> (usize, usize) {
@@ -320,7 +292,7 @@ pub(super) fn parse_numkeys(
     available: usize,
     too_many: RespError,
 ) -> Result<usize, RespError> {
-    let n = super::handler::parse_int(s).map_err(|_| RespError::NumKeysNotPositive)?;
+    let n = super::args::parse_int(s).map_err(|_| RespError::NumKeysNotPositive)?;
     if n <= 0 {
         return Err(RespError::NumKeysNotPositive);
     }
@@ -342,7 +314,7 @@ pub(super) struct ScanArgs<'a> {
 const SCAN_ALL_MAX: usize = 128;
 
 pub(super) fn scan_args<'a>(a: &Args<'a>) -> Result<ScanArgs<'a>, RespError> {
-    let cursor = super::handler::parse_cursor(a.get(2)).ok_or(RespError::InvalidCursor)?;
+    let cursor = super::args::parse_cursor(a.get(2)).ok_or(RespError::InvalidCursor)?;
     let mut s = ScanArgs {
         cursor,
         pattern: None,
@@ -352,7 +324,7 @@ pub(super) fn scan_args<'a>(a: &Args<'a>) -> Result<ScanArgs<'a>, RespError> {
     while i < a.len() {
         let rest = a.len() - i - 1;
         if is(a.get(i), "count") && rest >= 1 {
-            let n = super::handler::parse_int(a.get(i + 1))?;
+            let n = super::args::parse_int(a.get(i + 1))?;
             if n < 1 {
                 return Err(RespError::Syntax);
             }
@@ -380,7 +352,7 @@ impl ScanArgs<'_> {
     }
 
     pub(super) fn matches(&self, s: &[u8]) -> bool {
-        self.pattern.is_none_or(|p| super::handler::glob(p, s))
+        self.pattern.is_none_or(|p| super::glob::glob(p, s))
     }
 }
 

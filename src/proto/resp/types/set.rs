@@ -6,24 +6,21 @@ use super::{
     Access, Args, check, is, kind_of, parse_count, parse_numkeys, rand_below, random_picks, read,
     reply_scan, scan_args, store, with_keys, write,
 };
+use crate::proto::resp::args::{check_size, parse_int};
 use crate::proto::resp::command::Command;
+use crate::proto::resp::conn::{Ctx, Reply};
 use crate::proto::resp::error::RespError;
 use crate::proto::resp::frame::{
     Version, encode_array, encode_bulk, encode_int, encode_null, encode_set,
 };
-use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
 use crate::store::{Container, Kind, Set};
 
-pub(super) fn dispatch(
-    cmd: Command,
-    a: &Args<'_>,
-    cx: &mut Ctx<'_>,
-    out: &mut BytesMut,
-) -> Option<Reply> {
+/// Runs a set command (its arity is checked).
+pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Reply {
     let topo = cx.shared.topology.load();
     let v = cx.conn.version;
     let key = a.get(1);
-    Some(match cmd {
+    match cmd {
         Command::SAdd => (|| {
             for m in a.iter_from(2) {
                 check_size(cx.limits, m.len())?;
@@ -212,8 +209,8 @@ pub(super) fn dispatch(
             reply_scan(out, next, &items);
             Ok(())
         })(),
-        _ => return None,
-    })
+        _ => Err(RespError::NotInGroup(cmd.wire())),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -11,12 +11,13 @@ use super::{
     with_keys, write,
 };
 use crate::proto::Flow;
+use crate::proto::resp::args::{check_size, parse_int};
 use crate::proto::resp::command::Command;
+use crate::proto::resp::conn::{Ctx, Reply};
 use crate::proto::resp::error::RespError;
 use crate::proto::resp::frame::{
     Version, encode_array, encode_bulk, encode_int, encode_null, encode_null_array,
 };
-use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
 use crate::store::{Container, Kind, Set, ZSet};
 
 const NOT_FLOAT: RespError = RespError::MinMaxNotFloat;
@@ -281,17 +282,18 @@ fn pop(z: &mut ZSet, max: bool, count: usize) -> Vec<(Box<[u8]>, f64)> {
         .collect()
 }
 
-pub(super) fn dispatch(
+/// Runs a sorted-set command (its arity is checked).
+pub(crate) fn handle(
     cmd: Command,
     a: &Args<'_>,
     cx: &mut Ctx<'_>,
     out: &mut BytesMut,
     flow: &mut Flow,
-) -> Option<Reply> {
+) -> Reply {
     let topo = cx.shared.topology.load();
     let v = cx.conn.version;
     let key = a.get(1);
-    Some(match cmd {
+    match cmd {
         Command::ZAdd => zadd(cx, a, out),
         Command::ZIncrBy => (|| {
             let by = parse_double(a.get(2)).ok_or(RespError::NotFloat)?;
@@ -584,8 +586,8 @@ pub(super) fn dispatch(
             reply_scan(out, next, &items);
             Ok(())
         })(),
-        _ => return None,
-    })
+        _ => Err(RespError::NotInGroup(cmd.wire())),
+    }
 }
 
 fn zadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
