@@ -255,6 +255,38 @@ fn expire_arg(
     Ok(ms as u64)
 }
 
+/// An EX/PX/EXAT/PXAT option of SET or GETEX: (unit ms, relative, argument).
+type Expiry<'a> = (i64, bool, &'a [u8]);
+
+/// Reads an EX/PX/EXAT/PXAT option at argument `j` (its number at `j + 1`) into `expire`:
+/// Ok(false) if `a[j]` is not one or has no argument. A syntax error if `exclusive` (KEEPTTL
+/// or PERSIST came first) or if another of the four came first (the same one twice is allowed,
+/// the last wins, as in redis).
+fn expiry_option<'a>(
+    a: &Args<'a>,
+    j: usize,
+    exclusive: bool,
+    expire: &mut Option<Expiry<'a>>,
+) -> Result<bool, RespError> {
+    let opt = a.get(j);
+    let is = |name: &str| opt.eq_ignore_ascii_case(name.as_bytes());
+    let kind = match () {
+        _ if is("ex") => (1000, true),
+        _ if is("px") => (1, true),
+        _ if is("exat") => (1000, false),
+        _ if is("pxat") => (1, false),
+        _ => return Ok(false),
+    };
+    if j + 1 >= a.len() {
+        return Ok(false);
+    }
+    if exclusive || expire.is_some_and(|(u, r, _)| (u, r) != kind) {
+        return Err(RespError::Syntax);
+    }
+    *expire = Some((kind.0, kind.1, a.get(j + 1)));
+    Ok(true)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ExpireOpt {
     None,
@@ -269,11 +301,10 @@ fn set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let (mut nx, mut xx, mut want_get) = (false, false, false);
     let mut keep_ttl = false;
     // (unit ms, relative, argument) of EX/PX/EXAT/PXAT.
-    let mut expire: Option<(i64, bool, &[u8])> = None;
+    let mut expire: Option<Expiry<'_>> = None;
     let mut j = 3;
     while j < a.len() {
         let opt = a.get(j);
-        let next = (j + 1 < a.len()).then(|| a.get(j + 1));
         let is = |name: &str| opt.eq_ignore_ascii_case(name.as_bytes());
         if is("nx") && !xx {
             nx = true;
@@ -283,20 +314,7 @@ fn set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             want_get = true;
         } else if is("keepttl") && expire.is_none() {
             keep_ttl = true;
-        } else if let (Some(arg), Some((unit, rel))) = (
-            next,
-            match () {
-                _ if is("ex") => Some((1000, true)),
-                _ if is("px") => Some((1, true)),
-                _ if is("exat") => Some((1000, false)),
-                _ if is("pxat") => Some((1, false)),
-                _ => None,
-            },
-        ) {
-            if keep_ttl || expire.is_some_and(|(u, r, _)| (u, r) != (unit, rel)) {
-                return Err(RespError::Syntax);
-            }
-            expire = Some((unit, rel, arg));
+        } else if expiry_option(a, j, keep_ttl, &mut expire)? {
             j += 1;
         } else {
             return Err(RespError::Syntax);
@@ -340,26 +358,12 @@ fn set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
 
 fn getex(shared: &Shared, a: &Args<'_>, v: Version, out: &mut BytesMut) -> Reply {
     let mut opt = ExpireOpt::None;
-    let mut expire: Option<(i64, bool, &[u8])> = None;
+    let mut expire: Option<Expiry<'_>> = None;
     let mut j = 2;
     while j < a.len() {
-        let o = a.get(j);
-        let next = (j + 1 < a.len()).then(|| a.get(j + 1));
-        let is = |name: &str| o.eq_ignore_ascii_case(name.as_bytes());
-        let kind = match () {
-            _ if is("ex") => Some((1000, true)),
-            _ if is("px") => Some((1, true)),
-            _ if is("exat") => Some((1000, false)),
-            _ if is("pxat") => Some((1, false)),
-            _ => None,
-        };
-        if is("persist") && expire.is_none() {
+        if a.get(j).eq_ignore_ascii_case(b"persist") && expire.is_none() {
             opt = ExpireOpt::Persist;
-        } else if let (Some(arg), Some((unit, rel))) = (next, kind) {
-            if opt == ExpireOpt::Persist || expire.is_some_and(|(u, r, _)| (u, r) != (unit, rel)) {
-                return Err(RespError::Syntax);
-            }
-            expire = Some((unit, rel, arg));
+        } else if expiry_option(a, j, opt == ExpireOpt::Persist, &mut expire)? {
             j += 1;
         } else {
             return Err(RespError::Syntax);
