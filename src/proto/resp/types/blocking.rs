@@ -31,7 +31,7 @@ use crate::proto::Flow;
 use crate::proto::resp::conn::{Blocked, Ctx, Reply};
 use crate::proto::resp::error::RespError;
 use crate::proto::resp::float::LongDouble;
-use crate::proto::resp::frame::encode_null_array;
+use crate::proto::resp::frame::{Version, encode_null_array};
 
 /// redis `getTimeoutFromObjectOrReply` (seconds, fractions allowed): None = block forever.
 fn parse_timeout(s: &[u8]) -> Result<Option<Duration>, RespError> {
@@ -99,6 +99,29 @@ pub(crate) fn run(
     }
     *flow = Flow::Block;
     Ok(())
+}
+
+/// A command that blocks only in its B* form (LMOVE/BLMOVE, RPOPLPUSH/BRPOPLPUSH,
+/// LMPOP/BLMPOP, ZMPOP/BZMPOP): with a `timeout`, [`run`]; without, one attempt, answered by
+/// `nothing` (the non-blocking form's null reply) when it served nothing.
+pub(crate) fn run_or_answer(
+    cx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    timeout: Option<&[u8]>,
+    out: &mut BytesMut,
+    flow: &mut Flow,
+    nothing: fn(&mut BytesMut, Version),
+    attempt: impl FnOnce(&mut Ctx<'_>, &mut BytesMut) -> Result<bool, RespError>,
+) -> Reply {
+    match timeout {
+        Some(t) => run(cx, keys, t, out, flow, attempt),
+        None => {
+            if !attempt(cx, out)? {
+                nothing(out, cx.conn.version);
+            }
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,14 +2,14 @@
 
 use bytes::BytesMut;
 
-use super::{Args, check, is, rand_below, random_picks, read, reply_scan, scan_args, write};
+use super::{Args, check, random_members, read, reply_scan, scan_args, write};
 use crate::proto::resp::args::{check_size, parse_int};
 use crate::proto::resp::command::Command;
 use crate::proto::resp::conn::{Ctx, Reply};
 use crate::proto::resp::error::RespError;
 use crate::proto::resp::float::LongDouble;
 use crate::proto::resp::frame::{
-    Version, encode_array, encode_bulk, encode_int, encode_map, encode_null, encode_ok, parse_i64,
+    encode_array, encode_bulk, encode_int, encode_map, encode_null, encode_ok, parse_i64,
 };
 use crate::store::Hash;
 
@@ -175,7 +175,7 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             encode_bulk(out, text.as_bytes());
             Ok(())
         })(),
-        Command::HRandField => hrandfield(&topo, a, v, out),
+        Command::HRandField => random_members::<Hash>(&topo, a, v, out, Some("withvalues")),
         Command::HScan => (|| {
             let s = scan_args(a)?;
             let (next, items) = topo
@@ -199,84 +199,4 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
         })(),
         _ => Err(RespError::NotInGroup(cmd.wire())),
     }
-}
-
-fn hrandfield(
-    topo: &crate::route::topology::Topology,
-    a: &Args<'_>,
-    v: Version,
-    out: &mut BytesMut,
-) -> Reply {
-    let key = a.get(1);
-    if a.len() == 2 {
-        return topo.entry(key, |e| {
-            let done = read::<Hash, _>(e, |h| encode_bulk(out, h.at(rand_below(h.len())).0))?;
-            if done.is_none() {
-                encode_null(out, v);
-            }
-            Ok(())
-        });
-    }
-    let count = parse_int(a.get(2))?;
-    let with_values = match a.len() {
-        3 => false,
-        4 if is(a.get(3), "withvalues") => true,
-        _ => return Err(RespError::Syntax),
-    };
-    if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
-        return Err(RespError::ValueOutOfRange);
-    }
-    topo.entry(key, |e| {
-        let done = read::<Hash, _>(e, |h| {
-            let len = h.len();
-            let picks = random_picks(count, len, false);
-            pairs_header(out, picks.len(), with_values, v);
-            for i in picks {
-                let (f, val) = h.at(i);
-                if with_values && v == Version::Resp3 {
-                    encode_array(out, 2);
-                }
-                encode_bulk(out, f);
-                if with_values {
-                    encode_bulk(out, val);
-                }
-            }
-        })?;
-        if done.is_none() {
-            encode_array(out, 0);
-        }
-        Ok(())
-    })
-}
-
-/// Header of a list of `n` elements, or of `n` (element, value) pairs: flat in RESP2, an
-/// array of 2-arrays in RESP3 (redis 7's WITHSCORES/WITHVALUES replies).
-pub(super) fn pairs_header(out: &mut BytesMut, n: usize, pairs: bool, v: Version) {
-    if pairs && v == Version::Resp2 {
-        encode_array(out, 2 * n);
-    } else {
-        encode_array(out, n);
-    }
-}
-
-/// `k` distinct random positions below `len` (k < len), in random order.
-pub(super) fn distinct(len: usize, k: usize) -> Vec<usize> {
-    let mut picked = hashbrown::HashSet::with_capacity(k);
-    let mut out = Vec::with_capacity(k);
-    if k * 2 > len {
-        let mut all: Vec<usize> = (0..len).collect();
-        for i in 0..k {
-            let j = i + rand_below(len - i);
-            all.swap(i, j);
-        }
-        all.truncate(k);
-        return all;
-    }
-    while out.len() < k {
-        let i = rand_below(len);
-        if picked.insert(i) {
-            out.push(i);
-        }
-    }
-    out
 }

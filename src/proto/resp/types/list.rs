@@ -2,10 +2,8 @@
 
 use bytes::BytesMut;
 
-use super::{
-    Access, Args, blocking, check, index_window, is, parse_count, parse_numkeys, read, with_keys,
-    write,
-};
+use super::{Access, Args, blocking, check, index_window, is, parse_count, read, with_keys, write};
+use super::{parse_mpop, pop_first};
 use crate::proto::Flow;
 use crate::proto::resp::args::{check_size, parse_int};
 use crate::proto::resp::command::Command;
@@ -252,96 +250,44 @@ pub(crate) fn handle(
                     None => Ok(false),
                 }
             };
-            match timeout {
-                None => {
-                    let served = attempt(cx, out);
-                    match served {
-                        Ok(false) => {
-                            encode_null(out, v);
-                            Ok(())
-                        }
-                        r => r.map(|_| ()),
-                    }
-                }
-                Some(t) => blocking::run(cx, &[src], t, out, flow, attempt),
-            }
+            blocking::run_or_answer(cx, &[src], timeout, out, flow, encode_null, attempt)
         }
-        Command::LMPop | Command::BLMPop => {
+        Command::LMPop | Command::BLMPop => (|| {
             let blocking = cmd == Command::BLMPop;
-            let off = usize::from(blocking);
-            (|| {
-                let nk = parse_numkeys(a.get(1 + off), a.len() - 2 - off, RespError::Syntax)?;
-                let keys: Vec<&[u8]> = (0..nk).map(|i| a.get(2 + off + i)).collect();
-                let mut j = 2 + off + nk;
-                let front = if j < a.len() && is(a.get(j), "left") {
-                    true
-                } else if j < a.len() && is(a.get(j), "right") {
-                    false
-                } else {
-                    return Err(RespError::Syntax);
+            let (keys, front, count) = parse_mpop(a, blocking, "left", "right")?;
+            let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
+                let pop = |l: &mut List| {
+                    let n = count.min(l.len());
+                    Some((0..n).filter_map(|_| l.pop(front)).collect::<Vec<_>>())
+                        .filter(|p| !p.is_empty())
                 };
-                j += 1;
-                let mut count = 1usize;
-                let mut seen_count = false;
-                while j < a.len() {
-                    if is(a.get(j), "count") && j + 1 < a.len() && !seen_count {
-                        let n = parse_int(a.get(j + 1))?;
-                        if n <= 0 {
-                            return Err(RespError::CountNotPositive);
-                        }
-                        count = n as usize;
-                        seen_count = true;
-                        j += 2;
-                    } else {
-                        return Err(RespError::Syntax);
+                pop_first(cx, out, &keys, pop, |out, k, p, _| {
+                    encode_array(out, 2);
+                    encode_bulk(out, k);
+                    encode_array(out, p.len());
+                    for x in &p {
+                        encode_bulk(out, x);
                     }
-                }
-                let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
-                    let topo = cx.shared.topology.load();
-                    for k in &keys {
-                        let popped = topo.entry(k, |e| {
-                            write::<List, _>(e, false, |l| {
-                                let n = count.min(l.len());
-                                (0..n).filter_map(|_| l.pop(front)).collect::<Vec<_>>()
-                            })
-                        })?;
-                        if let Some(p) = popped.filter(|p| !p.is_empty()) {
-                            encode_array(out, 2);
-                            encode_bulk(out, k);
-                            encode_array(out, p.len());
-                            for x in &p {
-                                encode_bulk(out, x);
-                            }
-                            return Ok(true);
-                        }
-                    }
-                    Ok(false)
-                };
-                if blocking {
-                    blocking::run(cx, &keys, a.get(1), out, flow, attempt)
-                } else {
-                    if !attempt(cx, out)? {
-                        encode_null_array(out, v);
-                    }
-                    Ok(())
-                }
-            })()
-        }
+                })
+            };
+            let timeout = blocking.then(|| a.get(1));
+            blocking::run_or_answer(cx, &keys, timeout, out, flow, encode_null_array, attempt)
+        })(),
         Command::BLPop | Command::BRPop => {
             let front = cmd == Command::BLPop;
             let keys: Vec<&[u8]> = (1..a.len() - 1).map(|i| a.get(i)).collect();
             let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
-                let topo = cx.shared.topology.load();
-                for k in &keys {
-                    let popped = topo.entry(k, |e| write::<List, _>(e, false, |l| l.pop(front)))?;
-                    if let Some(Some(x)) = popped {
+                pop_first(
+                    cx,
+                    out,
+                    &keys,
+                    |l: &mut List| l.pop(front),
+                    |out, k, x, _| {
                         encode_array(out, 2);
                         encode_bulk(out, k);
                         encode_bulk(out, &x);
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
+                    },
+                )
             };
             blocking::run(cx, &keys, a.get(a.len() - 1), out, flow, attempt)
         }

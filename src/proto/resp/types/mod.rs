@@ -24,7 +24,7 @@ pub mod blocking;
 
 use bytes::BytesMut;
 
-use super::conn::Reply;
+use super::conn::{Ctx, Reply};
 use super::error::RespError;
 use super::error::store_error;
 use super::frame::{Version, encode_double};
@@ -251,7 +251,7 @@ pub(super) fn index_window(start: i64, stop: i64, len: usize) -> (usize, usize) 
 /// (len > 0): a negative count picks with repetition (at most [`MAX_PICKS`]), a count of at
 /// least `len` takes every element (in reverse when `all_reversed`, as redis walks a sorted
 /// set's listpack from the tail), and a smaller one picks distinct elements.
-pub(super) fn random_picks(count: i64, len: usize, all_reversed: bool) -> Vec<usize> {
+fn random_picks(count: i64, len: usize, all_reversed: bool) -> Vec<usize> {
     if count < 0 {
         (0..count.unsigned_abs().min(MAX_PICKS))
             .map(|_| rand_below(len))
@@ -263,7 +263,7 @@ pub(super) fn random_picks(count: i64, len: usize, all_reversed: bool) -> Vec<us
             (0..len).collect()
         }
     } else {
-        hash::distinct(len, count as usize)
+        distinct(len, count as usize)
     }
 }
 
@@ -271,6 +271,143 @@ pub(super) fn random_picks(count: i64, len: usize, all_reversed: bool) -> Vec<us
 /// (repetitions allowed): redis would stream any number; a cap keeps one request from making
 /// an unbounded reply.
 pub(super) const MAX_PICKS: u64 = 1 << 20;
+
+/// A container HRANDFIELD, SRANDMEMBER and ZRANDMEMBER pick from, by position.
+pub(super) trait Pick: Typed {
+    /// True for a sorted set: redis walks its listpack from the tail when it returns every
+    /// element.
+    const ALL_REVERSED: bool = false;
+    /// Number of elements.
+    fn size(&self) -> usize;
+    /// The element at `i` (field or member).
+    fn member(&self, i: usize) -> &[u8];
+    /// Writes the value paired with element `i` (WITHVALUES, WITHSCORES).
+    fn write_value(&self, _i: usize, _out: &mut BytesMut, _v: Version) {}
+}
+
+impl Pick for Hash {
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn member(&self, i: usize) -> &[u8] {
+        self.at(i).0
+    }
+    fn write_value(&self, i: usize, out: &mut BytesMut, _v: Version) {
+        super::frame::encode_bulk(out, self.at(i).1);
+    }
+}
+
+impl Pick for Set {
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn member(&self, i: usize) -> &[u8] {
+        self.at(i)
+    }
+}
+
+impl Pick for ZSet {
+    const ALL_REVERSED: bool = true;
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn member(&self, i: usize) -> &[u8] {
+        self.at(i).0
+    }
+    fn write_value(&self, i: usize, out: &mut BytesMut, v: Version) {
+        reply_double(out, self.at(i).1, v);
+    }
+}
+
+/// HRANDFIELD, SRANDMEMBER and ZRANDMEMBER: `key [count [<option>]]`, where `option` is
+/// WITHVALUES or WITHSCORES (None: SRANDMEMBER, which has none).
+pub(super) fn random_members<T: Pick>(
+    topo: &Topology,
+    a: &Args<'_>,
+    v: Version,
+    out: &mut BytesMut,
+    option: Option<&str>,
+) -> Reply {
+    use super::frame::{encode_array, encode_bulk, encode_null};
+    let key = a.get(1);
+    if option.is_none() && a.len() > 3 {
+        return Err(RespError::Syntax);
+    }
+    if a.len() == 2 {
+        return topo.entry(key, |e| {
+            let done = read::<T, _>(e, |c| encode_bulk(out, c.member(rand_below(c.size()))))?;
+            if done.is_none() {
+                encode_null(out, v);
+            }
+            Ok(())
+        });
+    }
+    let count = super::args::parse_int(a.get(2))?;
+    let with_values = match (a.len(), option) {
+        (3, _) => false,
+        (4, Some(o)) if is(a.get(3), o) => true,
+        _ => return Err(RespError::Syntax),
+    };
+    // redis's own limits: a negative count is negated (i64::MIN cannot be), and the pairs of
+    // a WITHVALUES/WITHSCORES reply are counted twice.
+    if option.is_none() && count == i64::MIN
+        || with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count)
+    {
+        return Err(RespError::ValueOutOfRange);
+    }
+    topo.entry(key, |e| {
+        let done = read::<T, _>(e, |c| {
+            let picks = random_picks(count, c.size(), T::ALL_REVERSED);
+            pairs_header(out, picks.len(), with_values, v);
+            for i in picks {
+                if with_values && v == Version::Resp3 {
+                    encode_array(out, 2);
+                }
+                encode_bulk(out, c.member(i));
+                if with_values {
+                    c.write_value(i, out, v);
+                }
+            }
+        })?;
+        if done.is_none() {
+            encode_array(out, 0);
+        }
+        Ok(())
+    })
+}
+
+/// Header of a list of `n` elements, or of `n` (element, value) pairs: flat in RESP2, an
+/// array of 2-arrays in RESP3 (redis 7's WITHSCORES/WITHVALUES replies).
+pub(super) fn pairs_header(out: &mut BytesMut, n: usize, pairs: bool, v: Version) {
+    use super::frame::encode_array;
+    if pairs && v == Version::Resp2 {
+        encode_array(out, 2 * n);
+    } else {
+        encode_array(out, n);
+    }
+}
+
+/// `k` distinct random positions below `len` (k < len), in random order.
+fn distinct(len: usize, k: usize) -> Vec<usize> {
+    let mut picked = hashbrown::HashSet::with_capacity(k);
+    let mut out = Vec::with_capacity(k);
+    if k * 2 > len {
+        let mut all: Vec<usize> = (0..len).collect();
+        for i in 0..k {
+            let j = i + rand_below(len - i);
+            all.swap(i, j);
+        }
+        all.truncate(k);
+        return all;
+    }
+    while out.len() < k {
+        let i = rand_below(len);
+        if picked.insert(i) {
+            out.push(i);
+        }
+    }
+    out
+}
 
 /// The optional count of LPOP/RPOP/SPOP/ZPOPMIN/ZPOPMAX: a non-negative integer.
 pub(super) fn parse_count(s: &[u8]) -> Result<usize, RespError> {
@@ -300,6 +437,66 @@ pub(super) fn parse_numkeys(
         return Err(too_many);
     }
     Ok(n as usize)
+}
+
+/// The arguments of LMPOP/ZMPOP (and, after their timeout, BLMPOP/BZMPOP when `blocking`):
+/// `numkeys key... <first|second> [COUNT n]`: the keys, true if the `first` word was given,
+/// and the count (1 by default).
+pub(super) fn parse_mpop<'a>(
+    a: &Args<'a>,
+    blocking: bool,
+    first: &str,
+    second: &str,
+) -> Result<(Vec<&'a [u8]>, bool, usize), RespError> {
+    let off = usize::from(blocking);
+    // The table's arity (-4, -5) keeps this subtraction from wrapping.
+    let nk = parse_numkeys(a.get(1 + off), a.len() - 2 - off, RespError::Syntax)?;
+    let keys: Vec<&[u8]> = (0..nk).map(|i| a.get(2 + off + i)).collect();
+    let mut j = 2 + off + nk;
+    let which = if j < a.len() && is(a.get(j), first) {
+        true
+    } else if j < a.len() && is(a.get(j), second) {
+        false
+    } else {
+        return Err(RespError::Syntax);
+    };
+    j += 1;
+    let mut count = 1usize;
+    let mut seen = false;
+    while j < a.len() {
+        if !seen && is(a.get(j), "count") && j + 1 < a.len() {
+            let n = super::args::parse_int(a.get(j + 1))?;
+            if n <= 0 {
+                return Err(RespError::CountNotPositive);
+            }
+            count = n as usize;
+            seen = true;
+            j += 2;
+        } else {
+            return Err(RespError::Syntax);
+        }
+    }
+    Ok((keys, which, count))
+}
+
+/// One attempt of a pop over several keys (BLPOP, BRPOP, LMPOP, BZPOPMIN, BZPOPMAX, ZMPOP and
+/// their blocking forms): the first key in order whose container of type `T` gives something
+/// to `pop` is answered by `reply(out, key, popped, version)`. Ok(false): every key was empty.
+pub(super) fn pop_first<T: Typed, R>(
+    cx: &mut Ctx<'_>,
+    out: &mut BytesMut,
+    keys: &[&[u8]],
+    mut pop: impl FnMut(&mut T) -> Option<R>,
+    reply: impl FnOnce(&mut BytesMut, &[u8], R, Version),
+) -> Result<bool, RespError> {
+    let topo = cx.shared.topology.load();
+    for k in keys {
+        if let Some(Some(r)) = topo.entry(k, |e| write::<T, _>(e, false, &mut pop))? {
+            reply(out, k, r, cx.conn.version);
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Parsed `cursor [MATCH pattern] [COUNT n]` of HSCAN/SSCAN/ZSCAN.

@@ -2,9 +2,10 @@
 
 use bytes::BytesMut;
 
+use super::random_members;
 use super::{
-    Access, Args, check, is, kind_of, parse_count, parse_numkeys, rand_below, random_picks, read,
-    reply_scan, scan_args, store, with_keys, write,
+    Access, Args, check, is, kind_of, parse_count, parse_numkeys, rand_below, read, reply_scan,
+    scan_args, store, with_keys, write,
 };
 use crate::proto::resp::args::{check_size, parse_int};
 use crate::proto::resp::command::Command;
@@ -92,40 +93,7 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             reply_members(out, &popped.unwrap_or_default(), v);
             Ok(())
         })(),
-        Command::SRandMember => (|| {
-            if a.len() > 3 {
-                return Err(RespError::Syntax);
-            }
-            if a.len() == 2 {
-                let m = topo.entry(key, |e| {
-                    read::<Set, _>(e, |s| s.at(rand_below(s.len())).to_vec())
-                })?;
-                match m {
-                    Some(m) => encode_bulk(out, &m),
-                    None => encode_null(out, v),
-                }
-                return Ok(());
-            }
-            let n = parse_int(a.get(2))?;
-            if n == i64::MIN {
-                return Err(RespError::ValueOutOfRange);
-            }
-            let picks = topo.entry(key, |e| {
-                read::<Set, _>(e, |s| {
-                    let len = s.len();
-                    random_picks(n, len, false)
-                        .into_iter()
-                        .map(|i| s.at(i).to_vec())
-                        .collect::<Vec<_>>()
-                })
-            })?;
-            let picks = picks.unwrap_or_default();
-            encode_array(out, picks.len());
-            for p in &picks {
-                encode_bulk(out, p);
-            }
-            Ok(())
-        })(),
+        Command::SRandMember => random_members::<Set>(&topo, a, v, out, None),
         Command::SMove => (|| {
             let (src, dst, m) = (a.get(1), a.get(2), a.get(3));
             let moved = with_keys(&topo, &[src, dst], |acc: &mut Access<'_, '_>| {

@@ -4,12 +4,12 @@ use std::cmp::Ordering;
 
 use bytes::BytesMut;
 
-use super::hash::pairs_header;
 use super::{
-    Access, Args, blocking, fmt_double, index_window, is, kind_of, parse_count, parse_double,
-    parse_numkeys, rand_below, random_picks, read, reply_double, reply_scan, scan_args, store,
-    with_keys, write,
+    Access, Args, blocking, fmt_double, index_window, is, kind_of, parse_count, parse_double, read,
+    reply_double, reply_scan, scan_args, store, with_keys, write,
 };
+use super::{pairs_header, random_members};
+use super::{parse_mpop, pop_first};
 use crate::proto::Flow;
 use crate::proto::resp::args::{check_size, parse_int};
 use crate::proto::resp::command::Command;
@@ -459,77 +459,31 @@ pub(crate) fn handle(
             );
             Ok(())
         })(),
-        Command::ZMPop | Command::BZMPop => {
+        Command::ZMPop | Command::BZMPop => (|| {
             let blocking = cmd == Command::BZMPop;
-            let off = usize::from(blocking);
-            (|| {
-                let nk = parse_numkeys(a.get(1 + off), a.len() - 2 - off, RespError::Syntax)?;
-                let keys: Vec<&[u8]> = (0..nk).map(|i| a.get(2 + off + i)).collect();
-                let mut j = 2 + off + nk;
-                let max = if j < a.len() && is(a.get(j), "min") {
-                    false
-                } else if j < a.len() && is(a.get(j), "max") {
-                    true
-                } else {
-                    return Err(RespError::Syntax);
-                };
-                j += 1;
-                let mut count = 1usize;
-                let mut seen = false;
-                while j < a.len() {
-                    if !seen && is(a.get(j), "count") && j + 1 < a.len() {
-                        let n = parse_int(a.get(j + 1))?;
-                        if n <= 0 {
-                            return Err(RespError::CountNotPositive);
-                        }
-                        count = n as usize;
-                        seen = true;
-                        j += 2;
-                    } else {
-                        return Err(RespError::Syntax);
-                    }
-                }
-                let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
-                    let topo = cx.shared.topology.load();
-                    for k in &keys {
-                        let popped =
-                            topo.entry(k, |e| write::<ZSet, _>(e, false, |z| pop(z, max, count)))?;
-                        if let Some(p) = popped.filter(|p| !p.is_empty()) {
-                            encode_array(out, 2);
-                            encode_bulk(out, k);
-                            reply_popped(out, &p, true, cx.conn.version);
-                            return Ok(true);
-                        }
-                    }
-                    Ok(false)
-                };
-                if blocking {
-                    blocking::run(cx, &keys, a.get(1), out, flow, attempt)
-                } else {
-                    if !attempt(cx, out)? {
-                        encode_null_array(out, v);
-                    }
-                    Ok(())
-                }
-            })()
-        }
+            let (keys, min, count) = parse_mpop(a, blocking, "min", "max")?;
+            let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
+                let pop = |z: &mut ZSet| Some(pop(z, !min, count)).filter(|p| !p.is_empty());
+                pop_first(cx, out, &keys, pop, |out, k, p, v| {
+                    encode_array(out, 2);
+                    encode_bulk(out, k);
+                    reply_popped(out, &p, true, v);
+                })
+            };
+            let timeout = blocking.then(|| a.get(1));
+            blocking::run_or_answer(cx, &keys, timeout, out, flow, encode_null_array, attempt)
+        })(),
         Command::BZPopMin | Command::BZPopMax => {
             let max = cmd == Command::BZPopMax;
             let keys: Vec<&[u8]> = (1..a.len() - 1).map(|i| a.get(i)).collect();
             let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
-                let topo = cx.shared.topology.load();
-                for k in &keys {
-                    let popped =
-                        topo.entry(k, |e| write::<ZSet, _>(e, false, |z| pop(z, max, 1)))?;
-                    if let Some(p) = popped.and_then(|p| p.into_iter().next()) {
-                        encode_array(out, 3);
-                        encode_bulk(out, k);
-                        encode_bulk(out, &p.0);
-                        reply_double(out, p.1, cx.conn.version);
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
+                let pop = |z: &mut ZSet| pop(z, max, 1).into_iter().next();
+                pop_first(cx, out, &keys, pop, |out, k, (m, s), v| {
+                    encode_array(out, 3);
+                    encode_bulk(out, k);
+                    encode_bulk(out, &m);
+                    reply_double(out, s, v);
+                })
             };
             blocking::run(cx, &keys, a.get(a.len() - 1), out, flow, attempt)
         }
@@ -565,7 +519,7 @@ pub(crate) fn handle(
         Command::ZUnionStore | Command::ZInterStore | Command::ZDiffStore => {
             combine_cmd(cx, cmd, a, out, true)
         }
-        Command::ZRandMember => zrandmember(cx, a, out),
+        Command::ZRandMember => random_members::<ZSet>(&topo, a, v, out, Some("withscores")),
         Command::ZScan => (|| {
             let s = scan_args(a)?;
             let (next, items) = topo
@@ -850,49 +804,4 @@ fn aggregate(a: f64, b: f64, agg: Agg) -> f64 {
             }
         }
     }
-}
-
-fn zrandmember(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let v = cx.conn.version;
-    let topo = cx.shared.topology.load();
-    let key = a.get(1);
-    if a.len() == 2 {
-        return topo.entry(key, |e| {
-            let done = read::<ZSet, _>(e, |z| encode_bulk(out, z.at(rand_below(z.len())).0))?;
-            if done.is_none() {
-                encode_null(out, v);
-            }
-            Ok(())
-        });
-    }
-    let count = parse_int(a.get(2))?;
-    let with_scores = match a.len() {
-        3 => false,
-        4 if is(a.get(3), "withscores") => true,
-        _ => return Err(RespError::Syntax),
-    };
-    if with_scores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
-        return Err(RespError::ValueOutOfRange);
-    }
-    topo.entry(key, |e| {
-        let done = read::<ZSet, _>(e, |z| {
-            let len = z.len();
-            let picks = random_picks(count, len, true);
-            pairs_header(out, picks.len(), with_scores, v);
-            for r in picks {
-                let (m, s) = z.at(r);
-                if with_scores && v == Version::Resp3 {
-                    encode_array(out, 2);
-                }
-                encode_bulk(out, m);
-                if with_scores {
-                    reply_double(out, s, v);
-                }
-            }
-        })?;
-        if done.is_none() {
-            encode_array(out, 0);
-        }
-        Ok(())
-    })
 }
