@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::TestServer;
+use common::frame::Frame;
 use common::redis_server::RedisServer;
 use ringcache::config::Limits;
-use ringcache::proto::resp::frame::{Decoder, Frame};
+use ringcache::proto::resp::frame::Decoder;
 
 const THREE_NODES: &str = r#"
 [[nodes]]

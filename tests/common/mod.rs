@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod frame;
 pub mod redis_server;
 
 use std::io::{Read, Write};
