@@ -42,7 +42,7 @@ proptest! {
         let mut d = RespDecoder::new();
         prop_assert_eq!(d.decode(&wire, &limits), Ok(Some(wire.len())));
         let got = d.args(&wire);
-        let got: Vec<Vec<u8>> = (0..got.len()).map(|i| got.get(i).to_vec()).collect();
+        let got: Vec<Vec<u8>> = got.iter_from(0).map(<[u8]>::to_vec).collect();
         prop_assert_eq!(&got, &args);
 
         for end in 0..wire.len() {

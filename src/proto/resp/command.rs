@@ -321,12 +321,12 @@ fn arity_ok(arity: i32, n: usize) -> bool {
 /// Identifies the command in `args` (non-empty) and checks its arity (and its subcommand's),
 /// with redis-server's errors. Returns the command and, for containers, the subcommand name.
 pub fn parse(args: &Args<'_>) -> Result<(Command, Option<&'static str>), RespError> {
-    let name = args.get(0);
+    let name = args.arg(0)?;
     let Some(cmd) = Command::lookup(name) else {
         return Err(unknown_command(args));
     };
     if cmd.is_container() && args.len() >= 2 {
-        let sub = args.get(1);
+        let sub = args.arg(1)?;
         let Some((wire, arity)) = cmd.subcommand(sub) else {
             return Err(RespError::UnknownSubcommand(
                 c_str(sub, 128),
@@ -373,7 +373,7 @@ pub fn unknown_command(args: &Args<'_>) -> RespError {
         list.extend_from_slice(b"' ");
     }
     RespError::UnknownCommand {
-        name: c_str(args.get(0), 128),
+        name: c_str(args.try_get(0).unwrap_or_default(), 128),
         args: String::from_utf8_lossy(&list).into_owned(),
     }
 }

@@ -36,19 +36,19 @@ pub(super) fn handle(
         Command::Ping => {
             match a.len() {
                 1 => encode_simple(out, b"PONG"),
-                2 => encode_bulk(out, a.get(1)),
+                2 => encode_bulk(out, a.arg(1)?),
                 _ => return Err(RespError::WrongArity("ping")),
             }
             Ok(())
         }
         Command::Echo => {
-            encode_bulk(out, a.get(1));
+            encode_bulk(out, a.arg(1)?);
             Ok(())
         }
         Command::Hello => hello(cx, a, out),
         Command::Auth => auth(cx, a, out),
         Command::Select => {
-            let db = parse_int(a.get(1))?;
+            let db = parse_int(a.arg(1)?)?;
             if db != 0 {
                 return Err(RespError::DbOutOfRange);
             }
@@ -86,7 +86,7 @@ fn hello(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let mut version = None;
     let mut j = 1;
     if a.len() >= 2 {
-        let ver = parse_i64(a.get(1)).ok_or(RespError::ProtocolVersion)?;
+        let ver = parse_i64(a.arg(1)?).ok_or(RespError::ProtocolVersion)?;
         if !(2..=3).contains(&ver) {
             return Err(RespError::NoProto);
         }
@@ -101,15 +101,15 @@ fn hello(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let mut user: Option<&[u8]> = None;
     let mut password: &[u8] = b"";
     while j < a.len() {
-        let opt = a.get(j);
+        let opt = a.arg(j)?;
         let more = a.len() - 1 - j;
         if opt.eq_ignore_ascii_case(b"auth") && more >= 2 {
-            user = Some(a.get(j + 1));
-            password = a.get(j + 2);
+            user = Some(a.arg(j + 1)?);
+            password = a.arg(j + 2)?;
             j += 2;
         } else if opt.eq_ignore_ascii_case(b"setname") && more >= 1 {
-            valid_client_name(a.get(j + 1))?;
-            name = Some(a.get(j + 1));
+            valid_client_name(a.arg(j + 1)?)?;
+            name = Some(a.arg(j + 1)?);
             j += 1;
         } else {
             return Err(RespError::HelloOption(
@@ -152,8 +152,8 @@ fn hello(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
 
 fn auth(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let login = match a.len() {
-        2 => acl::login(cx.shared, None, a.get(1)),
-        3 => acl::login(cx.shared, Some(a.get(1)), a.get(2)),
+        2 => acl::login(cx.shared, None, a.arg(1)?),
+        3 => acl::login(cx.shared, Some(a.arg(1)?), a.arg(2)?),
         _ => None,
     };
     if let Some(result) = login {
@@ -163,7 +163,7 @@ fn auth(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     }
     match a.len() {
         2 => Err(RespError::AuthNotConfigured),
-        3 if a.get(1) == b"default" => {
+        3 if a.arg(1)? == b"default" => {
             encode_ok(out);
             Ok(())
         }
@@ -211,8 +211,8 @@ fn client(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
             None => encode_null(out, v),
         },
         "setname" => {
-            valid_client_name(a.get(2))?;
-            set_name(cx.conn, a.get(2));
+            valid_client_name(a.arg(2)?)?;
+            set_name(cx.conn, a.arg(2)?);
             encode_ok(out);
         }
         "info" => {
@@ -224,7 +224,7 @@ fn client(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
             encode_verbatim(out, client_line(cx).as_bytes(), v);
         }
         "setinfo" => {
-            let (attr, value) = (a.get(2), a.get(3));
+            let (attr, value) = (a.arg(2)?, a.arg(3)?);
             if attr.eq_ignore_ascii_case(b"lib-name") {
                 cx.conn.lib_name = Some(value.into());
             } else if attr.eq_ignore_ascii_case(b"lib-ver") {
@@ -237,11 +237,11 @@ fn client(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
             encode_ok(out);
         }
         "no-evict" | "no-touch" => {
-            on_off(a.get(2))?;
+            on_off(a.arg(2)?)?;
             encode_ok(out);
         }
         "reply" => {
-            if !a.get(2).eq_ignore_ascii_case(b"on") {
+            if !a.arg(2)?.eq_ignore_ascii_case(b"on") {
                 return Err(RespError::Syntax);
             }
             encode_ok(out);

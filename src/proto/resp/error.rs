@@ -142,6 +142,9 @@ pub enum RespError {
     /// `ERR command '<cmd>' is not handled by its group`: the table's group column and the
     /// group's handler disagree (a bug, answered instead of a panic).
     NotInGroup(&'static str),
+    /// A handler read an argument past the end (a bug the arity check should have made
+    /// impossible): the dispatcher answers [`RespError::WrongArity`] for the command instead.
+    MissingArgument,
     /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
     ConfigSet(String),
 }
@@ -213,6 +216,7 @@ impl RespError {
             }
             NoAuth => "NOAUTH Authentication required.",
             WrongPass => "WRONGPASS invalid username-password pair or user is disabled.",
+            MissingArgument => "ERR wrong number of arguments",
             AuthNotConfigured => {
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
             }

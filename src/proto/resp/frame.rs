@@ -93,14 +93,20 @@ impl<'a> Args<'a> {
         self.buf.get(start..start + len)
     }
 
-    /// Argument `i` (0 is the command name). Never panics: past `len()` it is an empty
-    /// argument. Handlers run only after the dispatcher checked the table's arity, so every
-    /// index the arity guarantees exists and the others are read after a `len()` check; a
-    /// handler bug that still reads past the end answers wrongly instead of crashing the
-    /// server for every client.
+    /// Argument `i` (0 is the command name); past `len()` the error
+    /// [`RespError::MissingArgument`], never a panic. Handlers run only after the dispatcher
+    /// checked the table's arity, so every index the arity guarantees exists and the others are
+    /// read after a `len()` check; should a handler still read past the end, the client gets
+    /// the command's arity error (the dispatcher names the command) and the server goes on.
     #[inline]
-    pub fn get(&self, i: usize) -> &'a [u8] {
-        self.try_get(i).unwrap_or_default()
+    pub fn arg(&self, i: usize) -> Result<&'a [u8], RespError> {
+        self.try_get(i).ok_or(RespError::MissingArgument)
+    }
+
+    /// Arguments `from..` two by two, in order (a last odd one is left out).
+    pub fn pairs_from(&self, from: usize) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let mut it = self.iter_from(from);
+        std::iter::from_fn(move || Some((it.next()?, it.next()?)))
     }
 
     /// Arguments `from..` in order.
@@ -573,7 +579,7 @@ mod tests {
             assert_eq!(d.decode(req, &limits), Ok(Some(req.len())), "cut {cut}");
             let args = d.args(req);
             assert_eq!(args.len(), 3);
-            assert_eq!(args.get(2), b"0123456789");
+            assert_eq!(args.arg(2).expect("three arguments"), b"0123456789");
         }
         let inline: &[u8] = b"SET k \"v\"\r\n";
         for cut in 0..inline.len() {
@@ -582,6 +588,16 @@ mod tests {
             // "SET k \"v\"\r" without its \n is still incomplete.
             assert_eq!(r, Ok(None), "cut {cut}");
         }
+    }
+
+    #[test]
+    fn reading_past_the_arguments_is_an_error_not_a_panic() {
+        let ranges = [(0, 3), (3, 1)];
+        let args = Args::new(b"GETk", &ranges);
+        assert_eq!(args.arg(1), Ok(&b"k"[..]));
+        assert_eq!(args.arg(2), Err(RespError::MissingArgument));
+        assert_eq!(args.try_get(usize::MAX), None);
+        assert_eq!(args.pairs_from(0).count(), 1);
     }
 
     #[test]

@@ -9,14 +9,16 @@
 //!
 //! Invariants:
 //! - No handler runs before `command::parse` accepted the arity from the table, so every index
-//!   the arity guarantees is present; past that, handlers check `Args::len`, and `Args::get`
-//!   never panics (see its doc).
+//!   the arity guarantees is present; past that, handlers check `Args::len`. `Args::arg` never
+//!   panics: past the end it is an error, which this module answers as the command's arity
+//!   error.
 //! - Routing is one match on [`Group`]: no handler sees a command of another group.
 
 use bytes::BytesMut;
 
 use super::command::{self, Command, Group};
 use super::conn::{Ctx, Reply};
+use super::error::RespError;
 use super::frame::{Args, encode_error};
 use super::{acl, connection, keyspace, server, strings, types};
 use crate::proto::Flow;
@@ -39,8 +41,12 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         return Flow::Continue;
     }
     let mut flow = Flow::Continue;
-    if let Err(e) = dispatch(cmd, sub, args, cx, out, &mut flow) {
-        encode_error(out, &e);
+    match dispatch(cmd, sub, args, cx, out, &mut flow) {
+        Ok(()) => {}
+        Err(RespError::MissingArgument) => {
+            encode_error(out, &RespError::WrongArity(cmd.wire()));
+        }
+        Err(e) => encode_error(out, &e),
     }
     flow
 }
@@ -74,7 +80,6 @@ mod tests {
     use super::*;
     use crate::config::Limits;
     use crate::proto::resp::conn::Conn;
-    use crate::proto::resp::error::RespError;
     use crate::route::ring::{HashKind, Ring};
     use crate::route::topology::Topology;
     use crate::server::Shared;

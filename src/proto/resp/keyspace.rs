@@ -86,7 +86,7 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
         Command::ExpireAt => expire(shared, a, 1000, true, "expireat", out),
         Command::PExpireAt => expire(shared, a, 1, true, "pexpireat", out),
         Command::Ttl | Command::PTtl | Command::ExpireTime | Command::PExpireTime => {
-            let (n, now) = shared.topology.load().entry(a.get(1), |e| {
+            let (n, now) = shared.topology.load().entry(a.arg(1)?, |e| {
                 (e.item().map(|i| i.meta().expire_at), e.now_ms())
             });
             let reply = match n {
@@ -109,7 +109,7 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             let done = shared
                 .topology
                 .load()
-                .entry(a.get(1), |e| match e.meta_mut() {
+                .entry(a.arg(1)?, |e| match e.meta_mut() {
                     Some(m) if m.expire_at != NEVER => {
                         m.expire_at = NEVER;
                         true
@@ -123,12 +123,12 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             let kind = shared
                 .topology
                 .load()
-                .entry(a.get(1), |e| e.item().map(|i| i.kind()));
+                .entry(a.arg(1)?, |e| e.item().map(|i| i.kind()));
             encode_simple(out, type_name(kind).as_bytes());
             Ok(())
         }
         Command::Keys => {
-            keys(shared, a.get(1), out);
+            keys(shared, a.arg(1)?, out);
             Ok(())
         }
         Command::Scan => scan(shared, a, out),
@@ -184,7 +184,7 @@ fn expire(
     if gt && lt {
         return Err(RespError::ExpireGtAndLt);
     }
-    let mut when = parse_int(a.get(2))?;
+    let mut when = parse_int(a.arg(2)?)?;
     if unit == 1000 {
         if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return Err(RespError::InvalidExpire(name));
@@ -197,7 +197,7 @@ fn expire(
         return Err(RespError::InvalidExpire(name));
     }
     when += base;
-    let done = shared.topology.load().entry(a.get(1), |e| {
+    let done = shared.topology.load().entry(a.arg(1)?, |e| {
         let Some(current) = e.item().map(|i| i.meta().expire_at) else {
             return false;
         };
@@ -243,7 +243,7 @@ fn restore(e: &mut Entry<'_>, snap: Snapshot) -> Result<(), StoreError> {
 }
 
 fn rename(shared: &Shared, a: &Args<'_>, nx: bool, out: &mut BytesMut) -> Reply {
-    let (src, dst) = (a.get(1), a.get(2));
+    let (src, dst) = (a.arg(1)?, a.arg(2)?);
     let topo = shared.topology.load();
     let stored = with_keys(&topo, &[src, dst], |acc| {
         let Some(snap) = acc.entry(src, |e| e.item().map(|i| snapshot(&i))) else {
@@ -277,15 +277,15 @@ fn rename(shared: &Shared, a: &Args<'_>, nx: bool, out: &mut BytesMut) -> Reply 
 }
 
 fn copy(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let (src, dst) = (a.get(1), a.get(2));
+    let (src, dst) = (a.arg(1)?, a.arg(2)?);
     let mut replace = false;
     let mut j = 3;
     while j < a.len() {
-        let opt = a.get(j);
+        let opt = a.arg(j)?;
         if opt.eq_ignore_ascii_case(b"replace") {
             replace = true;
         } else if opt.eq_ignore_ascii_case(b"db") && j + 1 < a.len() {
-            let db = parse_i64(a.get(j + 1))
+            let db = parse_i64(a.arg(j + 1)?)
                 .filter(|n| i32::try_from(*n).is_ok())
                 .ok_or(RespError::NotInteger)?;
             if db != 0 {
@@ -324,22 +324,22 @@ fn copy(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
 // SCAN, KEYS, RANDOMKEY
 
 fn scan(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let cursor = parse_cursor(a.get(1)).ok_or(RespError::InvalidCursor)?;
+    let cursor = parse_cursor(a.arg(1)?).ok_or(RespError::InvalidCursor)?;
     let mut count: i64 = 10;
     let (mut pattern, mut type_filter): (Option<&[u8]>, Option<&[u8]>) = (None, None);
     let mut j = 2;
     while j < a.len() {
-        let opt = a.get(j);
+        let opt = a.arg(j)?;
         let more = j + 1 < a.len();
         if opt.eq_ignore_ascii_case(b"count") && more {
-            count = parse_int(a.get(j + 1))?;
+            count = parse_int(a.arg(j + 1)?)?;
             if count < 1 {
                 return Err(RespError::Syntax);
             }
         } else if opt.eq_ignore_ascii_case(b"match") && more {
-            pattern = Some(a.get(j + 1)).filter(|p| *p != b"*");
+            pattern = Some(a.arg(j + 1)?).filter(|p| *p != b"*");
         } else if opt.eq_ignore_ascii_case(b"type") && more {
-            type_filter = Some(a.get(j + 1));
+            type_filter = Some(a.arg(j + 1)?);
         } else {
             return Err(RespError::Syntax);
         }

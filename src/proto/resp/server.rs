@@ -45,8 +45,8 @@ pub(super) fn handle(
             let ok = match a.len() {
                 1 => true,
                 2 => {
-                    a.get(1).eq_ignore_ascii_case(b"sync")
-                        || a.get(1).eq_ignore_ascii_case(b"async")
+                    a.arg(1)?.eq_ignore_ascii_case(b"sync")
+                        || a.arg(1)?.eq_ignore_ascii_case(b"async")
                 }
                 _ => false,
             };
@@ -230,7 +230,7 @@ fn config(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
             Ok(())
         }
         "set" => Err(RespError::ConfigSet(
-            String::from_utf8_lossy(a.get(2)).into_owned(),
+            String::from_utf8_lossy(a.arg(2)?).into_owned(),
         )),
         "resetstat" => {
             encode_ok(out);

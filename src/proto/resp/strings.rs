@@ -34,10 +34,10 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
     let v = cx.conn.version;
     let shared = cx.shared;
     match cmd {
-        Command::Get => get(shared, a.get(1), v, out),
+        Command::Get => get(shared, a.arg(1)?, v, out),
         Command::Set => set(cx, a, out),
         Command::SetNx => {
-            let (key, value) = (a.get(1), a.get(2));
+            let (key, value) = (a.arg(1)?, a.arg(2)?);
             check_size(cx.limits, value.len())?;
             let r = shared.topology.load().entry(key, |e| {
                 if e.item().is_some() {
@@ -51,13 +51,13 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
         }
         Command::SetEx | Command::PSetEx => {
             let unit = if cmd == Command::SetEx { 1000 } else { 1 };
-            let at = expire_arg(a.get(2), unit, true, shared.clock.now_ms(), cmd.wire())?;
-            let value = a.get(3);
+            let at = expire_arg(a.arg(2)?, unit, true, shared.clock.now_ms(), cmd.wire())?;
+            let value = a.arg(3)?;
             check_size(cx.limits, value.len())?;
             shared
                 .topology
                 .load()
-                .entry(a.get(1), |e| e.put(&[value], 0, at, None))
+                .entry(a.arg(1)?, |e| e.put(&[value], 0, at, None))
                 .map_err(store_error)?;
             Stats::add(&shared.stats.cmd_set, 1);
             encode_ok(out);
@@ -95,10 +95,13 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
                 return Err(RespError::WrongArity(cmd.wire()));
             }
             for i in (2..a.len()).step_by(2) {
-                check_size(cx.limits, a.get(i).len())?;
+                check_size(cx.limits, a.arg(i)?.len())?;
             }
             let topo = shared.topology.load();
-            let keys: Vec<&[u8]> = (1..a.len()).step_by(2).map(|i| a.get(i)).collect();
+            let keys: Vec<&[u8]> = (1..a.len())
+                .step_by(2)
+                .map(|i| a.arg(i))
+                .collect::<Result<_, _>>()?;
             let set = |acc: &mut Access<'_, '_>| {
                 if cmd == Command::MultiSetNx
                     && keys.iter().any(|k| acc.entry(k, |e| e.item().is_some()))
@@ -106,8 +109,8 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
                     return Ok(false);
                 }
                 for i in (1..a.len()).step_by(2) {
-                    let value = a.get(i + 1);
-                    acc.entry(a.get(i), |e| e.put(&[value], 0, NEVER, None))
+                    let value = a.arg(i + 1)?;
+                    acc.entry(a.arg(i)?, |e| e.put(&[value], 0, NEVER, None))
                         .map_err(store_error)?;
                     Stats::add(&shared.stats.cmd_set, 1);
                 }
@@ -132,15 +135,15 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             Ok(())
         }
         Command::GetSet => {
-            let value = a.get(2);
+            let value = a.arg(2)?;
             check_size(cx.limits, value.len())?;
-            shared.topology.load().entry(a.get(1), |e| {
+            shared.topology.load().entry(a.arg(1)?, |e| {
                 write_old_value(e, out, v)?;
                 e.put(&[value], 0, NEVER, None).map_err(store_error)?;
                 Ok(())
             })
         }
-        Command::GetDelete => shared.topology.load().entry(a.get(1), |e| {
+        Command::GetDelete => shared.topology.load().entry(a.arg(1)?, |e| {
             if write_old_value(e, out, v)? {
                 e.remove();
             }
@@ -148,9 +151,9 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
         }),
         Command::GetEx => getex(shared, a, v, out),
         Command::Append => {
-            let data = a.get(2);
+            let data = a.arg(2)?;
             let limits = cx.limits;
-            let len = shared.topology.load().entry(a.get(1), |e| {
+            let len = shared.topology.load().entry(a.arg(1)?, |e| {
                 let old = string_len(e)?;
                 check_size(limits, old + data.len())?;
                 e.concat(data, false).map_err(store_error)?;
@@ -160,19 +163,19 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             Ok(())
         }
         Command::StrLen => {
-            let len = shared.topology.load().entry(a.get(1), |e| string_len(e))?;
+            let len = shared.topology.load().entry(a.arg(1)?, |e| string_len(e))?;
             encode_int(out, len as i64);
             Ok(())
         }
-        Command::Incr => incr_by(shared, a.get(1), 1, out),
-        Command::Decr => incr_by(shared, a.get(1), -1, out),
-        Command::IncrBy => incr_by(shared, a.get(1), parse_int(a.get(2))?, out),
+        Command::Incr => incr_by(shared, a.arg(1)?, 1, out),
+        Command::Decr => incr_by(shared, a.arg(1)?, -1, out),
+        Command::IncrBy => incr_by(shared, a.arg(1)?, parse_int(a.arg(2)?)?, out),
         Command::DecrBy => {
-            let by = parse_int(a.get(2))?;
+            let by = parse_int(a.arg(2)?)?;
             if by == i64::MIN {
                 return Err(RespError::DecrementOverflow);
             }
-            incr_by(shared, a.get(1), -by, out)
+            incr_by(shared, a.arg(1)?, -by, out)
         }
         Command::IncrByFloat => incr_by_float(shared, cx.limits, a, out),
         Command::GetRange | Command::Substr => getrange(shared, a, out),
@@ -268,7 +271,7 @@ fn expiry_option<'a>(
     exclusive: bool,
     expire: &mut Option<Expiry<'a>>,
 ) -> Result<bool, RespError> {
-    let opt = a.get(j);
+    let opt = a.arg(j)?;
     let is = |name: &str| opt.eq_ignore_ascii_case(name.as_bytes());
     let kind = match () {
         _ if is("ex") => (1000, true),
@@ -283,7 +286,7 @@ fn expiry_option<'a>(
     if exclusive || expire.is_some_and(|(u, r, _)| (u, r) != kind) {
         return Err(RespError::Syntax);
     }
-    *expire = Some((kind.0, kind.1, a.get(j + 1)));
+    *expire = Some((kind.0, kind.1, a.arg(j + 1)?));
     Ok(true)
 }
 
@@ -297,14 +300,14 @@ enum ExpireOpt {
 
 fn set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let shared = cx.shared;
-    let (key, value) = (a.get(1), a.get(2));
+    let (key, value) = (a.arg(1)?, a.arg(2)?);
     let (mut nx, mut xx, mut want_get) = (false, false, false);
     let mut keep_ttl = false;
     // (unit ms, relative, argument) of EX/PX/EXAT/PXAT.
     let mut expire: Option<Expiry<'_>> = None;
     let mut j = 3;
     while j < a.len() {
-        let opt = a.get(j);
+        let opt = a.arg(j)?;
         let is = |name: &str| opt.eq_ignore_ascii_case(name.as_bytes());
         if is("nx") && !xx {
             nx = true;
@@ -361,7 +364,7 @@ fn getex(shared: &Shared, a: &Args<'_>, v: Version, out: &mut BytesMut) -> Reply
     let mut expire: Option<Expiry<'_>> = None;
     let mut j = 2;
     while j < a.len() {
-        if a.get(j).eq_ignore_ascii_case(b"persist") && expire.is_none() {
+        if a.arg(j)?.eq_ignore_ascii_case(b"persist") && expire.is_none() {
             opt = ExpireOpt::Persist;
         } else if expiry_option(a, j, opt == ExpireOpt::Persist, &mut expire)? {
             j += 1;
@@ -376,7 +379,7 @@ fn getex(shared: &Shared, a: &Args<'_>, v: Version, out: &mut BytesMut) -> Reply
         opt = ExpireOpt::At(expire_arg(arg, unit, rel, now, "getex")?);
         absolute = !rel;
     }
-    let hit = shared.topology.load().entry(a.get(1), |e| {
+    let hit = shared.topology.load().entry(a.arg(1)?, |e| {
         if !write_old_value(e, out, v)? {
             e.record_miss();
             return Ok(false);
@@ -426,8 +429,8 @@ fn incr_by(shared: &Shared, key: &[u8], by: i64, out: &mut BytesMut) -> Reply {
 }
 
 fn incr_by_float(shared: &Shared, limits: &Limits, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let by = LongDouble::parse(a.get(2)).ok_or(RespError::NotFloat)?;
-    let text = shared.topology.load().entry(a.get(1), |e| {
+    let by = LongDouble::parse(a.arg(2)?).ok_or(RespError::NotFloat)?;
+    let text = shared.topology.load().entry(a.arg(1)?, |e| {
         let (old, at, flags) = match e.item() {
             None => (
                 LongDouble::parse(b"0").ok_or(RespError::NotFloat)?,
@@ -456,8 +459,8 @@ fn incr_by_float(shared: &Shared, limits: &Limits, a: &Args<'_>, out: &mut Bytes
 }
 
 fn getrange(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let (mut start, mut end) = (parse_int(a.get(2))?, parse_int(a.get(3))?);
-    shared.topology.load().entry(a.get(1), |e| {
+    let (mut start, mut end) = (parse_int(a.arg(2)?)?, parse_int(a.arg(3)?)?);
+    shared.topology.load().entry(a.arg(1)?, |e| {
         let value = match e.item() {
             None => &[][..],
             Some(i) if i.kind() == Kind::Str => i.value(),
@@ -489,12 +492,12 @@ fn getrange(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
 }
 
 fn setrange(shared: &Shared, limits: &Limits, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let offset = parse_int(a.get(2))?;
+    let offset = parse_int(a.arg(2)?)?;
     if offset < 0 {
         return Err(RespError::OffsetOutOfRange);
     }
-    let data = a.get(3);
-    let len = shared.topology.load().entry(a.get(1), |e| {
+    let data = a.arg(3)?;
+    let len = shared.topology.load().entry(a.arg(1)?, |e| {
         let (old, flags, at) = match e.item() {
             None => (&[][..], 0, NEVER),
             Some(i) if i.kind() == Kind::Str => (i.value(), i.meta().flags, i.meta().expire_at),

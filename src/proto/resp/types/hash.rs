@@ -17,21 +17,18 @@ use crate::store::Hash;
 pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Reply {
     let topo = cx.shared.topology.load();
     let v = cx.conn.version;
-    let key = a.get(1);
+    let key = a.arg(1)?;
     match cmd {
         Command::HSet | Command::HMSet => (|| {
             if a.len() % 2 == 1 {
                 return Err(RespError::WrongArity(cmd.wire()));
             }
             for i in (3..a.len()).step_by(2) {
-                check_size(cx.limits, a.get(i).len())?;
+                check_size(cx.limits, a.arg(i)?.len())?;
             }
             let added = topo.entry(key, |e| {
                 write::<Hash, _>(e, true, |h| {
-                    (2..a.len())
-                        .step_by(2)
-                        .filter(|&i| h.insert(a.get(i), a.get(i + 1)))
-                        .count()
+                    a.pairs_from(2).filter(|&(f, val)| h.insert(f, val)).count()
                 })
             })?;
             if cmd == Command::HSet {
@@ -42,28 +39,32 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             Ok(())
         })(),
         Command::HSetNx => (|| {
-            check_size(cx.limits, a.get(3).len())?;
+            let (field, value) = (a.arg(2)?, a.arg(3)?);
+            check_size(cx.limits, value.len())?;
             let set = topo.entry(key, |e| {
                 write::<Hash, _>(e, true, |h| {
-                    h.get(a.get(2)).is_none() && h.insert(a.get(2), a.get(3))
+                    h.get(field).is_none() && h.insert(field, value)
                 })
             })?;
             encode_int(out, i64::from(set.unwrap_or(false)));
             Ok(())
         })(),
-        Command::HGet => topo.entry(key, |e| {
-            let found = read::<Hash, _>(e, |h| match h.get(a.get(2)) {
-                Some(val) => {
-                    encode_bulk(out, val);
-                    true
+        Command::HGet => (|| {
+            let field = a.arg(2)?;
+            topo.entry(key, |e| {
+                let found = read::<Hash, _>(e, |h| match h.get(field) {
+                    Some(val) => {
+                        encode_bulk(out, val);
+                        true
+                    }
+                    None => false,
+                })?;
+                if found != Some(true) {
+                    encode_null(out, v);
                 }
-                None => false,
-            })?;
-            if found != Some(true) {
-                encode_null(out, v);
-            }
-            Ok(())
-        }),
+                Ok(())
+            })
+        })(),
         Command::HMGet => topo.entry(key, |e| {
             let n = a.len() - 2;
             let done = read::<Hash, _>(e, |h| {
@@ -91,7 +92,8 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             Ok(())
         })(),
         Command::HExists => (|| {
-            let r = topo.entry(key, |e| read::<Hash, _>(e, |h| h.get(a.get(2)).is_some()))?;
+            let field = a.arg(2)?;
+            let r = topo.entry(key, |e| read::<Hash, _>(e, |h| h.get(field).is_some()))?;
             encode_int(out, i64::from(r.unwrap_or(false)));
             Ok(())
         })(),
@@ -101,8 +103,9 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             Ok(())
         })(),
         Command::HStrLen => (|| {
+            let field = a.arg(2)?;
             let r = topo.entry(key, |e| {
-                read::<Hash, _>(e, |h| h.get(a.get(2)).map_or(0, <[u8]>::len))
+                read::<Hash, _>(e, |h| h.get(field).map_or(0, <[u8]>::len))
             })?;
             encode_int(out, r.unwrap_or(0) as i64);
             Ok(())
@@ -132,33 +135,35 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             Ok(())
         }),
         Command::HIncrBy => (|| {
-            let by = parse_int(a.get(3))?;
+            let field = a.arg(2)?;
+            let by = parse_int(a.arg(3)?)?;
             let n = topo.entry(key, |e| {
                 check::<Hash>(e)?;
                 let old = match e.item() {
                     None => 0,
-                    Some(_) => read::<Hash, _>(e, |h| h.get(a.get(2)).map(parse_i64))?
+                    Some(_) => read::<Hash, _>(e, |h| h.get(field).map(parse_i64))?
                         .flatten()
                         .map_or(Ok(0), |x| x.ok_or(RespError::HashNotInteger))?,
                 };
                 let n = old.checked_add(by).ok_or(RespError::Overflow)?;
                 let mut buf = itoa::Buffer::new();
                 let text = buf.format(n);
-                write::<Hash, _>(e, true, |h| h.insert(a.get(2), text.as_bytes()))?;
+                write::<Hash, _>(e, true, |h| h.insert(field, text.as_bytes()))?;
                 Ok(n)
             })?;
             encode_int(out, n);
             Ok(())
         })(),
         Command::HIncrByFloat => (|| {
-            let by = LongDouble::parse(a.get(3)).ok_or(RespError::NotFloat)?;
+            let field = a.arg(2)?;
+            let by = LongDouble::parse(a.arg(3)?).ok_or(RespError::NotFloat)?;
             if by.is_nan_or_infinite() {
                 return Err(RespError::ValueNanOrInfinity);
             }
             let limits = cx.limits;
             let text = topo.entry(key, |e| {
                 check::<Hash>(e)?;
-                let old = read::<Hash, _>(e, |h| h.get(a.get(2)).map(<[u8]>::to_vec))?.flatten();
+                let old = read::<Hash, _>(e, |h| h.get(field).map(<[u8]>::to_vec))?.flatten();
                 let old = match old {
                     None => LongDouble::parse(b"0").ok_or(RespError::NotFloat)?,
                     Some(o) => LongDouble::parse(&o).ok_or(RespError::HashNotFloat)?,
@@ -169,7 +174,7 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
                 }
                 let text = sum.format_human();
                 check_size(limits, text.len())?;
-                write::<Hash, _>(e, true, |h| h.insert(a.get(2), text.as_bytes()))?;
+                write::<Hash, _>(e, true, |h| h.insert(field, text.as_bytes()))?;
                 Ok(text)
             })?;
             encode_bulk(out, text.as_bytes());

@@ -24,7 +24,7 @@ pub(crate) fn handle(
 ) -> Reply {
     let topo = cx.shared.topology.load();
     let v = cx.conn.version;
-    let key = a.get(1);
+    let key = a.arg(1)?;
     match cmd {
         Command::LPush | Command::RPush | Command::LPushX | Command::RPushX => (|| {
             for x in a.iter_from(2) {
@@ -50,7 +50,7 @@ pub(crate) fn handle(
             let front = cmd == Command::LPop;
             let count = match a.len() {
                 2 => None,
-                3 => Some(parse_count(a.get(2))?),
+                3 => Some(parse_count(a.arg(2)?)?),
                 _ => return Err(RespError::WrongArity(cmd.wire())),
             };
             let popped = topo.entry(key, |e| {
@@ -81,7 +81,7 @@ pub(crate) fn handle(
             Ok(())
         })(),
         Command::LRange => (|| {
-            let (start, stop) = (parse_int(a.get(2))?, parse_int(a.get(3))?);
+            let (start, stop) = (parse_int(a.arg(2)?)?, parse_int(a.arg(3)?)?);
             topo.entry(key, |e| {
                 let done = read::<List, _>(e, |l| {
                     let (lo, hi) = index_window(start, stop, l.len());
@@ -97,7 +97,7 @@ pub(crate) fn handle(
             })
         })(),
         Command::LIndex => (|| {
-            let i = parse_int(a.get(2))?;
+            let i = parse_int(a.arg(2)?)?;
             topo.entry(key, |e| {
                 let found = read::<List, _>(e, |l| {
                     let idx = if i < 0 { l.len() as i64 + i } else { i };
@@ -116,14 +116,15 @@ pub(crate) fn handle(
             })
         })(),
         Command::LSet => (|| {
-            let i = parse_int(a.get(2))?;
-            check_size(cx.limits, a.get(3).len())?;
+            let i = parse_int(a.arg(2)?)?;
+            let value = a.arg(3)?;
+            check_size(cx.limits, value.len())?;
             topo.entry(key, |e| {
                 let ok = write::<List, _>(e, false, |l| {
                     let idx = if i < 0 { l.len() as i64 + i } else { i };
                     match usize::try_from(idx).ok().filter(|&x| x < l.len()) {
                         Some(x) => {
-                            l.set(x, a.get(3));
+                            l.set(x, value);
                             true
                         }
                         None => false,
@@ -140,8 +141,8 @@ pub(crate) fn handle(
             })
         })(),
         Command::LRem => (|| {
-            let count = parse_int(a.get(2))?;
-            let elem = a.get(3);
+            let count = parse_int(a.arg(2)?)?;
+            let elem = a.arg(3)?;
             let n = topo.entry(key, |e| {
                 write::<List, _>(e, false, |l| {
                     let len = l.len();
@@ -178,7 +179,7 @@ pub(crate) fn handle(
             Ok(())
         })(),
         Command::LTrim => (|| {
-            let (start, stop) = (parse_int(a.get(2))?, parse_int(a.get(3))?);
+            let (start, stop) = (parse_int(a.arg(2)?)?, parse_int(a.arg(3)?)?);
             topo.entry(key, |e| {
                 write::<List, _>(e, false, |l| {
                     let (lo, hi) = index_window(start, stop, l.len());
@@ -189,15 +190,15 @@ pub(crate) fn handle(
             Ok(())
         })(),
         Command::LInsert => (|| {
-            let before = if is(a.get(2), "before") {
+            let before = if is(a.arg(2)?, "before") {
                 true
-            } else if is(a.get(2), "after") {
+            } else if is(a.arg(2)?, "after") {
                 false
             } else {
                 return Err(RespError::Syntax);
             };
-            check_size(cx.limits, a.get(4).len())?;
-            let (pivot, elem) = (a.get(3), a.get(4));
+            check_size(cx.limits, a.arg(4)?.len())?;
+            let (pivot, elem) = (a.arg(3)?, a.arg(4)?);
             let n = topo.entry(key, |e| {
                 write::<List, _>(e, false, |l| {
                     let pos = l.iter().position(|x| x == pivot);
@@ -218,10 +219,10 @@ pub(crate) fn handle(
         })(),
         Command::LPos => lpos(cx, a, out),
         Command::LMove | Command::RPopLPush | Command::BLMove | Command::BRPopLPush => {
-            let (src, dst) = (a.get(1), a.get(2));
+            let (src, dst) = (a.arg(1)?, a.arg(2)?);
             let (from_left, to_left, timeout) = match cmd {
                 Command::RPopLPush => (false, true, None),
-                Command::BRPopLPush => (false, true, Some(a.get(3))),
+                Command::BRPopLPush => (false, true, Some(a.arg(3)?)),
                 _ => {
                     let side = |s: &[u8]| {
                         if is(s, "left") {
@@ -232,8 +233,16 @@ pub(crate) fn handle(
                             Err(RespError::Syntax)
                         }
                     };
-                    match (side(a.get(3)), side(a.get(4))) {
-                        (Ok(f), Ok(t)) => (f, t, (cmd == Command::BLMove).then(|| a.get(5))),
+                    match (side(a.arg(3)?), side(a.arg(4)?)) {
+                        (Ok(f), Ok(t)) => (
+                            f,
+                            t,
+                            if cmd == Command::BLMove {
+                                Some(a.arg(5)?)
+                            } else {
+                                None
+                            },
+                        ),
                         (Err(e), _) | (_, Err(e)) => return Err(e),
                     }
                 }
@@ -270,12 +279,14 @@ pub(crate) fn handle(
                     }
                 })
             };
-            let timeout = blocking.then(|| a.get(1));
+            let timeout = if blocking { Some(a.arg(1)?) } else { None };
             blocking::run_or_answer(cx, &keys, timeout, out, flow, encode_null_array, attempt)
         })(),
         Command::BLPop | Command::BRPop => {
             let front = cmd == Command::BLPop;
-            let keys: Vec<&[u8]> = (1..a.len() - 1).map(|i| a.get(i)).collect();
+            let keys: Vec<&[u8]> = (1..a.len() - 1)
+                .map(|i| a.arg(i))
+                .collect::<Result<_, _>>()?;
             let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
                 pop_first(
                     cx,
@@ -289,7 +300,7 @@ pub(crate) fn handle(
                     },
                 )
             };
-            blocking::run(cx, &keys, a.get(a.len() - 1), out, flow, attempt)
+            blocking::run(cx, &keys, a.arg(a.len() - 1)?, out, flow, attempt)
         }
         _ => Err(RespError::NotInGroup(cmd.wire())),
     }
@@ -320,15 +331,15 @@ pub(super) fn lmove(
 }
 
 fn lpos(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let elem = a.get(2);
+    let elem = a.arg(2)?;
     let (mut rank, mut count, mut maxlen) = (1i64, None::<i64>, 0i64);
     let mut j = 3;
     while j < a.len() {
-        let opt = a.get(j);
+        let opt = a.arg(j)?;
         if j + 1 >= a.len() {
             return Err(RespError::Syntax);
         }
-        let n = parse_int(a.get(j + 1))?;
+        let n = parse_int(a.arg(j + 1)?)?;
         if is(opt, "rank") {
             if n == 0 {
                 return Err(RespError::RankZero);
@@ -354,7 +365,7 @@ fn lpos(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     }
     let v = cx.conn.version;
     let topo = cx.shared.topology.load();
-    let found = topo.entry(a.get(1), |e| {
+    let found = topo.entry(a.arg(1)?, |e| {
         read::<List, _>(e, |l| {
             let want = match count {
                 Some(0) => usize::MAX,

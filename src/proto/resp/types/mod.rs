@@ -329,7 +329,7 @@ pub(super) fn random_members<T: Pick>(
     option: Option<&str>,
 ) -> Reply {
     use super::frame::{encode_array, encode_bulk, encode_null};
-    let key = a.get(1);
+    let key = a.arg(1)?;
     if option.is_none() && a.len() > 3 {
         return Err(RespError::Syntax);
     }
@@ -342,10 +342,10 @@ pub(super) fn random_members<T: Pick>(
             Ok(())
         });
     }
-    let count = super::args::parse_int(a.get(2))?;
+    let count = super::args::parse_int(a.arg(2)?)?;
     let with_values = match (a.len(), option) {
         (3, _) => false,
-        (4, Some(o)) if is(a.get(3), o) => true,
+        (4, Some(o)) if is(a.arg(3)?, o) => true,
         _ => return Err(RespError::Syntax),
     };
     // redis's own limits: a negative count is negated (i64::MIN cannot be), and the pairs of
@@ -450,12 +450,14 @@ pub(super) fn parse_mpop<'a>(
 ) -> Result<(Vec<&'a [u8]>, bool, usize), RespError> {
     let off = usize::from(blocking);
     // The table's arity (-4, -5) keeps this subtraction from wrapping.
-    let nk = parse_numkeys(a.get(1 + off), a.len() - 2 - off, RespError::Syntax)?;
-    let keys: Vec<&[u8]> = (0..nk).map(|i| a.get(2 + off + i)).collect();
+    let nk = parse_numkeys(a.arg(1 + off)?, a.len() - 2 - off, RespError::Syntax)?;
+    let keys: Vec<&[u8]> = (0..nk)
+        .map(|i| a.arg(2 + off + i))
+        .collect::<Result<_, _>>()?;
     let mut j = 2 + off + nk;
-    let which = if j < a.len() && is(a.get(j), first) {
+    let which = if j < a.len() && is(a.arg(j)?, first) {
         true
-    } else if j < a.len() && is(a.get(j), second) {
+    } else if j < a.len() && is(a.arg(j)?, second) {
         false
     } else {
         return Err(RespError::Syntax);
@@ -464,8 +466,8 @@ pub(super) fn parse_mpop<'a>(
     let mut count = 1usize;
     let mut seen = false;
     while j < a.len() {
-        if !seen && is(a.get(j), "count") && j + 1 < a.len() {
-            let n = super::args::parse_int(a.get(j + 1))?;
+        if !seen && is(a.arg(j)?, "count") && j + 1 < a.len() {
+            let n = super::args::parse_int(a.arg(j + 1)?)?;
             if n <= 0 {
                 return Err(RespError::CountNotPositive);
             }
@@ -511,7 +513,7 @@ pub(super) struct ScanArgs<'a> {
 const SCAN_ALL_MAX: usize = 128;
 
 pub(super) fn scan_args<'a>(a: &Args<'a>) -> Result<ScanArgs<'a>, RespError> {
-    let cursor = super::args::parse_cursor(a.get(2)).ok_or(RespError::InvalidCursor)?;
+    let cursor = super::args::parse_cursor(a.arg(2)?).ok_or(RespError::InvalidCursor)?;
     let mut s = ScanArgs {
         cursor,
         pattern: None,
@@ -520,15 +522,15 @@ pub(super) fn scan_args<'a>(a: &Args<'a>) -> Result<ScanArgs<'a>, RespError> {
     let mut i = 3;
     while i < a.len() {
         let rest = a.len() - i - 1;
-        if is(a.get(i), "count") && rest >= 1 {
-            let n = super::args::parse_int(a.get(i + 1))?;
+        if is(a.arg(i)?, "count") && rest >= 1 {
+            let n = super::args::parse_int(a.arg(i + 1)?)?;
             if n < 1 {
                 return Err(RespError::Syntax);
             }
             s.count = n as usize;
             i += 2;
-        } else if is(a.get(i), "match") && rest >= 1 {
-            s.pattern = Some(a.get(i + 1)).filter(|p| *p != b"*");
+        } else if is(a.arg(i)?, "match") && rest >= 1 {
+            s.pattern = Some(a.arg(i + 1)?).filter(|p| *p != b"*");
             i += 2;
         } else {
             return Err(RespError::Syntax);

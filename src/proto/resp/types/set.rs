@@ -20,7 +20,7 @@ use crate::store::{Container, Kind, Set};
 pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Reply {
     let topo = cx.shared.topology.load();
     let v = cx.conn.version;
-    let key = a.get(1);
+    let key = a.arg(1)?;
     match cmd {
         Command::SAdd => (|| {
             for m in a.iter_from(2) {
@@ -45,7 +45,8 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             Ok(())
         })(),
         Command::SIsMember => (|| {
-            let r = topo.entry(key, |e| read::<Set, _>(e, |s| s.contains(a.get(2))))?;
+            let m = a.arg(2)?;
+            let r = topo.entry(key, |e| read::<Set, _>(e, |s| s.contains(m)))?;
             encode_int(out, i64::from(r.unwrap_or(false)));
             Ok(())
         })(),
@@ -81,7 +82,7 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
                 }
                 return Ok(());
             }
-            let n = parse_count(a.get(2))?;
+            let n = parse_count(a.arg(2)?)?;
             let popped = topo.entry(key, |e| {
                 write::<Set, _>(e, false, |s| {
                     let k = n.min(s.len());
@@ -95,7 +96,7 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
         })(),
         Command::SRandMember => random_members::<Set>(&topo, a, v, out, None),
         Command::SMove => (|| {
-            let (src, dst, m) = (a.get(1), a.get(2), a.get(3));
+            let (src, dst, m) = (a.arg(1)?, a.arg(2)?, a.arg(3)?);
             let moved = with_keys(&topo, &[src, dst], |acc: &mut Access<'_, '_>| {
                 let present = acc.entry(src, |e| read::<Set, _>(e, |s| s.contains(m)))?;
                 acc.entry(dst, |e| check::<Set>(e))?;
@@ -138,13 +139,13 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             Ok(())
         })(),
         Command::SInterCard => (|| {
-            let nk = parse_numkeys(a.get(1), a.len() - 2, RespError::TooManyKeys)?;
-            let keys: Vec<&[u8]> = (0..nk).map(|i| a.get(2 + i)).collect();
+            let nk = parse_numkeys(a.arg(1)?, a.len() - 2, RespError::TooManyKeys)?;
+            let keys: Vec<&[u8]> = (0..nk).map(|i| a.arg(2 + i)).collect::<Result<_, _>>()?;
             let mut limit = 0usize;
             let mut j = 2 + nk;
             while j < a.len() {
-                if is(a.get(j), "limit") && j + 1 < a.len() {
-                    let n = parse_int(a.get(j + 1)).map_err(|_| RespError::LimitNegative)?;
+                if is(a.arg(j)?, "limit") && j + 1 < a.len() {
+                    let n = parse_int(a.arg(j + 1)?).map_err(|_| RespError::LimitNegative)?;
                     if n < 0 {
                         return Err(RespError::LimitNegative);
                     }

@@ -146,12 +146,12 @@ fn parse_zrange(a: &Args<'_>, at: usize, store: bool) -> Result<Query, RespError
     let (mut offset, mut count, mut limit) = (0, -1, false);
     let mut j = at + 2;
     while j < a.len() {
-        let opt = a.get(j);
+        let opt = a.arg(j)?;
         if !store && is(opt, "withscores") {
             with_scores = true;
         } else if is(opt, "limit") && j + 2 < a.len() {
-            offset = parse_int(a.get(j + 1))?;
-            count = parse_int(a.get(j + 2))?;
+            offset = parse_int(a.arg(j + 1)?)?;
+            count = parse_int(a.arg(j + 2)?)?;
             limit = true;
             j += 2;
         } else if is(opt, "byscore") {
@@ -175,9 +175,9 @@ fn parse_zrange(a: &Args<'_>, at: usize, store: bool) -> Result<Query, RespError
         return Err(RespError::WithScoresByLex);
     }
     let (x, y) = if rev && (by_score || by_lex) {
-        (a.get(at + 1), a.get(at))
+        (a.arg(at + 1)?, a.arg(at)?)
     } else {
-        (a.get(at), a.get(at + 1))
+        (a.arg(at)?, a.arg(at + 1)?)
     };
     let range = if by_score {
         Range::Score(parse_score_bound(x)?, parse_score_bound(y)?)
@@ -205,7 +205,7 @@ fn parse_legacy(cmd: Command, a: &Args<'_>) -> Result<Query, RespError> {
     let (mut with_scores, mut offset, mut count) = (false, 0, -1);
     let mut j = 4;
     while j < a.len() {
-        let opt = a.get(j);
+        let opt = a.arg(j)?;
         if is(opt, "withscores") {
             if lex {
                 return Err(RespError::WithScoresByLex);
@@ -216,17 +216,17 @@ fn parse_legacy(cmd: Command, a: &Args<'_>) -> Result<Query, RespError> {
             if cmd == Command::ZRevRange {
                 return Err(RespError::LimitWithoutBy);
             }
-            offset = parse_int(a.get(j + 1))?;
-            count = parse_int(a.get(j + 2))?;
+            offset = parse_int(a.arg(j + 1)?)?;
+            count = parse_int(a.arg(j + 2)?)?;
             j += 3;
         } else {
             return Err(RespError::Syntax);
         }
     }
     let (x, y) = if rev && cmd != Command::ZRevRange {
-        (a.get(3), a.get(2))
+        (a.arg(3)?, a.arg(2)?)
     } else {
-        (a.get(2), a.get(3))
+        (a.arg(2)?, a.arg(3)?)
     };
     let range = match cmd {
         Command::ZRevRange => Range::Rank(parse_int(x)?, parse_int(y)?),
@@ -292,19 +292,19 @@ pub(crate) fn handle(
 ) -> Reply {
     let topo = cx.shared.topology.load();
     let v = cx.conn.version;
-    let key = a.get(1);
+    let key = a.arg(1)?;
     match cmd {
         Command::ZAdd => zadd(cx, a, out),
         Command::ZIncrBy => (|| {
-            let by = parse_double(a.get(2)).ok_or(RespError::NotFloat)?;
-            check_size(cx.limits, a.get(3).len())?;
+            let by = parse_double(a.arg(2)?).ok_or(RespError::NotFloat)?;
+            check_size(cx.limits, a.arg(3)?.len())?;
             let r = topo.entry(key, |e| {
                 write::<ZSet, _>(e, true, |z| {
-                    let new = z.score(a.get(3)).unwrap_or(0.0) + by;
+                    let new = z.score(a.arg(3)?).unwrap_or(0.0) + by;
                     if new.is_nan() {
                         return Err(RespError::ScoreNan);
                     }
-                    z.insert(a.get(3), new);
+                    z.insert(a.arg(3)?, new);
                     Ok(new)
                 })
             })?;
@@ -323,8 +323,9 @@ pub(crate) fn handle(
             Ok(())
         })(),
         Command::ZScore => (|| {
+            let m = a.arg(2)?;
             match topo
-                .entry(key, |e| read::<ZSet, _>(e, |z| z.score(a.get(2))))?
+                .entry(key, |e| read::<ZSet, _>(e, |z| z.score(m)))?
                 .flatten()
             {
                 Some(s) => reply_double(out, s, v),
@@ -355,9 +356,9 @@ pub(crate) fn handle(
         })(),
         Command::ZCount | Command::ZLexCount => (|| {
             let range = if cmd == Command::ZCount {
-                Range::Score(parse_score_bound(a.get(2))?, parse_score_bound(a.get(3))?)
+                Range::Score(parse_score_bound(a.arg(2)?)?, parse_score_bound(a.arg(3)?)?)
             } else {
-                Range::Lex(parse_lex_bound(a.get(2))?, parse_lex_bound(a.get(3))?)
+                Range::Lex(parse_lex_bound(a.arg(2)?)?, parse_lex_bound(a.arg(3)?)?)
             };
             let q = Query {
                 range,
@@ -376,21 +377,22 @@ pub(crate) fn handle(
             Ok(())
         })(),
         Command::ZRank | Command::ZRevRank => (|| {
+            let m = a.arg(2)?;
             let with_score = match a.len() {
                 3 => false,
-                4 if is(a.get(3), "withscore") => true,
+                4 if is(a.arg(3)?, "withscore") => true,
                 4 => return Err(RespError::Syntax),
                 _ => return Err(RespError::WrongArity(cmd.wire())),
             };
             let r = topo.entry(key, |e| {
                 read::<ZSet, _>(e, |z| {
-                    z.rank(a.get(2)).map(|r| {
+                    z.rank(m).map(|r| {
                         let r = if cmd == Command::ZRevRank {
                             z.len() - 1 - r
                         } else {
                             r
                         };
-                        (r, z.score(a.get(2)).unwrap_or(0.0))
+                        (r, z.score(m).unwrap_or(0.0))
                     })
                 })
             })?;
@@ -425,7 +427,7 @@ pub(crate) fn handle(
         })(),
         Command::ZRangeStore => (|| {
             let q = parse_zrange(a, 3, true)?;
-            let (dst, src) = (a.get(1), a.get(2));
+            let (dst, src) = (a.arg(1)?, a.arg(2)?);
             let n = with_keys(&topo, &[dst, src], |acc: &mut Access<'_, '_>| {
                 let items = acc.entry(src, |e| read::<ZSet, _>(e, |z| collect_range(z, &q)))?;
                 let mut z = ZSet::default();
@@ -443,7 +445,7 @@ pub(crate) fn handle(
         Command::ZPopMin | Command::ZPopMax => (|| {
             let count = match a.len() {
                 2 => None,
-                3 => Some(parse_count(a.get(2))?),
+                3 => Some(parse_count(a.arg(2)?)?),
                 _ => return Err(RespError::Syntax),
             };
             let popped = topo.entry(key, |e| {
@@ -470,12 +472,14 @@ pub(crate) fn handle(
                     reply_popped(out, &p, true, v);
                 })
             };
-            let timeout = blocking.then(|| a.get(1));
+            let timeout = if blocking { Some(a.arg(1)?) } else { None };
             blocking::run_or_answer(cx, &keys, timeout, out, flow, encode_null_array, attempt)
         })(),
         Command::BZPopMin | Command::BZPopMax => {
             let max = cmd == Command::BZPopMax;
-            let keys: Vec<&[u8]> = (1..a.len() - 1).map(|i| a.get(i)).collect();
+            let keys: Vec<&[u8]> = (1..a.len() - 1)
+                .map(|i| a.arg(i))
+                .collect::<Result<_, _>>()?;
             let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
                 let pop = |z: &mut ZSet| pop(z, max, 1).into_iter().next();
                 pop_first(cx, out, &keys, pop, |out, k, (m, s), v| {
@@ -485,15 +489,17 @@ pub(crate) fn handle(
                     reply_double(out, s, v);
                 })
             };
-            blocking::run(cx, &keys, a.get(a.len() - 1), out, flow, attempt)
+            blocking::run(cx, &keys, a.arg(a.len() - 1)?, out, flow, attempt)
         }
         Command::ZRemRangeByRank | Command::ZRemRangeByScore | Command::ZRemRangeByLex => (|| {
             let range = match cmd {
-                Command::ZRemRangeByRank => Range::Rank(parse_int(a.get(2))?, parse_int(a.get(3))?),
-                Command::ZRemRangeByScore => {
-                    Range::Score(parse_score_bound(a.get(2))?, parse_score_bound(a.get(3))?)
+                Command::ZRemRangeByRank => {
+                    Range::Rank(parse_int(a.arg(2)?)?, parse_int(a.arg(3)?)?)
                 }
-                _ => Range::Lex(parse_lex_bound(a.get(2))?, parse_lex_bound(a.get(3))?),
+                Command::ZRemRangeByScore => {
+                    Range::Score(parse_score_bound(a.arg(2)?)?, parse_score_bound(a.arg(3)?)?)
+                }
+                _ => Range::Lex(parse_lex_bound(a.arg(2)?)?, parse_lex_bound(a.arg(3)?)?),
             };
             let q = Query {
                 range,
@@ -549,7 +555,7 @@ fn zadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         (false, false, false, false, false, false);
     let mut j = 2;
     while j < a.len() {
-        let o = a.get(j);
+        let o = a.arg(j)?;
         if is(o, "nx") {
             nx = true;
         } else if is(o, "xx") {
@@ -582,12 +588,12 @@ fn zadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     }
     let mut items = Vec::with_capacity(pairs / 2);
     for i in (j..a.len()).step_by(2) {
-        let s = parse_double(a.get(i)).ok_or(RespError::NotFloat)?;
-        check_size(cx.limits, a.get(i + 1).len())?;
-        items.push((s, a.get(i + 1)));
+        let s = parse_double(a.arg(i)?).ok_or(RespError::NotFloat)?;
+        check_size(cx.limits, a.arg(i + 1)?.len())?;
+        items.push((s, a.arg(i + 1)?));
     }
     let v = cx.conn.version;
-    let key = a.get(1);
+    let key = a.arg(1)?;
     let topo = cx.shared.topology.load();
     let r = topo.entry(key, |e| {
         write::<ZSet, _>(e, !xx, |z| {
@@ -655,7 +661,7 @@ fn combine_cmd(
     store_it: bool,
 ) -> Reply {
     let base = usize::from(store_it) + 1;
-    let n = parse_int(a.get(base))?;
+    let n = parse_int(a.arg(base)?)?;
     if n <= 0 {
         return Err(RespError::NeedInputKey(cmd.wire()));
     }
@@ -663,22 +669,24 @@ fn combine_cmd(
         return Err(RespError::Syntax);
     }
     let n = n as usize;
-    let keys: Vec<&[u8]> = (0..n).map(|i| a.get(base + 1 + i)).collect();
+    let keys: Vec<&[u8]> = (0..n)
+        .map(|i| a.arg(base + 1 + i))
+        .collect::<Result<_, _>>()?;
     let is_diff = matches!(cmd, Command::ZDiff | Command::ZDiffStore);
     let mut weights = vec![1.0f64; n];
     let mut agg = Agg::Sum;
     let mut with_scores = false;
     let mut j = base + 1 + n;
     while j < a.len() {
-        let o = a.get(j);
+        let o = a.arg(j)?;
         let rest = a.len() - j - 1;
         if !is_diff && is(o, "weights") && rest >= n {
             for (i, w) in weights.iter_mut().enumerate() {
-                *w = parse_double(a.get(j + 1 + i)).ok_or(RespError::WeightNotFloat)?;
+                *w = parse_double(a.arg(j + 1 + i)?).ok_or(RespError::WeightNotFloat)?;
             }
             j += n + 1;
         } else if !is_diff && is(o, "aggregate") && rest >= 1 {
-            let x = a.get(j + 1);
+            let x = a.arg(j + 1)?;
             agg = if is(x, "sum") {
                 Agg::Sum
             } else if is(x, "min") {
@@ -699,7 +707,7 @@ fn combine_cmd(
     let topo = cx.shared.topology.load();
     let mut all: Vec<&[u8]> = keys.clone();
     if store_it {
-        all.push(a.get(1));
+        all.push(a.arg(1)?);
     }
     let v = cx.conn.version;
     let result = with_keys(&topo, &all, |acc: &mut Access<'_, '_>| {
@@ -754,14 +762,14 @@ fn combine_cmd(
         }
         if store_it {
             let len = z.len();
-            acc.entry(a.get(1), |e| store(e, Container::ZSet(z)))?;
+            acc.entry(a.arg(1)?, |e| store(e, Container::ZSet(z)))?;
             return Ok::<_, RespError>((len, None));
         }
         Ok((z.len(), Some(z)))
     })?;
     match result {
         (len, None) => {
-            cx.shared.waiters.notify(a.get(1));
+            cx.shared.waiters.notify(a.arg(1)?);
             encode_int(out, len as i64);
         }
         (_, Some(z)) => {
