@@ -4,8 +4,9 @@
 //!
 //! Owns: the request grammar as redis-server 7.0 (`networking.c`) accepts it, its limits and
 //! its fatal errors ([`ProtoError`], sent as `-ERR Protocol error: ...` before the close), and
-//! every reply byte (`encode_*`, [`RespError`]'s text).
-//! Must not touch: commands, the store, the topology.
+//! every reply byte (`encode_*`; an error reply's text comes from `error`, `encode_error` only
+//! frames it), and [`Args`], the checked access to a request's arguments.
+//! Must not touch: commands, error texts, the store, the topology.
 //!
 //! Invariants:
 //! - Zero copy: a decoded request is a list of `(start, len)` ranges into the caller's input
