@@ -6,7 +6,11 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use ringcache::config::Limits;
 use ringcache::proto::memcache::parse::{Decoder as McDecoder, GetCmd, Request, StoreCmd};
-use ringcache::proto::resp::frame::{Decoder as RespDecoder, Frame};
+use ringcache::proto::resp::frame::Decoder as RespDecoder;
+
+#[path = "common/frame.rs"]
+mod frame;
+use frame::Frame;
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -38,7 +42,7 @@ proptest! {
         let mut d = RespDecoder::new();
         prop_assert_eq!(d.decode(&wire, &limits), Ok(Some(wire.len())));
         let got = d.args(&wire);
-        let got: Vec<Vec<u8>> = (0..got.len()).map(|i| got.get(i).to_vec()).collect();
+        let got: Vec<Vec<u8>> = got.iter_from(0).map(<[u8]>::to_vec).collect();
         prop_assert_eq!(&got, &args);
 
         for end in 0..wire.len() {
@@ -270,5 +274,23 @@ proptest! {
                 prop_assert!(matches!(&r, Ok(Some(g)) if same(g, &want)), "{:?}", r);
             }
         }
+    }
+}
+
+#[test]
+fn frames_roundtrip_and_prefixes_are_incomplete() {
+    let frame = Frame::Array(vec![
+        Frame::Bulk(b"a\r\nb".to_vec()),
+        Frame::Map(vec![(Frame::Simple(b"k".to_vec()), Frame::Integer(3))]),
+        Frame::Set(vec![Frame::Double(b"1.5".to_vec()), Frame::Boolean(false)]),
+        Frame::Null,
+        Frame::Verbatim(b"txt".to_vec(), b"x".to_vec()),
+        Frame::Error(b"ERR e".to_vec()),
+    ]);
+    let mut out = BytesMut::new();
+    frame.encode(&mut out);
+    assert_eq!(Frame::decode(&out), Ok(Some((frame, out.len()))));
+    for cut in 0..out.len() {
+        assert_eq!(Frame::decode(&out[..cut]), Ok(None), "cut {cut}");
     }
 }

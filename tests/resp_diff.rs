@@ -9,9 +9,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::TestServer;
+use common::frame::Frame;
 use common::redis_server::RedisServer;
 use ringcache::config::Limits;
-use ringcache::proto::resp::frame::{Decoder, Frame};
+use ringcache::proto::resp::frame::Decoder;
 
 const THREE_NODES: &str = r#"
 [[nodes]]

@@ -7,13 +7,9 @@
 //! QUIT, RESET) run, everything else gets redis's `-NOAUTH Authentication required.`.
 
 use super::command::Command;
-use super::frame::RespError;
+use super::error::RespError;
 use crate::auth::{Access, Auth, Category};
 use crate::server::{Shared, Stats};
-
-/// redis's reply to a refused login.
-pub const WRONG_PASS: RespError =
-    RespError::Text("WRONGPASS invalid username-password pair or user is disabled.");
 
 /// The category of `cmd`, or None for connection commands every logged-in user may run
 /// (PING, ECHO, HELLO, AUTH, SELECT, QUIT, CLIENT, COMMAND, INFO, TIME, ...).
@@ -37,13 +33,10 @@ pub fn check(cmd: Command, access: Access) -> Result<(), RespError> {
         if cmd.flags().contains(&"no_auth") {
             return Ok(());
         }
-        return Err(RespError::Text("NOAUTH Authentication required."));
+        return Err(RespError::NoAuth);
     }
     match category(cmd) {
-        Some(c) if !access.allows(c) => Err(RespError::Owned(format!(
-            "NOPERM this user has no permissions to run the '{}' command",
-            cmd.wire()
-        ))),
+        Some(c) if !access.allows(c) => Err(RespError::NoPerm(cmd.wire())),
         _ => Ok(()),
     }
 }
@@ -67,7 +60,7 @@ pub fn login(
         }
         None => {
             Stats::add(&shared.stats.auth_errors, 1);
-            Err(WRONG_PASS)
+            Err(RespError::WrongPass)
         }
     })
 }

@@ -1,9 +1,10 @@
 //! The command table: request arguments → [`Command`] (readable name + wire name), redis-server
-//! 7.0's arity, flags and key positions (what `COMMAND INFO` reports), and the subcommands of
-//! the container commands (CLIENT, COMMAND, CONFIG).
+//! 7.0's arity, flags and key positions (what `COMMAND INFO` reports), the [`Group`] (COMMAND
+//! DOCS `group`, and the module `handler` routes the command to), and the subcommands of the
+//! container commands (CLIENT, COMMAND, CONFIG).
 //!
 //! Owns: command identification and arity checks. Must not touch: option parsing or semantics
-//! (`handler`), reply bytes (`frame`).
+//! (the group modules), reply bytes (`frame`), error text (`error`).
 //! Invariants: names match case-insensitively without allocating; the arity rule is redis's
 //! (positive: exactly N arguments including the name; negative: at least -N).
 
@@ -11,10 +12,11 @@ use std::sync::OnceLock;
 
 use hashbrown::HashMap;
 
-use super::frame::{Args, RespError};
+use super::error::RespError;
+use super::frame::Args;
 
 macro_rules! commands {
-    ($( $variant:ident => $wire:literal, $arity:literal, [$($flag:literal),*], $first:literal, $last:literal, $step:literal; )*) => {
+    ($( $variant:ident => $wire:literal, $arity:literal, [$($flag:literal),*], $first:literal, $last:literal, $step:literal, $group:ident; )*) => {
         /// A RESP command this server implements.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Command {
@@ -47,156 +49,198 @@ macro_rules! commands {
             pub fn key_positions(self) -> (i64, i64, i64) {
                 match self { $(Command::$variant => ($first, $last, $step)),* }
             }
+
+            /// The command's group: its COMMAND DOCS `group` and the module that runs it.
+            pub fn group(self) -> Group {
+                match self { $(Command::$variant => Group::$group),* }
+            }
         }
     };
 }
 
+/// A command group: redis's COMMAND DOCS `group`, and which module handles the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// PING, HELLO, AUTH, CLIENT, ... (`connection`)
+    Connection,
+    /// COMMAND, INFO, CONFIG, DBSIZE, FLUSH*, TIME (`server`)
+    Server,
+    /// DEL, EXPIRE, TTL, SCAN, RENAME, ... (redis's `generic`)
+    Keyspace,
+    /// GET, SET, INCR, ... (`string`)
+    String,
+    /// H* (`hash`)
+    Hash,
+    /// L*, B*POP, *MOVE (`list`)
+    List,
+    /// S* (`set`)
+    Set,
+    /// Z*, BZ* (`sorted-set`)
+    SortedSet,
+}
+
+impl Group {
+    /// The group's name in COMMAND DOCS.
+    pub fn wire(self) -> &'static str {
+        match self {
+            Group::Connection => "connection",
+            Group::Server => "server",
+            Group::Keyspace => "generic",
+            Group::String => "string",
+            Group::Hash => "hash",
+            Group::List => "list",
+            Group::Set => "set",
+            Group::SortedSet => "sorted-set",
+        }
+    }
+}
+
 commands! {
-    Ping => "ping", -1, ["fast"], 0, 0, 0;
-    Echo => "echo", 2, ["loading", "stale", "fast"], 0, 0, 0;
-    Hello => "hello", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0;
-    Auth => "auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0;
-    Select => "select", 2, ["loading", "stale", "fast"], 0, 0, 0;
-    Quit => "quit", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0;
-    Reset => "reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0;
-    Client => "client", -2, [], 0, 0, 0;
-    CommandInfo => "command", -1, ["loading", "stale"], 0, 0, 0;
-    Info => "info", -1, ["loading", "stale"], 0, 0, 0;
-    DbSize => "dbsize", 1, ["readonly", "fast"], 0, 0, 0;
-    FlushDb => "flushdb", -1, ["write"], 0, 0, 0;
-    FlushAll => "flushall", -1, ["write"], 0, 0, 0;
-    Time => "time", 1, ["loading", "stale", "fast"], 0, 0, 0;
-    Config => "config", -2, [], 0, 0, 0;
-    Delete => "del", -2, ["write"], 1, -1, 1;
-    Unlink => "unlink", -2, ["write", "fast"], 1, -1, 1;
-    Exists => "exists", -2, ["readonly", "fast"], 1, -1, 1;
-    Touch => "touch", -2, ["readonly", "fast"], 1, -1, 1;
-    Expire => "expire", -3, ["write", "fast"], 1, 1, 1;
-    PExpire => "pexpire", -3, ["write", "fast"], 1, 1, 1;
-    ExpireAt => "expireat", -3, ["write", "fast"], 1, 1, 1;
-    PExpireAt => "pexpireat", -3, ["write", "fast"], 1, 1, 1;
-    Ttl => "ttl", 2, ["readonly", "fast"], 1, 1, 1;
-    PTtl => "pttl", 2, ["readonly", "fast"], 1, 1, 1;
-    ExpireTime => "expiretime", 2, ["readonly", "fast"], 1, 1, 1;
-    PExpireTime => "pexpiretime", 2, ["readonly", "fast"], 1, 1, 1;
-    Persist => "persist", 2, ["write", "fast"], 1, 1, 1;
-    Type => "type", 2, ["readonly", "fast"], 1, 1, 1;
-    Keys => "keys", 2, ["readonly"], 0, 0, 0;
-    Scan => "scan", -2, ["readonly"], 0, 0, 0;
-    RandomKey => "randomkey", 1, ["readonly"], 0, 0, 0;
-    Rename => "rename", 3, ["write"], 1, 2, 1;
-    RenameNx => "renamenx", 3, ["write", "fast"], 1, 2, 1;
-    Copy => "copy", -3, ["write", "denyoom"], 1, 2, 1;
-    Get => "get", 2, ["readonly", "fast"], 1, 1, 1;
-    Set => "set", -3, ["write", "denyoom"], 1, 1, 1;
-    SetNx => "setnx", 3, ["write", "denyoom", "fast"], 1, 1, 1;
-    SetEx => "setex", 4, ["write", "denyoom"], 1, 1, 1;
-    PSetEx => "psetex", 4, ["write", "denyoom"], 1, 1, 1;
-    MultiGet => "mget", -2, ["readonly", "fast"], 1, -1, 1;
-    MultiSet => "mset", -3, ["write", "denyoom"], 1, -1, 2;
-    MultiSetNx => "msetnx", -3, ["write", "denyoom"], 1, -1, 2;
-    GetSet => "getset", 3, ["write", "denyoom", "fast"], 1, 1, 1;
-    GetDelete => "getdel", 2, ["write", "fast"], 1, 1, 1;
-    GetEx => "getex", -2, ["write", "fast"], 1, 1, 1;
-    Append => "append", 3, ["write", "denyoom", "fast"], 1, 1, 1;
-    StrLen => "strlen", 2, ["readonly", "fast"], 1, 1, 1;
-    Incr => "incr", 2, ["write", "denyoom", "fast"], 1, 1, 1;
-    Decr => "decr", 2, ["write", "denyoom", "fast"], 1, 1, 1;
-    IncrBy => "incrby", 3, ["write", "denyoom", "fast"], 1, 1, 1;
-    DecrBy => "decrby", 3, ["write", "denyoom", "fast"], 1, 1, 1;
-    IncrByFloat => "incrbyfloat", 3, ["write", "denyoom", "fast"], 1, 1, 1;
-    GetRange => "getrange", 4, ["readonly"], 1, 1, 1;
-    SetRange => "setrange", 4, ["write", "denyoom"], 1, 1, 1;
-    Substr => "substr", 4, ["readonly"], 1, 1, 1;
-    HSet => "hset", -4, ["write", "denyoom", "fast"], 1, 1, 1;
-    HSetNx => "hsetnx", 4, ["write", "denyoom", "fast"], 1, 1, 1;
-    HMSet => "hmset", -4, ["write", "denyoom", "fast"], 1, 1, 1;
-    HGet => "hget", 3, ["readonly", "fast"], 1, 1, 1;
-    HMGet => "hmget", -3, ["readonly", "fast"], 1, 1, 1;
-    HDel => "hdel", -3, ["write", "fast"], 1, 1, 1;
-    HExists => "hexists", 3, ["readonly", "fast"], 1, 1, 1;
-    HLen => "hlen", 2, ["readonly", "fast"], 1, 1, 1;
-    HStrLen => "hstrlen", 3, ["readonly", "fast"], 1, 1, 1;
-    HKeys => "hkeys", 2, ["readonly"], 1, 1, 1;
-    HVals => "hvals", 2, ["readonly"], 1, 1, 1;
-    HGetAll => "hgetall", 2, ["readonly"], 1, 1, 1;
-    HIncrBy => "hincrby", 4, ["write", "denyoom", "fast"], 1, 1, 1;
-    HIncrByFloat => "hincrbyfloat", 4, ["write", "denyoom", "fast"], 1, 1, 1;
-    HRandField => "hrandfield", -2, ["readonly"], 1, 1, 1;
-    HScan => "hscan", -3, ["readonly"], 1, 1, 1;
-    LPush => "lpush", -3, ["write", "denyoom", "fast"], 1, 1, 1;
-    RPush => "rpush", -3, ["write", "denyoom", "fast"], 1, 1, 1;
-    LPushX => "lpushx", -3, ["write", "denyoom", "fast"], 1, 1, 1;
-    RPushX => "rpushx", -3, ["write", "denyoom", "fast"], 1, 1, 1;
-    LPop => "lpop", -2, ["write", "fast"], 1, 1, 1;
-    RPop => "rpop", -2, ["write", "fast"], 1, 1, 1;
-    LLen => "llen", 2, ["readonly", "fast"], 1, 1, 1;
-    LRange => "lrange", 4, ["readonly"], 1, 1, 1;
-    LIndex => "lindex", 3, ["readonly"], 1, 1, 1;
-    LSet => "lset", 4, ["write", "denyoom"], 1, 1, 1;
-    LRem => "lrem", 4, ["write"], 1, 1, 1;
-    LTrim => "ltrim", 4, ["write"], 1, 1, 1;
-    LInsert => "linsert", 5, ["write", "denyoom"], 1, 1, 1;
-    LPos => "lpos", -3, ["readonly"], 1, 1, 1;
-    LMove => "lmove", 5, ["write", "denyoom"], 1, 2, 1;
-    RPopLPush => "rpoplpush", 3, ["write", "denyoom"], 1, 2, 1;
-    LMPop => "lmpop", -4, ["write", "movablekeys"], 0, 0, 0;
-    BLPop => "blpop", -3, ["write", "noscript", "blocking"], 1, -2, 1;
-    BRPop => "brpop", -3, ["write", "noscript", "blocking"], 1, -2, 1;
-    BLMove => "blmove", 6, ["write", "denyoom", "noscript", "blocking"], 1, 2, 1;
-    BRPopLPush => "brpoplpush", 4, ["write", "denyoom", "noscript", "blocking"], 1, 2, 1;
-    BLMPop => "blmpop", -5, ["write", "blocking", "movablekeys"], 0, 0, 0;
-    SAdd => "sadd", -3, ["write", "denyoom", "fast"], 1, 1, 1;
-    SRem => "srem", -3, ["write", "fast"], 1, 1, 1;
-    SMembers => "smembers", 2, ["readonly"], 1, 1, 1;
-    SIsMember => "sismember", 3, ["readonly", "fast"], 1, 1, 1;
-    SMIsMember => "smismember", -3, ["readonly", "fast"], 1, 1, 1;
-    SCard => "scard", 2, ["readonly", "fast"], 1, 1, 1;
-    SPop => "spop", -2, ["write", "fast"], 1, 1, 1;
-    SRandMember => "srandmember", -2, ["readonly"], 1, 1, 1;
-    SMove => "smove", 4, ["write", "fast"], 1, 2, 1;
-    SInter => "sinter", -2, ["readonly"], 1, -1, 1;
-    SInterCard => "sintercard", -3, ["readonly", "movablekeys"], 0, 0, 0;
-    SUnion => "sunion", -2, ["readonly"], 1, -1, 1;
-    SDiff => "sdiff", -2, ["readonly"], 1, -1, 1;
-    SInterStore => "sinterstore", -3, ["write", "denyoom"], 1, -1, 1;
-    SUnionStore => "sunionstore", -3, ["write", "denyoom"], 1, -1, 1;
-    SDiffStore => "sdiffstore", -3, ["write", "denyoom"], 1, -1, 1;
-    SScan => "sscan", -3, ["readonly"], 1, 1, 1;
-    ZAdd => "zadd", -4, ["write", "denyoom", "fast"], 1, 1, 1;
-    ZIncrBy => "zincrby", 4, ["write", "denyoom", "fast"], 1, 1, 1;
-    ZRem => "zrem", -3, ["write", "fast"], 1, 1, 1;
-    ZScore => "zscore", 3, ["readonly", "fast"], 1, 1, 1;
-    ZMScore => "zmscore", -3, ["readonly", "fast"], 1, 1, 1;
-    ZCard => "zcard", 2, ["readonly", "fast"], 1, 1, 1;
-    ZCount => "zcount", 4, ["readonly", "fast"], 1, 1, 1;
-    ZLexCount => "zlexcount", 4, ["readonly", "fast"], 1, 1, 1;
-    ZRank => "zrank", -3, ["readonly", "fast"], 1, 1, 1;
-    ZRevRank => "zrevrank", -3, ["readonly", "fast"], 1, 1, 1;
-    ZRange => "zrange", -4, ["readonly"], 1, 1, 1;
-    ZRangeStore => "zrangestore", -5, ["write", "denyoom"], 1, 2, 1;
-    ZRangeByScore => "zrangebyscore", -4, ["readonly"], 1, 1, 1;
-    ZRevRangeByScore => "zrevrangebyscore", -4, ["readonly"], 1, 1, 1;
-    ZRangeByLex => "zrangebylex", -4, ["readonly"], 1, 1, 1;
-    ZRevRangeByLex => "zrevrangebylex", -4, ["readonly"], 1, 1, 1;
-    ZRevRange => "zrevrange", -4, ["readonly"], 1, 1, 1;
-    ZPopMin => "zpopmin", -2, ["write", "fast"], 1, 1, 1;
-    ZPopMax => "zpopmax", -2, ["write", "fast"], 1, 1, 1;
-    ZMPop => "zmpop", -4, ["write", "movablekeys"], 0, 0, 0;
-    BZPopMin => "bzpopmin", -3, ["write", "noscript", "blocking", "fast"], 1, -2, 1;
-    BZPopMax => "bzpopmax", -3, ["write", "noscript", "blocking", "fast"], 1, -2, 1;
-    BZMPop => "bzmpop", -5, ["write", "blocking", "movablekeys"], 0, 0, 0;
-    ZRemRangeByRank => "zremrangebyrank", 4, ["write"], 1, 1, 1;
-    ZRemRangeByScore => "zremrangebyscore", 4, ["write"], 1, 1, 1;
-    ZRemRangeByLex => "zremrangebylex", 4, ["write"], 1, 1, 1;
-    ZUnion => "zunion", -3, ["readonly", "movablekeys"], 0, 0, 0;
-    ZInter => "zinter", -3, ["readonly", "movablekeys"], 0, 0, 0;
-    ZDiff => "zdiff", -3, ["readonly", "movablekeys"], 0, 0, 0;
-    ZUnionStore => "zunionstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1;
-    ZInterStore => "zinterstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1;
-    ZDiffStore => "zdiffstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1;
-    ZRandMember => "zrandmember", -2, ["readonly"], 1, 1, 1;
-    ZScan => "zscan", -3, ["readonly"], 1, 1, 1;
+    Ping => "ping", -1, ["fast"], 0, 0, 0, Connection;
+    Echo => "echo", 2, ["loading", "stale", "fast"], 0, 0, 0, Connection;
+    Hello => "hello", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, Connection;
+    Auth => "auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, Connection;
+    Select => "select", 2, ["loading", "stale", "fast"], 0, 0, 0, Connection;
+    Quit => "quit", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, Connection;
+    Reset => "reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, Connection;
+    Client => "client", -2, [], 0, 0, 0, Connection;
+    CommandInfo => "command", -1, ["loading", "stale"], 0, 0, 0, Server;
+    Info => "info", -1, ["loading", "stale"], 0, 0, 0, Server;
+    DbSize => "dbsize", 1, ["readonly", "fast"], 0, 0, 0, Server;
+    FlushDb => "flushdb", -1, ["write"], 0, 0, 0, Server;
+    FlushAll => "flushall", -1, ["write"], 0, 0, 0, Server;
+    Time => "time", 1, ["loading", "stale", "fast"], 0, 0, 0, Server;
+    Config => "config", -2, [], 0, 0, 0, Server;
+    Delete => "del", -2, ["write"], 1, -1, 1, Keyspace;
+    Unlink => "unlink", -2, ["write", "fast"], 1, -1, 1, Keyspace;
+    Exists => "exists", -2, ["readonly", "fast"], 1, -1, 1, Keyspace;
+    Touch => "touch", -2, ["readonly", "fast"], 1, -1, 1, Keyspace;
+    Expire => "expire", -3, ["write", "fast"], 1, 1, 1, Keyspace;
+    PExpire => "pexpire", -3, ["write", "fast"], 1, 1, 1, Keyspace;
+    ExpireAt => "expireat", -3, ["write", "fast"], 1, 1, 1, Keyspace;
+    PExpireAt => "pexpireat", -3, ["write", "fast"], 1, 1, 1, Keyspace;
+    Ttl => "ttl", 2, ["readonly", "fast"], 1, 1, 1, Keyspace;
+    PTtl => "pttl", 2, ["readonly", "fast"], 1, 1, 1, Keyspace;
+    ExpireTime => "expiretime", 2, ["readonly", "fast"], 1, 1, 1, Keyspace;
+    PExpireTime => "pexpiretime", 2, ["readonly", "fast"], 1, 1, 1, Keyspace;
+    Persist => "persist", 2, ["write", "fast"], 1, 1, 1, Keyspace;
+    Type => "type", 2, ["readonly", "fast"], 1, 1, 1, Keyspace;
+    Keys => "keys", 2, ["readonly"], 0, 0, 0, Keyspace;
+    Scan => "scan", -2, ["readonly"], 0, 0, 0, Keyspace;
+    RandomKey => "randomkey", 1, ["readonly"], 0, 0, 0, Keyspace;
+    Rename => "rename", 3, ["write"], 1, 2, 1, Keyspace;
+    RenameNx => "renamenx", 3, ["write", "fast"], 1, 2, 1, Keyspace;
+    Copy => "copy", -3, ["write", "denyoom"], 1, 2, 1, Keyspace;
+    Get => "get", 2, ["readonly", "fast"], 1, 1, 1, String;
+    Set => "set", -3, ["write", "denyoom"], 1, 1, 1, String;
+    SetNx => "setnx", 3, ["write", "denyoom", "fast"], 1, 1, 1, String;
+    SetEx => "setex", 4, ["write", "denyoom"], 1, 1, 1, String;
+    PSetEx => "psetex", 4, ["write", "denyoom"], 1, 1, 1, String;
+    MultiGet => "mget", -2, ["readonly", "fast"], 1, -1, 1, String;
+    MultiSet => "mset", -3, ["write", "denyoom"], 1, -1, 2, String;
+    MultiSetNx => "msetnx", -3, ["write", "denyoom"], 1, -1, 2, String;
+    GetSet => "getset", 3, ["write", "denyoom", "fast"], 1, 1, 1, String;
+    GetDelete => "getdel", 2, ["write", "fast"], 1, 1, 1, String;
+    GetEx => "getex", -2, ["write", "fast"], 1, 1, 1, String;
+    Append => "append", 3, ["write", "denyoom", "fast"], 1, 1, 1, String;
+    StrLen => "strlen", 2, ["readonly", "fast"], 1, 1, 1, String;
+    Incr => "incr", 2, ["write", "denyoom", "fast"], 1, 1, 1, String;
+    Decr => "decr", 2, ["write", "denyoom", "fast"], 1, 1, 1, String;
+    IncrBy => "incrby", 3, ["write", "denyoom", "fast"], 1, 1, 1, String;
+    DecrBy => "decrby", 3, ["write", "denyoom", "fast"], 1, 1, 1, String;
+    IncrByFloat => "incrbyfloat", 3, ["write", "denyoom", "fast"], 1, 1, 1, String;
+    GetRange => "getrange", 4, ["readonly"], 1, 1, 1, String;
+    SetRange => "setrange", 4, ["write", "denyoom"], 1, 1, 1, String;
+    Substr => "substr", 4, ["readonly"], 1, 1, 1, String;
+    HSet => "hset", -4, ["write", "denyoom", "fast"], 1, 1, 1, Hash;
+    HSetNx => "hsetnx", 4, ["write", "denyoom", "fast"], 1, 1, 1, Hash;
+    HMSet => "hmset", -4, ["write", "denyoom", "fast"], 1, 1, 1, Hash;
+    HGet => "hget", 3, ["readonly", "fast"], 1, 1, 1, Hash;
+    HMGet => "hmget", -3, ["readonly", "fast"], 1, 1, 1, Hash;
+    HDel => "hdel", -3, ["write", "fast"], 1, 1, 1, Hash;
+    HExists => "hexists", 3, ["readonly", "fast"], 1, 1, 1, Hash;
+    HLen => "hlen", 2, ["readonly", "fast"], 1, 1, 1, Hash;
+    HStrLen => "hstrlen", 3, ["readonly", "fast"], 1, 1, 1, Hash;
+    HKeys => "hkeys", 2, ["readonly"], 1, 1, 1, Hash;
+    HVals => "hvals", 2, ["readonly"], 1, 1, 1, Hash;
+    HGetAll => "hgetall", 2, ["readonly"], 1, 1, 1, Hash;
+    HIncrBy => "hincrby", 4, ["write", "denyoom", "fast"], 1, 1, 1, Hash;
+    HIncrByFloat => "hincrbyfloat", 4, ["write", "denyoom", "fast"], 1, 1, 1, Hash;
+    HRandField => "hrandfield", -2, ["readonly"], 1, 1, 1, Hash;
+    HScan => "hscan", -3, ["readonly"], 1, 1, 1, Hash;
+    LPush => "lpush", -3, ["write", "denyoom", "fast"], 1, 1, 1, List;
+    RPush => "rpush", -3, ["write", "denyoom", "fast"], 1, 1, 1, List;
+    LPushX => "lpushx", -3, ["write", "denyoom", "fast"], 1, 1, 1, List;
+    RPushX => "rpushx", -3, ["write", "denyoom", "fast"], 1, 1, 1, List;
+    LPop => "lpop", -2, ["write", "fast"], 1, 1, 1, List;
+    RPop => "rpop", -2, ["write", "fast"], 1, 1, 1, List;
+    LLen => "llen", 2, ["readonly", "fast"], 1, 1, 1, List;
+    LRange => "lrange", 4, ["readonly"], 1, 1, 1, List;
+    LIndex => "lindex", 3, ["readonly"], 1, 1, 1, List;
+    LSet => "lset", 4, ["write", "denyoom"], 1, 1, 1, List;
+    LRem => "lrem", 4, ["write"], 1, 1, 1, List;
+    LTrim => "ltrim", 4, ["write"], 1, 1, 1, List;
+    LInsert => "linsert", 5, ["write", "denyoom"], 1, 1, 1, List;
+    LPos => "lpos", -3, ["readonly"], 1, 1, 1, List;
+    LMove => "lmove", 5, ["write", "denyoom"], 1, 2, 1, List;
+    RPopLPush => "rpoplpush", 3, ["write", "denyoom"], 1, 2, 1, List;
+    LMPop => "lmpop", -4, ["write", "movablekeys"], 0, 0, 0, List;
+    BLPop => "blpop", -3, ["write", "noscript", "blocking"], 1, -2, 1, List;
+    BRPop => "brpop", -3, ["write", "noscript", "blocking"], 1, -2, 1, List;
+    BLMove => "blmove", 6, ["write", "denyoom", "noscript", "blocking"], 1, 2, 1, List;
+    BRPopLPush => "brpoplpush", 4, ["write", "denyoom", "noscript", "blocking"], 1, 2, 1, List;
+    BLMPop => "blmpop", -5, ["write", "blocking", "movablekeys"], 0, 0, 0, List;
+    SAdd => "sadd", -3, ["write", "denyoom", "fast"], 1, 1, 1, Set;
+    SRem => "srem", -3, ["write", "fast"], 1, 1, 1, Set;
+    SMembers => "smembers", 2, ["readonly"], 1, 1, 1, Set;
+    SIsMember => "sismember", 3, ["readonly", "fast"], 1, 1, 1, Set;
+    SMIsMember => "smismember", -3, ["readonly", "fast"], 1, 1, 1, Set;
+    SCard => "scard", 2, ["readonly", "fast"], 1, 1, 1, Set;
+    SPop => "spop", -2, ["write", "fast"], 1, 1, 1, Set;
+    SRandMember => "srandmember", -2, ["readonly"], 1, 1, 1, Set;
+    SMove => "smove", 4, ["write", "fast"], 1, 2, 1, Set;
+    SInter => "sinter", -2, ["readonly"], 1, -1, 1, Set;
+    SInterCard => "sintercard", -3, ["readonly", "movablekeys"], 0, 0, 0, Set;
+    SUnion => "sunion", -2, ["readonly"], 1, -1, 1, Set;
+    SDiff => "sdiff", -2, ["readonly"], 1, -1, 1, Set;
+    SInterStore => "sinterstore", -3, ["write", "denyoom"], 1, -1, 1, Set;
+    SUnionStore => "sunionstore", -3, ["write", "denyoom"], 1, -1, 1, Set;
+    SDiffStore => "sdiffstore", -3, ["write", "denyoom"], 1, -1, 1, Set;
+    SScan => "sscan", -3, ["readonly"], 1, 1, 1, Set;
+    ZAdd => "zadd", -4, ["write", "denyoom", "fast"], 1, 1, 1, SortedSet;
+    ZIncrBy => "zincrby", 4, ["write", "denyoom", "fast"], 1, 1, 1, SortedSet;
+    ZRem => "zrem", -3, ["write", "fast"], 1, 1, 1, SortedSet;
+    ZScore => "zscore", 3, ["readonly", "fast"], 1, 1, 1, SortedSet;
+    ZMScore => "zmscore", -3, ["readonly", "fast"], 1, 1, 1, SortedSet;
+    ZCard => "zcard", 2, ["readonly", "fast"], 1, 1, 1, SortedSet;
+    ZCount => "zcount", 4, ["readonly", "fast"], 1, 1, 1, SortedSet;
+    ZLexCount => "zlexcount", 4, ["readonly", "fast"], 1, 1, 1, SortedSet;
+    ZRank => "zrank", -3, ["readonly", "fast"], 1, 1, 1, SortedSet;
+    ZRevRank => "zrevrank", -3, ["readonly", "fast"], 1, 1, 1, SortedSet;
+    ZRange => "zrange", -4, ["readonly"], 1, 1, 1, SortedSet;
+    ZRangeStore => "zrangestore", -5, ["write", "denyoom"], 1, 2, 1, SortedSet;
+    ZRangeByScore => "zrangebyscore", -4, ["readonly"], 1, 1, 1, SortedSet;
+    ZRevRangeByScore => "zrevrangebyscore", -4, ["readonly"], 1, 1, 1, SortedSet;
+    ZRangeByLex => "zrangebylex", -4, ["readonly"], 1, 1, 1, SortedSet;
+    ZRevRangeByLex => "zrevrangebylex", -4, ["readonly"], 1, 1, 1, SortedSet;
+    ZRevRange => "zrevrange", -4, ["readonly"], 1, 1, 1, SortedSet;
+    ZPopMin => "zpopmin", -2, ["write", "fast"], 1, 1, 1, SortedSet;
+    ZPopMax => "zpopmax", -2, ["write", "fast"], 1, 1, 1, SortedSet;
+    ZMPop => "zmpop", -4, ["write", "movablekeys"], 0, 0, 0, SortedSet;
+    BZPopMin => "bzpopmin", -3, ["write", "noscript", "blocking", "fast"], 1, -2, 1, SortedSet;
+    BZPopMax => "bzpopmax", -3, ["write", "noscript", "blocking", "fast"], 1, -2, 1, SortedSet;
+    BZMPop => "bzmpop", -5, ["write", "blocking", "movablekeys"], 0, 0, 0, SortedSet;
+    ZRemRangeByRank => "zremrangebyrank", 4, ["write"], 1, 1, 1, SortedSet;
+    ZRemRangeByScore => "zremrangebyscore", 4, ["write"], 1, 1, 1, SortedSet;
+    ZRemRangeByLex => "zremrangebylex", 4, ["write"], 1, 1, 1, SortedSet;
+    ZUnion => "zunion", -3, ["readonly", "movablekeys"], 0, 0, 0, SortedSet;
+    ZInter => "zinter", -3, ["readonly", "movablekeys"], 0, 0, 0, SortedSet;
+    ZDiff => "zdiff", -3, ["readonly", "movablekeys"], 0, 0, 0, SortedSet;
+    ZUnionStore => "zunionstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1, SortedSet;
+    ZInterStore => "zinterstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1, SortedSet;
+    ZDiffStore => "zdiffstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1, SortedSet;
+    ZRandMember => "zrandmember", -2, ["readonly"], 1, 1, 1, SortedSet;
+    ZScan => "zscan", -3, ["readonly"], 1, 1, 1, SortedSet;
 }
 
 /// Subcommands of the container commands: (container, wire name, arity).
@@ -277,12 +321,12 @@ fn arity_ok(arity: i32, n: usize) -> bool {
 /// Identifies the command in `args` (non-empty) and checks its arity (and its subcommand's),
 /// with redis-server's errors. Returns the command and, for containers, the subcommand name.
 pub fn parse(args: &Args<'_>) -> Result<(Command, Option<&'static str>), RespError> {
-    let name = args.get(0);
+    let name = args.arg(0)?;
     let Some(cmd) = Command::lookup(name) else {
         return Err(unknown_command(args));
     };
     if cmd.is_container() && args.len() >= 2 {
-        let sub = args.get(1);
+        let sub = args.arg(1)?;
         let Some((wire, arity)) = cmd.subcommand(sub) else {
             return Err(RespError::UnknownSubcommand(
                 c_str(sub, 128),
@@ -290,16 +334,12 @@ pub fn parse(args: &Args<'_>) -> Result<(Command, Option<&'static str>), RespErr
             ));
         };
         if !arity_ok(arity, args.len()) {
-            return Err(RespError::Owned(format!(
-                "ERR wrong number of arguments for '{}|{}' command",
-                cmd.wire(),
-                wire
-            )));
+            return Err(RespError::WrongSubcommandArity(cmd.wire(), wire));
         }
         return Ok((cmd, Some(wire)));
     }
     if !arity_ok(cmd.arity(), args.len()) {
-        return Err(RespError::Arity(cmd.wire()));
+        return Err(RespError::WrongArity(cmd.wire()));
     }
     Ok((cmd, None))
 }
@@ -332,11 +372,10 @@ pub fn unknown_command(args: &Args<'_>) -> RespError {
         list.extend_from_slice(&arg[..end.min(room)]);
         list.extend_from_slice(b"' ");
     }
-    RespError::UnknownCommand(format!(
-        "'{}', with args beginning with: {}",
-        c_str(args.get(0), 128),
-        String::from_utf8_lossy(&list)
-    ))
+    RespError::UnknownCommand {
+        name: c_str(args.try_get(0).unwrap_or_default(), 128),
+        args: String::from_utf8_lossy(&list).into_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
-//! RESP framing: decoding requests (multibulk and inline) from the read buffer, encoding
-//! replies (RESP2 and RESP3) into the write buffer, and a general [`Frame`] decoder for replies
-//! (used by tests and tools that need to split a reply stream).
+//! RESP framing: decoding requests (multibulk and inline) from the read buffer, and encoding
+//! replies (RESP2 and RESP3) into the write buffer. (A decoder of reply streams, which only
+//! tests need, is `tests/common/frame.rs`.)
 //!
 //! Owns: the request grammar as redis-server 7.0 (`networking.c`) accepts it, its limits and
 //! its fatal errors ([`ProtoError`], sent as `-ERR Protocol error: ...` before the close), and
-//! every reply byte (`encode_*`, [`RespError`]'s text).
-//! Must not touch: commands, the store, the topology.
+//! every reply byte (`encode_*`; an error reply's text comes from `error`, `encode_error` only
+//! frames it), and [`Args`], the checked access to a request's arguments.
+//! Must not touch: commands, error texts, the store, the topology.
 //!
 //! Invariants:
 //! - Zero copy: a decoded request is a list of `(start, len)` ranges into the caller's input
@@ -24,6 +25,7 @@ use std::fmt::Write as _;
 
 use bytes::{BufMut, BytesMut};
 
+use super::error::RespError;
 use crate::config::Limits;
 
 /// Longest inline command or count line without a newline (redis `PROTO_INLINE_MAX_SIZE`).
@@ -85,11 +87,27 @@ impl<'a> Args<'a> {
         self.ranges.is_empty()
     }
 
-    /// Argument `i` (0 is the command name). Panics past `len()`: callers check arity first.
+    /// Argument `i` (0 is the command name), or None past `len()`.
     #[inline]
-    pub fn get(&self, i: usize) -> &'a [u8] {
-        let (start, len) = self.ranges[i];
-        &self.buf[start..start + len]
+    pub fn try_get(&self, i: usize) -> Option<&'a [u8]> {
+        let &(start, len) = self.ranges.get(i)?;
+        self.buf.get(start..start + len)
+    }
+
+    /// Argument `i` (0 is the command name); past `len()` the error
+    /// [`RespError::MissingArgument`], never a panic. Handlers run only after the dispatcher
+    /// checked the table's arity, so every index the arity guarantees exists and the others are
+    /// read after a `len()` check; should a handler still read past the end, the client gets
+    /// the command's arity error (the dispatcher names the command) and the server goes on.
+    #[inline]
+    pub fn arg(&self, i: usize) -> Result<&'a [u8], RespError> {
+        self.try_get(i).ok_or(RespError::MissingArgument)
+    }
+
+    /// Arguments `from..` two by two, in order (a last odd one is left out).
+    pub fn pairs_from(&self, from: usize) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let mut it = self.iter_from(from);
+        std::iter::from_fn(move || Some((it.next()?, it.next()?)))
     }
 
     /// Arguments `from..` in order.
@@ -490,294 +508,23 @@ pub fn encode_proto_error(out: &mut BytesMut, e: ProtoError) {
     out.put_slice(text.as_bytes());
 }
 
-/// A command error reply. `Display` is the text after `-`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RespError {
-    /// `ERR syntax error`
-    Syntax,
-    /// `ERR value is not an integer or out of range`
-    NotInteger,
-    /// `ERR value is not a valid float`
-    NotFloat,
-    /// `WRONGTYPE Operation against a key holding the wrong kind of value`
-    WrongType,
-    /// `ERR increment or decrement would overflow`
-    Overflow,
-    /// `ERR decrement would overflow` (DECRBY of `i64::MIN`)
-    DecrementOverflow,
-    /// `ERR increment would produce NaN or Infinity`
-    NanOrInfinity,
-    /// `ERR invalid expire time in '<cmd>' command`
-    InvalidExpire(&'static str),
-    /// `ERR no such key`
-    NoSuchKey,
-    /// `ERR offset is out of range`
-    OffsetOutOfRange,
-    /// `ERR string exceeds maximum allowed size (proto-max-bulk-len)`
-    StringTooLong,
-    /// `OOM command not allowed when used memory > 'maxmemory'.`
-    OutOfMemory,
-    /// `ERR wrong number of arguments for '<cmd>' command`
-    Arity(&'static str),
-    /// `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' `
-    UnknownCommand(String),
-    /// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`
-    UnknownSubcommand(String, &'static str),
-    /// `ERR invalid cursor`
-    InvalidCursor,
-    /// `ERR DB index is out of range`
-    DbOutOfRange,
-    /// `ERR source and destination objects are the same`
-    SameObject,
-    /// `ERR timeout is not an integer or out of range` and other fixed texts.
-    Text(&'static str),
-    /// Any other text (already prefixed with its code, e.g. `ERR ...` or `NOPROTO ...`).
-    Owned(String),
-}
-
-impl std::fmt::Display for RespError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RespError::Syntax => f.write_str("ERR syntax error"),
-            RespError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
-            RespError::NotFloat => f.write_str("ERR value is not a valid float"),
-            RespError::WrongType => {
-                f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value")
-            }
-            RespError::Overflow => f.write_str("ERR increment or decrement would overflow"),
-            RespError::DecrementOverflow => f.write_str("ERR decrement would overflow"),
-            RespError::NanOrInfinity => f.write_str("ERR increment would produce NaN or Infinity"),
-            RespError::InvalidExpire(cmd) => {
-                write!(f, "ERR invalid expire time in '{cmd}' command")
-            }
-            RespError::NoSuchKey => f.write_str("ERR no such key"),
-            RespError::OffsetOutOfRange => f.write_str("ERR offset is out of range"),
-            RespError::StringTooLong => {
-                f.write_str("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-            }
-            RespError::OutOfMemory => {
-                f.write_str("OOM command not allowed when used memory > 'maxmemory'.")
-            }
-            RespError::Arity(cmd) => write!(f, "ERR wrong number of arguments for '{cmd}' command"),
-            RespError::UnknownCommand(rest) => write!(f, "ERR unknown command {rest}"),
-            RespError::UnknownSubcommand(sub, cmd) => {
-                write!(f, "ERR unknown subcommand '{sub}'. Try {cmd} HELP.")
-            }
-            RespError::InvalidCursor => f.write_str("ERR invalid cursor"),
-            RespError::DbOutOfRange => f.write_str("ERR DB index is out of range"),
-            RespError::SameObject => f.write_str("ERR source and destination objects are the same"),
-            RespError::Text(t) => f.write_str(t),
-            RespError::Owned(t) => f.write_str(t),
-        }
-    }
-}
-
 /// Writes an error reply. Like redis, `\r` and `\n` inside the text become spaces.
 pub fn encode_error(out: &mut BytesMut, e: &RespError) {
-    match e {
-        RespError::Syntax => out.put_slice(b"-ERR syntax error\r\n"),
-        RespError::NotInteger => {
-            out.put_slice(b"-ERR value is not an integer or out of range\r\n");
-        }
-        RespError::WrongType => {
-            out.put_slice(b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n")
-        }
-        _ => {
-            let text = e.to_string();
-            out.reserve(text.len() + 3);
-            out.put_u8(b'-');
-            for b in text.bytes() {
-                out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
-            }
-            out.put_slice(b"\r\n");
-        }
+    if let Some(text) = e.fixed() {
+        // Fixed texts have no line breaks: written as they are, without formatting.
+        out.reserve(text.len() + 3);
+        out.put_u8(b'-');
+        out.put_slice(text.as_bytes());
+        out.put_slice(b"\r\n");
+        return;
     }
-}
-
-/// A RESP2/RESP3 value, as a client sees replies. Used to split and inspect reply streams.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Frame {
-    /// `+text`
-    Simple(Vec<u8>),
-    /// `-text`
-    Error(Vec<u8>),
-    /// `:n`
-    Integer(i64),
-    /// `$n` bulk string
-    Bulk(Vec<u8>),
-    /// `$-1`, `*-1` or `_`
-    Null,
-    /// `*n`
-    Array(Vec<Frame>),
-    /// `%n`
-    Map(Vec<(Frame, Frame)>),
-    /// `~n`
-    Set(Vec<Frame>),
-    /// `>n`
-    Push(Vec<Frame>),
-    /// `,text` (kept as text: redis formats doubles itself)
-    Double(Vec<u8>),
-    /// `#t` / `#f`
-    Boolean(bool),
-    /// `(digits`
-    BigNumber(Vec<u8>),
-    /// `=n` verbatim string: (format, text)
-    Verbatim(Vec<u8>, Vec<u8>),
-}
-
-/// Why a reply stream could not be decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("malformed RESP frame at byte {0}")]
-pub struct FrameError(pub usize);
-
-impl Frame {
-    /// Decodes one frame from the start of `buf`: `Ok(Some((frame, bytes used)))`, or
-    /// `Ok(None)` if incomplete.
-    pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, FrameError> {
-        decode_frame(buf, 0, 0)
+    let text = e.to_string();
+    out.reserve(text.len() + 3);
+    out.put_u8(b'-');
+    for b in text.bytes() {
+        out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
     }
-
-    /// Encodes the frame (RESP3 types as RESP3).
-    pub fn encode(&self, out: &mut BytesMut) {
-        match self {
-            Frame::Simple(s) => encode_simple(out, s),
-            Frame::Error(s) => {
-                out.put_u8(b'-');
-                out.put_slice(s);
-                out.put_slice(b"\r\n");
-            }
-            Frame::Integer(n) => encode_int(out, *n),
-            Frame::Bulk(b) => encode_bulk(out, b),
-            Frame::Null => out.put_slice(b"_\r\n"),
-            Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
-                let prefix = match self {
-                    Frame::Array(_) => b'*',
-                    Frame::Set(_) => b'~',
-                    _ => b'>',
-                };
-                encode_len(out, prefix, items.len() as i64);
-                for item in items {
-                    item.encode(out);
-                }
-            }
-            Frame::Map(pairs) => {
-                encode_len(out, b'%', pairs.len() as i64);
-                for (k, v) in pairs {
-                    k.encode(out);
-                    v.encode(out);
-                }
-            }
-            Frame::Double(t) => encode_double(out, t, Version::Resp3),
-            Frame::Boolean(b) => encode_bool(out, *b, Version::Resp3),
-            Frame::BigNumber(d) => {
-                out.put_u8(b'(');
-                out.put_slice(d);
-                out.put_slice(b"\r\n");
-            }
-            Frame::Verbatim(fmt, text) => {
-                encode_len(out, b'=', (fmt.len() + 1 + text.len()) as i64);
-                out.put_slice(fmt);
-                out.put_u8(b':');
-                out.put_slice(text);
-                out.put_slice(b"\r\n");
-            }
-        }
-    }
-}
-
-const FRAME_DEPTH_MAX: usize = 64;
-
-fn decode_frame(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Frame, usize)>, FrameError> {
-    if depth > FRAME_DEPTH_MAX {
-        return Err(FrameError(at));
-    }
-    let Some(&kind) = buf.get(at) else {
-        return Ok(None);
-    };
-    let Some(cr) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
-        return Ok(None);
-    };
-    let line = &buf[at + 1..at + cr];
-    let next = at + cr + 2;
-    let number = || parse_i64(line).ok_or(FrameError(at));
-    let done = |f: Frame, n: usize| Ok(Some((f, n)));
-    match kind {
-        b'+' => done(Frame::Simple(line.to_vec()), next),
-        b'-' => done(Frame::Error(line.to_vec()), next),
-        b':' => done(Frame::Integer(number()?), next),
-        b',' => done(Frame::Double(line.to_vec()), next),
-        b'(' => done(Frame::BigNumber(line.to_vec()), next),
-        b'_' => done(Frame::Null, next),
-        b'#' => match line {
-            b"t" => done(Frame::Boolean(true), next),
-            b"f" => done(Frame::Boolean(false), next),
-            _ => Err(FrameError(at)),
-        },
-        b'$' | b'=' | b'!' => {
-            let n = number()?;
-            if n < 0 {
-                return done(Frame::Null, next);
-            }
-            let end = next + n as usize;
-            if buf.len() < end + 2 {
-                return Ok(None);
-            }
-            if &buf[end..end + 2] != b"\r\n" {
-                return Err(FrameError(end));
-            }
-            let data = buf[next..end].to_vec();
-            match kind {
-                b'$' => done(Frame::Bulk(data), end + 2),
-                b'!' => done(Frame::Error(data), end + 2),
-                _ => {
-                    if data.len() < 4 || data[3] != b':' {
-                        return Err(FrameError(at));
-                    }
-                    done(
-                        Frame::Verbatim(data[..3].to_vec(), data[4..].to_vec()),
-                        end + 2,
-                    )
-                }
-            }
-        }
-        b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let n = number()?;
-            if n < 0 {
-                return done(Frame::Null, next);
-            }
-            let count = if kind == b'%' || kind == b'|' {
-                2 * n as usize
-            } else {
-                n as usize
-            };
-            let mut items = Vec::with_capacity(count.min(1024));
-            let mut pos = next;
-            for _ in 0..count {
-                let Some((item, p)) = decode_frame(buf, pos, depth + 1)? else {
-                    return Ok(None);
-                };
-                items.push(item);
-                pos = p;
-            }
-            let frame = match kind {
-                b'*' => Frame::Array(items),
-                b'~' => Frame::Set(items),
-                b'>' => Frame::Push(items),
-                b'%' => {
-                    let mut pairs = Vec::with_capacity(items.len() / 2);
-                    let mut it = items.into_iter();
-                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                        pairs.push((k, v));
-                    }
-                    Frame::Map(pairs)
-                }
-                // An attribute precedes the real reply: skip it.
-                _ => return decode_frame(buf, pos, depth + 1),
-            };
-            done(frame, pos)
-        }
-        _ => Err(FrameError(at)),
-    }
+    out.put_slice(b"\r\n");
 }
 
 #[cfg(test)]
@@ -833,7 +580,7 @@ mod tests {
             assert_eq!(d.decode(req, &limits), Ok(Some(req.len())), "cut {cut}");
             let args = d.args(req);
             assert_eq!(args.len(), 3);
-            assert_eq!(args.get(2), b"0123456789");
+            assert_eq!(args.arg(2).expect("three arguments"), b"0123456789");
         }
         let inline: &[u8] = b"SET k \"v\"\r\n";
         for cut in 0..inline.len() {
@@ -842,6 +589,16 @@ mod tests {
             // "SET k \"v\"\r" without its \n is still incomplete.
             assert_eq!(r, Ok(None), "cut {cut}");
         }
+    }
+
+    #[test]
+    fn reading_past_the_arguments_is_an_error_not_a_panic() {
+        let ranges = [(0, 3), (3, 1)];
+        let args = Args::new(b"GETk", &ranges);
+        assert_eq!(args.arg(1), Ok(&b"k"[..]));
+        assert_eq!(args.arg(2), Err(RespError::MissingArgument));
+        assert_eq!(args.try_get(usize::MAX), None);
+        assert_eq!(args.pairs_from(0).count(), 1);
     }
 
     #[test]
@@ -911,29 +668,11 @@ mod tests {
         encode_double(&mut out, b"1.5", Version::Resp3);
         encode_double(&mut out, b"1.5", Version::Resp2);
         encode_verbatim(&mut out, b"a", Version::Resp3);
-        encode_error(&mut out, &RespError::Arity("get"));
-        encode_error(&mut out, &RespError::Owned("ERR a\r\nb".into()));
+        encode_error(&mut out, &RespError::WrongArity("get"));
+        encode_error(&mut out, &RespError::UnsupportedOption("a\r\nb".into()));
         assert_eq!(
             &out[..],
-            &b"+OK\r\n:-5\r\n$2\r\nhi\r\n$-1\r\n_\r\n*-1\r\n*4\r\n%2\r\n~1\r\n#t\r\n:0\r\n,1.5\r\n$3\r\n1.5\r\n=5\r\ntxt:a\r\n-ERR wrong number of arguments for 'get' command\r\n-ERR a  b\r\n"[..]
+            &b"+OK\r\n:-5\r\n$2\r\nhi\r\n$-1\r\n_\r\n*-1\r\n*4\r\n%2\r\n~1\r\n#t\r\n:0\r\n,1.5\r\n$3\r\n1.5\r\n=5\r\ntxt:a\r\n-ERR wrong number of arguments for 'get' command\r\n-ERR Unsupported option a  b\r\n"[..]
         );
-    }
-
-    #[test]
-    fn frames_roundtrip_and_prefixes_are_incomplete() {
-        let frame = Frame::Array(vec![
-            Frame::Bulk(b"a\r\nb".to_vec()),
-            Frame::Map(vec![(Frame::Simple(b"k".to_vec()), Frame::Integer(3))]),
-            Frame::Set(vec![Frame::Double(b"1.5".to_vec()), Frame::Boolean(false)]),
-            Frame::Null,
-            Frame::Verbatim(b"txt".to_vec(), b"x".to_vec()),
-            Frame::Error(b"ERR e".to_vec()),
-        ]);
-        let mut out = BytesMut::new();
-        frame.encode(&mut out);
-        assert_eq!(Frame::decode(&out), Ok(Some((frame, out.len()))));
-        for cut in 0..out.len() {
-            assert_eq!(Frame::decode(&out[..cut]), Ok(None), "cut {cut}");
-        }
     }
 }

@@ -3,13 +3,18 @@
 //! in `types`) with redis-server 7.0's replies.
 //!
 //! ```text
-//! input bytes ─ frame::Decoder::decode ─▶ Args (ranges into the input) ─ command::parse ─▶ Command
-//!                                                  └─ handler::handle ─▶ Topology::entry ─▶ Node
-//!                                                          └─ frame::encode_* ─▶ out bytes
+//! input bytes ─ frame::Decoder::decode ─▶ Args (ranges into the input)
+//!   ─ handler::handle: command::parse (name, arity) ─ acl::check ─ route by Command::group ─▶
+//!       strings | keyspace | connection | server | types::{hash, list, set, zset}
+//!         ─▶ Topology::entry ─▶ Node        replies: frame::encode_*, errors: error::RespError
 //! ```
 //!
-//! Owns: the per-connection [`RespSession`] and the stages `frame` (framing, reply bytes),
-//! `command` (names, arity), `handler` (semantics) and `float` (INCRBYFLOAT's long doubles).
+//! Owns: the per-connection [`RespSession`] and the stages: `frame` (framing, reply bytes),
+//! `command` (the table: name, arity, flags, key positions, group), `handler` (the dispatcher),
+//! one module per command group (`strings`, `keyspace`, `connection`, `server`, and `types` for
+//! the containers and the blocking pops), `error` (every error reply's text), `conn` (the
+//! per-connection state and the handler context, below every group), `args`, `glob`, `random`
+//! (helpers the groups share), `acl` (NOAUTH/NOPERM) and `float` (INCRBYFLOAT's long doubles).
 //! Must not touch: sockets, the read/write loop, connection counting, store internals.
 //!
 //! Invariants:
@@ -23,10 +28,19 @@
 //! - Commands are counted into `Stats::commands_processed` once per batch, not per request.
 
 pub mod acl;
+mod args;
 mod command;
+pub mod conn;
+mod connection;
+pub mod error;
 pub mod float;
 pub mod frame;
+pub mod glob;
 pub mod handler;
+mod keyspace;
+mod random;
+mod server;
+mod strings;
 pub mod types;
 
 pub use command::Command;
@@ -39,7 +53,7 @@ use bytes::{Buf, BytesMut};
 use crate::metrics::CommandRecorder;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
 use crate::server::{LimitsCache, Shared, Stats};
-use handler::{Conn, Ctx};
+use conn::{Conn, Ctx};
 
 /// One Redis connection's protocol state.
 pub struct RespSession {

@@ -28,20 +28,10 @@ use bytes::BytesMut;
 use tokio::sync::Notify;
 
 use crate::proto::Flow;
+use crate::proto::resp::conn::{Blocked, Ctx, Reply};
+use crate::proto::resp::error::RespError;
 use crate::proto::resp::float::LongDouble;
-use crate::proto::resp::frame::{RespError, encode_null_array};
-use crate::proto::resp::handler::{Ctx, Reply};
-
-/// A connection's blocked state (in `Conn`).
-#[derive(Debug)]
-pub struct Blocked {
-    /// Keys it waits on.
-    pub keys: Vec<Box<[u8]>>,
-    /// Woken by pushes.
-    pub notify: Arc<Notify>,
-    /// When to give up; None = never.
-    pub deadline: Option<Instant>,
-}
+use crate::proto::resp::frame::{Version, encode_null_array};
 
 /// redis `getTimeoutFromObjectOrReply` (seconds, fractions allowed): None = block forever.
 fn parse_timeout(s: &[u8]) -> Result<Option<Duration>, RespError> {
@@ -52,15 +42,13 @@ fn parse_timeout(s: &[u8]) -> Result<Option<Duration>, RespError> {
                 .and_then(|t| t.parse::<f64>().ok())
                 .filter(|_| !ld.is_nan_or_infinite())
         })
-        .ok_or(RespError::Text(
-            "ERR timeout is not a float or out of range",
-        ))?;
+        .ok_or(RespError::TimeoutNotFloat)?;
     if t < 0.0 {
-        return Err(RespError::Text("ERR timeout is negative"));
+        return Err(RespError::TimeoutNegative);
     }
     let ms = (t * 1000.0).ceil();
     if ms > 1e15 {
-        return Err(RespError::Text("ERR timeout is out of range"));
+        return Err(RespError::TimeoutOutOfRange);
     }
     Ok((ms > 0.0).then(|| Duration::from_millis(ms as u64)))
 }
@@ -111,6 +99,29 @@ pub(crate) fn run(
     }
     *flow = Flow::Block;
     Ok(())
+}
+
+/// A command that blocks only in its B* form (LMOVE/BLMOVE, RPOPLPUSH/BRPOPLPUSH,
+/// LMPOP/BLMPOP, ZMPOP/BZMPOP): with a `timeout`, [`run`]; without, one attempt, answered by
+/// `nothing` (the non-blocking form's null reply) when it served nothing.
+pub(crate) fn run_or_answer(
+    cx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    timeout: Option<&[u8]>,
+    out: &mut BytesMut,
+    flow: &mut Flow,
+    nothing: fn(&mut BytesMut, Version),
+    attempt: impl FnOnce(&mut Ctx<'_>, &mut BytesMut) -> Result<bool, RespError>,
+) -> Reply {
+    match timeout {
+        Some(t) => run(cx, keys, t, out, flow, attempt),
+        None => {
+            if !attempt(cx, out)? {
+                nothing(out, cx.conn.version);
+            }
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

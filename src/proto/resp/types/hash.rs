@@ -2,39 +2,33 @@
 
 use bytes::BytesMut;
 
-use super::{Args, check, is, rand_below, random_picks, read, reply_scan, scan_args, write};
+use super::{Args, check, random_members, read, reply_scan, scan_args, write};
+use crate::proto::resp::args::{check_size, parse_int};
 use crate::proto::resp::command::Command;
+use crate::proto::resp::conn::{Ctx, Reply};
+use crate::proto::resp::error::RespError;
 use crate::proto::resp::float::LongDouble;
 use crate::proto::resp::frame::{
-    RespError, Version, encode_array, encode_bulk, encode_int, encode_map, encode_null, encode_ok,
-    parse_i64,
+    encode_array, encode_bulk, encode_int, encode_map, encode_null, encode_ok, parse_i64,
 };
-use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
 use crate::store::Hash;
 
-pub(super) fn dispatch(
-    cmd: Command,
-    a: &Args<'_>,
-    cx: &mut Ctx<'_>,
-    out: &mut BytesMut,
-) -> Option<Reply> {
+/// Runs a hash command (its arity is checked).
+pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Reply {
     let topo = cx.shared.topology.load();
     let v = cx.conn.version;
-    let key = a.get(1);
-    Some(match cmd {
+    let key = a.arg(1)?;
+    match cmd {
         Command::HSet | Command::HMSet => (|| {
             if a.len() % 2 == 1 {
-                return Err(RespError::Arity(cmd.wire()));
+                return Err(RespError::WrongArity(cmd.wire()));
             }
             for i in (3..a.len()).step_by(2) {
-                check_size(cx.limits, a.get(i).len())?;
+                check_size(cx.limits, a.arg(i)?.len())?;
             }
             let added = topo.entry(key, |e| {
                 write::<Hash, _>(e, true, |h| {
-                    (2..a.len())
-                        .step_by(2)
-                        .filter(|&i| h.insert(a.get(i), a.get(i + 1)))
-                        .count()
+                    a.pairs_from(2).filter(|&(f, val)| h.insert(f, val)).count()
                 })
             })?;
             if cmd == Command::HSet {
@@ -45,28 +39,32 @@ pub(super) fn dispatch(
             Ok(())
         })(),
         Command::HSetNx => (|| {
-            check_size(cx.limits, a.get(3).len())?;
+            let (field, value) = (a.arg(2)?, a.arg(3)?);
+            check_size(cx.limits, value.len())?;
             let set = topo.entry(key, |e| {
                 write::<Hash, _>(e, true, |h| {
-                    h.get(a.get(2)).is_none() && h.insert(a.get(2), a.get(3))
+                    h.get(field).is_none() && h.insert(field, value)
                 })
             })?;
             encode_int(out, i64::from(set.unwrap_or(false)));
             Ok(())
         })(),
-        Command::HGet => topo.entry(key, |e| {
-            let found = read::<Hash, _>(e, |h| match h.get(a.get(2)) {
-                Some(val) => {
-                    encode_bulk(out, val);
-                    true
+        Command::HGet => (|| {
+            let field = a.arg(2)?;
+            topo.entry(key, |e| {
+                let found = read::<Hash, _>(e, |h| match h.get(field) {
+                    Some(val) => {
+                        encode_bulk(out, val);
+                        true
+                    }
+                    None => false,
+                })?;
+                if found != Some(true) {
+                    encode_null(out, v);
                 }
-                None => false,
-            })?;
-            if found != Some(true) {
-                encode_null(out, v);
-            }
-            Ok(())
-        }),
+                Ok(())
+            })
+        })(),
         Command::HMGet => topo.entry(key, |e| {
             let n = a.len() - 2;
             let done = read::<Hash, _>(e, |h| {
@@ -94,7 +92,8 @@ pub(super) fn dispatch(
             Ok(())
         })(),
         Command::HExists => (|| {
-            let r = topo.entry(key, |e| read::<Hash, _>(e, |h| h.get(a.get(2)).is_some()))?;
+            let field = a.arg(2)?;
+            let r = topo.entry(key, |e| read::<Hash, _>(e, |h| h.get(field).is_some()))?;
             encode_int(out, i64::from(r.unwrap_or(false)));
             Ok(())
         })(),
@@ -104,8 +103,9 @@ pub(super) fn dispatch(
             Ok(())
         })(),
         Command::HStrLen => (|| {
+            let field = a.arg(2)?;
             let r = topo.entry(key, |e| {
-                read::<Hash, _>(e, |h| h.get(a.get(2)).map_or(0, <[u8]>::len))
+                read::<Hash, _>(e, |h| h.get(field).map_or(0, <[u8]>::len))
             })?;
             encode_int(out, r.unwrap_or(0) as i64);
             Ok(())
@@ -135,39 +135,38 @@ pub(super) fn dispatch(
             Ok(())
         }),
         Command::HIncrBy => (|| {
-            let by = parse_int(a.get(3))?;
+            let field = a.arg(2)?;
+            let by = parse_int(a.arg(3)?)?;
             let n = topo.entry(key, |e| {
                 check::<Hash>(e)?;
                 let old = match e.item() {
                     None => 0,
-                    Some(_) => read::<Hash, _>(e, |h| h.get(a.get(2)).map(parse_i64))?
+                    Some(_) => read::<Hash, _>(e, |h| h.get(field).map(parse_i64))?
                         .flatten()
-                        .map_or(Ok(0), |x| {
-                            x.ok_or(RespError::Text("ERR hash value is not an integer"))
-                        })?,
+                        .map_or(Ok(0), |x| x.ok_or(RespError::HashNotInteger))?,
                 };
                 let n = old.checked_add(by).ok_or(RespError::Overflow)?;
                 let mut buf = itoa::Buffer::new();
                 let text = buf.format(n);
-                write::<Hash, _>(e, true, |h| h.insert(a.get(2), text.as_bytes()))?;
+                write::<Hash, _>(e, true, |h| h.insert(field, text.as_bytes()))?;
                 Ok(n)
             })?;
             encode_int(out, n);
             Ok(())
         })(),
         Command::HIncrByFloat => (|| {
-            let by = LongDouble::parse(a.get(3)).ok_or(RespError::NotFloat)?;
+            let field = a.arg(2)?;
+            let by = LongDouble::parse(a.arg(3)?).ok_or(RespError::NotFloat)?;
             if by.is_nan_or_infinite() {
-                return Err(RespError::Text("ERR value is NaN or Infinity"));
+                return Err(RespError::ValueNanOrInfinity);
             }
             let limits = cx.limits;
             let text = topo.entry(key, |e| {
                 check::<Hash>(e)?;
-                let old = read::<Hash, _>(e, |h| h.get(a.get(2)).map(<[u8]>::to_vec))?.flatten();
+                let old = read::<Hash, _>(e, |h| h.get(field).map(<[u8]>::to_vec))?.flatten();
                 let old = match old {
                     None => LongDouble::parse(b"0").ok_or(RespError::NotFloat)?,
-                    Some(o) => LongDouble::parse(&o)
-                        .ok_or(RespError::Text("ERR hash value is not a float"))?,
+                    Some(o) => LongDouble::parse(&o).ok_or(RespError::HashNotFloat)?,
                 };
                 let sum = old.plus(by);
                 if sum.is_nan_or_infinite() {
@@ -175,13 +174,13 @@ pub(super) fn dispatch(
                 }
                 let text = sum.format_human();
                 check_size(limits, text.len())?;
-                write::<Hash, _>(e, true, |h| h.insert(a.get(2), text.as_bytes()))?;
+                write::<Hash, _>(e, true, |h| h.insert(field, text.as_bytes()))?;
                 Ok(text)
             })?;
             encode_bulk(out, text.as_bytes());
             Ok(())
         })(),
-        Command::HRandField => hrandfield(&topo, a, v, out),
+        Command::HRandField => random_members::<Hash>(&topo, a, v, out, Some("withvalues")),
         Command::HScan => (|| {
             let s = scan_args(a)?;
             let (next, items) = topo
@@ -203,86 +202,6 @@ pub(super) fn dispatch(
             reply_scan(out, next, &items);
             Ok(())
         })(),
-        _ => return None,
-    })
-}
-
-fn hrandfield(
-    topo: &crate::route::topology::Topology,
-    a: &Args<'_>,
-    v: Version,
-    out: &mut BytesMut,
-) -> Reply {
-    let key = a.get(1);
-    if a.len() == 2 {
-        return topo.entry(key, |e| {
-            let done = read::<Hash, _>(e, |h| encode_bulk(out, h.at(rand_below(h.len())).0))?;
-            if done.is_none() {
-                encode_null(out, v);
-            }
-            Ok(())
-        });
+        _ => Err(RespError::NotInGroup(cmd.wire())),
     }
-    let count = parse_int(a.get(2))?;
-    let with_values = match a.len() {
-        3 => false,
-        4 if is(a.get(3), "withvalues") => true,
-        _ => return Err(RespError::Syntax),
-    };
-    if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
-        return Err(RespError::Text("ERR value is out of range"));
-    }
-    topo.entry(key, |e| {
-        let done = read::<Hash, _>(e, |h| {
-            let len = h.len();
-            let picks = random_picks(count, len, false);
-            pairs_header(out, picks.len(), with_values, v);
-            for i in picks {
-                let (f, val) = h.at(i);
-                if with_values && v == Version::Resp3 {
-                    encode_array(out, 2);
-                }
-                encode_bulk(out, f);
-                if with_values {
-                    encode_bulk(out, val);
-                }
-            }
-        })?;
-        if done.is_none() {
-            encode_array(out, 0);
-        }
-        Ok(())
-    })
-}
-
-/// Header of a list of `n` elements, or of `n` (element, value) pairs: flat in RESP2, an
-/// array of 2-arrays in RESP3 (redis 7's WITHSCORES/WITHVALUES replies).
-pub(super) fn pairs_header(out: &mut BytesMut, n: usize, pairs: bool, v: Version) {
-    if pairs && v == Version::Resp2 {
-        encode_array(out, 2 * n);
-    } else {
-        encode_array(out, n);
-    }
-}
-
-/// `k` distinct random positions below `len` (k < len), in random order.
-pub(super) fn distinct(len: usize, k: usize) -> Vec<usize> {
-    let mut picked = hashbrown::HashSet::with_capacity(k);
-    let mut out = Vec::with_capacity(k);
-    if k * 2 > len {
-        let mut all: Vec<usize> = (0..len).collect();
-        for i in 0..k {
-            let j = i + rand_below(len - i);
-            all.swap(i, j);
-        }
-        all.truncate(k);
-        return all;
-    }
-    while out.len() < k {
-        let i = rand_below(len);
-        if picked.insert(i) {
-            out.push(i);
-        }
-    }
-    out
 }

@@ -2,29 +2,30 @@
 
 use bytes::BytesMut;
 
-use super::{
-    Access, Args, blocking, check, index_window, is, parse_count, parse_numkeys, read, with_keys,
-    write,
-};
+use super::{Access, Args, blocking, check, index_window, is, parse_count, read, with_keys, write};
+use super::{parse_mpop, pop_first};
 use crate::proto::Flow;
+use crate::proto::resp::args::{check_size, parse_int};
 use crate::proto::resp::command::Command;
+use crate::proto::resp::conn::{Ctx, Reply};
+use crate::proto::resp::error::RespError;
 use crate::proto::resp::frame::{
-    RespError, encode_array, encode_bulk, encode_int, encode_null, encode_null_array, encode_ok,
+    encode_array, encode_bulk, encode_int, encode_null, encode_null_array, encode_ok,
 };
-use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
 use crate::store::List;
 
-pub(super) fn dispatch(
+/// Runs a list command (its arity is checked).
+pub(crate) fn handle(
     cmd: Command,
     a: &Args<'_>,
     cx: &mut Ctx<'_>,
     out: &mut BytesMut,
     flow: &mut Flow,
-) -> Option<Reply> {
+) -> Reply {
     let topo = cx.shared.topology.load();
     let v = cx.conn.version;
-    let key = a.get(1);
-    Some(match cmd {
+    let key = a.arg(1)?;
+    match cmd {
         Command::LPush | Command::RPush | Command::LPushX | Command::RPushX => (|| {
             for x in a.iter_from(2) {
                 check_size(cx.limits, x.len())?;
@@ -49,8 +50,8 @@ pub(super) fn dispatch(
             let front = cmd == Command::LPop;
             let count = match a.len() {
                 2 => None,
-                3 => Some(parse_count(a.get(2))?),
-                _ => return Err(RespError::Arity(cmd.wire())),
+                3 => Some(parse_count(a.arg(2)?)?),
+                _ => return Err(RespError::WrongArity(cmd.wire())),
             };
             let popped = topo.entry(key, |e| {
                 write::<List, _>(e, false, |l| {
@@ -80,7 +81,7 @@ pub(super) fn dispatch(
             Ok(())
         })(),
         Command::LRange => (|| {
-            let (start, stop) = (parse_int(a.get(2))?, parse_int(a.get(3))?);
+            let (start, stop) = (parse_int(a.arg(2)?)?, parse_int(a.arg(3)?)?);
             topo.entry(key, |e| {
                 let done = read::<List, _>(e, |l| {
                     let (lo, hi) = index_window(start, stop, l.len());
@@ -96,7 +97,7 @@ pub(super) fn dispatch(
             })
         })(),
         Command::LIndex => (|| {
-            let i = parse_int(a.get(2))?;
+            let i = parse_int(a.arg(2)?)?;
             topo.entry(key, |e| {
                 let found = read::<List, _>(e, |l| {
                     let idx = if i < 0 { l.len() as i64 + i } else { i };
@@ -115,14 +116,15 @@ pub(super) fn dispatch(
             })
         })(),
         Command::LSet => (|| {
-            let i = parse_int(a.get(2))?;
-            check_size(cx.limits, a.get(3).len())?;
+            let i = parse_int(a.arg(2)?)?;
+            let value = a.arg(3)?;
+            check_size(cx.limits, value.len())?;
             topo.entry(key, |e| {
                 let ok = write::<List, _>(e, false, |l| {
                     let idx = if i < 0 { l.len() as i64 + i } else { i };
                     match usize::try_from(idx).ok().filter(|&x| x < l.len()) {
                         Some(x) => {
-                            l.set(x, a.get(3));
+                            l.set(x, value);
                             true
                         }
                         None => false,
@@ -130,7 +132,7 @@ pub(super) fn dispatch(
                 })?;
                 match ok {
                     None => Err(RespError::NoSuchKey),
-                    Some(false) => Err(RespError::Text("ERR index out of range")),
+                    Some(false) => Err(RespError::IndexOutOfRange),
                     Some(true) => {
                         encode_ok(out);
                         Ok(())
@@ -139,8 +141,8 @@ pub(super) fn dispatch(
             })
         })(),
         Command::LRem => (|| {
-            let count = parse_int(a.get(2))?;
-            let elem = a.get(3);
+            let count = parse_int(a.arg(2)?)?;
+            let elem = a.arg(3)?;
             let n = topo.entry(key, |e| {
                 write::<List, _>(e, false, |l| {
                     let len = l.len();
@@ -177,7 +179,7 @@ pub(super) fn dispatch(
             Ok(())
         })(),
         Command::LTrim => (|| {
-            let (start, stop) = (parse_int(a.get(2))?, parse_int(a.get(3))?);
+            let (start, stop) = (parse_int(a.arg(2)?)?, parse_int(a.arg(3)?)?);
             topo.entry(key, |e| {
                 write::<List, _>(e, false, |l| {
                     let (lo, hi) = index_window(start, stop, l.len());
@@ -188,15 +190,15 @@ pub(super) fn dispatch(
             Ok(())
         })(),
         Command::LInsert => (|| {
-            let before = if is(a.get(2), "before") {
+            let before = if is(a.arg(2)?, "before") {
                 true
-            } else if is(a.get(2), "after") {
+            } else if is(a.arg(2)?, "after") {
                 false
             } else {
                 return Err(RespError::Syntax);
             };
-            check_size(cx.limits, a.get(4).len())?;
-            let (pivot, elem) = (a.get(3), a.get(4));
+            check_size(cx.limits, a.arg(4)?.len())?;
+            let (pivot, elem) = (a.arg(3)?, a.arg(4)?);
             let n = topo.entry(key, |e| {
                 write::<List, _>(e, false, |l| {
                     let pos = l.iter().position(|x| x == pivot);
@@ -217,10 +219,10 @@ pub(super) fn dispatch(
         })(),
         Command::LPos => lpos(cx, a, out),
         Command::LMove | Command::RPopLPush | Command::BLMove | Command::BRPopLPush => {
-            let (src, dst) = (a.get(1), a.get(2));
+            let (src, dst) = (a.arg(1)?, a.arg(2)?);
             let (from_left, to_left, timeout) = match cmd {
                 Command::RPopLPush => (false, true, None),
-                Command::BRPopLPush => (false, true, Some(a.get(3))),
+                Command::BRPopLPush => (false, true, Some(a.arg(3)?)),
                 _ => {
                     let side = |s: &[u8]| {
                         if is(s, "left") {
@@ -231,9 +233,17 @@ pub(super) fn dispatch(
                             Err(RespError::Syntax)
                         }
                     };
-                    match (side(a.get(3)), side(a.get(4))) {
-                        (Ok(f), Ok(t)) => (f, t, (cmd == Command::BLMove).then(|| a.get(5))),
-                        (Err(e), _) | (_, Err(e)) => return Some(Err(e)),
+                    match (side(a.arg(3)?), side(a.arg(4)?)) {
+                        (Ok(f), Ok(t)) => (
+                            f,
+                            t,
+                            if cmd == Command::BLMove {
+                                Some(a.arg(5)?)
+                            } else {
+                                None
+                            },
+                        ),
+                        (Err(e), _) | (_, Err(e)) => return Err(e),
                     }
                 }
             };
@@ -249,101 +259,51 @@ pub(super) fn dispatch(
                     None => Ok(false),
                 }
             };
-            match timeout {
-                None => {
-                    let served = attempt(cx, out);
-                    match served {
-                        Ok(false) => {
-                            encode_null(out, v);
-                            Ok(())
-                        }
-                        r => r.map(|_| ()),
-                    }
-                }
-                Some(t) => blocking::run(cx, &[src], t, out, flow, attempt),
-            }
+            blocking::run_or_answer(cx, &[src], timeout, out, flow, encode_null, attempt)
         }
-        Command::LMPop | Command::BLMPop => {
+        Command::LMPop | Command::BLMPop => (|| {
             let blocking = cmd == Command::BLMPop;
-            let off = usize::from(blocking);
-            (|| {
-                let nk = parse_numkeys(a.get(1 + off), a.len() - 2 - off, RespError::Syntax)?;
-                let keys: Vec<&[u8]> = (0..nk).map(|i| a.get(2 + off + i)).collect();
-                let mut j = 2 + off + nk;
-                let front = if j < a.len() && is(a.get(j), "left") {
-                    true
-                } else if j < a.len() && is(a.get(j), "right") {
-                    false
-                } else {
-                    return Err(RespError::Syntax);
+            let (keys, front, count) = parse_mpop(a, blocking, "left", "right")?;
+            let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
+                let pop = |l: &mut List| {
+                    let n = count.min(l.len());
+                    Some((0..n).filter_map(|_| l.pop(front)).collect::<Vec<_>>())
+                        .filter(|p| !p.is_empty())
                 };
-                j += 1;
-                let mut count = 1usize;
-                let mut seen_count = false;
-                while j < a.len() {
-                    if is(a.get(j), "count") && j + 1 < a.len() && !seen_count {
-                        let n = parse_int(a.get(j + 1))?;
-                        if n <= 0 {
-                            return Err(RespError::Text("ERR count should be greater than 0"));
-                        }
-                        count = n as usize;
-                        seen_count = true;
-                        j += 2;
-                    } else {
-                        return Err(RespError::Syntax);
+                pop_first(cx, out, &keys, pop, |out, k, p, _| {
+                    encode_array(out, 2);
+                    encode_bulk(out, k);
+                    encode_array(out, p.len());
+                    for x in &p {
+                        encode_bulk(out, x);
                     }
-                }
-                let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
-                    let topo = cx.shared.topology.load();
-                    for k in &keys {
-                        let popped = topo.entry(k, |e| {
-                            write::<List, _>(e, false, |l| {
-                                let n = count.min(l.len());
-                                (0..n).filter_map(|_| l.pop(front)).collect::<Vec<_>>()
-                            })
-                        })?;
-                        if let Some(p) = popped.filter(|p| !p.is_empty()) {
-                            encode_array(out, 2);
-                            encode_bulk(out, k);
-                            encode_array(out, p.len());
-                            for x in &p {
-                                encode_bulk(out, x);
-                            }
-                            return Ok(true);
-                        }
-                    }
-                    Ok(false)
-                };
-                if blocking {
-                    blocking::run(cx, &keys, a.get(1), out, flow, attempt)
-                } else {
-                    if !attempt(cx, out)? {
-                        encode_null_array(out, v);
-                    }
-                    Ok(())
-                }
-            })()
-        }
+                })
+            };
+            let timeout = if blocking { Some(a.arg(1)?) } else { None };
+            blocking::run_or_answer(cx, &keys, timeout, out, flow, encode_null_array, attempt)
+        })(),
         Command::BLPop | Command::BRPop => {
             let front = cmd == Command::BLPop;
-            let keys: Vec<&[u8]> = (1..a.len() - 1).map(|i| a.get(i)).collect();
+            let keys: Vec<&[u8]> = (1..a.len() - 1)
+                .map(|i| a.arg(i))
+                .collect::<Result<_, _>>()?;
             let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
-                let topo = cx.shared.topology.load();
-                for k in &keys {
-                    let popped = topo.entry(k, |e| write::<List, _>(e, false, |l| l.pop(front)))?;
-                    if let Some(Some(x)) = popped {
+                pop_first(
+                    cx,
+                    out,
+                    &keys,
+                    |l: &mut List| l.pop(front),
+                    |out, k, x, _| {
                         encode_array(out, 2);
                         encode_bulk(out, k);
                         encode_bulk(out, &x);
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
+                    },
+                )
             };
-            blocking::run(cx, &keys, a.get(a.len() - 1), out, flow, attempt)
+            blocking::run(cx, &keys, a.arg(a.len() - 1)?, out, flow, attempt)
         }
-        _ => return None,
-    })
+        _ => Err(RespError::NotInGroup(cmd.wire())),
+    }
 }
 
 /// Pops from `src` and pushes onto `dst` (atomically when they share a node). WRONGTYPE on
@@ -371,35 +331,31 @@ pub(super) fn lmove(
 }
 
 fn lpos(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let elem = a.get(2);
+    let elem = a.arg(2)?;
     let (mut rank, mut count, mut maxlen) = (1i64, None::<i64>, 0i64);
     let mut j = 3;
     while j < a.len() {
-        let opt = a.get(j);
+        let opt = a.arg(j)?;
         if j + 1 >= a.len() {
             return Err(RespError::Syntax);
         }
-        let n = parse_int(a.get(j + 1))?;
+        let n = parse_int(a.arg(j + 1)?)?;
         if is(opt, "rank") {
             if n == 0 {
-                return Err(RespError::Text(
-                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
-                ));
+                return Err(RespError::RankZero);
             }
             if n == i64::MIN {
-                return Err(RespError::Text(
-                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                ));
+                return Err(RespError::RankOutOfRange);
             }
             rank = n;
         } else if is(opt, "count") {
             if n < 0 {
-                return Err(RespError::Text("ERR COUNT can't be negative"));
+                return Err(RespError::CountNegative);
             }
             count = Some(n);
         } else if is(opt, "maxlen") {
             if n < 0 {
-                return Err(RespError::Text("ERR MAXLEN can't be negative"));
+                return Err(RespError::MaxLenNegative);
             }
             maxlen = n;
         } else {
@@ -409,7 +365,7 @@ fn lpos(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     }
     let v = cx.conn.version;
     let topo = cx.shared.topology.load();
-    let found = topo.entry(a.get(1), |e| {
+    let found = topo.entry(a.arg(1)?, |e| {
         read::<List, _>(e, |l| {
             let want = match count {
                 Some(0) => usize::MAX,

@@ -1,4 +1,5 @@
-//! Redis container commands: hashes, lists, sets, sorted sets, and the blocking pops.
+//! Redis container commands: hashes, lists, sets, sorted sets, and the blocking pops. The
+//! dispatcher (`handler`) routes each command straight to its module by the table's group.
 //!
 //! Owns: the semantics of these commands (redis-server 7.0's checks, in its order, and its
 //! replies), the key-access abstraction for multi-key commands ([`Access`]) and score
@@ -6,7 +7,7 @@
 //! changed only through their own methods, which keep the memory charge current).
 //!
 //! Atomicity: a command over several keys (SMOVE, LMOVE, S*STORE, Z*STORE, ZRANGESTORE, and
-//! RENAME/COPY/MSETNX in the handler) runs inside [`with_keys`]: when all its keys are owned by
+//! RENAME/COPY in `keyspace`, MSETNX in `strings`) runs inside [`with_keys`]: when all its keys are owned by
 //! one node and no migration is running, every key is locked at once ([`Topology::entries`])
 //! and the command is atomic; otherwise each key is accessed on its own through
 //! `Topology::entry`, in the order redis touches them (not atomic, documented in README).
@@ -14,46 +15,24 @@
 //! Empty containers never exist: `Entry::update_container` removes a container a command
 //! emptied, and a command that would create an empty one (ZADD XX, ...) creates nothing.
 
-mod hash;
-mod list;
-mod set;
-mod zset;
+pub(super) mod hash;
+pub(super) mod list;
+pub(super) mod set;
+pub(super) mod zset;
 
 pub mod blocking;
 
 use bytes::BytesMut;
 
-use super::command::Command;
-use super::frame::{RespError, Version, encode_double};
-use super::handler::{Ctx, Reply, store_error};
-use crate::proto::Flow;
+use super::conn::{Ctx, Reply};
+use super::error::RespError;
+use super::error::store_error;
+use super::frame::{Version, encode_double};
 use crate::route::topology::Topology;
 use crate::store::{Container, Entry, Hash, Kind, List, Locked, Set, ZSet};
 
 pub(super) use super::frame::Args;
-
-/// Routes a container command.
-pub(super) fn dispatch(
-    cmd: Command,
-    a: &Args<'_>,
-    cx: &mut Ctx<'_>,
-    out: &mut BytesMut,
-    flow: &mut Flow,
-) -> Reply {
-    if let Some(r) = hash::dispatch(cmd, a, cx, out) {
-        return r;
-    }
-    if let Some(r) = list::dispatch(cmd, a, cx, out, flow) {
-        return r;
-    }
-    if let Some(r) = set::dispatch(cmd, a, cx, out) {
-        return r;
-    }
-    if let Some(r) = zset::dispatch(cmd, a, cx, out, flow) {
-        return r;
-    }
-    Err(RespError::Text("ERR command not implemented"))
-}
+pub(super) use super::random::rand_below;
 
 /// Access to the keys of one command: all locked on one node, or routed one by one.
 pub(crate) enum Access<'a, 'l> {
@@ -250,11 +229,6 @@ pub(super) fn reply_double(out: &mut BytesMut, d: f64, v: Version) {
     encode_double(out, fmt_double(d).as_bytes(), v);
 }
 
-/// A random index below `n` (n > 0).
-pub(super) fn rand_below(n: usize) -> usize {
-    (super::handler::random_u64() % n as u64) as usize
-}
-
 /// redis `getRangeLongFromObjectOrReply` / index normalization for LRANGE, ZRANGE, LTRIM:
 /// the ascending index window `start..end` (empty if none) of `len` elements.
 pub(super) fn index_window(start: i64, stop: i64, len: usize) -> (usize, usize) {
@@ -277,7 +251,7 @@ pub(super) fn index_window(start: i64, stop: i64, len: usize) -> (usize, usize) 
 /// (len > 0): a negative count picks with repetition (at most [`MAX_PICKS`]), a count of at
 /// least `len` takes every element (in reverse when `all_reversed`, as redis walks a sorted
 /// set's listpack from the tail), and a smaller one picks distinct elements.
-pub(super) fn random_picks(count: i64, len: usize, all_reversed: bool) -> Vec<usize> {
+fn random_picks(count: i64, len: usize, all_reversed: bool) -> Vec<usize> {
     if count < 0 {
         (0..count.unsigned_abs().min(MAX_PICKS))
             .map(|_| rand_below(len))
@@ -289,7 +263,7 @@ pub(super) fn random_picks(count: i64, len: usize, all_reversed: bool) -> Vec<us
             (0..len).collect()
         }
     } else {
-        hash::distinct(len, count as usize)
+        distinct(len, count as usize)
     }
 }
 
@@ -298,13 +272,148 @@ pub(super) fn random_picks(count: i64, len: usize, all_reversed: bool) -> Vec<us
 /// an unbounded reply.
 pub(super) const MAX_PICKS: u64 = 1 << 20;
 
+/// A container HRANDFIELD, SRANDMEMBER and ZRANDMEMBER pick from, by position.
+pub(super) trait Pick: Typed {
+    /// True for a sorted set: redis walks its listpack from the tail when it returns every
+    /// element.
+    const ALL_REVERSED: bool = false;
+    /// Number of elements.
+    fn size(&self) -> usize;
+    /// The element at `i` (field or member).
+    fn member(&self, i: usize) -> &[u8];
+    /// Writes the value paired with element `i` (WITHVALUES, WITHSCORES).
+    fn write_value(&self, _i: usize, _out: &mut BytesMut, _v: Version) {}
+}
+
+impl Pick for Hash {
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn member(&self, i: usize) -> &[u8] {
+        self.at(i).0
+    }
+    fn write_value(&self, i: usize, out: &mut BytesMut, _v: Version) {
+        super::frame::encode_bulk(out, self.at(i).1);
+    }
+}
+
+impl Pick for Set {
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn member(&self, i: usize) -> &[u8] {
+        self.at(i)
+    }
+}
+
+impl Pick for ZSet {
+    const ALL_REVERSED: bool = true;
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn member(&self, i: usize) -> &[u8] {
+        self.at(i).0
+    }
+    fn write_value(&self, i: usize, out: &mut BytesMut, v: Version) {
+        reply_double(out, self.at(i).1, v);
+    }
+}
+
+/// HRANDFIELD, SRANDMEMBER and ZRANDMEMBER: `key [count [<option>]]`, where `option` is
+/// WITHVALUES or WITHSCORES (None: SRANDMEMBER, which has none).
+pub(super) fn random_members<T: Pick>(
+    topo: &Topology,
+    a: &Args<'_>,
+    v: Version,
+    out: &mut BytesMut,
+    option: Option<&str>,
+) -> Reply {
+    use super::frame::{encode_array, encode_bulk, encode_null};
+    let key = a.arg(1)?;
+    if option.is_none() && a.len() > 3 {
+        return Err(RespError::Syntax);
+    }
+    if a.len() == 2 {
+        return topo.entry(key, |e| {
+            let done = read::<T, _>(e, |c| encode_bulk(out, c.member(rand_below(c.size()))))?;
+            if done.is_none() {
+                encode_null(out, v);
+            }
+            Ok(())
+        });
+    }
+    let count = super::args::parse_int(a.arg(2)?)?;
+    let with_values = match (a.len(), option) {
+        (3, _) => false,
+        (4, Some(o)) if is(a.arg(3)?, o) => true,
+        _ => return Err(RespError::Syntax),
+    };
+    // redis's own limits: a negative count is negated (i64::MIN cannot be), and the pairs of
+    // a WITHVALUES/WITHSCORES reply are counted twice.
+    if option.is_none() && count == i64::MIN
+        || with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count)
+    {
+        return Err(RespError::ValueOutOfRange);
+    }
+    topo.entry(key, |e| {
+        let done = read::<T, _>(e, |c| {
+            let picks = random_picks(count, c.size(), T::ALL_REVERSED);
+            pairs_header(out, picks.len(), with_values, v);
+            for i in picks {
+                if with_values && v == Version::Resp3 {
+                    encode_array(out, 2);
+                }
+                encode_bulk(out, c.member(i));
+                if with_values {
+                    c.write_value(i, out, v);
+                }
+            }
+        })?;
+        if done.is_none() {
+            encode_array(out, 0);
+        }
+        Ok(())
+    })
+}
+
+/// Header of a list of `n` elements, or of `n` (element, value) pairs: flat in RESP2, an
+/// array of 2-arrays in RESP3 (redis 7's WITHSCORES/WITHVALUES replies).
+pub(super) fn pairs_header(out: &mut BytesMut, n: usize, pairs: bool, v: Version) {
+    use super::frame::encode_array;
+    if pairs && v == Version::Resp2 {
+        encode_array(out, 2 * n);
+    } else {
+        encode_array(out, n);
+    }
+}
+
+/// `k` distinct random positions below `len` (k < len), in random order.
+fn distinct(len: usize, k: usize) -> Vec<usize> {
+    let mut picked = hashbrown::HashSet::with_capacity(k);
+    let mut out = Vec::with_capacity(k);
+    if k * 2 > len {
+        let mut all: Vec<usize> = (0..len).collect();
+        for i in 0..k {
+            let j = i + rand_below(len - i);
+            all.swap(i, j);
+        }
+        all.truncate(k);
+        return all;
+    }
+    while out.len() < k {
+        let i = rand_below(len);
+        if picked.insert(i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
 /// The optional count of LPOP/RPOP/SPOP/ZPOPMIN/ZPOPMAX: a non-negative integer.
 pub(super) fn parse_count(s: &[u8]) -> Result<usize, RespError> {
     match crate::proto::resp::frame::parse_i64(s) {
         Some(n) if n >= 0 => Ok(n as usize),
-        _ => Err(RespError::Text(
-            "ERR value is out of range, must be positive",
-        )),
+        _ => Err(RespError::MustBePositive),
     }
 }
 
@@ -320,15 +429,76 @@ pub(super) fn parse_numkeys(
     available: usize,
     too_many: RespError,
 ) -> Result<usize, RespError> {
-    let n = super::handler::parse_int(s)
-        .map_err(|_| RespError::Text("ERR numkeys should be greater than 0"))?;
+    let n = super::args::parse_int(s).map_err(|_| RespError::NumKeysNotPositive)?;
     if n <= 0 {
-        return Err(RespError::Text("ERR numkeys should be greater than 0"));
+        return Err(RespError::NumKeysNotPositive);
     }
     if n as u64 > available as u64 {
         return Err(too_many);
     }
     Ok(n as usize)
+}
+
+/// The arguments of LMPOP/ZMPOP (and, after their timeout, BLMPOP/BZMPOP when `blocking`):
+/// `numkeys key... <first|second> [COUNT n]`: the keys, true if the `first` word was given,
+/// and the count (1 by default).
+pub(super) fn parse_mpop<'a>(
+    a: &Args<'a>,
+    blocking: bool,
+    first: &str,
+    second: &str,
+) -> Result<(Vec<&'a [u8]>, bool, usize), RespError> {
+    let off = usize::from(blocking);
+    // The table's arity (-4, -5) keeps this subtraction from wrapping.
+    let nk = parse_numkeys(a.arg(1 + off)?, a.len() - 2 - off, RespError::Syntax)?;
+    let keys: Vec<&[u8]> = (0..nk)
+        .map(|i| a.arg(2 + off + i))
+        .collect::<Result<_, _>>()?;
+    let mut j = 2 + off + nk;
+    let which = if j < a.len() && is(a.arg(j)?, first) {
+        true
+    } else if j < a.len() && is(a.arg(j)?, second) {
+        false
+    } else {
+        return Err(RespError::Syntax);
+    };
+    j += 1;
+    let mut count = 1usize;
+    let mut seen = false;
+    while j < a.len() {
+        if !seen && is(a.arg(j)?, "count") && j + 1 < a.len() {
+            let n = super::args::parse_int(a.arg(j + 1)?)?;
+            if n <= 0 {
+                return Err(RespError::CountNotPositive);
+            }
+            count = n as usize;
+            seen = true;
+            j += 2;
+        } else {
+            return Err(RespError::Syntax);
+        }
+    }
+    Ok((keys, which, count))
+}
+
+/// One attempt of a pop over several keys (BLPOP, BRPOP, LMPOP, BZPOPMIN, BZPOPMAX, ZMPOP and
+/// their blocking forms): the first key in order whose container of type `T` gives something
+/// to `pop` is answered by `reply(out, key, popped, version)`. Ok(false): every key was empty.
+pub(super) fn pop_first<T: Typed, R>(
+    cx: &mut Ctx<'_>,
+    out: &mut BytesMut,
+    keys: &[&[u8]],
+    mut pop: impl FnMut(&mut T) -> Option<R>,
+    reply: impl FnOnce(&mut BytesMut, &[u8], R, Version),
+) -> Result<bool, RespError> {
+    let topo = cx.shared.topology.load();
+    for k in keys {
+        if let Some(Some(r)) = topo.entry(k, |e| write::<T, _>(e, false, &mut pop))? {
+            reply(out, k, r, cx.conn.version);
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Parsed `cursor [MATCH pattern] [COUNT n]` of HSCAN/SSCAN/ZSCAN.
@@ -343,7 +513,7 @@ pub(super) struct ScanArgs<'a> {
 const SCAN_ALL_MAX: usize = 128;
 
 pub(super) fn scan_args<'a>(a: &Args<'a>) -> Result<ScanArgs<'a>, RespError> {
-    let cursor = super::handler::parse_cursor(a.get(2)).ok_or(RespError::InvalidCursor)?;
+    let cursor = super::args::parse_cursor(a.arg(2)?).ok_or(RespError::InvalidCursor)?;
     let mut s = ScanArgs {
         cursor,
         pattern: None,
@@ -352,15 +522,15 @@ pub(super) fn scan_args<'a>(a: &Args<'a>) -> Result<ScanArgs<'a>, RespError> {
     let mut i = 3;
     while i < a.len() {
         let rest = a.len() - i - 1;
-        if is(a.get(i), "count") && rest >= 1 {
-            let n = super::handler::parse_int(a.get(i + 1))?;
+        if is(a.arg(i)?, "count") && rest >= 1 {
+            let n = super::args::parse_int(a.arg(i + 1)?)?;
             if n < 1 {
                 return Err(RespError::Syntax);
             }
             s.count = n as usize;
             i += 2;
-        } else if is(a.get(i), "match") && rest >= 1 {
-            s.pattern = Some(a.get(i + 1)).filter(|p| *p != b"*");
+        } else if is(a.arg(i)?, "match") && rest >= 1 {
+            s.pattern = Some(a.arg(i + 1)?).filter(|p| *p != b"*");
             i += 2;
         } else {
             return Err(RespError::Syntax);
@@ -381,7 +551,7 @@ impl ScanArgs<'_> {
     }
 
     pub(super) fn matches(&self, s: &[u8]) -> bool {
-        self.pattern.is_none_or(|p| super::handler::glob(p, s))
+        self.pattern.is_none_or(|p| super::glob::glob(p, s))
     }
 }
 

@@ -2,27 +2,26 @@
 
 use bytes::BytesMut;
 
+use super::random_members;
 use super::{
-    Access, Args, check, is, kind_of, parse_count, parse_numkeys, rand_below, random_picks, read,
-    reply_scan, scan_args, store, with_keys, write,
+    Access, Args, check, is, kind_of, parse_count, parse_numkeys, rand_below, read, reply_scan,
+    scan_args, store, with_keys, write,
 };
+use crate::proto::resp::args::{check_size, parse_int};
 use crate::proto::resp::command::Command;
+use crate::proto::resp::conn::{Ctx, Reply};
+use crate::proto::resp::error::RespError;
 use crate::proto::resp::frame::{
-    RespError, Version, encode_array, encode_bulk, encode_int, encode_null, encode_set,
+    Version, encode_array, encode_bulk, encode_int, encode_null, encode_set,
 };
-use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
 use crate::store::{Container, Kind, Set};
 
-pub(super) fn dispatch(
-    cmd: Command,
-    a: &Args<'_>,
-    cx: &mut Ctx<'_>,
-    out: &mut BytesMut,
-) -> Option<Reply> {
+/// Runs a set command (its arity is checked).
+pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Reply {
     let topo = cx.shared.topology.load();
     let v = cx.conn.version;
-    let key = a.get(1);
-    Some(match cmd {
+    let key = a.arg(1)?;
+    match cmd {
         Command::SAdd => (|| {
             for m in a.iter_from(2) {
                 check_size(cx.limits, m.len())?;
@@ -46,7 +45,8 @@ pub(super) fn dispatch(
             Ok(())
         })(),
         Command::SIsMember => (|| {
-            let r = topo.entry(key, |e| read::<Set, _>(e, |s| s.contains(a.get(2))))?;
+            let m = a.arg(2)?;
+            let r = topo.entry(key, |e| read::<Set, _>(e, |s| s.contains(m)))?;
             encode_int(out, i64::from(r.unwrap_or(false)));
             Ok(())
         })(),
@@ -82,7 +82,7 @@ pub(super) fn dispatch(
                 }
                 return Ok(());
             }
-            let n = parse_count(a.get(2))?;
+            let n = parse_count(a.arg(2)?)?;
             let popped = topo.entry(key, |e| {
                 write::<Set, _>(e, false, |s| {
                     let k = n.min(s.len());
@@ -94,42 +94,9 @@ pub(super) fn dispatch(
             reply_members(out, &popped.unwrap_or_default(), v);
             Ok(())
         })(),
-        Command::SRandMember => (|| {
-            if a.len() > 3 {
-                return Err(RespError::Syntax);
-            }
-            if a.len() == 2 {
-                let m = topo.entry(key, |e| {
-                    read::<Set, _>(e, |s| s.at(rand_below(s.len())).to_vec())
-                })?;
-                match m {
-                    Some(m) => encode_bulk(out, &m),
-                    None => encode_null(out, v),
-                }
-                return Ok(());
-            }
-            let n = parse_int(a.get(2))?;
-            if n == i64::MIN {
-                return Err(RespError::Text("ERR value is out of range"));
-            }
-            let picks = topo.entry(key, |e| {
-                read::<Set, _>(e, |s| {
-                    let len = s.len();
-                    random_picks(n, len, false)
-                        .into_iter()
-                        .map(|i| s.at(i).to_vec())
-                        .collect::<Vec<_>>()
-                })
-            })?;
-            let picks = picks.unwrap_or_default();
-            encode_array(out, picks.len());
-            for p in &picks {
-                encode_bulk(out, p);
-            }
-            Ok(())
-        })(),
+        Command::SRandMember => random_members::<Set>(&topo, a, v, out, None),
         Command::SMove => (|| {
-            let (src, dst, m) = (a.get(1), a.get(2), a.get(3));
+            let (src, dst, m) = (a.arg(1)?, a.arg(2)?, a.arg(3)?);
             let moved = with_keys(&topo, &[src, dst], |acc: &mut Access<'_, '_>| {
                 let present = acc.entry(src, |e| read::<Set, _>(e, |s| s.contains(m)))?;
                 acc.entry(dst, |e| check::<Set>(e))?;
@@ -172,20 +139,15 @@ pub(super) fn dispatch(
             Ok(())
         })(),
         Command::SInterCard => (|| {
-            let nk = parse_numkeys(
-                a.get(1),
-                a.len() - 2,
-                RespError::Text("ERR Number of keys can't be greater than number of args"),
-            )?;
-            let keys: Vec<&[u8]> = (0..nk).map(|i| a.get(2 + i)).collect();
+            let nk = parse_numkeys(a.arg(1)?, a.len() - 2, RespError::TooManyKeys)?;
+            let keys: Vec<&[u8]> = (0..nk).map(|i| a.arg(2 + i)).collect::<Result<_, _>>()?;
             let mut limit = 0usize;
             let mut j = 2 + nk;
             while j < a.len() {
-                if is(a.get(j), "limit") && j + 1 < a.len() {
-                    let n = parse_int(a.get(j + 1))
-                        .map_err(|_| RespError::Text("ERR LIMIT can't be negative"))?;
+                if is(a.arg(j)?, "limit") && j + 1 < a.len() {
+                    let n = parse_int(a.arg(j + 1)?).map_err(|_| RespError::LimitNegative)?;
                     if n < 0 {
-                        return Err(RespError::Text("ERR LIMIT can't be negative"));
+                        return Err(RespError::LimitNegative);
                     }
                     limit = n as usize;
                     j += 2;
@@ -216,8 +178,8 @@ pub(super) fn dispatch(
             reply_scan(out, next, &items);
             Ok(())
         })(),
-        _ => return None,
-    })
+        _ => Err(RespError::NotInGroup(cmd.wire())),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

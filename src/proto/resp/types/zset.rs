@@ -4,22 +4,24 @@ use std::cmp::Ordering;
 
 use bytes::BytesMut;
 
-use super::hash::pairs_header;
 use super::{
-    Access, Args, blocking, fmt_double, index_window, is, kind_of, parse_count, parse_double,
-    parse_numkeys, rand_below, random_picks, read, reply_double, reply_scan, scan_args, store,
-    with_keys, write,
+    Access, Args, blocking, fmt_double, index_window, is, kind_of, parse_count, parse_double, read,
+    reply_double, reply_scan, scan_args, store, with_keys, write,
 };
+use super::{pairs_header, random_members};
+use super::{parse_mpop, pop_first};
 use crate::proto::Flow;
+use crate::proto::resp::args::{check_size, parse_int};
 use crate::proto::resp::command::Command;
+use crate::proto::resp::conn::{Ctx, Reply};
+use crate::proto::resp::error::RespError;
 use crate::proto::resp::frame::{
-    RespError, Version, encode_array, encode_bulk, encode_int, encode_null, encode_null_array,
+    Version, encode_array, encode_bulk, encode_int, encode_null, encode_null_array,
 };
-use crate::proto::resp::handler::{Ctx, Reply, check_size, parse_int};
 use crate::store::{Container, Kind, Set, ZSet};
 
-const NOT_FLOAT: RespError = RespError::Text("ERR min or max is not a float");
-const NOT_LEX: RespError = RespError::Text("ERR min or max not valid string range item");
+const NOT_FLOAT: RespError = RespError::MinMaxNotFloat;
+const NOT_LEX: RespError = RespError::MinMaxNotLex;
 
 /// One end of a score range.
 #[derive(Clone, Copy)]
@@ -144,12 +146,12 @@ fn parse_zrange(a: &Args<'_>, at: usize, store: bool) -> Result<Query, RespError
     let (mut offset, mut count, mut limit) = (0, -1, false);
     let mut j = at + 2;
     while j < a.len() {
-        let opt = a.get(j);
+        let opt = a.arg(j)?;
         if !store && is(opt, "withscores") {
             with_scores = true;
         } else if is(opt, "limit") && j + 2 < a.len() {
-            offset = parse_int(a.get(j + 1))?;
-            count = parse_int(a.get(j + 2))?;
+            offset = parse_int(a.arg(j + 1)?)?;
+            count = parse_int(a.arg(j + 2)?)?;
             limit = true;
             j += 2;
         } else if is(opt, "byscore") {
@@ -167,19 +169,15 @@ fn parse_zrange(a: &Args<'_>, at: usize, store: bool) -> Result<Query, RespError
         return Err(RespError::Syntax);
     }
     if limit && !by_score && !by_lex {
-        return Err(RespError::Text(
-            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-        ));
+        return Err(RespError::LimitWithoutBy);
     }
     if with_scores && by_lex {
-        return Err(RespError::Text(
-            "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
-        ));
+        return Err(RespError::WithScoresByLex);
     }
     let (x, y) = if rev && (by_score || by_lex) {
-        (a.get(at + 1), a.get(at))
+        (a.arg(at + 1)?, a.arg(at)?)
     } else {
-        (a.get(at), a.get(at + 1))
+        (a.arg(at)?, a.arg(at + 1)?)
     };
     let range = if by_score {
         Range::Score(parse_score_bound(x)?, parse_score_bound(y)?)
@@ -207,32 +205,28 @@ fn parse_legacy(cmd: Command, a: &Args<'_>) -> Result<Query, RespError> {
     let (mut with_scores, mut offset, mut count) = (false, 0, -1);
     let mut j = 4;
     while j < a.len() {
-        let opt = a.get(j);
+        let opt = a.arg(j)?;
         if is(opt, "withscores") {
             if lex {
-                return Err(RespError::Text(
-                    "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
-                ));
+                return Err(RespError::WithScoresByLex);
             }
             with_scores = true;
             j += 1;
         } else if is(opt, "limit") && j + 2 < a.len() {
             if cmd == Command::ZRevRange {
-                return Err(RespError::Text(
-                    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-                ));
+                return Err(RespError::LimitWithoutBy);
             }
-            offset = parse_int(a.get(j + 1))?;
-            count = parse_int(a.get(j + 2))?;
+            offset = parse_int(a.arg(j + 1)?)?;
+            count = parse_int(a.arg(j + 2)?)?;
             j += 3;
         } else {
             return Err(RespError::Syntax);
         }
     }
     let (x, y) = if rev && cmd != Command::ZRevRange {
-        (a.get(3), a.get(2))
+        (a.arg(3)?, a.arg(2)?)
     } else {
-        (a.get(2), a.get(3))
+        (a.arg(2)?, a.arg(3)?)
     };
     let range = match cmd {
         Command::ZRevRange => Range::Rank(parse_int(x)?, parse_int(y)?),
@@ -288,28 +282,29 @@ fn pop(z: &mut ZSet, max: bool, count: usize) -> Vec<(Box<[u8]>, f64)> {
         .collect()
 }
 
-pub(super) fn dispatch(
+/// Runs a sorted-set command (its arity is checked).
+pub(crate) fn handle(
     cmd: Command,
     a: &Args<'_>,
     cx: &mut Ctx<'_>,
     out: &mut BytesMut,
     flow: &mut Flow,
-) -> Option<Reply> {
+) -> Reply {
     let topo = cx.shared.topology.load();
     let v = cx.conn.version;
-    let key = a.get(1);
-    Some(match cmd {
+    let key = a.arg(1)?;
+    match cmd {
         Command::ZAdd => zadd(cx, a, out),
         Command::ZIncrBy => (|| {
-            let by = parse_double(a.get(2)).ok_or(RespError::NotFloat)?;
-            check_size(cx.limits, a.get(3).len())?;
+            let by = parse_double(a.arg(2)?).ok_or(RespError::NotFloat)?;
+            check_size(cx.limits, a.arg(3)?.len())?;
             let r = topo.entry(key, |e| {
                 write::<ZSet, _>(e, true, |z| {
-                    let new = z.score(a.get(3)).unwrap_or(0.0) + by;
+                    let new = z.score(a.arg(3)?).unwrap_or(0.0) + by;
                     if new.is_nan() {
-                        return Err(RespError::Text("ERR resulting score is not a number (NaN)"));
+                        return Err(RespError::ScoreNan);
                     }
-                    z.insert(a.get(3), new);
+                    z.insert(a.arg(3)?, new);
                     Ok(new)
                 })
             })?;
@@ -328,8 +323,9 @@ pub(super) fn dispatch(
             Ok(())
         })(),
         Command::ZScore => (|| {
+            let m = a.arg(2)?;
             match topo
-                .entry(key, |e| read::<ZSet, _>(e, |z| z.score(a.get(2))))?
+                .entry(key, |e| read::<ZSet, _>(e, |z| z.score(m)))?
                 .flatten()
             {
                 Some(s) => reply_double(out, s, v),
@@ -360,9 +356,9 @@ pub(super) fn dispatch(
         })(),
         Command::ZCount | Command::ZLexCount => (|| {
             let range = if cmd == Command::ZCount {
-                Range::Score(parse_score_bound(a.get(2))?, parse_score_bound(a.get(3))?)
+                Range::Score(parse_score_bound(a.arg(2)?)?, parse_score_bound(a.arg(3)?)?)
             } else {
-                Range::Lex(parse_lex_bound(a.get(2))?, parse_lex_bound(a.get(3))?)
+                Range::Lex(parse_lex_bound(a.arg(2)?)?, parse_lex_bound(a.arg(3)?)?)
             };
             let q = Query {
                 range,
@@ -381,21 +377,22 @@ pub(super) fn dispatch(
             Ok(())
         })(),
         Command::ZRank | Command::ZRevRank => (|| {
+            let m = a.arg(2)?;
             let with_score = match a.len() {
                 3 => false,
-                4 if is(a.get(3), "withscore") => true,
+                4 if is(a.arg(3)?, "withscore") => true,
                 4 => return Err(RespError::Syntax),
-                _ => return Err(RespError::Arity(cmd.wire())),
+                _ => return Err(RespError::WrongArity(cmd.wire())),
             };
             let r = topo.entry(key, |e| {
                 read::<ZSet, _>(e, |z| {
-                    z.rank(a.get(2)).map(|r| {
+                    z.rank(m).map(|r| {
                         let r = if cmd == Command::ZRevRank {
                             z.len() - 1 - r
                         } else {
                             r
                         };
-                        (r, z.score(a.get(2)).unwrap_or(0.0))
+                        (r, z.score(m).unwrap_or(0.0))
                     })
                 })
             })?;
@@ -430,7 +427,7 @@ pub(super) fn dispatch(
         })(),
         Command::ZRangeStore => (|| {
             let q = parse_zrange(a, 3, true)?;
-            let (dst, src) = (a.get(1), a.get(2));
+            let (dst, src) = (a.arg(1)?, a.arg(2)?);
             let n = with_keys(&topo, &[dst, src], |acc: &mut Access<'_, '_>| {
                 let items = acc.entry(src, |e| read::<ZSet, _>(e, |z| collect_range(z, &q)))?;
                 let mut z = ZSet::default();
@@ -448,7 +445,7 @@ pub(super) fn dispatch(
         Command::ZPopMin | Command::ZPopMax => (|| {
             let count = match a.len() {
                 2 => None,
-                3 => Some(parse_count(a.get(2))?),
+                3 => Some(parse_count(a.arg(2)?)?),
                 _ => return Err(RespError::Syntax),
             };
             let popped = topo.entry(key, |e| {
@@ -464,87 +461,45 @@ pub(super) fn dispatch(
             );
             Ok(())
         })(),
-        Command::ZMPop | Command::BZMPop => {
+        Command::ZMPop | Command::BZMPop => (|| {
             let blocking = cmd == Command::BZMPop;
-            let off = usize::from(blocking);
-            (|| {
-                let nk = parse_numkeys(a.get(1 + off), a.len() - 2 - off, RespError::Syntax)?;
-                let keys: Vec<&[u8]> = (0..nk).map(|i| a.get(2 + off + i)).collect();
-                let mut j = 2 + off + nk;
-                let max = if j < a.len() && is(a.get(j), "min") {
-                    false
-                } else if j < a.len() && is(a.get(j), "max") {
-                    true
-                } else {
-                    return Err(RespError::Syntax);
-                };
-                j += 1;
-                let mut count = 1usize;
-                let mut seen = false;
-                while j < a.len() {
-                    if !seen && is(a.get(j), "count") && j + 1 < a.len() {
-                        let n = parse_int(a.get(j + 1))?;
-                        if n <= 0 {
-                            return Err(RespError::Text("ERR count should be greater than 0"));
-                        }
-                        count = n as usize;
-                        seen = true;
-                        j += 2;
-                    } else {
-                        return Err(RespError::Syntax);
-                    }
-                }
-                let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
-                    let topo = cx.shared.topology.load();
-                    for k in &keys {
-                        let popped =
-                            topo.entry(k, |e| write::<ZSet, _>(e, false, |z| pop(z, max, count)))?;
-                        if let Some(p) = popped.filter(|p| !p.is_empty()) {
-                            encode_array(out, 2);
-                            encode_bulk(out, k);
-                            reply_popped(out, &p, true, cx.conn.version);
-                            return Ok(true);
-                        }
-                    }
-                    Ok(false)
-                };
-                if blocking {
-                    blocking::run(cx, &keys, a.get(1), out, flow, attempt)
-                } else {
-                    if !attempt(cx, out)? {
-                        encode_null_array(out, v);
-                    }
-                    Ok(())
-                }
-            })()
-        }
+            let (keys, min, count) = parse_mpop(a, blocking, "min", "max")?;
+            let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
+                let pop = |z: &mut ZSet| Some(pop(z, !min, count)).filter(|p| !p.is_empty());
+                pop_first(cx, out, &keys, pop, |out, k, p, v| {
+                    encode_array(out, 2);
+                    encode_bulk(out, k);
+                    reply_popped(out, &p, true, v);
+                })
+            };
+            let timeout = if blocking { Some(a.arg(1)?) } else { None };
+            blocking::run_or_answer(cx, &keys, timeout, out, flow, encode_null_array, attempt)
+        })(),
         Command::BZPopMin | Command::BZPopMax => {
             let max = cmd == Command::BZPopMax;
-            let keys: Vec<&[u8]> = (1..a.len() - 1).map(|i| a.get(i)).collect();
+            let keys: Vec<&[u8]> = (1..a.len() - 1)
+                .map(|i| a.arg(i))
+                .collect::<Result<_, _>>()?;
             let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| {
-                let topo = cx.shared.topology.load();
-                for k in &keys {
-                    let popped =
-                        topo.entry(k, |e| write::<ZSet, _>(e, false, |z| pop(z, max, 1)))?;
-                    if let Some(p) = popped.and_then(|p| p.into_iter().next()) {
-                        encode_array(out, 3);
-                        encode_bulk(out, k);
-                        encode_bulk(out, &p.0);
-                        reply_double(out, p.1, cx.conn.version);
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
+                let pop = |z: &mut ZSet| pop(z, max, 1).into_iter().next();
+                pop_first(cx, out, &keys, pop, |out, k, (m, s), v| {
+                    encode_array(out, 3);
+                    encode_bulk(out, k);
+                    encode_bulk(out, &m);
+                    reply_double(out, s, v);
+                })
             };
-            blocking::run(cx, &keys, a.get(a.len() - 1), out, flow, attempt)
+            blocking::run(cx, &keys, a.arg(a.len() - 1)?, out, flow, attempt)
         }
         Command::ZRemRangeByRank | Command::ZRemRangeByScore | Command::ZRemRangeByLex => (|| {
             let range = match cmd {
-                Command::ZRemRangeByRank => Range::Rank(parse_int(a.get(2))?, parse_int(a.get(3))?),
-                Command::ZRemRangeByScore => {
-                    Range::Score(parse_score_bound(a.get(2))?, parse_score_bound(a.get(3))?)
+                Command::ZRemRangeByRank => {
+                    Range::Rank(parse_int(a.arg(2)?)?, parse_int(a.arg(3)?)?)
                 }
-                _ => Range::Lex(parse_lex_bound(a.get(2))?, parse_lex_bound(a.get(3))?),
+                Command::ZRemRangeByScore => {
+                    Range::Score(parse_score_bound(a.arg(2)?)?, parse_score_bound(a.arg(3)?)?)
+                }
+                _ => Range::Lex(parse_lex_bound(a.arg(2)?)?, parse_lex_bound(a.arg(3)?)?),
             };
             let q = Query {
                 range,
@@ -570,7 +525,7 @@ pub(super) fn dispatch(
         Command::ZUnionStore | Command::ZInterStore | Command::ZDiffStore => {
             combine_cmd(cx, cmd, a, out, true)
         }
-        Command::ZRandMember => zrandmember(cx, a, out),
+        Command::ZRandMember => random_members::<ZSet>(&topo, a, v, out, Some("withscores")),
         Command::ZScan => (|| {
             let s = scan_args(a)?;
             let (next, items) = topo
@@ -591,8 +546,8 @@ pub(super) fn dispatch(
             reply_scan(out, next, &items);
             Ok(())
         })(),
-        _ => return None,
-    })
+        _ => Err(RespError::NotInGroup(cmd.wire())),
+    }
 }
 
 fn zadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
@@ -600,7 +555,7 @@ fn zadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         (false, false, false, false, false, false);
     let mut j = 2;
     while j < a.len() {
-        let o = a.get(j);
+        let o = a.arg(j)?;
         if is(o, "nx") {
             nx = true;
         } else if is(o, "xx") {
@@ -623,28 +578,22 @@ fn zadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         return Err(RespError::Syntax);
     }
     if nx && xx {
-        return Err(RespError::Text(
-            "ERR XX and NX options at the same time are not compatible",
-        ));
+        return Err(RespError::XxAndNx);
     }
     if (nx && (gt || lt)) || (gt && lt) {
-        return Err(RespError::Text(
-            "ERR GT, LT, and/or NX options at the same time are not compatible",
-        ));
+        return Err(RespError::GtLtNx);
     }
     if incr && pairs > 2 {
-        return Err(RespError::Text(
-            "ERR INCR option supports a single increment-element pair",
-        ));
+        return Err(RespError::IncrOnePair);
     }
     let mut items = Vec::with_capacity(pairs / 2);
     for i in (j..a.len()).step_by(2) {
-        let s = parse_double(a.get(i)).ok_or(RespError::NotFloat)?;
-        check_size(cx.limits, a.get(i + 1).len())?;
-        items.push((s, a.get(i + 1)));
+        let s = parse_double(a.arg(i)?).ok_or(RespError::NotFloat)?;
+        check_size(cx.limits, a.arg(i + 1)?.len())?;
+        items.push((s, a.arg(i + 1)?));
     }
     let v = cx.conn.version;
-    let key = a.get(1);
+    let key = a.arg(1)?;
     let topo = cx.shared.topology.load();
     let r = topo.entry(key, |e| {
         write::<ZSet, _>(e, !xx, |z| {
@@ -654,7 +603,7 @@ fn zadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 let old = z.score(m);
                 let new = if incr { old.unwrap_or(0.0) + s } else { s };
                 if new.is_nan() {
-                    return Err(RespError::Text("ERR resulting score is not a number (NaN)"));
+                    return Err(RespError::ScoreNan);
                 }
                 match old {
                     None if xx => continue,
@@ -712,34 +661,32 @@ fn combine_cmd(
     store_it: bool,
 ) -> Reply {
     let base = usize::from(store_it) + 1;
-    let n = parse_int(a.get(base))?;
+    let n = parse_int(a.arg(base)?)?;
     if n <= 0 {
-        return Err(RespError::Owned(format!(
-            "ERR at least 1 input key is needed for '{}' command",
-            cmd.wire()
-        )));
+        return Err(RespError::NeedInputKey(cmd.wire()));
     }
     if n as u64 > (a.len() - base - 1) as u64 {
         return Err(RespError::Syntax);
     }
     let n = n as usize;
-    let keys: Vec<&[u8]> = (0..n).map(|i| a.get(base + 1 + i)).collect();
+    let keys: Vec<&[u8]> = (0..n)
+        .map(|i| a.arg(base + 1 + i))
+        .collect::<Result<_, _>>()?;
     let is_diff = matches!(cmd, Command::ZDiff | Command::ZDiffStore);
     let mut weights = vec![1.0f64; n];
     let mut agg = Agg::Sum;
     let mut with_scores = false;
     let mut j = base + 1 + n;
     while j < a.len() {
-        let o = a.get(j);
+        let o = a.arg(j)?;
         let rest = a.len() - j - 1;
         if !is_diff && is(o, "weights") && rest >= n {
             for (i, w) in weights.iter_mut().enumerate() {
-                *w = parse_double(a.get(j + 1 + i))
-                    .ok_or(RespError::Text("ERR weight value is not a float"))?;
+                *w = parse_double(a.arg(j + 1 + i)?).ok_or(RespError::WeightNotFloat)?;
             }
             j += n + 1;
         } else if !is_diff && is(o, "aggregate") && rest >= 1 {
-            let x = a.get(j + 1);
+            let x = a.arg(j + 1)?;
             agg = if is(x, "sum") {
                 Agg::Sum
             } else if is(x, "min") {
@@ -760,7 +707,7 @@ fn combine_cmd(
     let topo = cx.shared.topology.load();
     let mut all: Vec<&[u8]> = keys.clone();
     if store_it {
-        all.push(a.get(1));
+        all.push(a.arg(1)?);
     }
     let v = cx.conn.version;
     let result = with_keys(&topo, &all, |acc: &mut Access<'_, '_>| {
@@ -815,14 +762,14 @@ fn combine_cmd(
         }
         if store_it {
             let len = z.len();
-            acc.entry(a.get(1), |e| store(e, Container::ZSet(z)))?;
+            acc.entry(a.arg(1)?, |e| store(e, Container::ZSet(z)))?;
             return Ok::<_, RespError>((len, None));
         }
         Ok((z.len(), Some(z)))
     })?;
     match result {
         (len, None) => {
-            cx.shared.waiters.notify(a.get(1));
+            cx.shared.waiters.notify(a.arg(1)?);
             encode_int(out, len as i64);
         }
         (_, Some(z)) => {
@@ -865,49 +812,4 @@ fn aggregate(a: f64, b: f64, agg: Agg) -> f64 {
             }
         }
     }
-}
-
-fn zrandmember(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let v = cx.conn.version;
-    let topo = cx.shared.topology.load();
-    let key = a.get(1);
-    if a.len() == 2 {
-        return topo.entry(key, |e| {
-            let done = read::<ZSet, _>(e, |z| encode_bulk(out, z.at(rand_below(z.len())).0))?;
-            if done.is_none() {
-                encode_null(out, v);
-            }
-            Ok(())
-        });
-    }
-    let count = parse_int(a.get(2))?;
-    let with_scores = match a.len() {
-        3 => false,
-        4 if is(a.get(3), "withscores") => true,
-        _ => return Err(RespError::Syntax),
-    };
-    if with_scores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
-        return Err(RespError::Text("ERR value is out of range"));
-    }
-    topo.entry(key, |e| {
-        let done = read::<ZSet, _>(e, |z| {
-            let len = z.len();
-            let picks = random_picks(count, len, true);
-            pairs_header(out, picks.len(), with_scores, v);
-            for r in picks {
-                let (m, s) = z.at(r);
-                if with_scores && v == Version::Resp3 {
-                    encode_array(out, 2);
-                }
-                encode_bulk(out, m);
-                if with_scores {
-                    reply_double(out, s, v);
-                }
-            }
-        })?;
-        if done.is_none() {
-            encode_array(out, 0);
-        }
-        Ok(())
-    })
 }

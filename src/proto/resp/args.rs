@@ -1,0 +1,38 @@
+//! Argument parsing shared by the command groups: integers as redis reads them, SCAN cursors,
+//! the value size limit.
+//!
+//! Owns: these few parsers and their errors. Must not touch: any command's option grammar (each
+//! group parses its own options), replies.
+
+use super::conn::Reply;
+use super::error::RespError;
+use super::frame::parse_i64;
+use crate::config::Limits;
+
+/// Refuses a value longer than `max_value_size` (redis: `proto-max-bulk-len`).
+pub(super) fn check_size(limits: &Limits, len: usize) -> Reply {
+    if len as u64 > limits.max_value_size {
+        return Err(RespError::StringTooLong);
+    }
+    Ok(())
+}
+
+/// redis `getLongLongFromObjectOrReply`.
+pub(super) fn parse_int(s: &[u8]) -> Result<i64, RespError> {
+    parse_i64(s).ok_or(RespError::NotInteger)
+}
+
+/// redis `parseScanCursorOrReply` (`strtoul`): optional sign (a negative cursor wraps), digits,
+/// no overflow, nothing else.
+pub(super) fn parse_cursor(s: &[u8]) -> Option<u64> {
+    let (neg, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if neg { n.wrapping_neg() } else { n })
+}

@@ -1,0 +1,98 @@
+//! Per-connection state and the context every command handler receives.
+//!
+//! Owns: [`Conn`] (protocol version, name, id, blocked state, access), [`Ctx`] (what one
+//! request may use) and [`Reply`]. Must not touch: command semantics, framing, sockets.
+//! Sits below the command groups and the dispatcher (they all import it, it imports none of
+//! them), so that no group depends on the dispatcher.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use super::command::Command;
+use super::error::RespError;
+use super::frame::Version;
+use crate::config::Limits;
+use crate::server::Shared;
+
+/// Source of client ids (CLIENT ID), process-wide like redis's.
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Per-connection state.
+#[derive(Debug)]
+pub struct Conn {
+    /// CLIENT ID.
+    pub id: u64,
+    /// HELLO protocol version.
+    pub version: Version,
+    /// CLIENT SETNAME.
+    pub name: Option<Box<[u8]>>,
+    /// CLIENT SETINFO LIB-NAME.
+    pub lib_name: Option<Box<[u8]>>,
+    /// CLIENT SETINFO LIB-VER.
+    pub lib_ver: Option<Box<[u8]>>,
+    /// The peer's and our address, when known.
+    pub peer: Option<SocketAddr>,
+    /// Our address, when known.
+    pub local: Option<SocketAddr>,
+    /// Unix ms the connection started.
+    pub created_ms: u64,
+    /// Commands run since the last flush into `Stats`.
+    pub commands: u64,
+    /// Wire name of the last command (CLIENT INFO `cmd=`).
+    pub last: &'static str,
+    /// The command `handle` just ran (None: not a known command), for per-command metrics.
+    pub current: Option<Command>,
+    /// Set while a blocking pop waits (see `types::blocking`).
+    pub blocked: Option<Box<Blocked>>,
+    /// What this connection may run (see `acl`); everything when auth is off.
+    pub access: crate::auth::Access,
+}
+
+impl Conn {
+    /// State for a new connection.
+    pub fn new(peer: Option<SocketAddr>, local: Option<SocketAddr>, now_ms: u64) -> Conn {
+        Conn {
+            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            version: Version::Resp2,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            peer,
+            local,
+            created_ms: now_ms,
+            commands: 0,
+            last: "NULL",
+            current: None,
+            blocked: None,
+            access: crate::auth::Access::ALL,
+        }
+    }
+}
+
+/// Everything one request may use.
+pub struct Ctx<'a> {
+    /// Shared server state.
+    pub shared: &'a Shared,
+    /// Limits in force for this batch.
+    pub limits: &'a Limits,
+    /// This connection.
+    pub conn: &'a mut Conn,
+}
+
+/// What a command handler returns: its reply is already in `out` when Ok.
+pub(super) type Reply = Result<(), RespError>;
+
+/// A connection's blocked state (in [`Conn`]; the cycle is in `types::blocking`).
+#[derive(Debug)]
+pub struct Blocked {
+    /// Keys it waits on.
+    pub keys: Vec<Box<[u8]>>,
+    /// Woken by pushes.
+    pub notify: Arc<Notify>,
+    /// When to give up; None = never.
+    pub deadline: Option<Instant>,
+}

@@ -1,0 +1,265 @@
+//! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT.
+//!
+//! Owns: the per-connection settings these change in `Conn` (protocol version, name, library
+//! name and version, access after AUTH/HELLO) and their replies. Must not touch: the password
+//! check itself (`acl`, `crate::auth`), framing, the keyspace.
+//!
+//! Invariant: QUIT answers `+OK` and returns `Flow::Close`; nothing else here closes.
+
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+
+use super::acl;
+use super::args::parse_int;
+use super::command::Command;
+use super::conn::Conn;
+use super::conn::{Ctx, Reply};
+use super::error::RespError;
+use super::frame::{
+    Args, Version, encode_array, encode_bulk, encode_int, encode_map, encode_null, encode_ok,
+    encode_simple, encode_verbatim, parse_i64,
+};
+use super::server::{REDIS_VERSION, help};
+use crate::proto::Flow;
+
+/// Runs a connection command (its arity is checked).
+pub(super) fn handle(
+    cmd: Command,
+    sub: Option<&'static str>,
+    a: &Args<'_>,
+    cx: &mut Ctx<'_>,
+    out: &mut BytesMut,
+    flow: &mut Flow,
+) -> Reply {
+    match cmd {
+        Command::Ping => {
+            match a.len() {
+                1 => encode_simple(out, b"PONG"),
+                2 => encode_bulk(out, a.arg(1)?),
+                _ => return Err(RespError::WrongArity("ping")),
+            }
+            Ok(())
+        }
+        Command::Echo => {
+            encode_bulk(out, a.arg(1)?);
+            Ok(())
+        }
+        Command::Hello => hello(cx, a, out),
+        Command::Auth => auth(cx, a, out),
+        Command::Select => {
+            let db = parse_int(a.arg(1)?)?;
+            if db != 0 {
+                return Err(RespError::DbOutOfRange);
+            }
+            encode_ok(out);
+            Ok(())
+        }
+        Command::Quit => {
+            encode_ok(out);
+            *flow = Flow::Close;
+            Ok(())
+        }
+        Command::Reset => {
+            cx.conn.version = Version::Resp2;
+            cx.conn.name = None;
+            encode_simple(out, b"RESET");
+            Ok(())
+        }
+        Command::Client => client(cx, sub, a, out),
+        _ => Err(RespError::NotInGroup(cmd.wire())),
+    }
+}
+
+fn valid_client_name(name: &[u8]) -> Reply {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err(RespError::InvalidClientName);
+    }
+    Ok(())
+}
+
+fn set_name(conn: &mut Conn, name: &[u8]) {
+    conn.name = (!name.is_empty()).then(|| name.into());
+}
+
+fn hello(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let mut version = None;
+    let mut j = 1;
+    if a.len() >= 2 {
+        let ver = parse_i64(a.arg(1)?).ok_or(RespError::ProtocolVersion)?;
+        if !(2..=3).contains(&ver) {
+            return Err(RespError::NoProto);
+        }
+        version = Some(if ver == 2 {
+            Version::Resp2
+        } else {
+            Version::Resp3
+        });
+        j = 2;
+    }
+    let mut name: Option<&[u8]> = None;
+    let mut user: Option<&[u8]> = None;
+    let mut password: &[u8] = b"";
+    while j < a.len() {
+        let opt = a.arg(j)?;
+        let more = a.len() - 1 - j;
+        if opt.eq_ignore_ascii_case(b"auth") && more >= 2 {
+            user = Some(a.arg(j + 1)?);
+            password = a.arg(j + 2)?;
+            j += 2;
+        } else if opt.eq_ignore_ascii_case(b"setname") && more >= 1 {
+            valid_client_name(a.arg(j + 1)?)?;
+            name = Some(a.arg(j + 1)?);
+            j += 1;
+        } else {
+            return Err(RespError::HelloOption(
+                String::from_utf8_lossy(opt).into_owned(),
+            ));
+        }
+        j += 1;
+    }
+    if let Some(login) = user.and_then(|u| acl::login(cx.shared, Some(u), password)) {
+        cx.conn.access = login?;
+    } else if !cx.conn.access.authenticated {
+        return Err(RespError::HelloNoAuth);
+    } else if user.is_some_and(|u| u != b"default") {
+        return Err(RespError::WrongPass);
+    }
+    if let Some(n) = name {
+        set_name(cx.conn, n);
+    }
+    if let Some(v) = version {
+        cx.conn.version = v;
+    }
+    let v = cx.conn.version;
+    encode_map(out, 7, v);
+    encode_bulk(out, b"server");
+    encode_bulk(out, b"redis");
+    encode_bulk(out, b"version");
+    encode_bulk(out, REDIS_VERSION.as_bytes());
+    encode_bulk(out, b"proto");
+    encode_int(out, if v == Version::Resp3 { 3 } else { 2 });
+    encode_bulk(out, b"id");
+    encode_int(out, cx.conn.id as i64);
+    encode_bulk(out, b"mode");
+    encode_bulk(out, b"standalone");
+    encode_bulk(out, b"role");
+    encode_bulk(out, b"master");
+    encode_bulk(out, b"modules");
+    encode_array(out, 0);
+    Ok(())
+}
+
+fn auth(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let login = match a.len() {
+        2 => acl::login(cx.shared, None, a.arg(1)?),
+        3 => acl::login(cx.shared, Some(a.arg(1)?), a.arg(2)?),
+        _ => None,
+    };
+    if let Some(result) = login {
+        cx.conn.access = result?;
+        encode_ok(out);
+        return Ok(());
+    }
+    match a.len() {
+        2 => Err(RespError::AuthNotConfigured),
+        3 if a.arg(1)? == b"default" => {
+            encode_ok(out);
+            Ok(())
+        }
+        3 => Err(RespError::WrongPass),
+        _ => Err(RespError::Syntax),
+    }
+}
+
+fn client_line(cx: &Ctx<'_>) -> String {
+    let c = &*cx.conn;
+    let now = cx.shared.clock.now_ms();
+    let addr = |a: Option<SocketAddr>| a.map_or_else(String::new, |a| a.to_string());
+    let lossy = |b: &Option<Box<[u8]>>| {
+        b.as_deref()
+            .map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
+    };
+    format!(
+        "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+        c.id,
+        addr(c.peer),
+        addr(c.local),
+        lossy(&c.name),
+        now.saturating_sub(c.created_ms) / 1000,
+        c.last,
+        if c.version == Version::Resp3 { 3 } else { 2 },
+        lossy(&c.lib_name),
+        lossy(&c.lib_ver),
+    )
+}
+
+fn on_off(arg: &[u8]) -> Reply {
+    if arg.eq_ignore_ascii_case(b"on") || arg.eq_ignore_ascii_case(b"off") {
+        Ok(())
+    } else {
+        Err(RespError::Syntax)
+    }
+}
+
+fn client(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let v = cx.conn.version;
+    match sub.unwrap_or_default() {
+        "id" => encode_int(out, cx.conn.id as i64),
+        "getname" => match &cx.conn.name {
+            Some(n) => encode_bulk(out, n),
+            None => encode_null(out, v),
+        },
+        "setname" => {
+            valid_client_name(a.arg(2)?)?;
+            set_name(cx.conn, a.arg(2)?);
+            encode_ok(out);
+        }
+        "info" => {
+            cx.conn.last = "client|info";
+            encode_verbatim(out, client_line(cx).as_bytes(), v);
+        }
+        "list" => {
+            cx.conn.last = "client|list";
+            encode_verbatim(out, client_line(cx).as_bytes(), v);
+        }
+        "setinfo" => {
+            let (attr, value) = (a.arg(2)?, a.arg(3)?);
+            if attr.eq_ignore_ascii_case(b"lib-name") {
+                cx.conn.lib_name = Some(value.into());
+            } else if attr.eq_ignore_ascii_case(b"lib-ver") {
+                cx.conn.lib_ver = Some(value.into());
+            } else {
+                return Err(RespError::UnrecognizedOption(
+                    String::from_utf8_lossy(attr).into_owned(),
+                ));
+            }
+            encode_ok(out);
+        }
+        "no-evict" | "no-touch" => {
+            on_off(a.arg(2)?)?;
+            encode_ok(out);
+        }
+        "reply" => {
+            if !a.arg(2)?.eq_ignore_ascii_case(b"on") {
+                return Err(RespError::Syntax);
+            }
+            encode_ok(out);
+        }
+        _ => help(
+            out,
+            "CLIENT",
+            &[
+                "GETNAME",
+                "ID",
+                "INFO",
+                "LIST",
+                "NO-EVICT (ON|OFF)",
+                "NO-TOUCH (ON|OFF)",
+                "SETINFO <LIB-NAME|LIB-VER> <value>",
+                "SETNAME <name>",
+            ],
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! RESP command errors: every `-ERR ...`, `-WRONGTYPE ...`, `-NOAUTH ...` reply text this
+//! server sends, in one place.
+//!
+//! Owns: [`RespError`] (one named variant per error redis-server 7.0 gives, with its arguments)
+//! and its wire text ([`RespError::fixed`] for the texts without arguments, `Display` for the
+//! rest). Must not touch: when an error is raised (the command groups decide), framing errors
+//! (`frame::ProtoError`, which close the connection).
+//!
+//! Invariants: the text is redis's to the byte, so client libraries that match on it keep
+//! working; a fixed text has no `\r` or `\n` (the encoder writes it as is), a text that quotes
+//! client bytes has them replaced by spaces when encoded (`frame::encode_error`).
+
+use crate::store::StoreError;
+
+/// A command error reply. `Display` is the text after `-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RespError {
+    /// `ERR syntax error`
+    Syntax,
+    /// `ERR value is not an integer or out of range`
+    NotInteger,
+    /// `ERR value is not a valid float`
+    NotFloat,
+    /// `WRONGTYPE Operation against a key holding the wrong kind of value`
+    WrongType,
+    /// `ERR increment or decrement would overflow`
+    Overflow,
+    /// `ERR decrement would overflow` (DECRBY of `i64::MIN`)
+    DecrementOverflow,
+    /// `ERR increment would produce NaN or Infinity`
+    NanOrInfinity,
+    /// `ERR value is NaN or Infinity` (HINCRBYFLOAT's increment)
+    ValueNanOrInfinity,
+    /// `ERR invalid expire time in '<cmd>' command`
+    InvalidExpire(&'static str),
+    /// `ERR no such key`
+    NoSuchKey,
+    /// `ERR offset is out of range`
+    OffsetOutOfRange,
+    /// `ERR string exceeds maximum allowed size (proto-max-bulk-len)`
+    StringTooLong,
+    /// `OOM command not allowed when used memory > 'maxmemory'.`
+    OutOfMemory,
+    /// `ERR wrong number of arguments for '<cmd>' command`
+    WrongArity(&'static str),
+    /// `ERR wrong number of arguments for '<cmd>|<sub>' command`
+    WrongSubcommandArity(&'static str, &'static str),
+    /// `ERR unknown command '<name>', with args beginning with: <args>` (`args`: each argument
+    /// quoted and followed by a space, as `command::unknown_command` builds it).
+    UnknownCommand {
+        /// The name as sent (cut like redis's `%.128s`).
+        name: String,
+        /// The quoted first arguments.
+        args: String,
+    },
+    /// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`
+    UnknownSubcommand(String, &'static str),
+    /// `ERR invalid cursor`
+    InvalidCursor,
+    /// `ERR DB index is out of range`
+    DbOutOfRange,
+    /// `ERR source and destination objects are the same`
+    SameObject,
+    /// `ERR value is out of range` (a count that would overflow)
+    ValueOutOfRange,
+    /// `ERR value is out of range, must be positive` (the count of the pops)
+    MustBePositive,
+    /// `ERR value is out of range, value must between ...` (LPOS RANK of `i64::MIN`)
+    RankOutOfRange,
+    /// `ERR numkeys should be greater than 0`
+    NumKeysNotPositive,
+    /// `ERR Number of keys can't be greater than number of args` (SINTERCARD)
+    TooManyKeys,
+    /// `ERR at least 1 input key is needed for '<cmd>' command` (ZUNION family)
+    NeedInputKey(&'static str),
+    /// `ERR LIMIT can't be negative`
+    LimitNegative,
+    /// `ERR COUNT can't be negative`
+    CountNegative,
+    /// `ERR MAXLEN can't be negative`
+    MaxLenNegative,
+    /// `ERR count should be greater than 0`
+    CountNotPositive,
+    /// `ERR RANK can't be zero: ...`
+    RankZero,
+    /// `ERR index out of range`
+    IndexOutOfRange,
+    /// `ERR hash value is not an integer`
+    HashNotInteger,
+    /// `ERR hash value is not a float`
+    HashNotFloat,
+    /// `ERR min or max is not a float`
+    MinMaxNotFloat,
+    /// `ERR min or max not valid string range item`
+    MinMaxNotLex,
+    /// `ERR weight value is not a float`
+    WeightNotFloat,
+    /// `ERR resulting score is not a number (NaN)`
+    ScoreNan,
+    /// `ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX`
+    LimitWithoutBy,
+    /// `ERR syntax error, WITHSCORES not supported in combination with BYLEX`
+    WithScoresByLex,
+    /// `ERR XX and NX options at the same time are not compatible` (ZADD)
+    XxAndNx,
+    /// `ERR GT, LT, and/or NX options at the same time are not compatible` (ZADD)
+    GtLtNx,
+    /// `ERR INCR option supports a single increment-element pair`
+    IncrOnePair,
+    /// `ERR NX and XX, GT or LT options at the same time are not compatible` (EXPIRE)
+    ExpireNxAndOthers,
+    /// `ERR GT and LT options at the same time are not compatible` (EXPIRE)
+    ExpireGtAndLt,
+    /// `ERR Unsupported option <opt>` (EXPIRE)
+    UnsupportedOption(String),
+    /// `ERR timeout is not a float or out of range`
+    TimeoutNotFloat,
+    /// `ERR timeout is negative`
+    TimeoutNegative,
+    /// `ERR timeout is out of range`
+    TimeoutOutOfRange,
+    /// `ERR Client names cannot contain spaces, newlines or special characters.`
+    InvalidClientName,
+    /// `ERR Unrecognized option '<opt>'` (CLIENT SETINFO)
+    UnrecognizedOption(String),
+    /// `ERR Protocol version is not an integer or out of range`
+    ProtocolVersion,
+    /// `NOPROTO unsupported protocol version`
+    NoProto,
+    /// `ERR Syntax error in HELLO option '<opt>'`
+    HelloOption(String),
+    /// `NOAUTH HELLO must be called with the client already authenticated, ...`
+    HelloNoAuth,
+    /// `NOAUTH Authentication required.`
+    NoAuth,
+    /// `NOPERM this user has no permissions to run the '<cmd>' command`
+    NoPerm(&'static str),
+    /// `WRONGPASS invalid username-password pair or user is disabled.`
+    WrongPass,
+    /// `ERR AUTH <password> called without any password configured for the default user. ...`
+    AuthNotConfigured,
+    /// `ERR command '<cmd>' is not handled by its group`: the table's group column and the
+    /// group's handler disagree (a bug, answered instead of a panic).
+    NotInGroup(&'static str),
+    /// A handler read an argument past the end (a bug the arity check should have made
+    /// impossible): the dispatcher answers [`RespError::WrongArity`] for the command instead.
+    MissingArgument,
+    /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
+    ConfigSet(String),
+}
+
+impl RespError {
+    /// The wire text of a variant without arguments (None for the others).
+    pub fn fixed(&self) -> Option<&'static str> {
+        use RespError::*;
+        Some(match self {
+            Syntax => "ERR syntax error",
+            NotInteger => "ERR value is not an integer or out of range",
+            NotFloat => "ERR value is not a valid float",
+            WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value",
+            Overflow => "ERR increment or decrement would overflow",
+            DecrementOverflow => "ERR decrement would overflow",
+            NanOrInfinity => "ERR increment would produce NaN or Infinity",
+            ValueNanOrInfinity => "ERR value is NaN or Infinity",
+            NoSuchKey => "ERR no such key",
+            OffsetOutOfRange => "ERR offset is out of range",
+            StringTooLong => "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+            OutOfMemory => "OOM command not allowed when used memory > 'maxmemory'.",
+            InvalidCursor => "ERR invalid cursor",
+            DbOutOfRange => "ERR DB index is out of range",
+            SameObject => "ERR source and destination objects are the same",
+            ValueOutOfRange => "ERR value is out of range",
+            MustBePositive => "ERR value is out of range, must be positive",
+            RankOutOfRange => {
+                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
+            }
+            NumKeysNotPositive => "ERR numkeys should be greater than 0",
+            TooManyKeys => "ERR Number of keys can't be greater than number of args",
+            LimitNegative => "ERR LIMIT can't be negative",
+            CountNegative => "ERR COUNT can't be negative",
+            MaxLenNegative => "ERR MAXLEN can't be negative",
+            CountNotPositive => "ERR count should be greater than 0",
+            RankZero => {
+                "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"
+            }
+            IndexOutOfRange => "ERR index out of range",
+            HashNotInteger => "ERR hash value is not an integer",
+            HashNotFloat => "ERR hash value is not a float",
+            MinMaxNotFloat => "ERR min or max is not a float",
+            MinMaxNotLex => "ERR min or max not valid string range item",
+            WeightNotFloat => "ERR weight value is not a float",
+            ScoreNan => "ERR resulting score is not a number (NaN)",
+            LimitWithoutBy => {
+                "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+            }
+            WithScoresByLex => {
+                "ERR syntax error, WITHSCORES not supported in combination with BYLEX"
+            }
+            XxAndNx => "ERR XX and NX options at the same time are not compatible",
+            GtLtNx => "ERR GT, LT, and/or NX options at the same time are not compatible",
+            IncrOnePair => "ERR INCR option supports a single increment-element pair",
+            ExpireNxAndOthers => {
+                "ERR NX and XX, GT or LT options at the same time are not compatible"
+            }
+            ExpireGtAndLt => "ERR GT and LT options at the same time are not compatible",
+            TimeoutNotFloat => "ERR timeout is not a float or out of range",
+            TimeoutNegative => "ERR timeout is negative",
+            TimeoutOutOfRange => "ERR timeout is out of range",
+            InvalidClientName => {
+                "ERR Client names cannot contain spaces, newlines or special characters."
+            }
+            ProtocolVersion => "ERR Protocol version is not an integer or out of range",
+            NoProto => "NOPROTO unsupported protocol version",
+            HelloNoAuth => {
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+            }
+            NoAuth => "NOAUTH Authentication required.",
+            WrongPass => "WRONGPASS invalid username-password pair or user is disabled.",
+            MissingArgument => "ERR wrong number of arguments",
+            AuthNotConfigured => {
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+            }
+            InvalidExpire(_)
+            | WrongArity(_)
+            | WrongSubcommandArity(..)
+            | UnknownCommand { .. }
+            | UnknownSubcommand(..)
+            | NeedInputKey(_)
+            | UnsupportedOption(_)
+            | UnrecognizedOption(_)
+            | HelloOption(_)
+            | NoPerm(_)
+            | NotInGroup(_)
+            | ConfigSet(_) => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for RespError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use RespError::*;
+        if let Some(text) = self.fixed() {
+            return f.write_str(text);
+        }
+        match self {
+            InvalidExpire(cmd) => write!(f, "ERR invalid expire time in '{cmd}' command"),
+            WrongArity(cmd) => write!(f, "ERR wrong number of arguments for '{cmd}' command"),
+            WrongSubcommandArity(cmd, sub) => {
+                write!(f, "ERR wrong number of arguments for '{cmd}|{sub}' command")
+            }
+            UnknownCommand { name, args } => write!(
+                f,
+                "ERR unknown command '{name}', with args beginning with: {args}"
+            ),
+            UnknownSubcommand(sub, cmd) => {
+                write!(f, "ERR unknown subcommand '{sub}'. Try {cmd} HELP.")
+            }
+            NeedInputKey(cmd) => {
+                write!(f, "ERR at least 1 input key is needed for '{cmd}' command")
+            }
+            UnsupportedOption(opt) => write!(f, "ERR Unsupported option {opt}"),
+            UnrecognizedOption(opt) => write!(f, "ERR Unrecognized option '{opt}'"),
+            HelloOption(opt) => write!(f, "ERR Syntax error in HELLO option '{opt}'"),
+            NoPerm(cmd) => write!(
+                f,
+                "NOPERM this user has no permissions to run the '{cmd}' command"
+            ),
+            NotInGroup(cmd) => write!(f, "ERR command '{cmd}' is not handled by its group"),
+            ConfigSet(arg) => write!(
+                f,
+                "ERR CONFIG SET failed (possibly related to argument '{arg}') - ringcache is configured by its config file"
+            ),
+            // Every other variant has a fixed text (returned above).
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The reply for a store refusal.
+pub(super) fn store_error(e: StoreError) -> RespError {
+    match e {
+        StoreError::WrongType => RespError::WrongType,
+        StoreError::OutOfMemory => RespError::OutOfMemory,
+    }
+}

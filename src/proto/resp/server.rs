@@ -1,0 +1,405 @@
+//! Server commands: COMMAND (COUNT, LIST, INFO, DOCS), INFO, CONFIG (GET, SET, RESETSTAT),
+//! DBSIZE, FLUSHDB/FLUSHALL, TIME, and the HELP replies of the container commands.
+//!
+//! Owns: these replies, built from the command table (`command`) and the server's state.
+//! Must not touch: the keyspace beyond counting and flushing it, framing, the config file
+//! (CONFIG SET is refused: ringcache is configured by its file).
+//!
+//! Invariant: COMMAND INFO/DOCS are generated from the table (arity, flags, key positions,
+//! group), so a command added to the table is described without further code.
+
+use bytes::BytesMut;
+
+use super::command::{self, Command};
+use super::conn::{Ctx, Reply};
+use super::error::RespError;
+use super::frame::{
+    Args, Version, encode_array, encode_bulk, encode_int, encode_map, encode_null_array, encode_ok,
+    encode_set, encode_simple, encode_verbatim,
+};
+use super::glob::glob;
+use crate::server::Stats;
+
+/// The redis version this server answers as (clients gate features on it).
+pub const REDIS_VERSION: &str = "7.0.15";
+
+/// Runs a server command (its arity is checked).
+pub(super) fn handle(
+    cmd: Command,
+    sub: Option<&'static str>,
+    a: &Args<'_>,
+    cx: &mut Ctx<'_>,
+    out: &mut BytesMut,
+) -> Reply {
+    let v = cx.conn.version;
+    let shared = cx.shared;
+    match cmd {
+        Command::CommandInfo => command_info(sub, a, v, out),
+        Command::Info => info(cx, a, out),
+        Command::DbSize => {
+            let topo = shared.topology.load();
+            encode_int(out, topo.nodes.iter().map(|n| n.len()).sum::<u64>() as i64);
+            Ok(())
+        }
+        Command::FlushDb | Command::FlushAll => {
+            let ok = match a.len() {
+                1 => true,
+                2 => {
+                    a.arg(1)?.eq_ignore_ascii_case(b"sync")
+                        || a.arg(1)?.eq_ignore_ascii_case(b"async")
+                }
+                _ => false,
+            };
+            if !ok {
+                return Err(RespError::Syntax);
+            }
+            // Every node that may hold keys, draining ones included (see `Topology::flush`).
+            shared.topology.load().flush(0);
+            Stats::add(&shared.stats.cmd_flush, 1);
+            encode_ok(out);
+            Ok(())
+        }
+        Command::Time => {
+            let micros = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            encode_array(out, 2);
+            let mut buf = itoa::Buffer::new();
+            encode_bulk(out, buf.format((micros / 1_000_000) as u64).as_bytes());
+            encode_bulk(out, buf.format((micros % 1_000_000) as u64).as_bytes());
+            Ok(())
+        }
+        Command::Config => config(cx, sub, a, out),
+        _ => Err(RespError::NotInGroup(cmd.wire())),
+    }
+}
+
+pub(super) fn help(out: &mut BytesMut, cmd: &str, lines: &[&str]) {
+    encode_array(out, lines.len() + 2);
+    encode_simple(
+        out,
+        format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").as_bytes(),
+    );
+    for l in lines {
+        encode_simple(out, l.as_bytes());
+    }
+    encode_simple(out, b"HELP");
+}
+
+fn command_entry(cmd: Command, v: Version, out: &mut BytesMut) {
+    encode_array(out, 10);
+    encode_bulk(out, cmd.wire().as_bytes());
+    encode_int(out, i64::from(cmd.arity()));
+    encode_set(out, cmd.flags().len(), v);
+    for f in cmd.flags() {
+        encode_simple(out, f.as_bytes());
+    }
+    let (first, last, step) = cmd.key_positions();
+    encode_int(out, first);
+    encode_int(out, last);
+    encode_int(out, step);
+    encode_set(out, 0, v);
+    encode_set(out, 0, v);
+    encode_array(out, 0);
+    let subs: Vec<_> = command::SUBCOMMANDS
+        .iter()
+        .filter(|(c, _, _)| *c == cmd)
+        .collect();
+    encode_array(out, subs.len());
+    for (c, name, arity) in subs {
+        encode_array(out, 10);
+        encode_bulk(out, format!("{}|{}", c.wire(), name).as_bytes());
+        encode_int(out, i64::from(*arity));
+        encode_set(out, 0, v);
+        for _ in 0..3 {
+            encode_int(out, 0);
+        }
+        encode_set(out, 0, v);
+        encode_set(out, 0, v);
+        encode_array(out, 0);
+        encode_array(out, 0);
+    }
+}
+
+fn command_info(sub: Option<&str>, a: &Args<'_>, v: Version, out: &mut BytesMut) -> Reply {
+    match sub {
+        None => {
+            encode_array(out, Command::ALL.len());
+            for &c in Command::ALL {
+                command_entry(c, v, out);
+            }
+        }
+        Some("count") => encode_int(out, Command::ALL.len() as i64),
+        Some("list") => {
+            encode_array(out, Command::ALL.len());
+            for c in Command::ALL {
+                encode_bulk(out, c.wire().as_bytes());
+            }
+        }
+        Some("info") => {
+            if a.len() == 2 {
+                return command_info(None, a, v, out);
+            }
+            encode_array(out, a.len() - 2);
+            for name in a.iter_from(2) {
+                match Command::lookup(name) {
+                    Some(c) => command_entry(c, v, out),
+                    None => encode_null_array(out, v),
+                }
+            }
+        }
+        Some("docs") => {
+            let cmds: Vec<Command> = if a.len() == 2 {
+                Command::ALL.to_vec()
+            } else {
+                a.iter_from(2).filter_map(Command::lookup).collect()
+            };
+            encode_map(out, cmds.len(), v);
+            for c in cmds {
+                encode_bulk(out, c.wire().as_bytes());
+                encode_map(out, 3, v);
+                encode_bulk(out, b"summary");
+                encode_bulk(
+                    out,
+                    format!("The {} command.", c.wire().to_uppercase()).as_bytes(),
+                );
+                encode_bulk(out, b"since");
+                encode_bulk(out, b"1.0.0");
+                encode_bulk(out, b"group");
+                encode_bulk(out, c.group().wire().as_bytes());
+            }
+        }
+        _ => help(
+            out,
+            "COMMAND",
+            &[
+                "COUNT",
+                "DOCS [<command-name> ...]",
+                "INFO [<command-name> ...]",
+                "LIST",
+            ],
+        ),
+    }
+    Ok(())
+}
+
+fn config_params(cx: &Ctx<'_>) -> Vec<(&'static str, String)> {
+    let topo = cx.shared.topology.load();
+    let max: u64 = topo.nodes.iter().map(|n| n.max_memory()).sum();
+    let l = cx.limits;
+    let port = cx.conn.local.map_or(0, |a| a.port());
+    vec![
+        ("maxmemory", max.to_string()),
+        ("maxmemory-policy", "allkeys-lru".into()),
+        ("maxclients", l.max_connections.to_string()),
+        ("timeout", l.idle_timeout.as_secs().to_string()),
+        ("proto-max-bulk-len", l.max_request_size.to_string()),
+        ("client-query-buffer-limit", l.max_request_size.to_string()),
+        ("save", String::new()),
+        ("appendonly", "no".into()),
+        ("databases", "1".into()),
+        ("cluster-enabled", "no".into()),
+        ("port", port.to_string()),
+        (
+            "bind",
+            cx.conn
+                .local
+                .map_or_else(String::new, |a| a.ip().to_string()),
+        ),
+        ("maxmemory-samples", "5".into()),
+        ("lazyfree-lazy-user-flush", "no".into()),
+    ]
+}
+
+fn config(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    match sub.unwrap_or_default() {
+        "get" => {
+            let params = config_params(cx);
+            let matched: Vec<&(&str, String)> = params
+                .iter()
+                .filter(|(name, _)| {
+                    a.iter_from(2)
+                        .any(|p| glob(&p.to_ascii_lowercase(), name.as_bytes()))
+                })
+                .collect();
+            encode_map(out, matched.len(), cx.conn.version);
+            for (name, value) in matched {
+                encode_bulk(out, name.as_bytes());
+                encode_bulk(out, value.as_bytes());
+            }
+            Ok(())
+        }
+        "set" => Err(RespError::ConfigSet(
+            String::from_utf8_lossy(a.arg(2)?).into_owned(),
+        )),
+        "resetstat" => {
+            encode_ok(out);
+            Ok(())
+        }
+        _ => {
+            help(
+                out,
+                "CONFIG",
+                &["GET <pattern>", "SET <directive> <value>", "RESETSTAT"],
+            );
+            Ok(())
+        }
+    }
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b < 1024.0 {
+        format!("{bytes}B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.2}K", b / 1024.0)
+    } else if b < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", b / (1024.0 * 1024.0))
+    } else {
+        format!("{:.2}G", b / (1024.0 * 1024.0 * 1024.0))
+    }
+}
+
+fn kv(text: &mut String, k: &str, v: impl std::fmt::Display) {
+    use std::fmt::Write as _;
+    let _ = write!(text, "{k}:{v}\r\n");
+}
+
+fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    const DEFAULT: &[&str] = &[
+        "server",
+        "clients",
+        "memory",
+        "persistence",
+        "stats",
+        "replication",
+        "keyspace",
+        "ringcache",
+    ];
+    let wanted: Vec<String> = a
+        .iter_from(1)
+        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default");
+    let shared = cx.shared;
+    let topo = shared.topology.load();
+    let s = &shared.stats;
+    let stats: Vec<_> = topo.nodes.iter().map(|n| (n, n.stats())).collect();
+    let used: u64 = stats.iter().map(|(_, st)| st.used_bytes).sum();
+    let max: u64 = stats.iter().map(|(_, st)| st.max_bytes).sum();
+    let items: u64 = stats.iter().map(|(_, st)| st.items).sum();
+    let now = shared.clock.now_ms() / 1000;
+    let uptime = now.saturating_sub(shared.started_unix);
+    let mut text = String::new();
+    for &section in DEFAULT {
+        if !all && !wanted.iter().any(|w| w == section) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str("\r\n");
+        }
+        let t = &mut text;
+        match section {
+            "server" => {
+                t.push_str("# Server\r\n");
+                kv(t, "redis_version", REDIS_VERSION);
+                kv(t, "ringcache_version", env!("CARGO_PKG_VERSION"));
+                kv(t, "redis_mode", "standalone");
+                kv(t, "os", std::env::consts::OS);
+                kv(t, "arch_bits", usize::BITS);
+                kv(t, "process_id", shared.pid);
+                kv(t, "tcp_port", cx.conn.local.map_or(0, |a| a.port()));
+                kv(t, "uptime_in_seconds", uptime);
+                kv(t, "uptime_in_days", uptime / 86400);
+            }
+            "clients" => {
+                t.push_str("# Clients\r\n");
+                kv(t, "connected_clients", Stats::get(&s.curr_connections));
+                kv(t, "maxclients", cx.limits.max_connections);
+                kv(t, "blocked_clients", cx.shared.waiters.clients());
+            }
+            "memory" => {
+                t.push_str("# Memory\r\n");
+                kv(t, "used_memory", used);
+                kv(t, "used_memory_human", human(used));
+                kv(t, "maxmemory", max);
+                kv(t, "maxmemory_human", human(max));
+                kv(t, "maxmemory_policy", "allkeys-lru");
+            }
+            "persistence" => {
+                t.push_str("# Persistence\r\n");
+                kv(t, "loading", 0);
+                kv(t, "rdb_changes_since_last_save", 0);
+                kv(t, "aof_enabled", 0);
+            }
+            "stats" => {
+                t.push_str("# Stats\r\n");
+                kv(
+                    t,
+                    "total_connections_received",
+                    Stats::get(&s.total_connections),
+                );
+                kv(
+                    t,
+                    "total_commands_processed",
+                    Stats::get(&s.commands_processed) + cx.conn.commands,
+                );
+                kv(t, "total_net_input_bytes", Stats::get(&s.bytes_read));
+                kv(t, "total_net_output_bytes", Stats::get(&s.bytes_written));
+                kv(
+                    t,
+                    "rejected_connections",
+                    Stats::get(&s.rejected_connections),
+                );
+                kv(
+                    t,
+                    "expired_keys",
+                    stats.iter().map(|(_, st)| st.expired).sum::<u64>(),
+                );
+                kv(
+                    t,
+                    "evicted_keys",
+                    stats.iter().map(|(_, st)| st.evictions).sum::<u64>(),
+                );
+                kv(t, "keyspace_hits", Stats::get(&s.get_hits));
+                kv(t, "keyspace_misses", Stats::get(&s.get_misses));
+            }
+            "replication" => {
+                t.push_str("# Replication\r\n");
+                kv(t, "role", "master");
+                kv(t, "connected_slaves", 0);
+            }
+            "keyspace" => {
+                t.push_str("# Keyspace\r\n");
+                if items > 0 {
+                    kv(t, "db0", format!("keys={items},expires=0,avg_ttl=0"));
+                }
+            }
+            _ => {
+                t.push_str("# Ringcache\r\n");
+                kv(t, "ring_generation", topo.generation);
+                kv(t, "nodes", topo.nodes.len());
+                for (i, (node, st)) in stats.iter().enumerate() {
+                    kv(
+                        t,
+                        &format!("node{i}"),
+                        format!(
+                            "name={},items={},used_memory={},maxmemory={},evicted_keys={},expired_keys={}",
+                            node.name(),
+                            st.items,
+                            st.used_bytes,
+                            st.max_bytes,
+                            st.evictions,
+                            st.expired
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    encode_verbatim(out, text.as_bytes(), cx.conn.version);
+    Ok(())
+}
