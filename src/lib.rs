@@ -23,7 +23,18 @@
 //!
 //! `reload` watches the config file: it builds the next topology, publishes it with one
 //! `ArcSwap::store`, and `route::rebalance` moves the keys whose owner changed while
-//! `Topology::entry` keeps every request answered as if the move were done.
+//! `Topology::entry` keeps every request answered as if the move were done
+//! (`route::migration`). `persist` saves the ring to one RDB file and loads it into any ring.
+//!
+//! Imports point one way, with no circle between files:
+//!
+//! ```text
+//!  main ─▶ app ─▶ {net, admin, reload} ─▶ proto ─▶ server ─▶ persist ─▶ route ─▶ store
+//!  used from anywhere: metrics (imports nothing of the crate), config, auth, tls
+//! ```
+//!
+//! `server` is the state every session reads (`Shared`: topology, limits, stats, the blocked
+//! clients' registry `server::waiters`); it never imports `proto`, `net` or `admin`.
 
 #![forbid(unsafe_code)]
 
