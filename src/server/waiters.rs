@@ -42,17 +42,25 @@ impl Waiters {
         }
     }
 
-    /// Removes client `id` from the keys' queues.
+    /// Removes client `id` from the keys' queues. Where it was at the head, the new head is
+    /// woken: the client may have been woken for an element it did not take (it timed out,
+    /// failed, or disconnected), and the element must not sit there while others wait. A
+    /// wake-up that finds nothing costs one retry.
     pub fn unregister(&self, id: u64, keys: &[Box<[u8]>]) {
         self.clients.fetch_sub(1, Ordering::Relaxed);
         let mut q = self.queues.lock();
         for k in keys {
             if let Some(queue) = q.get_mut(k) {
+                let was_head = queue.front().is_some_and(|(i, _)| *i == id);
                 let before = queue.len();
                 queue.retain(|(i, _)| *i != id);
                 self.count.fetch_sub(before - queue.len(), Ordering::SeqCst);
-                if queue.is_empty() {
-                    q.remove(k);
+                match queue.front() {
+                    None => {
+                        q.remove(k);
+                    }
+                    Some((_, next)) if was_head => next.notify_one(),
+                    Some(_) => {}
                 }
             }
         }
@@ -110,6 +118,10 @@ mod tests {
         assert!(woken(&a).await, "the head was not woken");
         assert!(!woken(&b).await, "the second client was woken too");
         w.unregister(1, &keys);
+        assert!(
+            woken(&b).await,
+            "the new head was not woken when the head left"
+        );
         w.notify(b"k");
         assert!(woken(&b).await, "the new head was not woken");
         w.unregister(2, &keys);

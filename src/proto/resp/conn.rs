@@ -50,6 +50,8 @@ pub struct Conn {
     pub blocked: Option<Box<Blocked>>,
     /// What this connection may run (see `acl`); everything when auth is off.
     pub access: crate::auth::Access,
+    /// Set while EXEC runs this connection's queue: blocking commands do not block.
+    pub in_exec: bool,
 }
 
 impl Conn {
@@ -69,6 +71,7 @@ impl Conn {
             current: None,
             blocked: None,
             access: crate::auth::Access::ALL,
+            in_exec: false,
         }
     }
 }

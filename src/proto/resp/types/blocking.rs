@@ -4,22 +4,25 @@
 //! `server::waiters::Waiters` (one per server in `Shared`). Must not touch: sockets (the
 //! connection driver does the waiting, see `Flow::Block` and `Session::waiting`).
 //!
-//! How a client blocks: the command first tries to pop, exactly like its non-blocking form. If
-//! every key is empty it registers the connection at the tail of each key's queue, records the
-//! deadline in its `Conn`, and returns [`Flow::Block`] without consuming the request. The driver
-//! then waits for the connection's `Notify`, the deadline, shutdown or the peer closing, and
-//! calls `process` again, which runs the same request as a retry: served, timed out (null
-//! array, like redis), or blocked again with its place in the queues kept.
+//! How a client blocks: the command registers the connection at the tail of each key's queue,
+//! then tries to pop, exactly like its non-blocking form (registering first means a push that
+//! lands during the attempt wakes it: no lost wake-up). Served or failed, it leaves the queues
+//! at once. If every key is empty it records the deadline in its `Conn` and returns
+//! [`Flow::Block`] without consuming the request. The driver then waits for the connection's
+//! `Notify`, the deadline, shutdown or the peer closing, and calls `process` again, which runs
+//! the same request as a retry: served, failed (e.g. WRONGTYPE on BLMOVE's destination),
+//! timed out (null array, like redis), or blocked again with its place in the queues kept.
+//! Inside EXEC a blocking command is its non-blocking form.
 //!
 //! Waking: every command that can add elements to a list or sorted set (pushes, LINSERT,
 //! LMOVE's destination, ZADD, ZINCRBY, the *STORE commands, RENAME, COPY) calls
 //! [`Waiters::notify`](crate::server::waiters::Waiters::notify) for the key, from any
-//! connection; that wakes only the head of the key's queue (arrival order). A served client leaves every queue and passes the baton: it notifies
-//! each of its keys, so the next waiter runs if elements are left. A woken client that finds
-//! the key empty again (a non-blocking pop got there first) stays at the head. `notify` costs
-//! one atomic load when nobody is blocked, so GET/SET and pushes without waiters pay nothing.
-//! A connection that closes while blocked (disconnect, shutdown) leaves the queues when its
-//! session is dropped.
+//! connection; that wakes only the head of the key's queue (arrival order). A client that
+//! leaves a queue from its head for any reason (served, failed, timed out, disconnected) wakes
+//! the next one (`Waiters::unregister`), so an element is never left behind while a client
+//! waits; a served client also notifies each of its keys. A woken client that finds the key
+//! empty again (a non-blocking pop got there first) stays at the head. `notify` costs one
+//! atomic load when nobody is blocked, so GET/SET and pushes without waiters pay nothing.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,8 +69,27 @@ pub(crate) fn run(
 ) -> Reply {
     let first = cx.conn.blocked.is_none();
     let timeout = if first { parse_timeout(timeout)? } else { None };
-    let served = attempt(cx, out);
+    if cx.conn.in_exec {
+        // Inside MULTI/EXEC a blocking command is its non-blocking form (redis does the same).
+        if !attempt(cx, out)? {
+            encode_null_array(out, cx.conn.version);
+        }
+        return Ok(());
+    }
     let waiters = &cx.shared.waiters;
+    if first {
+        // In the queues before the first attempt: a push that lands between a failed attempt
+        // and the registration would otherwise wake nobody, and the element would sit in the
+        // list while this client waits.
+        let b = Blocked {
+            keys: keys.iter().map(|k| Box::<[u8]>::from(*k)).collect(),
+            notify: Arc::new(Notify::new()),
+            deadline: timeout.map(|t| Instant::now() + t),
+        };
+        waiters.register(cx.conn.id, &b.notify, &b.keys);
+        cx.conn.blocked = Some(Box::new(b));
+    }
+    let served = attempt(cx, out);
     if !matches!(served, Ok(false)) {
         if let Some(b) = cx.conn.blocked.take() {
             waiters.unregister(cx.conn.id, &b.keys);
@@ -80,22 +102,13 @@ pub(crate) fn run(
         return served.map(|_| ());
     }
     match &cx.conn.blocked {
-        None => {
-            let b = Blocked {
-                keys: keys.iter().map(|k| Box::<[u8]>::from(*k)).collect(),
-                notify: Arc::new(Notify::new()),
-                deadline: timeout.map(|t| Instant::now() + t),
-            };
-            waiters.register(cx.conn.id, &b.notify, &b.keys);
-            cx.conn.blocked = Some(Box::new(b));
-        }
         Some(b) if b.deadline.is_some_and(|d| Instant::now() >= d) => {
             let b = cx.conn.blocked.take().expect("blocked");
             waiters.unregister(cx.conn.id, &b.keys);
             encode_null_array(out, cx.conn.version);
             return Ok(());
         }
-        Some(_) => {}
+        _ => {}
     }
     *flow = Flow::Block;
     Ok(())
