@@ -19,8 +19,10 @@ use crate::metrics::Metrics;
 use crate::persist::snapshot::Snapshots;
 use crate::route::topology::Topology;
 use crate::store::Clock;
+use gate::Gate;
 use waiters::Waiters;
 
+pub mod gate;
 pub mod waiters;
 
 /// Everything a protocol handler may read, shared by all connections.
@@ -44,6 +46,8 @@ pub struct Shared {
     pub metrics: Option<Arc<Metrics>>,
     /// Clients blocked in BLPOP & co., per key (woken by pushes from any connection).
     pub waiters: Waiters,
+    /// Lets EXEC run while no session handles a request (every session holds a pass).
+    pub gate: Arc<Gate>,
     /// Snapshot settings and save state, when `[snapshot]` is configured.
     pub snapshots: Option<Arc<Snapshots>>,
     /// The certificate and key of the TLS listeners, when any listener speaks TLS; a reload
@@ -65,6 +69,7 @@ impl Shared {
             pid: std::process::id(),
             metrics: None,
             waiters: Waiters::default(),
+            gate: Arc::new(Gate::default()),
             snapshots: None,
             tls: None,
         }

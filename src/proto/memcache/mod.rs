@@ -44,6 +44,7 @@ use parse::{GetCmd, Request, StoreCmd};
 use crate::auth::Access;
 use crate::metrics::CommandRecorder;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
+use crate::server::gate::Pass;
 use crate::server::{LimitsCache, Shared};
 
 /// One memcached connection's protocol state.
@@ -53,6 +54,8 @@ pub struct MemcacheSession {
     decoder: parse::Decoder,
     metrics: Option<CommandRecorder>,
     access: Access,
+    /// Inside the server's gate while a batch is handled (see `server::gate`).
+    pass: Pass,
 }
 
 impl MemcacheSession {
@@ -64,6 +67,7 @@ impl MemcacheSession {
             .map(|m| CommandRecorder::new(m.commands("memcache", COMMANDS)));
         let access = shared.auth.load().initial();
         MemcacheSession {
+            pass: shared.gate.pass(),
             limits: LimitsCache::new(Arc::clone(&shared)),
             shared,
             decoder: parse::Decoder::new(),
@@ -144,7 +148,9 @@ fn command_index(request: &Request) -> usize {
 
 impl Session for MemcacheSession {
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
+        self.pass.enter();
         let flow = self.run(input, out);
+        self.pass.leave();
         if let Some(m) = &mut self.metrics {
             m.flush();
         }

@@ -77,6 +77,8 @@ pub enum Group {
     Set,
     /// Z*, BZ* (`sorted-set`)
     SortedSet,
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH (`transactions`)
+    Transaction,
 }
 
 impl Group {
@@ -91,6 +93,7 @@ impl Group {
             Group::List => "list",
             Group::Set => "set",
             Group::SortedSet => "sorted-set",
+            Group::Transaction => "transactions",
         }
     }
 }
@@ -241,6 +244,11 @@ commands! {
     ZDiffStore => "zdiffstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1, SortedSet;
     ZRandMember => "zrandmember", -2, ["readonly"], 1, 1, 1, SortedSet;
     ZScan => "zscan", -3, ["readonly"], 1, 1, 1, SortedSet;
+    Multi => "multi", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, Transaction;
+    Exec => "exec", 1, ["noscript", "loading", "stale", "skip_slowlog"], 0, 0, 0, Transaction;
+    Discard => "discard", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, Transaction;
+    Watch => "watch", -2, ["noscript", "loading", "stale", "fast", "allow_busy"], 1, -1, 1, Transaction;
+    Unwatch => "unwatch", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, Transaction;
 }
 
 /// Subcommands of the container commands: (container, wire name, arity).

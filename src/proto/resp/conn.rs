@@ -1,7 +1,7 @@
 //! Per-connection state and the context every command handler receives.
 //!
-//! Owns: [`Conn`] (protocol version, name, id, blocked state, access), [`Ctx`] (what one
-//! request may use) and [`Reply`]. Must not touch: command semantics, framing, sockets.
+//! Owns: [`Conn`] (protocol version, name, id, blocked state, access, the open MULTI and the
+//! watched keys), [`Ctx`] (what one request may use) and [`Reply`]. Must not touch: command semantics, framing, sockets.
 //! Sits below the command groups and the dispatcher (they all import it, it imports none of
 //! them), so that no group depends on the dispatcher.
 
@@ -17,6 +17,7 @@ use super::error::RespError;
 use super::frame::Version;
 use crate::config::Limits;
 use crate::server::Shared;
+use crate::server::gate::Pass;
 
 /// Source of client ids (CLIENT ID), process-wide like redis's.
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
@@ -52,6 +53,10 @@ pub struct Conn {
     pub access: crate::auth::Access,
     /// Set while EXEC runs this connection's queue: blocking commands do not block.
     pub in_exec: bool,
+    /// The open MULTI, if any (see `txn`).
+    pub multi: Option<Multi>,
+    /// WATCHed keys and their marks (see `txn`).
+    pub watched: Vec<Watched>,
 }
 
 impl Conn {
@@ -72,6 +77,8 @@ impl Conn {
             blocked: None,
             access: crate::auth::Access::ALL,
             in_exec: false,
+            multi: None,
+            watched: Vec::new(),
         }
     }
 }
@@ -84,10 +91,32 @@ pub struct Ctx<'a> {
     pub limits: &'a Limits,
     /// This connection.
     pub conn: &'a mut Conn,
+    /// The connection's pass through the server's gate (EXEC runs exclusively through it);
+    /// None only in unit tests that run commands without a session.
+    pub pass: Option<&'a Pass>,
 }
 
 /// What a command handler returns: its reply is already in `out` when Ok.
 pub(super) type Reply = Result<(), RespError>;
+
+/// A connection's open MULTI.
+#[derive(Debug, Default)]
+pub struct Multi {
+    /// Queued requests, in order.
+    pub(super) queue: Vec<Queued>,
+    /// A request was refused while queueing: EXEC answers EXECABORT.
+    pub dirty: bool,
+}
+
+/// One queued request: its arguments, owned.
+#[derive(Debug)]
+pub(super) struct Queued {
+    pub(super) buf: Vec<u8>,
+    pub(super) ranges: Vec<(usize, usize)>,
+}
+
+/// A watched key and its mark at WATCH time: (CAS, expiry) of its item, None when absent.
+pub type Watched = (Box<[u8]>, Option<(u64, u64)>);
 
 /// A connection's blocked state (in [`Conn`]; the cycle is in `types::blocking`).
 #[derive(Debug)]

@@ -21,6 +21,7 @@ use super::frame::{
     encode_simple, encode_verbatim, parse_i64,
 };
 use super::server::{REDIS_VERSION, help};
+use super::txn;
 use crate::proto::Flow;
 
 /// Runs a connection command (its arity is checked).
@@ -63,6 +64,7 @@ pub(super) fn handle(
         Command::Reset => {
             cx.conn.version = Version::Resp2;
             cx.conn.name = None;
+            txn::reset(cx);
             encode_simple(out, b"RESET");
             Ok(())
         }

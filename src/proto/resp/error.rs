@@ -145,6 +145,19 @@ pub enum RespError {
     /// A handler read an argument past the end (a bug the arity check should have made
     /// impossible): the dispatcher answers [`RespError::WrongArity`] for the command instead.
     MissingArgument,
+    /// `ERR MULTI calls can not be nested`
+    MultiNested,
+    /// `ERR EXEC without MULTI`
+    ExecWithoutMulti,
+    /// `ERR DISCARD without MULTI`
+    DiscardWithoutMulti,
+    /// `ERR WATCH inside MULTI is not allowed`
+    WatchInsideMulti,
+    /// `EXECABORT Transaction discarded because of previous errors.`
+    ExecAbort,
+    /// `EXECABORT Transaction discarded because of: <error without its code>`: EXEC itself
+    /// was refused (e.g. its arity) inside MULTI.
+    ExecAbortBecause(Box<RespError>),
     /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
     ConfigSet(String),
 }
@@ -203,6 +216,11 @@ impl RespError {
                 "ERR NX and XX, GT or LT options at the same time are not compatible"
             }
             ExpireGtAndLt => "ERR GT and LT options at the same time are not compatible",
+            MultiNested => "ERR MULTI calls can not be nested",
+            ExecWithoutMulti => "ERR EXEC without MULTI",
+            DiscardWithoutMulti => "ERR DISCARD without MULTI",
+            WatchInsideMulti => "ERR WATCH inside MULTI is not allowed",
+            ExecAbort => "EXECABORT Transaction discarded because of previous errors.",
             TimeoutNotFloat => "ERR timeout is not a float or out of range",
             TimeoutNegative => "ERR timeout is negative",
             TimeoutOutOfRange => "ERR timeout is out of range",
@@ -231,7 +249,8 @@ impl RespError {
             | HelloOption(_)
             | NoPerm(_)
             | NotInGroup(_)
-            | ConfigSet(_) => return None,
+            | ConfigSet(_)
+            | ExecAbortBecause(_) => return None,
         })
     }
 }
@@ -266,6 +285,11 @@ impl std::fmt::Display for RespError {
                 "NOPERM this user has no permissions to run the '{cmd}' command"
             ),
             NotInGroup(cmd) => write!(f, "ERR command '{cmd}' is not handled by its group"),
+            ExecAbortBecause(why) => {
+                let text = why.to_string();
+                let reason = text.split_once(' ').map_or(text.as_str(), |(_, r)| r);
+                write!(f, "EXECABORT Transaction discarded because of: {reason}")
+            }
             ConfigSet(arg) => write!(
                 f,
                 "ERR CONFIG SET failed (possibly related to argument '{arg}') - ringcache is configured by its config file"

@@ -4,7 +4,8 @@
 //! Owns: the order of the checks every request goes through (unknown command, arity, NOAUTH /
 //! NOPERM), the per-command bookkeeping in `Conn` (`last`, `current`, `commands`), and the
 //! routing by the table's group column. Must not touch: any command's semantics (the group
-//! modules: `strings`, `keyspace`, `connection`, `server`, `types::{hash, list, set, zset}`),
+//! modules: `strings`, `keyspace`, `connection`, `server`, `types::{hash, list, set, zset}`,
+//! `txn`),
 //! framing, sockets.
 //!
 //! Invariants:
@@ -20,7 +21,7 @@ use super::command::{self, Command, Group};
 use super::conn::{Ctx, Reply};
 use super::error::RespError;
 use super::frame::{Args, encode_error};
-use super::{acl, connection, keyspace, server, strings, types};
+use super::{acl, connection, keyspace, server, strings, txn, types};
 use crate::proto::Flow;
 
 /// Handles one request (non-empty `args`), appending its reply to `out`.
@@ -30,14 +31,27 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         Ok(c) => c,
         Err(e) => {
             cx.conn.current = None;
-            encode_error(out, &e);
+            txn::flag(cx);
+            if cx.conn.multi.is_some() && args.arg(0).is_ok_and(|n| n.eq_ignore_ascii_case(b"exec"))
+            {
+                // redis: EXEC refused inside MULTI ends the transaction, saying why.
+                txn::reset(cx);
+                encode_error(out, &RespError::ExecAbortBecause(Box::new(e)));
+            } else {
+                encode_error(out, &e);
+            }
             return Flow::Continue;
         }
     };
     cx.conn.last = cmd.wire();
     cx.conn.current = Some(cmd);
     if let Err(e) = acl::check(cmd, cx.conn.access) {
+        txn::flag(cx);
         encode_error(out, &e);
+        return Flow::Continue;
+    }
+    if cx.conn.multi.is_some() && txn::queues(cmd) {
+        txn::queue(args, cx, out);
         return Flow::Continue;
     }
     let mut flow = Flow::Continue;
@@ -70,6 +84,15 @@ fn dispatch(
         Group::List => types::list::handle(cmd, a, cx, out, flow),
         Group::Set => types::set::handle(cmd, a, cx, out),
         Group::SortedSet => types::zset::handle(cmd, a, cx, out, flow),
+        Group::Transaction => {
+            let r = txn::handle(cmd, a, cx, out, &mut |a, cx, out| {
+                handle(a, cx, out);
+            });
+            // The queued commands ran through `handle`: EXEC is what this request was.
+            cx.conn.last = cmd.wire();
+            cx.conn.current = Some(cmd);
+            r
+        }
     }
 }
 
@@ -110,6 +133,7 @@ mod tests {
             shared,
             limits: &limits,
             conn: &mut conn,
+            pass: None,
         };
         let mut out = BytesMut::new();
         handle(&Args::new(&buf, &ranges), &mut cx, &mut out);

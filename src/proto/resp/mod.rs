@@ -1,6 +1,6 @@
 //! The Redis protocol: RESP2 and RESP3 (`HELLO 3`), multibulk and inline requests, and the
 //! connection, server, keyspace, string, hash, list, set and sorted-set commands (the latter
-//! in `types`) with redis-server 7.0's replies.
+//! in `types`) and transactions, with redis-server 7.0's replies.
 //!
 //! ```text
 //! input bytes ─ frame::Decoder::decode ─▶ Args (ranges into the input)
@@ -11,6 +11,7 @@
 //!
 //! Owns: the per-connection [`RespSession`] and the stages: `frame` (framing, reply bytes),
 //! `command` (the table: name, arity, flags, key positions, group), `handler` (the dispatcher),
+//! `txn` (MULTI/EXEC/WATCH),
 //! one module per command group (`strings`, `keyspace`, `connection`, `server`, and `types` for
 //! the containers and the blocking pops), `error` (every error reply's text), `conn` (the
 //! per-connection state and the handler context, below every group), `args`, `glob`, `random`
@@ -41,6 +42,7 @@ mod keyspace;
 mod random;
 mod server;
 mod strings;
+mod txn;
 pub mod types;
 
 pub use command::Command;
@@ -52,6 +54,7 @@ use bytes::{Buf, BytesMut};
 
 use crate::metrics::CommandRecorder;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
+use crate::server::gate::Pass;
 use crate::server::{LimitsCache, Shared, Stats};
 use conn::{Conn, Ctx};
 
@@ -62,6 +65,8 @@ pub struct RespSession {
     decoder: frame::Decoder,
     conn: Conn,
     metrics: Option<CommandRecorder>,
+    /// Inside the server's gate while a batch is handled (see `server::gate`).
+    pass: Pass,
 }
 
 /// Command labels for metrics: every command's wire name in [`Command::ALL`] order, then
@@ -88,6 +93,7 @@ impl RespSession {
             .as_ref()
             .map(|m| CommandRecorder::new(m.commands("resp", command_labels())));
         RespSession {
+            pass: shared.gate.pass(),
             metrics,
             limits: LimitsCache::new(Arc::clone(&shared)),
             shared,
@@ -114,6 +120,7 @@ impl RespSession {
                             shared: &self.shared,
                             limits,
                             conn: &mut self.conn,
+                            pass: Some(&self.pass),
                         };
                         let flow = handler::handle(&args, &mut cx, out);
                         // A blocked command is counted once, when it finally answers.
@@ -167,7 +174,9 @@ impl Session for RespSession {
     }
 
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
+        self.pass.enter();
         let flow = self.run(input, out);
+        self.pass.leave();
         if let Some(m) = &mut self.metrics {
             m.flush();
         }

@@ -127,8 +127,13 @@ pub(crate) fn run_or_answer(
     attempt: impl FnOnce(&mut Ctx<'_>, &mut BytesMut) -> Result<bool, RespError>,
 ) -> Reply {
     match timeout {
-        Some(t) => run(cx, keys, t, out, flow, attempt),
-        None => {
+        Some(t) if !cx.conn.in_exec => run(cx, keys, t, out, flow, attempt),
+        _ => {
+            // Inside EXEC the B* form is its non-blocking form, reply included (BRPOPLPUSH
+            // answers a null bulk like RPOPLPUSH), after the timeout is checked.
+            if let Some(t) = timeout {
+                parse_timeout(t)?;
+            }
             if !attempt(cx, out)? {
                 nothing(out, cx.conn.version);
             }
