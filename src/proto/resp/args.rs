@@ -19,7 +19,7 @@ pub(super) fn check_size(limits: &Limits, len: usize) -> Reply {
 
 /// redis `getLongLongFromObjectOrReply`.
 pub(super) fn parse_int(s: &[u8]) -> Result<i64, RespError> {
-    parse_i64(s).ok_or(RespError::NotInteger)
+    parse_i64(s).ok_or_else(|| RespError::NotInteger)
 }
 
 /// redis `parseScanCursorOrReply` (`strtoul`): optional sign (a negative cursor wraps), digits,

@@ -88,7 +88,7 @@ fn hello(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let mut version = None;
     let mut j = 1;
     if a.len() >= 2 {
-        let ver = parse_i64(a.arg(1)?).ok_or(RespError::ProtocolVersion)?;
+        let ver = parse_i64(a.arg(1)?).ok_or_else(|| RespError::ProtocolVersion)?;
         if !(2..=3).contains(&ver) {
             return Err(RespError::NoProto);
         }

@@ -101,7 +101,7 @@ impl<'a> Args<'a> {
     /// the command's arity error (the dispatcher names the command) and the server goes on.
     #[inline]
     pub fn arg(&self, i: usize) -> Result<&'a [u8], RespError> {
-        self.try_get(i).ok_or(RespError::MissingArgument)
+        self.try_get(i).ok_or_else(|| RespError::MissingArgument)
     }
 
     /// Arguments `from..` two by two, in order (a last odd one is left out).

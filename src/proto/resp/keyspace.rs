@@ -287,7 +287,7 @@ fn copy(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         } else if opt.eq_ignore_ascii_case(b"db") && j + 1 < a.len() {
             let db = parse_i64(a.arg(j + 1)?)
                 .filter(|n| i32::try_from(*n).is_ok())
-                .ok_or(RespError::NotInteger)?;
+                .ok_or_else(|| RespError::NotInteger)?;
             if db != 0 {
                 return Err(RespError::DbOutOfRange);
             }
@@ -324,7 +324,7 @@ fn copy(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
 // SCAN, KEYS, RANDOMKEY
 
 fn scan(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let cursor = parse_cursor(a.arg(1)?).ok_or(RespError::InvalidCursor)?;
+    let cursor = parse_cursor(a.arg(1)?).ok_or_else(|| RespError::InvalidCursor)?;
     let mut count: i64 = 10;
     let (mut pattern, mut type_filter): (Option<&[u8]>, Option<&[u8]>) = (None, None);
     let mut j = 2;

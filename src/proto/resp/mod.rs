@@ -28,6 +28,11 @@
 //!   redis-server; QUIT replies `+OK` and closes; bytes after either are ignored.
 //! - Commands are counted into `Stats::commands_processed` once per batch, not per request.
 
+// `RespError` owns heap data in a few variants, so `ok_or(RespError::X)` builds an error and
+// runs its drop glue on every success: 65 instructions per GET/SET under callgrind, on the
+// argument accessors alone. `ok_or_else` builds it only on failure.
+#![allow(clippy::unnecessary_lazy_evaluations)]
+
 pub mod acl;
 mod args;
 mod command;

@@ -253,7 +253,7 @@ fn expire_arg(
     if relative {
         ms = ms
             .checked_add(now_ms as i64)
-            .ok_or(RespError::InvalidExpire(cmd))?;
+            .ok_or_else(|| RespError::InvalidExpire(cmd))?;
     }
     Ok(ms as u64)
 }
@@ -412,13 +412,13 @@ fn incr_by(shared: &Shared, key: &[u8], by: i64, out: &mut BytesMut) -> Reply {
         let (old, at, flags) = match e.item() {
             None => (0, NEVER, 0),
             Some(i) if i.kind() == Kind::Str => (
-                parse_i64(i.value()).ok_or(RespError::NotInteger)?,
+                parse_i64(i.value()).ok_or_else(|| RespError::NotInteger)?,
                 i.meta().expire_at,
                 i.meta().flags,
             ),
             Some(_) => return Err(RespError::WrongType),
         };
-        let n = old.checked_add(by).ok_or(RespError::Overflow)?;
+        let n = old.checked_add(by).ok_or_else(|| RespError::Overflow)?;
         let mut buf = itoa::Buffer::new();
         e.put(&[buf.format(n).as_bytes()], flags, at, None)
             .map_err(store_error)?;
@@ -429,16 +429,16 @@ fn incr_by(shared: &Shared, key: &[u8], by: i64, out: &mut BytesMut) -> Reply {
 }
 
 fn incr_by_float(shared: &Shared, limits: &Limits, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let by = LongDouble::parse(a.arg(2)?).ok_or(RespError::NotFloat)?;
+    let by = LongDouble::parse(a.arg(2)?).ok_or_else(|| RespError::NotFloat)?;
     let text = shared.topology.load().entry(a.arg(1)?, |e| {
         let (old, at, flags) = match e.item() {
             None => (
-                LongDouble::parse(b"0").ok_or(RespError::NotFloat)?,
+                LongDouble::parse(b"0").ok_or_else(|| RespError::NotFloat)?,
                 NEVER,
                 0,
             ),
             Some(i) if i.kind() == Kind::Str => (
-                LongDouble::parse(i.value()).ok_or(RespError::NotFloat)?,
+                LongDouble::parse(i.value()).ok_or_else(|| RespError::NotFloat)?,
                 i.meta().expire_at,
                 i.meta().flags,
             ),

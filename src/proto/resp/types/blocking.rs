@@ -45,7 +45,7 @@ fn parse_timeout(s: &[u8]) -> Result<Option<Duration>, RespError> {
                 .and_then(|t| t.parse::<f64>().ok())
                 .filter(|_| !ld.is_nan_or_infinite())
         })
-        .ok_or(RespError::TimeoutNotFloat)?;
+        .ok_or_else(|| RespError::TimeoutNotFloat)?;
     if t < 0.0 {
         return Err(RespError::TimeoutNegative);
     }

@@ -143,9 +143,9 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
                     None => 0,
                     Some(_) => read::<Hash, _>(e, |h| h.get(field).map(parse_i64))?
                         .flatten()
-                        .map_or(Ok(0), |x| x.ok_or(RespError::HashNotInteger))?,
+                        .map_or(Ok(0), |x| x.ok_or_else(|| RespError::HashNotInteger))?,
                 };
-                let n = old.checked_add(by).ok_or(RespError::Overflow)?;
+                let n = old.checked_add(by).ok_or_else(|| RespError::Overflow)?;
                 let mut buf = itoa::Buffer::new();
                 let text = buf.format(n);
                 write::<Hash, _>(e, true, |h| h.insert(field, text.as_bytes()))?;
@@ -156,7 +156,7 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
         })(),
         Command::HIncrByFloat => (|| {
             let field = a.arg(2)?;
-            let by = LongDouble::parse(a.arg(3)?).ok_or(RespError::NotFloat)?;
+            let by = LongDouble::parse(a.arg(3)?).ok_or_else(|| RespError::NotFloat)?;
             if by.is_nan_or_infinite() {
                 return Err(RespError::ValueNanOrInfinity);
             }
@@ -165,8 +165,8 @@ pub(crate) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
                 check::<Hash>(e)?;
                 let old = read::<Hash, _>(e, |h| h.get(field).map(<[u8]>::to_vec))?.flatten();
                 let old = match old {
-                    None => LongDouble::parse(b"0").ok_or(RespError::NotFloat)?,
-                    Some(o) => LongDouble::parse(&o).ok_or(RespError::HashNotFloat)?,
+                    None => LongDouble::parse(b"0").ok_or_else(|| RespError::NotFloat)?,
+                    Some(o) => LongDouble::parse(&o).ok_or_else(|| RespError::HashNotFloat)?,
                 };
                 let sum = old.plus(by);
                 if sum.is_nan_or_infinite() {

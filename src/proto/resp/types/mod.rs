@@ -513,7 +513,7 @@ pub(super) struct ScanArgs<'a> {
 const SCAN_ALL_MAX: usize = 128;
 
 pub(super) fn scan_args<'a>(a: &Args<'a>) -> Result<ScanArgs<'a>, RespError> {
-    let cursor = super::args::parse_cursor(a.arg(2)?).ok_or(RespError::InvalidCursor)?;
+    let cursor = super::args::parse_cursor(a.arg(2)?).ok_or_else(|| RespError::InvalidCursor)?;
     let mut s = ScanArgs {
         cursor,
         pattern: None,

@@ -296,7 +296,7 @@ pub(crate) fn handle(
     match cmd {
         Command::ZAdd => zadd(cx, a, out),
         Command::ZIncrBy => (|| {
-            let by = parse_double(a.arg(2)?).ok_or(RespError::NotFloat)?;
+            let by = parse_double(a.arg(2)?).ok_or_else(|| RespError::NotFloat)?;
             check_size(cx.limits, a.arg(3)?.len())?;
             let r = topo.entry(key, |e| {
                 write::<ZSet, _>(e, true, |z| {
@@ -588,7 +588,7 @@ fn zadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     }
     let mut items = Vec::with_capacity(pairs / 2);
     for i in (j..a.len()).step_by(2) {
-        let s = parse_double(a.arg(i)?).ok_or(RespError::NotFloat)?;
+        let s = parse_double(a.arg(i)?).ok_or_else(|| RespError::NotFloat)?;
         check_size(cx.limits, a.arg(i + 1)?.len())?;
         items.push((s, a.arg(i + 1)?));
     }
@@ -682,7 +682,7 @@ fn combine_cmd(
         let rest = a.len() - j - 1;
         if !is_diff && is(o, "weights") && rest >= n {
             for (i, w) in weights.iter_mut().enumerate() {
-                *w = parse_double(a.arg(j + 1 + i)?).ok_or(RespError::WeightNotFloat)?;
+                *w = parse_double(a.arg(j + 1 + i)?).ok_or_else(|| RespError::WeightNotFloat)?;
             }
             j += n + 1;
         } else if !is_diff && is(o, "aggregate") && rest >= 1 {
