@@ -5,6 +5,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::redis_server::RedisServer;
 use common::{ConfigFile, TestServer};
@@ -225,4 +226,43 @@ fn kill_9_during_a_save_leaves_the_previous_snapshot_intact() {
     // Saves may have run during the fill: the file holds what the last finished one saw.
     let (keys, _) = ringcache::persist::snapshot::check(&dump).expect("loadable");
     assert!(keys > 0 && keys <= 200_000, "{keys} keys");
+}
+
+#[test]
+fn save_bgsave_and_lastsave() {
+    let config = ConfigFile::new(&format!("{SNAPSHOT}{}", nodes(&["a", "b"])));
+    let server = TestServer::start_file(&config.path);
+    let mut r = server.redis();
+    let before: i64 = redis::cmd("LASTSAVE").query(&mut r).expect("lastsave");
+    for i in 0..100 {
+        let _: () = r.set(format!("k{i}"), i).expect("set");
+    }
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(&mut r)
+        .expect("info");
+    assert!(info.contains("rdb_changes_since_last_save:100"), "{info}");
+    let _: () = redis::cmd("SAVE").query(&mut r).expect("save");
+    let (keys, _) =
+        ringcache::persist::snapshot::check(&config.dir().join("dump.rdb")).expect("a snapshot");
+    assert_eq!(keys, 100);
+    let after: i64 = redis::cmd("LASTSAVE").query(&mut r).expect("lastsave");
+    assert!(after >= before);
+    let _: () = r.set("more", 1).expect("set");
+    let started: String = redis::cmd("BGSAVE").query(&mut r).expect("bgsave");
+    assert_eq!(started, "Background saving started");
+    assert!(common::eventually(Duration::from_secs(10), || {
+        ringcache::persist::snapshot::check(&config.dir().join("dump.rdb"))
+            .is_ok_and(|(k, _)| k == 101)
+    }));
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(&mut r)
+        .expect("info");
+    assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
+    let off = TestServer::start(common::TWO_NODES);
+    let err = redis::cmd("SAVE")
+        .query::<()>(&mut off.redis())
+        .expect_err("no [snapshot]");
+    assert!(err.to_string().contains("snapshots are off"), "{err}");
 }

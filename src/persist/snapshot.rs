@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use crate::config::SnapshotConfig;
 use crate::persist::rdb::{RdbError, Reader, Record, Value, Writer};
 use crate::route::topology::Topology;
-use crate::store::{Container, Hash, Item, Kind, NEVER, Set, StoreError, ZSet};
+use crate::store::{Container, Entry, Hash, Item, Kind, NEVER, Set, StoreError, ZSet};
 
 /// Items copied out of a node per stripe lock hold while saving.
 const CHUNK: usize = 256;
@@ -285,10 +285,7 @@ pub fn load(topology: &Topology, path: &Path, now_ms: u64) -> Result<Loaded, Sna
             Some(at) => at,
             None => NEVER,
         };
-        let stored = topology.entry(&r.key, |e| match r.value {
-            Value::String(s) => e.put(&[&s], r.flags, expire_at, None).map(drop),
-            other => e.put_container(container(other), expire_at).map(drop),
-        });
+        let stored = topology.entry(&r.key, |e| store(e, r.value, r.flags, expire_at));
         match stored {
             Ok(()) => loaded.keys += 1,
             Err(StoreError::OutOfMemory | StoreError::WrongType) => loaded.too_large += 1,
@@ -337,15 +334,7 @@ fn temp_path(path: &Path) -> PathBuf {
 /// A copy of one store item as an RDB record.
 fn record(key: &[u8], item: &Item<'_>) -> Record {
     let meta = item.meta();
-    let value = match item.container() {
-        None => Value::String(item.value().to_vec()),
-        Some(Container::List(l)) => Value::List(l.iter().map(<[u8]>::to_vec).collect()),
-        Some(Container::Set(s)) => Value::Set(s.iter().map(<[u8]>::to_vec).collect()),
-        Some(Container::Hash(h)) => {
-            Value::Hash(h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect())
-        }
-        Some(Container::ZSet(z)) => Value::ZSet(z.iter().map(|(m, s)| (m.to_vec(), s)).collect()),
-    };
+    let value = value_of(item);
     debug_assert_eq!(item.kind() == Kind::Str, matches!(value, Value::String(_)));
     Record {
         db: 0,
@@ -357,6 +346,32 @@ fn record(key: &[u8], item: &Item<'_>) -> Record {
         } else {
             0
         },
+    }
+}
+
+/// Stores `value` (with memcached `flags` for a string) as the entry's item, replacing any.
+pub fn store(
+    e: &mut Entry<'_>,
+    value: Value,
+    flags: u32,
+    expire_at: u64,
+) -> Result<(), StoreError> {
+    match value {
+        Value::String(s) => e.put(&[&s], flags, expire_at, None).map(drop),
+        other => e.put_container(container(other), expire_at).map(drop),
+    }
+}
+
+/// A copy of one store item's value (DUMP, snapshots).
+pub fn value_of(item: &Item<'_>) -> Value {
+    match item.container() {
+        None => Value::String(item.value().to_vec()),
+        Some(Container::List(l)) => Value::List(l.iter().map(<[u8]>::to_vec).collect()),
+        Some(Container::Set(s)) => Value::Set(s.iter().map(<[u8]>::to_vec).collect()),
+        Some(Container::Hash(h)) => {
+            Value::Hash(h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect())
+        }
+        Some(Container::ZSet(z)) => Value::ZSet(z.iter().map(|(m, s)| (m.to_vec(), s)).collect()),
     }
 }
 

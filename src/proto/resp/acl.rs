@@ -15,9 +15,12 @@ use crate::server::{Shared, Stats};
 /// (PING, ECHO, HELLO, AUTH, SELECT, QUIT, CLIENT, COMMAND, INFO, TIME, ...).
 pub fn category(cmd: Command) -> Option<Category> {
     match cmd {
-        Command::FlushAll | Command::FlushDb | Command::Config | Command::Keys => {
-            Some(Category::Admin)
-        }
+        Command::FlushAll
+        | Command::FlushDb
+        | Command::Config
+        | Command::Keys
+        | Command::Save
+        | Command::BgSave => Some(Category::Admin),
         _ if cmd.flags().contains(&"write") => Some(Category::Write),
         _ if cmd.flags().contains(&"readonly") => Some(Category::Read),
         _ => None,

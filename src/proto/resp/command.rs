@@ -249,6 +249,11 @@ commands! {
     Discard => "discard", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, Transaction;
     Watch => "watch", -2, ["noscript", "loading", "stale", "fast", "allow_busy"], 1, -1, 1, Transaction;
     Unwatch => "unwatch", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, Transaction;
+    Save => "save", 1, ["admin", "noscript", "no_async_loading", "no_multi"], 0, 0, 0, Server;
+    BgSave => "bgsave", -1, ["admin", "noscript", "no_async_loading"], 0, 0, 0, Server;
+    LastSave => "lastsave", 1, ["loading", "stale", "fast"], 0, 0, 0, Server;
+    Dump => "dump", 2, ["readonly"], 1, 1, 1, Keyspace;
+    Restore => "restore", -4, ["write", "denyoom"], 1, 1, 1, Keyspace;
 }
 
 /// Subcommands of the container commands: (container, wire name, arity).

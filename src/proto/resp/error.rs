@@ -158,6 +158,22 @@ pub enum RespError {
     /// `EXECABORT Transaction discarded because of: <error without its code>`: EXEC itself
     /// was refused (e.g. its arity) inside MULTI.
     ExecAbortBecause(Box<RespError>),
+    /// `ERR snapshots are off ...`: SAVE/BGSAVE without a `[snapshot]` table.
+    SnapshotsOff,
+    /// `ERR Background save already in progress`
+    SaveInProgress,
+    /// `ERR <why the snapshot failed>`
+    SaveFailed(String),
+    /// `BUSYKEY Target key name already exists.`
+    BusyKey,
+    /// `ERR DUMP payload version or checksum are wrong`
+    BadPayload,
+    /// `ERR Invalid TTL value, must be >= 0`
+    InvalidTtl,
+    /// `ERR Invalid IDLETIME value, must be >= 0`
+    IdleTimeNegative,
+    /// `ERR Invalid FREQ value, must be >= 0 and <= 255`
+    FreqOutOfRange,
     /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
     ConfigSet(String),
 }
@@ -217,6 +233,15 @@ impl RespError {
             }
             ExpireGtAndLt => "ERR GT and LT options at the same time are not compatible",
             MultiNested => "ERR MULTI calls can not be nested",
+            SnapshotsOff => {
+                "ERR snapshots are off: add a [snapshot] table to the config file to use SAVE and BGSAVE"
+            }
+            SaveInProgress => "ERR Background save already in progress",
+            BusyKey => "BUSYKEY Target key name already exists.",
+            BadPayload => "ERR DUMP payload version or checksum are wrong",
+            InvalidTtl => "ERR Invalid TTL value, must be >= 0",
+            IdleTimeNegative => "ERR Invalid IDLETIME value, must be >= 0",
+            FreqOutOfRange => "ERR Invalid FREQ value, must be >= 0 and <= 255",
             ExecWithoutMulti => "ERR EXEC without MULTI",
             DiscardWithoutMulti => "ERR DISCARD without MULTI",
             WatchInsideMulti => "ERR WATCH inside MULTI is not allowed",
@@ -250,7 +275,8 @@ impl RespError {
             | NoPerm(_)
             | NotInGroup(_)
             | ConfigSet(_)
-            | ExecAbortBecause(_) => return None,
+            | ExecAbortBecause(_)
+            | SaveFailed(_) => return None,
         })
     }
 }
@@ -285,6 +311,7 @@ impl std::fmt::Display for RespError {
                 "NOPERM this user has no permissions to run the '{cmd}' command"
             ),
             NotInGroup(cmd) => write!(f, "ERR command '{cmd}' is not handled by its group"),
+            SaveFailed(why) => write!(f, "ERR {why}"),
             ExecAbortBecause(why) => {
                 let text = why.to_string();
                 let reason = text.split_once(' ').map_or(text.as_str(), |(_, r)| r);

@@ -29,6 +29,7 @@ use super::frame::{
 use super::glob::glob;
 use super::random::random_u64;
 use super::types::with_keys;
+use crate::persist::{rdb, snapshot};
 use crate::route;
 use crate::route::topology::Topology;
 use crate::server::{Shared, Stats};
@@ -141,6 +142,17 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
         }
         Command::Rename | Command::RenameNx => rename(shared, a, cmd == Command::RenameNx, out),
         Command::Copy => copy(shared, a, out),
+        Command::Dump => {
+            let payload = shared.topology.load().entry(a.arg(1)?, |e| {
+                e.item().map(|i| rdb::dump(&snapshot::value_of(&i)))
+            });
+            match payload {
+                Some(p) => encode_bulk(out, &p),
+                None => encode_null(out, v),
+            }
+            Ok(())
+        }
+        Command::Restore => restore_command(shared, a, out),
         _ => Err(RespError::NotInGroup(cmd.wire())),
     }
 }
@@ -429,4 +441,67 @@ fn random_key(topo: &Topology) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f] (IDLETIME and FREQ are
+/// checked and ignored: SIEVE keeps no idle time or frequency).
+fn restore_command(shared: &Shared, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let key = a.arg(1)?;
+    let ttl = parse_i64(a.arg(2)?).ok_or_else(|| RespError::NotInteger)?;
+    let (mut replace, mut absttl) = (false, false);
+    let mut j = 4;
+    while j < a.len() {
+        let opt = a.arg(j)?;
+        if opt.eq_ignore_ascii_case(b"replace") {
+            replace = true;
+        } else if opt.eq_ignore_ascii_case(b"absttl") {
+            absttl = true;
+        } else if (opt.eq_ignore_ascii_case(b"idletime") || opt.eq_ignore_ascii_case(b"freq"))
+            && j + 1 < a.len()
+        {
+            j += 1;
+            let n = parse_i64(a.arg(j)?).ok_or_else(|| RespError::NotInteger)?;
+            if n < 0 {
+                return Err(if opt.eq_ignore_ascii_case(b"freq") {
+                    RespError::FreqOutOfRange
+                } else {
+                    RespError::IdleTimeNegative
+                });
+            }
+            if opt.eq_ignore_ascii_case(b"freq") && n > 255 {
+                return Err(RespError::FreqOutOfRange);
+            }
+        } else {
+            return Err(RespError::Syntax);
+        }
+        j += 1;
+    }
+    if ttl < 0 {
+        return Err(RespError::InvalidTtl);
+    }
+    let topology = shared.topology.load();
+    // redis checks the key before the payload.
+    if !replace && topology.entry(key, |e| e.item().is_some()) {
+        return Err(RespError::BusyKey);
+    }
+    let value = rdb::restore(a.arg(3)?).map_err(|_| RespError::BadPayload)?;
+    topology.entry(key, |e| {
+        if !replace && e.item().is_some() {
+            return Err(RespError::BusyKey);
+        }
+        let now = e.now_ms();
+        let expire_at = match (ttl, absttl) {
+            (0, _) => NEVER,
+            (t, true) => t as u64,
+            (t, false) => now.saturating_add(t as u64),
+        };
+        if expire_at != NEVER && expire_at <= now {
+            // Already expired (an ABSTTL in the past): redis deletes the key and answers OK.
+            e.remove();
+            return Ok(());
+        }
+        snapshot::store(e, value, 0, expire_at).map_err(store_error)
+    })?;
+    encode_ok(out);
+    Ok(())
 }

@@ -18,6 +18,7 @@ use super::frame::{
     encode_set, encode_simple, encode_verbatim,
 };
 use super::glob::glob;
+use crate::persist::snapshot;
 use crate::server::Stats;
 
 /// The redis version this server answers as (clients gate features on it).
@@ -57,6 +58,15 @@ pub(super) fn handle(
             shared.topology.load().flush(0);
             Stats::add(&shared.stats.cmd_flush, 1);
             encode_ok(out);
+            Ok(())
+        }
+        Command::Save | Command::BgSave => save(cx, cmd == Command::BgSave, a, out),
+        Command::LastSave => {
+            let at = shared
+                .snapshots
+                .as_ref()
+                .map_or(shared.started_unix, |s| s.last_save_unix());
+            encode_int(out, at as i64);
             Ok(())
         }
         Command::Time => {
@@ -332,7 +342,32 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             "persistence" => {
                 t.push_str("# Persistence\r\n");
                 kv(t, "loading", 0);
-                kv(t, "rdb_changes_since_last_save", 0);
+                let snap = shared.snapshots.as_deref();
+                let writes = snapshot::writes(&topo);
+                kv(
+                    t,
+                    "rdb_changes_since_last_save",
+                    snap.map_or(0, |s| s.changes_since(writes)),
+                );
+                kv(
+                    t,
+                    "rdb_bgsave_in_progress",
+                    u8::from(snap.is_some_and(|s| s.in_progress())),
+                );
+                kv(
+                    t,
+                    "rdb_last_save_time",
+                    snap.map_or(shared.started_unix, |s| s.last_save_unix()),
+                );
+                let ok = snap.is_none_or(|s| s.last_ok());
+                kv(t, "rdb_last_bgsave_status", if ok { "ok" } else { "err" });
+                kv(
+                    t,
+                    "rdb_last_bgsave_time_sec",
+                    snap.map_or(-1, |s| s.last().duration.as_secs() as i64),
+                );
+                kv(t, "rdb_saves_failed", snap.map_or(0, |s| s.failures()));
+                kv(t, "rdb_last_save_keys", snap.map_or(0, |s| s.last().keys));
                 kv(t, "aof_enabled", 0);
             }
             "stats" => {
@@ -402,4 +437,43 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     }
     encode_verbatim(out, text.as_bytes(), cx.conn.version);
     Ok(())
+}
+
+/// SAVE (in this request) or BGSAVE (on a thread of its own; `SCHEDULE` is accepted).
+fn save(cx: &mut Ctx<'_>, background: bool, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    if a.len() > 2 || (a.len() == 2 && !a.arg(1)?.eq_ignore_ascii_case(b"schedule")) {
+        return Err(RespError::Syntax);
+    }
+    let shared = cx.shared;
+    let Some(snapshots) = shared.snapshots.clone() else {
+        return Err(RespError::SnapshotsOff);
+    };
+    if snapshots.in_progress() {
+        return Err(RespError::SaveInProgress);
+    }
+    let topology = shared.topology.load_full();
+    let writes = snapshot::writes(&topology);
+    let now_s = shared.clock.now_ms() / 1000;
+    if !background {
+        return match snapshots.save(&topology, now_s, writes) {
+            Ok(_) => {
+                encode_ok(out);
+                Ok(())
+            }
+            Err(e) => Err(RespError::SaveFailed(e.to_string())),
+        };
+    }
+    let spawned = std::thread::Builder::new()
+        .name("bgsave".into())
+        .spawn(move || match snapshots.save(&topology, now_s, writes) {
+            Ok(s) => tracing::info!(keys = s.keys, bytes = s.bytes, "BGSAVE done"),
+            Err(e) => tracing::error!(error = %e, "BGSAVE failed"),
+        });
+    match spawned {
+        Ok(_) => {
+            encode_simple(out, b"Background saving started");
+            Ok(())
+        }
+        Err(e) => Err(RespError::SaveFailed(e.to_string())),
+    }
 }
