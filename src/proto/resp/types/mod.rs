@@ -348,11 +348,13 @@ pub(super) fn random_members<T: Pick>(
         (4, Some(o)) if is(a.arg(3)?, o) => true,
         _ => return Err(RespError::Syntax),
     };
-    // redis's own limits: a negative count is negated (i64::MIN cannot be), and the pairs of
-    // a WITHVALUES/WITHSCORES reply are counted twice.
-    if option.is_none() && count == i64::MIN
-        || with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count)
-    {
+    // redis's own limits, in its order: the count is read in -i64::MAX..=i64::MAX (a negative
+    // count is negated, i64::MIN cannot be), then the pairs of a WITHVALUES/WITHSCORES reply
+    // are counted twice.
+    if count == i64::MIN {
+        return Err(RespError::RankOutOfRange);
+    }
+    if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
         return Err(RespError::ValueOutOfRange);
     }
     topo.entry(key, |e| {
