@@ -148,6 +148,7 @@ impl App {
     /// Reloads the config from `path` whenever it changes (or on SIGHUP) until shutdown; see
     /// `reload.rs`. `current` is the config the server was started with (read from `path`).
     pub fn watch_config(&self, path: PathBuf, current: Config) {
+        let _ = self.shared.config_path.set(path.clone());
         let reloader = Reloader::new(
             path,
             current,

@@ -48,6 +48,10 @@ pub struct Shared {
     pub waiters: Waiters,
     /// Lets EXEC run while no session handles a request (every session holds a pass).
     pub gate: Arc<Gate>,
+    /// Redis parameters set by CONFIG SET (name -> value), shown by CONFIG GET.
+    pub config_set: parking_lot::Mutex<hashbrown::HashMap<&'static str, String>>,
+    /// The config file being served, when the server watches one (named in errors).
+    pub config_path: std::sync::OnceLock<std::path::PathBuf>,
     /// Snapshot settings and save state, when `[snapshot]` is configured.
     pub snapshots: Option<Arc<Snapshots>>,
     /// The certificate and key of the TLS listeners, when any listener speaks TLS; a reload
@@ -71,6 +75,8 @@ impl Shared {
             waiters: Waiters::default(),
             gate: Arc::new(Gate::default()),
             snapshots: None,
+            config_set: Default::default(),
+            config_path: std::sync::OnceLock::new(),
             tls: None,
         }
     }

@@ -412,3 +412,52 @@ fn redis_benchmark_runs_clean() {
     }
     assert!(!text.contains("ERR"), "{text}");
 }
+
+/// CONFIG SET accepts every redis 7.0 parameter (CONFIG GET shows it), applies `maxclients`
+/// live, and refuses what the config file owns, naming the file.
+#[test]
+fn config_set_remembers_applies_and_names_the_file() {
+    let config = common::ConfigFile::new(TWO_NODES);
+    let server = TestServer::start_file(&config.path);
+    let mut c = server.redis();
+    let all: Vec<String> = cmd("CONFIG")
+        .arg("GET")
+        .arg("*")
+        .query(&mut c)
+        .expect("get");
+    assert!(all.len() / 2 >= 190, "{} parameters", all.len() / 2);
+    let _: () = cmd("CONFIG")
+        .arg("SET")
+        .arg("zset-max-ziplist-entries")
+        .arg("64")
+        .query(&mut c)
+        .expect("set");
+    let got: Vec<String> = cmd("CONFIG")
+        .arg("GET")
+        .arg("zset-max-listpack-entries")
+        .query(&mut c)
+        .expect("get");
+    assert_eq!(got, ["zset-max-listpack-entries", "64"]);
+    let err = cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1gb")
+        .query::<()>(&mut c)
+        .expect_err("maxmemory belongs to the file");
+    assert!(
+        err.to_string().contains(&config.path.display().to_string()),
+        "{err}"
+    );
+    let _: () = cmd("CONFIG")
+        .arg("SET")
+        .arg("maxclients")
+        .arg("1")
+        .query(&mut c)
+        .expect("set maxclients");
+    let mut second = server.raw_resp();
+    second.send(b"PING\r\n");
+    assert_eq!(
+        second.read_to_close(),
+        b"-ERR max number of clients reached\r\n"
+    );
+}

@@ -174,8 +174,10 @@ pub enum RespError {
     IdleTimeNegative,
     /// `ERR Invalid FREQ value, must be >= 0 and <= 255`
     FreqOutOfRange,
+    /// `ERR Unknown option or number of arguments for CONFIG SET - '<name>'`
+    ConfigSetUnknown(String),
     /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
-    ConfigSet(String),
+    ConfigSet(String, String),
 }
 
 impl RespError {
@@ -274,7 +276,8 @@ impl RespError {
             | HelloOption(_)
             | NoPerm(_)
             | NotInGroup(_)
-            | ConfigSet(_)
+            | ConfigSet(..)
+            | ConfigSetUnknown(_)
             | ExecAbortBecause(_)
             | SaveFailed(_) => return None,
         })
@@ -317,9 +320,13 @@ impl std::fmt::Display for RespError {
                 let reason = text.split_once(' ').map_or(text.as_str(), |(_, r)| r);
                 write!(f, "EXECABORT Transaction discarded because of: {reason}")
             }
-            ConfigSet(arg) => write!(
+            ConfigSet(arg, why) => write!(
                 f,
-                "ERR CONFIG SET failed (possibly related to argument '{arg}') - ringcache is configured by its config file"
+                "ERR CONFIG SET failed (possibly related to argument '{arg}') - {why}"
+            ),
+            ConfigSetUnknown(arg) => write!(
+                f,
+                "ERR Unknown option or number of arguments for CONFIG SET - '{arg}'"
             ),
             // Every other variant has a fixed text (returned above).
             _ => Ok(()),

@@ -44,6 +44,7 @@ pub mod frame;
 pub mod glob;
 pub mod handler;
 mod keyspace;
+mod params;
 mod random;
 mod server;
 mod strings;

@@ -18,6 +18,7 @@ use super::frame::{
     encode_set, encode_simple, encode_verbatim,
 };
 use super::glob::glob;
+use super::params;
 use crate::persist::snapshot;
 use crate::server::Stats;
 
@@ -224,7 +225,20 @@ fn config_params(cx: &Ctx<'_>) -> Vec<(&'static str, String)> {
 fn config(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     match sub.unwrap_or_default() {
         "get" => {
-            let params = config_params(cx);
+            let mut params = config_params(cx);
+            let set = cx.shared.config_set.lock();
+            for (name, _, default) in params::PARAMS {
+                let value = set.get(params::canonical(name));
+                match params.iter_mut().find(|(n, _)| n == name) {
+                    Some(p) => {
+                        if let Some(v) = value {
+                            p.1.clone_from(v);
+                        }
+                    }
+                    None => params.push((name, value.map_or(*default, |v| v).to_string())),
+                }
+            }
+            drop(set);
             let matched: Vec<&(&str, String)> = params
                 .iter()
                 .filter(|(name, _)| {
@@ -239,9 +253,7 @@ fn config(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
             }
             Ok(())
         }
-        "set" => Err(RespError::ConfigSet(
-            String::from_utf8_lossy(a.arg(2)?).into_owned(),
-        )),
+        "set" => config_set(cx, a, out),
         "resetstat" => {
             encode_ok(out);
             Ok(())
@@ -476,4 +488,76 @@ fn save(cx: &mut Ctx<'_>, background: bool, a: &Args<'_>, out: &mut BytesMut) ->
         }
         Err(e) => Err(RespError::SaveFailed(e.to_string())),
     }
+}
+
+/// CONFIG SET name value [name value ...] (redis 7.0: all or nothing). Every redis 7.0 name
+/// is accepted and checked as redis checks it (`params`), remembered for CONFIG GET; `maxclients`
+/// and `timeout` change the live limits until the config file is next reloaded; what the
+/// config file owns (memory budgets, passwords) is refused with the file's name.
+fn config_set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    if a.len() < 4 {
+        return Err(RespError::WrongSubcommandArity("config", "set"));
+    }
+    if a.len() % 2 != 0 {
+        return Err(RespError::Syntax);
+    }
+    let file = cx.shared.config_path.get().map_or_else(
+        || "the config file".to_string(),
+        |p| p.display().to_string(),
+    );
+    let mut changes: Vec<(&'static str, String)> = Vec::new();
+    for (name, value) in a.pairs_from(2) {
+        let shown = String::from_utf8_lossy(name).into_owned();
+        let Some((param, kind, _)) = params::find(name) else {
+            return Err(RespError::ConfigSetUnknown(shown));
+        };
+        let param: &'static str = params::canonical(param);
+        if changes.iter().any(|(n, _)| *n == param) {
+            return Err(RespError::ConfigSet(shown, "duplicate parameter".into()));
+        }
+        let owner = match param {
+            "maxmemory" => Some("[[nodes]] max_memory"),
+            "requirepass" => Some("[auth] password"),
+            _ => None,
+        };
+        if let Some(key) = owner {
+            return Err(RespError::ConfigSet(
+                shown,
+                format!("set by {key} in {file}, which is reloaded when it changes"),
+            ));
+        }
+        let value = String::from_utf8_lossy(value);
+        let mut value =
+            params::validate(*kind, &value).map_err(|why| RespError::ConfigSet(shown, why))?;
+        if param == "hz" {
+            // redis clamps the timer frequency to 1..=500.
+            value = value
+                .parse::<i64>()
+                .map_or(10, |hz| hz.clamp(1, 500))
+                .to_string();
+        }
+        changes.push((param, value));
+    }
+    let mut limits = cx.limits.clone();
+    let mut limits_changed = false;
+    for (name, value) in &changes {
+        match *name {
+            "maxclients" => {
+                limits.max_connections = value.parse().unwrap_or(limits.max_connections);
+                limits_changed = true;
+            }
+            "timeout" => {
+                let secs: u64 = value.parse().unwrap_or(0);
+                limits.idle_timeout = std::time::Duration::from_secs(secs);
+                limits_changed = true;
+            }
+            _ => {}
+        }
+    }
+    if limits_changed {
+        cx.shared.limits.store(std::sync::Arc::new(limits));
+    }
+    cx.shared.config_set.lock().extend(changes);
+    encode_ok(out);
+    Ok(())
 }
