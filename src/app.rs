@@ -72,6 +72,7 @@ impl App {
             let snapshots = Snapshots::new(cfg.clone(), now_s);
             if cfg.path.exists() {
                 load_snapshot(&shared, &cfg.path).await?;
+                snapshots.loaded(snapshot::writes(&shared.topology.load()));
             }
             let snapshots = Arc::new(snapshots);
             shared.snapshots = Some(snapshots);

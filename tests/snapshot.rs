@@ -61,6 +61,12 @@ fn a_restart_serves_every_key_again_in_any_ring_size() {
         let mut r = server.redis();
         let dbsize: u64 = redis::cmd("DBSIZE").query(&mut r).expect("dbsize");
         assert_eq!(dbsize, 507, "ring {ring:?}");
+        // What the start loaded is not a change the save rules count.
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query(&mut r)
+            .expect("info");
+        assert!(info.contains("rdb_changes_since_last_save:0"), "{info}");
         for i in 0..500 {
             let v: String = r.get(format!("s{i}")).expect("get");
             assert_eq!(v, format!("v{i}"));

@@ -138,6 +138,11 @@ impl Snapshots {
         result
     }
 
+    /// Counts from `writes` on: what a start just loaded is not a change to save again.
+    pub fn loaded(&self, writes: u64) {
+        *self.base.lock() = (writes, Instant::now());
+    }
+
     /// Whether a `save` rule asks for a snapshot, given the server's write count now (items
     /// stored since start, summed over the nodes: deletes and expiries do not count).
     pub fn due(&self, writes: u64) -> bool {
