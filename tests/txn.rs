@@ -221,3 +221,31 @@ fn transactions_stay_all_or_nothing_while_a_reload_migrates_their_keys() {
     transfers_are_all_or_nothing(&server, Some(&reload));
     server.wait_settled();
 }
+
+/// A MULTI queue is held in memory until EXEC: past `limits.max_output_buffer` a queued
+/// command is refused and EXEC aborts, so a client cannot grow the server without bound.
+#[test]
+fn a_multi_queue_is_bounded() {
+    let server = TestServer::start(&format!(
+        "[limits]\nmax_output_buffer = \"64KiB\"\n{TWO_NODES}"
+    ));
+    let mut raw = server.raw_resp();
+    raw.roundtrip(b"MULTI\r\n", b"+OK\r\n");
+    let value = "v".repeat(1024);
+    let mut refused = false;
+    for i in 0..100 {
+        raw.send(format!("SET k{i} {value}\r\n").as_bytes());
+        let reply = raw.read_until(b"\r\n");
+        if reply.starts_with(b"-ERR MULTI queue too large") {
+            refused = true;
+            break;
+        }
+        assert_eq!(reply, b"+QUEUED\r\n");
+    }
+    assert!(refused, "100 KiB queued under a 64 KiB bound");
+    raw.roundtrip(
+        b"EXEC\r\n",
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    raw.roundtrip(b"EXISTS k0\r\n", b":0\r\n");
+}

@@ -106,6 +106,8 @@ pub struct Multi {
     pub(super) queue: Vec<Queued>,
     /// A request was refused while queueing: EXEC answers EXECABORT.
     pub dirty: bool,
+    /// Bytes of arguments queued (bounded by `limits.max_output_buffer`).
+    pub(super) bytes: usize,
 }
 
 /// One queued request: its arguments, owned.

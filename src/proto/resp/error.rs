@@ -155,6 +155,8 @@ pub enum RespError {
     WatchInsideMulti,
     /// `EXECABORT Transaction discarded because of previous errors.`
     ExecAbort,
+    /// `ERR MULTI queue too large (limits.max_output_buffer)`: ringcache's own bound.
+    MultiQueueTooLarge,
     /// `EXECABORT Transaction discarded because of: <error without its code>`: EXEC itself
     /// was refused (e.g. its arity) inside MULTI.
     ExecAbortBecause(Box<RespError>),
@@ -248,6 +250,7 @@ impl RespError {
             DiscardWithoutMulti => "ERR DISCARD without MULTI",
             WatchInsideMulti => "ERR WATCH inside MULTI is not allowed",
             ExecAbort => "EXECABORT Transaction discarded because of previous errors.",
+            MultiQueueTooLarge => "ERR MULTI queue too large (limits.max_output_buffer)",
             TimeoutNotFloat => "ERR timeout is not a float or out of range",
             TimeoutNegative => "ERR timeout is negative",
             TimeoutOutOfRange => "ERR timeout is out of range",

@@ -22,7 +22,7 @@ use bytes::BytesMut;
 use super::command::Command;
 use super::conn::{Ctx, Multi, Queued, Reply};
 use super::error::RespError;
-use super::frame::{Args, encode_array, encode_null_array, encode_ok, encode_simple};
+use super::frame::{Args, encode_array, encode_error, encode_null_array, encode_ok, encode_simple};
 use crate::server::Shared;
 
 /// Whether `cmd` is queued inside MULTI (the others run at once: EXEC, DISCARD, MULTI and
@@ -41,9 +41,18 @@ pub(super) fn queues(cmd: Command) -> bool {
 
 /// Queues request `a` of the open MULTI and answers `+QUEUED`.
 pub(super) fn queue(a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) {
+    let limit = cx.limits.max_output_buffer;
     let Some(multi) = cx.conn.multi.as_mut() else {
         return;
     };
+    let size: usize = a.iter_from(0).map(|arg| arg.len() + 16).sum();
+    if (multi.bytes + size) as u64 > limit {
+        // A queue is held in memory until EXEC: bounded like the replies it will make.
+        multi.dirty = true;
+        encode_error(out, &RespError::MultiQueueTooLarge);
+        return;
+    }
+    multi.bytes += size;
     let mut buf = Vec::new();
     let mut ranges = Vec::with_capacity(a.len());
     for arg in a.iter_from(0) {
