@@ -3,7 +3,7 @@
 //!
 //! Owns: [`Writer`] (what ringcache writes: `REDIS0010`, AUX fields, SELECTDB/RESIZEDB,
 //! EXPIRETIME_MS, the plain value types 0/1/2/4/5 that every Redis since 2.x and Valkey load,
-//! EOF and the CRC64) and [`Reader`] (everything Redis 7.0 writes and what older versions
+//! strings over 20 bytes LZF-compressed when that saves space, EOF and the CRC64) and [`Reader`] (everything Redis 7.0 writes and what older versions
 //! wrote: int-encoded and LZF strings, linked/ziplist/quicklist/quicklist-2 lists, intset,
 //! hashtable and listpack sets, zipmap/ziplist/listpack/hashtable hashes, ziplist/listpack/zset/
 //! zset-2 sorted sets, the expiry opcodes, IDLE/FREQ, RESIZEDB, SLOT_INFO, AUX anywhere).
