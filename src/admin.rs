@@ -26,18 +26,14 @@ use crate::auth::Cidr;
 use crate::config::CacheListener;
 use crate::metrics::*;
 use crate::net::listener::accept_loop;
+use crate::net::stop::Ticker;
 use crate::server::{Shared, Stats};
 
 /// Runs [`Metrics::run_upkeep`] every few seconds until shutdown.
 pub async fn upkeep(metrics: Arc<Metrics>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => metrics.run_upkeep(),
-        }
+    let mut ticker = Ticker::new(Duration::from_secs(5), &shutdown);
+    while ticker.tick().await {
+        metrics.run_upkeep();
     }
 }
 

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin;
 use crate::config::{CacheListener, Config};
 use crate::net::listener;
+use crate::net::stop::Ticker;
 use crate::persist::snapshot::{self, Snapshots};
 use crate::reload::Reloader;
 use crate::route::topology::Topology;
@@ -240,14 +241,8 @@ async fn save_by_rules(shared: Arc<Shared>, shutdown: CancellationToken) {
     if snapshots.config.save.is_empty() {
         return;
     }
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let mut ticker = Ticker::new(Duration::from_secs(1), &shutdown);
+    while ticker.tick().await {
         let writes = snapshot::writes(&shared.topology.load());
         if snapshots.in_progress() || !snapshots.due(writes) {
             continue;
@@ -260,14 +255,8 @@ async fn save_by_rules(shared: Arc<Shared>, shutdown: CancellationToken) {
 /// Reclaims expired items in bounded steps so that memory held by keys nobody reads again is
 /// returned without a full scan.
 async fn sweep(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let mut ticker = Ticker::new(SWEEP_EVERY, &shutdown);
+    while ticker.tick().await {
         let topology = shared.topology.load_full();
         for node in &topology.nodes {
             node.sweep_expired(SWEEP_SLOTS);

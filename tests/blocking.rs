@@ -8,16 +8,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{TWO_NODES, TestServer, eventually};
+use common::{TWO_NODES, TestServer, wait_blocked};
 use redis::Commands;
-
-fn wait_blocked(server: &TestServer, n: usize) {
-    assert!(
-        eventually(Duration::from_secs(10), || server.shared.waiters.len() == n),
-        "expected {n} blocked, have {}",
-        server.shared.waiters.len()
-    );
-}
 
 /// redis 7.0: two clients `BRPOPLPUSH blist t1 0` and `BRPOPLPUSH blist t2 0`, `t1` a string;
 /// `LPUSH blist foo` answers the first WRONGTYPE and hands `foo` to the second.

@@ -7,20 +7,11 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{TWO_NODES, TestServer, eventually};
+use common::{TWO_NODES, TestServer, wait_blocked};
 use redis::Value;
 
 fn cmd(name: &str) -> redis::Cmd {
     redis::cmd(name)
-}
-
-/// Waits until `n` (client, key) registrations are blocked.
-fn wait_blocked(server: &TestServer, n: usize) {
-    assert!(
-        eventually(Duration::from_secs(10), || server.shared.waiters.len() == n),
-        "expected {n} blocked, have {}",
-        server.shared.waiters.len()
-    );
 }
 
 #[test]

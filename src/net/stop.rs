@@ -1,6 +1,7 @@
 //! The stop signal of a listener's connections, cheap enough to check on every request.
 //!
-//! Owns: the stopped flag and the wakers of connections waiting on it.
+//! Owns: the stopped flag and the wakers of connections waiting on it, and [`Ticker`], the clock
+//! of the periodic background tasks that end at shutdown.
 //! Must not touch: sockets or sessions.
 //! Invariants: once [`Stop::stop`] returns, every [`Stopped`] future reports ready, and every
 //! one that was pending has been woken. A `Stopped` polled again by the same task takes no
@@ -95,6 +96,35 @@ impl Drop for Stopped<'_> {
     fn drop(&mut self) {
         if let Some((key, _)) = self.registered.take() {
             self.stop.waiters.lock().wakers.remove(&key);
+        }
+    }
+}
+
+/// A periodic background task's clock: ticks every `period` (a late tick is delayed, not
+/// bunched up) until the shutdown token is cancelled. Shared by the expiry sweep, the snapshot
+/// rules and the metrics upkeep.
+pub struct Ticker<'a> {
+    interval: tokio::time::Interval,
+    shutdown: &'a tokio_util::sync::CancellationToken,
+}
+
+impl<'a> Ticker<'a> {
+    /// A ticker whose first tick is immediate.
+    pub fn new(
+        period: std::time::Duration,
+        shutdown: &'a tokio_util::sync::CancellationToken,
+    ) -> Self {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ticker { interval, shutdown }
+    }
+
+    /// Waits for the next tick: false once shutdown is cancelled (checked first).
+    pub async fn tick(&mut self) -> bool {
+        tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => false,
+            _ = self.interval.tick() => true,
         }
     }
 }

@@ -810,6 +810,17 @@ fn lzf_compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     out.push(0);
     let mut lit = 0usize;
     let mut ip = 0usize;
+    // Appends a literal byte, closing the run (and opening the next) at MAX_LIT bytes.
+    let literal = |out: &mut Vec<u8>, run: &mut usize, lit: &mut usize, b: u8| {
+        out.push(b);
+        *lit += 1;
+        if *lit == MAX_LIT {
+            out[*run] = (MAX_LIT - 1) as u8;
+            *run = out.len();
+            out.push(0);
+            *lit = 0;
+        }
+    };
     let hash = |p: usize| -> usize {
         let v = u32::from(input[p]) << 16 | u32::from(input[p + 1]) << 8 | u32::from(input[p + 2]);
         (v.wrapping_mul(0x9E37_79B1) >> (32 - hlog)) as usize
@@ -845,30 +856,15 @@ fn lzf_compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
             out.push(0);
             lit = 0;
         } else {
-            out.push(input[ip]);
+            literal(&mut out, &mut run, &mut lit, input[ip]);
             ip += 1;
-            lit += 1;
-            if lit == MAX_LIT {
-                out[run] = (MAX_LIT - 1) as u8;
-                run = out.len();
-                out.push(0);
-                lit = 0;
-            }
         }
         if out.len() > max_out {
             return None;
         }
     }
-    while ip < n {
-        out.push(input[ip]);
-        ip += 1;
-        lit += 1;
-        if lit == MAX_LIT {
-            out[run] = (MAX_LIT - 1) as u8;
-            run = out.len();
-            out.push(0);
-            lit = 0;
-        }
+    for &b in &input[ip..] {
+        literal(&mut out, &mut run, &mut lit, b);
     }
     if lit == 0 {
         out.pop();

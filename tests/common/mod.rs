@@ -386,3 +386,12 @@ impl Drop for ConfigFile {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Waits until `n` (client, key) registrations are blocked in `server`.
+pub fn wait_blocked(server: &TestServer, n: usize) {
+    assert!(
+        eventually(Duration::from_secs(10), || server.shared.waiters.len() == n),
+        "expected {n} blocked, have {}",
+        server.shared.waiters.len()
+    );
+}
