@@ -1,6 +1,8 @@
-//! Differential test: the command script in `tests/data/resp_script.txt` runs against a real
+//! Differential test: each command script in `tests/data/resp/` runs against a real
 //! redis-server and against ringcache (three nodes, so multi-key commands cross nodes), and
-//! every reply must be byte-identical (or, where marked, of the same shape).
+//! every reply must be byte-identical (or, where marked, of the same shape). One test per
+//! script, each against fresh servers; a new feature area adds its own script and one
+//! `scripts!` line.
 
 mod common;
 
@@ -35,9 +37,8 @@ enum Compare {
     Unordered,
 }
 
-/// The script: (comparison, request bytes as multibulk, source line).
-fn script() -> Vec<(Compare, Vec<u8>, String)> {
-    let text = include_str!("data/resp_script.txt");
+/// A script's lines: (comparison, request bytes as multibulk, source line).
+fn script(text: &str) -> Vec<(Compare, Vec<u8>, String)> {
     let limits = Limits::default();
     let mut out = Vec::new();
     for line in text.lines() {
@@ -173,14 +174,38 @@ fn sorted(f: Frame) -> Frame {
     }
 }
 
-#[test]
-fn replies_match_redis_server_byte_for_byte() {
+/// One test per script: its name and its file under `tests/data/resp/`.
+macro_rules! scripts {
+    ($($name:ident => $file:literal,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                replies_match_redis_server(include_str!(concat!("data/resp/", $file)));
+            }
+        )*
+        /// Every script's line count, for the total the suite reports.
+        #[test]
+        fn scripts_are_not_empty() {
+            $(
+                let n = script(include_str!(concat!("data/resp/", $file))).len();
+                assert!(n >= 50, "{} has {n} commands", $file);
+            )*
+        }
+    };
+}
+
+scripts! {
+    core_commands_match_redis_server_byte_for_byte => "core.txt",
+}
+
+/// Runs `text` against redis-server and ringcache; every reply must match. A script ends with
+/// QUIT: both servers close the connection after its +OK, with nothing else sent.
+fn replies_match_redis_server(text: &str) {
     let Some(redis) = RedisServer::start() else {
         return;
     };
     let server = TestServer::start(THREE_NODES);
-    let script = script();
-    assert!(script.len() >= 300, "script has {} commands", script.len());
+    let script = script(text);
     let mut want = Client::connect(redis.addr);
     let mut got = Client::connect(server.resp);
     let mut failures = Vec::new();
@@ -214,8 +239,6 @@ fn replies_match_redis_server_byte_for_byte() {
         script.len(),
         failures.join("\n")
     );
-    // The script ends with QUIT: both servers close the connection after its +OK, with
-    // nothing else sent.
     assert!(script.last().is_some_and(|(_, _, line)| line == "QUIT"));
     assert!(
         want.closed(),
