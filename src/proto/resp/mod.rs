@@ -166,7 +166,7 @@ impl Drop for RespSession {
     fn drop(&mut self) {
         // A client that disconnects (or is shut down) while blocked leaves the queues.
         if let Some(b) = self.conn.blocked.take() {
-            self.shared.waiters.unregister(self.conn.id, &b.keys);
+            self.shared.waiters.leave(&b.parked);
         }
     }
 }
@@ -176,7 +176,7 @@ impl Session for RespSession {
         self.conn
             .blocked
             .as_ref()
-            .map(|b| (Arc::clone(&b.notify), b.deadline))
+            .map(|b| (Arc::clone(&b.parked.notify), b.deadline))
     }
 
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
