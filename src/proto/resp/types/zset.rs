@@ -533,7 +533,7 @@ pub(crate) fn handle(
                     read::<ZSet, _>(e, |z| {
                         let (lo, hi, next) = s.window(z.len());
                         let mut items = Vec::new();
-                        for (m, sc) in z.range(lo, hi, false) {
+                        for (m, sc) in (lo..hi).map(|i| z.slot(i)) {
                             if s.matches(m) {
                                 items.push(m.to_vec());
                                 items.push(fmt_double(sc).into_bytes());
