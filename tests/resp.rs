@@ -265,16 +265,27 @@ fn framing_errors_reply_then_close() {
         r.read_to_close(),
         b"-ERR Protocol error: too big inline request\r\n"
     );
-    // Values larger than max_value_size are refused, the connection stays.
+    // A Redis string may be up to proto-max-bulk-len (512 MiB by default), not memcached's
+    // 1 MiB item limit; past it, a growing command is refused and the connection stays.
     let mut r = server.raw_resp();
-    let big = vec![b'v'; (1 << 20) + 1];
+    let big = vec![b'v'; 20 << 20];
     let mut req = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", big.len()).into_bytes();
     req.extend_from_slice(&big);
-    req.extend_from_slice(b"\r\nPING\r\n");
+    req.extend_from_slice(b"\r\nSTRLEN k\r\n");
+    r.roundtrip(&req, b"+OK\r\n:20971520\r\n");
+    let mut c = server.redis();
+    let back: Vec<u8> = redis::cmd("GET").arg("k").query(&mut c).expect("get");
+    assert!(back == big, "a 20 MiB value came back different");
     r.roundtrip(
-        &req,
+        b"SETRANGE k 536870911 ab\r\nPING\r\n",
         b"-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n+PONG\r\n",
     );
+    // memcached keeps its 1 MiB item limit on the same key space.
+    let mut m = server.raw();
+    let mut set = format!("set mk 0 0 {}\r\n", 2 << 20).into_bytes();
+    set.extend_from_slice(&vec![b'x'; 2 << 20]);
+    set.extend_from_slice(b"\r\n");
+    m.roundtrip(&set, b"SERVER_ERROR object too large for cache\r\n");
 }
 
 #[test]

@@ -204,8 +204,11 @@ fn config_params(cx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("maxmemory-policy", "allkeys-lru".into()),
         ("maxclients", l.max_connections.to_string()),
         ("timeout", l.idle_timeout.as_secs().to_string()),
-        ("proto-max-bulk-len", l.max_request_size.to_string()),
-        ("client-query-buffer-limit", l.max_request_size.to_string()),
+        ("proto-max-bulk-len", l.proto_max_bulk_len.to_string()),
+        (
+            "client-query-buffer-limit",
+            l.resp_request_max().to_string(),
+        ),
         ("save", String::new()),
         ("appendonly", "no".into()),
         ("databases", "1".into()),
@@ -491,8 +494,8 @@ fn save(cx: &mut Ctx<'_>, background: bool, a: &Args<'_>, out: &mut BytesMut) ->
 }
 
 /// CONFIG SET name value [name value ...] (redis 7.0: all or nothing). Every redis 7.0 name
-/// is accepted and checked as redis checks it (`params`), remembered for CONFIG GET; `maxclients`
-/// and `timeout` change the live limits until the config file is next reloaded; what the
+/// is accepted and checked as redis checks it (`params`), remembered for CONFIG GET; `maxclients`,
+/// `timeout` and `proto-max-bulk-len` change the live limits until the config file is next reloaded; what the
 /// config file owns (memory budgets, passwords) is refused with the file's name.
 fn config_set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     if a.len() < 4 {
@@ -549,6 +552,15 @@ fn config_set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             "timeout" => {
                 let secs: u64 = value.parse().unwrap_or(0);
                 limits.idle_timeout = std::time::Duration::from_secs(secs);
+                limits_changed = true;
+            }
+            "proto-max-bulk-len" => {
+                // Validated as redis does (at least 1mb); kept within what the config file
+                // accepts.
+                limits.proto_max_bulk_len = value
+                    .parse::<u64>()
+                    .unwrap_or(limits.proto_max_bulk_len)
+                    .min(crate::config::MAX_REQUEST_SIZE_CAP / 2);
                 limits_changed = true;
             }
             _ => {}

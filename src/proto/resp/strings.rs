@@ -507,7 +507,7 @@ fn setrange(shared: &Shared, limits: &Limits, a: &Args<'_>, out: &mut BytesMut) 
             return Ok(old.len());
         }
         let end = (offset as u64).saturating_add(data.len() as u64);
-        if end > limits.max_value_size {
+        if end > limits.proto_max_bulk_len {
             return Err(RespError::StringTooLong);
         }
         let end = end as usize;
