@@ -15,6 +15,7 @@ use super::error::RespError;
 use super::frame::{Args, Version};
 use crate::config::Limits;
 use crate::server::Shared;
+use crate::server::clients::Client;
 use crate::server::gate::Pass;
 use crate::server::waiters::Parked;
 
@@ -62,7 +63,15 @@ pub struct Conn {
     pub on_behalf: bool,
     /// Set by that attempt: it answered (an element, or an error such as WRONGTYPE).
     pub served: bool,
+    /// What other connections see of this one (CLIENT LIST); None when not a real
+    /// connection (a request run on another's behalf, unit tests).
+    pub client: Option<Arc<Client>>,
+    /// The part of `client.shown` last published by [`Conn::publish`].
+    published: Published,
 }
+
+/// (last command's name pointer and length, RESP3, blocked, MULTI queue length).
+type Published = (usize, usize, bool, bool, Option<usize>);
 
 impl Conn {
     /// State for a new connection.
@@ -86,6 +95,42 @@ impl Conn {
             watched: Vec::new(),
             on_behalf: false,
             served: false,
+            client: None,
+            published: (0, 0, false, false, None),
+        }
+    }
+
+    /// Publishes what changed of the command, protocol, blocked and MULTI state for CLIENT
+    /// LIST (a lock only when something did).
+    pub fn publish(&mut self) {
+        let Some(client) = &self.client else {
+            return;
+        };
+        let now: Published = (
+            self.last.as_ptr() as usize,
+            self.last.len(),
+            self.version == Version::Resp3,
+            self.blocked.is_some(),
+            self.multi.as_ref().map(|m| m.queue.len()),
+        );
+        if now == self.published {
+            return;
+        }
+        self.published = now;
+        let mut s = client.shown.lock();
+        s.last = self.last;
+        s.resp = if now.2 { 3 } else { 2 };
+        s.blocked = now.3;
+        s.multi = now.4;
+    }
+
+    /// Publishes the name and library fields (after CLIENT SETNAME / SETINFO, HELLO SETNAME).
+    pub fn publish_names(&self) {
+        if let Some(client) = &self.client {
+            let mut s = client.shown.lock();
+            s.name = self.name.clone();
+            s.lib_name = self.lib_name.clone();
+            s.lib_ver = self.lib_ver.clone();
         }
     }
 
@@ -111,6 +156,8 @@ impl Conn {
             watched: Vec::new(),
             on_behalf: true,
             served: false,
+            client: None,
+            published: (0, 0, false, false, None),
         }
     }
 }

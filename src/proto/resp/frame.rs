@@ -604,7 +604,7 @@ mod tests {
     #[test]
     fn framing_errors() {
         let limits = Limits {
-            max_request_size: 100,
+            proto_max_bulk_len: 100,
             ..Limits::default()
         };
         let cases: &[(&[u8], ProtoError)] = &[

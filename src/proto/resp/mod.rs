@@ -60,6 +60,7 @@ use bytes::{Buf, BytesMut};
 
 use crate::metrics::CommandRecorder;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
+use crate::server::clients::Client;
 use crate::server::gate::Pass;
 use crate::server::{LimitsCache, Shared, Stats};
 use conn::{Conn, Ctx};
@@ -94,6 +95,9 @@ impl RespSession {
         let now = shared.clock.now_ms();
         let mut conn = Conn::new(peer, local, now);
         conn.access = shared.auth.load().initial();
+        let client = Client::new(conn.id, peer, local, now);
+        shared.clients.register(&client);
+        conn.client = Some(client);
         let metrics = shared
             .metrics
             .as_ref()
@@ -168,6 +172,7 @@ impl Drop for RespSession {
         if let Some(b) = self.conn.blocked.take() {
             self.shared.waiters.leave(&b.parked);
         }
+        self.shared.clients.unregister(self.conn.id);
     }
 }
 
@@ -189,6 +194,10 @@ impl Session for RespSession {
         if self.conn.commands > 0 {
             Stats::add(&self.shared.stats.commands_processed, self.conn.commands);
             self.conn.commands = 0;
+            if let Some(c) = &self.conn.client {
+                c.touch(self.shared.clock.now_ms());
+            }
+            self.conn.publish();
         }
         flow
     }

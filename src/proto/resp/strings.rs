@@ -390,12 +390,12 @@ fn getex(shared: &Shared, a: &Args<'_>, v: Version, out: &mut BytesMut) -> Reply
                 e.remove();
             }
             ExpireOpt::At(t) => {
-                if let Some(m) = e.meta_mut() {
+                if let Some(mut m) = e.meta_mut() {
                     m.expire_at = t;
                 }
             }
             ExpireOpt::Persist => {
-                if let Some(m) = e.meta_mut() {
+                if let Some(mut m) = e.meta_mut() {
                     m.expire_at = NEVER;
                 }
             }
