@@ -229,7 +229,16 @@ fn config_params(cx: &Ctx<'_>) -> Vec<(&'static str, String)> {
             "client-query-buffer-limit",
             l.resp_request_max().to_string(),
         ),
-        ("save", String::new()),
+        (
+            "save",
+            cx.shared.snapshots.as_ref().map_or_else(String::new, |s| {
+                s.rules()
+                    .iter()
+                    .map(|r| format!("{} {}", r.after.as_secs(), r.changes))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
+        ),
         ("appendonly", "no".into()),
         ("databases", "1".into()),
         ("cluster-enabled", "no".into()),
@@ -614,6 +623,16 @@ fn config_set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 let secs: u64 = value.parse().unwrap_or(0);
                 limits.idle_timeout = std::time::Duration::from_secs(secs);
                 limits_changed = true;
+            }
+            "save" => {
+                // The rules of `[snapshot]`, replaced until the next restart (without a
+                // `[snapshot]` section there is no file to save to: remembered only).
+                if let (Some(snap), Ok(rules)) = (
+                    &cx.shared.snapshots,
+                    crate::config::SaveRule::parse_list(value),
+                ) {
+                    snap.set_rules(rules);
+                }
             }
             "proto-max-bulk-len" => {
                 // Validated as redis does (at least 1mb); kept within what the config file
