@@ -1,7 +1,8 @@
 //! Blocking pops that never hang: a failed wake passes the element on, and a stress test that
 //! races pushes against clients entering BLPOP, BRPOPLPUSH and BZPOPMIN, round after round,
 //! checking that every client is served at once and no element is left behind; and a pop right
-//! after a push never takes the element of a client that was blocked before it.
+//! after a push never takes the element of a client that was blocked before it; transactions
+//! and BLMOVE chains serve blocked clients in the order redis-server does.
 
 mod common;
 
@@ -211,4 +212,104 @@ fn a_pop_after_a_push_never_takes_the_element_of_a_blocked_client() {
         );
     }
     assert_eq!(server.shared.waiters.len(), 0);
+}
+
+/// Runs `scenario` (one blocked client, then a second connection's requests) against `addr`;
+/// returns the second connection's replies and what the blocked client got.
+fn scenario(
+    addr: std::net::SocketAddr,
+    block: &[&str],
+    then: &[&[&str]],
+) -> (Vec<redis::Value>, redis::Value) {
+    let connect = || {
+        redis::Client::open(format!("redis://{addr}/"))
+            .expect("client")
+            .get_connection()
+            .expect("connect")
+    };
+    let mut c = connect();
+    let _: () = redis::cmd("FLUSHALL").query(&mut c).expect("flushall");
+    let block: Vec<String> = block.iter().map(|s| s.to_string()).collect();
+    let mut b = connect();
+    let waiter = thread::spawn(move || {
+        let mut cmd = redis::cmd(&block[0]);
+        for a in &block[1..] {
+            cmd.arg(a);
+        }
+        cmd.query::<redis::Value>(&mut b).expect("blocked command")
+    });
+    // Blocked by the time the others run (both servers list it in CLIENT LIST as blocked).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut c)
+            .expect("client list");
+        if list.contains("flags=b") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the client never blocked");
+        thread::sleep(Duration::from_millis(5));
+    }
+    let mut pipe = redis::pipe();
+    for req in then {
+        let cmd = pipe.cmd(req[0]);
+        for a in &req[1..] {
+            cmd.arg(*a);
+        }
+    }
+    let replies: Vec<redis::Value> = pipe.query(&mut c).expect("pipeline");
+    // Releases the blocked client if the scenario left it waiting (BLPOP also waits on it).
+    let _: redis::Value = redis::cmd("RPUSH")
+        .arg("release")
+        .arg("r")
+        .query(&mut c)
+        .expect("release");
+    (replies, waiter.join().expect("blocked client"))
+}
+
+/// Redis's order around blocked clients, checked against a real redis-server: a transaction
+/// that pushes and pops the same element leaves the blocked client waiting (it is served after
+/// EXEC, by then the list is empty); a BLMOVE served into a list another client waits on
+/// serves that client in the same step.
+#[test]
+fn blocked_clients_are_served_as_redis_serves_them() {
+    let Some(redis) = common::redis_server::RedisServer::start() else {
+        return;
+    };
+    let server = TestServer::start(TWO_NODES);
+    let cases: &[(&[&str], &[&[&str]])] = &[
+        (
+            &["BLPOP", "k", "release", "5"],
+            &[
+                &["MULTI"],
+                &["LPUSH", "k", "a"],
+                &["LPOP", "k"],
+                &["EXEC"],
+                &["LLEN", "k"],
+            ],
+        ),
+        (
+            &["BLPOP", "k", "release", "5"],
+            &[
+                &["MULTI"],
+                &["LPUSH", "k", "a", "b"],
+                &["EXEC"],
+                &["LRANGE", "k", "0", "-1"],
+            ],
+        ),
+        (
+            &["BLMOVE", "src", "{src}dst", "LEFT", "RIGHT", "5"],
+            &[
+                &["RPUSH", "src", "x", "y"],
+                &["LRANGE", "src", "0", "-1"],
+                &["LRANGE", "{src}dst", "0", "-1"],
+            ],
+        ),
+    ];
+    for (block, then) in cases {
+        let want = scenario(redis.addr, block, then);
+        let got = scenario(server.resp, block, then);
+        assert_eq!(got, want, "{block:?} then {then:?}");
+    }
 }
