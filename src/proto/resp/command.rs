@@ -79,6 +79,8 @@ pub enum Group {
     SortedSet,
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH (`transactions`)
     Transaction,
+    /// SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD, BITFIELD_RO (`bitmap`)
+    Bitmap,
 }
 
 impl Group {
@@ -94,6 +96,7 @@ impl Group {
             Group::Set => "set",
             Group::SortedSet => "sorted-set",
             Group::Transaction => "transactions",
+            Group::Bitmap => "bitmap",
         }
     }
 }
@@ -254,6 +257,13 @@ commands! {
     LastSave => "lastsave", 1, ["loading", "stale", "fast"], 0, 0, 0, Server;
     Dump => "dump", 2, ["readonly"], 1, 1, 1, Keyspace;
     Restore => "restore", -4, ["write", "denyoom"], 1, 1, 1, Keyspace;
+    SetBit => "setbit", 4, ["write", "denyoom"], 1, 1, 1, Bitmap;
+    GetBit => "getbit", 3, ["readonly", "fast"], 1, 1, 1, Bitmap;
+    BitCount => "bitcount", -2, ["readonly"], 1, 1, 1, Bitmap;
+    BitPos => "bitpos", -3, ["readonly"], 1, 1, 1, Bitmap;
+    BitOp => "bitop", -4, ["write", "denyoom"], 2, -1, 1, Bitmap;
+    BitField => "bitfield", -2, ["write", "denyoom"], 1, 1, 1, Bitmap;
+    BitFieldRo => "bitfield_ro", -2, ["readonly", "fast"], 1, 1, 1, Bitmap;
 }
 
 /// Subcommands of the container commands: (container, wire name, arity).

@@ -176,6 +176,20 @@ pub enum RespError {
     IdleTimeNegative,
     /// `ERR Invalid FREQ value, must be >= 0 and <= 255`
     FreqOutOfRange,
+    /// `ERR bit offset is not an integer or out of range`
+    BitOffset,
+    /// `ERR bit is not an integer or out of range` (SETBIT's value)
+    BitValue,
+    /// `ERR The bit argument must be 1 or 0.` (BITPOS)
+    BitArgument,
+    /// `ERR BITOP NOT must be called with a single source key.`
+    BitopNotOneKey,
+    /// `ERR Invalid bitfield type. ...`
+    BitfieldType,
+    /// `ERR Invalid OVERFLOW type specified`
+    OverflowType,
+    /// `ERR BITFIELD_RO only supports the GET subcommand`
+    BitfieldRoGetOnly,
     /// `ERR Unknown option or number of arguments for CONFIG SET - '<name>'`
     ConfigSetUnknown(String),
     /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
@@ -246,6 +260,15 @@ impl RespError {
             InvalidTtl => "ERR Invalid TTL value, must be >= 0",
             IdleTimeNegative => "ERR Invalid IDLETIME value, must be >= 0",
             FreqOutOfRange => "ERR Invalid FREQ value, must be >= 0 and <= 255",
+            BitOffset => "ERR bit offset is not an integer or out of range",
+            BitValue => "ERR bit is not an integer or out of range",
+            BitArgument => "ERR The bit argument must be 1 or 0.",
+            BitopNotOneKey => "ERR BITOP NOT must be called with a single source key.",
+            BitfieldType => {
+                "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is."
+            }
+            OverflowType => "ERR Invalid OVERFLOW type specified",
+            BitfieldRoGetOnly => "ERR BITFIELD_RO only supports the GET subcommand",
             ExecWithoutMulti => "ERR EXEC without MULTI",
             DiscardWithoutMulti => "ERR DISCARD without MULTI",
             WatchInsideMulti => "ERR WATCH inside MULTI is not allowed",

@@ -35,6 +35,7 @@
 
 pub mod acl;
 mod args;
+mod bitmaps;
 mod command;
 pub mod conn;
 mod connection;

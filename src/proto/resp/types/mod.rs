@@ -71,6 +71,25 @@ pub(crate) fn with_keys<R>(
     })
 }
 
+/// Like [`with_keys`], and atomic across nodes too: when the keys are not all locked on one
+/// node (they span nodes, or a migration runs), `f` runs inside the server's gate, alone, as
+/// EXEC runs (inside EXEC it already is). For commands that must never show a half state
+/// (BITOP).
+pub(crate) fn with_keys_exclusive<R>(
+    cx: &Ctx<'_>,
+    topo: &Topology,
+    keys: &[&[u8]],
+    f: impl FnOnce(&mut Access<'_, '_>) -> R,
+) -> R {
+    topo.entries(keys, |locked| match (locked, cx.pass) {
+        (Some(l), _) => f(&mut Access::Locked(l)),
+        (None, Some(pass)) if !cx.conn.in_exec => {
+            pass.gate().exclusive(pass, || f(&mut Access::Routed(topo)))
+        }
+        (None, _) => f(&mut Access::Routed(topo)),
+    })
+}
+
 /// A container type, for the typed accessors below.
 pub(super) trait Typed: Default + Sized {
     fn get(c: &Container) -> Option<&Self>;
