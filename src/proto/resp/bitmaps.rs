@@ -373,21 +373,26 @@ fn bitop(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             return Ok(0);
         }
         check_size(limits, max)?;
-        let byte = |v: &Option<Vec<u8>>, j: usize| v.as_ref().and_then(|v| v.get(j)).copied();
-        let res: Vec<u8> = (0..max)
-            .map(|j| {
-                let first = byte(&values[0], j).unwrap_or(0);
-                values[1..].iter().map(|v| byte(v, j).unwrap_or(0)).fold(
-                    if op == BitOp::Not { !first } else { first },
-                    |acc, b| match op {
-                        BitOp::And => acc & b,
-                        BitOp::Or => acc | b,
-                        BitOp::Xor => acc ^ b,
-                        BitOp::Not => acc,
-                    },
-                )
-            })
-            .collect();
+        // A missing source, or the part past a shorter one's end, is zeros.
+        let mut res = vec![0u8; max];
+        if let Some(first) = &values[0] {
+            res[..first.len()].copy_from_slice(first);
+        }
+        if op == BitOp::Not {
+            res.iter_mut().for_each(|b| *b = !*b);
+        }
+        for v in &values[1..] {
+            let v = v.as_deref().unwrap_or_default();
+            match op {
+                BitOp::And => {
+                    res.iter_mut().zip(v).for_each(|(r, b)| *r &= b);
+                    res[v.len()..].iter_mut().for_each(|r| *r = 0);
+                }
+                BitOp::Or => res.iter_mut().zip(v).for_each(|(r, b)| *r |= b),
+                BitOp::Xor => res.iter_mut().zip(v).for_each(|(r, b)| *r ^= b),
+                BitOp::Not => {}
+            }
+        }
         acc.entry(dest, |e| e.put(&[&res], 0, NEVER, None))
             .map_err(store_error)?;
         Ok::<_, RespError>(max)

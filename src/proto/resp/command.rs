@@ -1,7 +1,7 @@
 //! The command table: request arguments → [`Command`] (readable name + wire name), redis-server
 //! 7.0's arity, flags and key positions (what `COMMAND INFO` reports), the [`Group`] (COMMAND
 //! DOCS `group`, and the module `handler` routes the command to), and the subcommands of the
-//! container commands (CLIENT, COMMAND, CONFIG).
+//! container commands (CLIENT, COMMAND, CONFIG, OBJECT, MEMORY).
 //!
 //! Owns: command identification and arity checks. Must not touch: option parsing or semantics
 //! (the group modules), reply bytes (`frame`), error text (`error`).
@@ -264,6 +264,8 @@ commands! {
     BitOp => "bitop", -4, ["write", "denyoom"], 2, -1, 1, Bitmap;
     BitField => "bitfield", -2, ["write", "denyoom"], 1, 1, 1, Bitmap;
     BitFieldRo => "bitfield_ro", -2, ["readonly", "fast"], 1, 1, 1, Bitmap;
+    Object => "object", -2, [], 0, 0, 0, Keyspace;
+    Memory => "memory", -2, [], 0, 0, 0, Server;
 }
 
 /// Subcommands of the container commands: (container, wire name, arity).
@@ -287,6 +289,17 @@ pub const SUBCOMMANDS: &[(Command, &str, i32)] = &[
     (Command::Config, "set", -4),
     (Command::Config, "resetstat", 2),
     (Command::Config, "help", 2),
+    (Command::Object, "encoding", 3),
+    (Command::Object, "freq", 3),
+    (Command::Object, "idletime", 3),
+    (Command::Object, "refcount", 3),
+    (Command::Object, "help", 2),
+    (Command::Memory, "doctor", 2),
+    (Command::Memory, "malloc-stats", 2),
+    (Command::Memory, "purge", 2),
+    (Command::Memory, "stats", 2),
+    (Command::Memory, "usage", -3),
+    (Command::Memory, "help", 2),
 ];
 
 /// Lowercases `name` into `buf` if it fits (command names are short); None otherwise.
@@ -313,11 +326,15 @@ impl Command {
         by_name.get(name).copied()
     }
 
-    /// True for commands that take a subcommand (CLIENT, COMMAND, CONFIG).
+    /// True for commands that take a subcommand (CLIENT, COMMAND, CONFIG, OBJECT, MEMORY).
     pub fn is_container(self) -> bool {
         matches!(
             self,
-            Command::Client | Command::CommandInfo | Command::Config
+            Command::Client
+                | Command::CommandInfo
+                | Command::Config
+                | Command::Object
+                | Command::Memory
         )
     }
 
@@ -371,6 +388,8 @@ fn container_upper(cmd: Command) -> &'static str {
     match cmd {
         Command::Client => "CLIENT",
         Command::CommandInfo => "COMMAND",
+        Command::Object => "OBJECT",
+        Command::Memory => "MEMORY",
         _ => "CONFIG",
     }
 }

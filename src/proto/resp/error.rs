@@ -190,6 +190,10 @@ pub enum RespError {
     OverflowType,
     /// `ERR BITFIELD_RO only supports the GET subcommand`
     BitfieldRoGetOnly,
+    /// `ERR An LFU maxmemory policy is not selected, ...` (OBJECT FREQ)
+    NoLfuPolicy,
+    /// `ERR An LRU maxmemory policy is not selected, ...` (OBJECT IDLETIME)
+    NoLruPolicy,
     /// `ERR Unknown option or number of arguments for CONFIG SET - '<name>'`
     ConfigSetUnknown(String),
     /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
@@ -269,6 +273,12 @@ impl RespError {
             }
             OverflowType => "ERR Invalid OVERFLOW type specified",
             BitfieldRoGetOnly => "ERR BITFIELD_RO only supports the GET subcommand",
+            NoLfuPolicy => {
+                "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."
+            }
+            NoLruPolicy => {
+                "ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."
+            }
             ExecWithoutMulti => "ERR EXEC without MULTI",
             DiscardWithoutMulti => "ERR DISCARD without MULTI",
             WatchInsideMulti => "ERR WATCH inside MULTI is not allowed",

@@ -45,6 +45,7 @@ pub mod frame;
 pub mod glob;
 pub mod handler;
 mod keyspace;
+mod object;
 mod params;
 mod random;
 mod server;

@@ -1,5 +1,6 @@
 //! Server commands: COMMAND (COUNT, LIST, INFO, DOCS), INFO, CONFIG (GET, SET, RESETSTAT),
-//! DBSIZE, FLUSHDB/FLUSHALL, TIME, and the HELP replies of the container commands.
+//! DBSIZE, FLUSHDB/FLUSHALL, TIME, and the HELP replies of the container commands; MEMORY is
+//! routed on to `object`.
 //!
 //! Owns: these replies, built from the command table (`command`) and the server's state.
 //! Must not touch: the keyspace beyond counting and flushing it, framing, the config file
@@ -38,6 +39,7 @@ pub(super) fn handle(
     match cmd {
         Command::CommandInfo => command_info(sub, a, v, out),
         Command::Info => info(cx, a, out),
+        Command::Memory => super::object::memory(sub, a, cx, out),
         Command::DbSize => {
             let topo = shared.topology.load();
             encode_int(out, topo.nodes.iter().map(|n| n.len()).sum::<u64>() as i64);
