@@ -158,6 +158,7 @@ commands! {
     GetRange => "getrange", 4, ["readonly"], 1, 1, 1, String;
     SetRange => "setrange", 4, ["write", "denyoom"], 1, 1, 1, String;
     Substr => "substr", 4, ["readonly"], 1, 1, 1, String;
+    Lcs => "lcs", -3, ["readonly"], 1, 2, 1, String;
     HSet => "hset", -4, ["write", "denyoom", "fast"], 1, 1, 1, Hash;
     HSetNx => "hsetnx", 4, ["write", "denyoom", "fast"], 1, 1, 1, Hash;
     HMSet => "hmset", -4, ["write", "denyoom", "fast"], 1, 1, 1, Hash;
@@ -246,6 +247,7 @@ commands! {
     ZInterStore => "zinterstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1, SortedSet;
     ZDiffStore => "zdiffstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1, SortedSet;
     ZRandMember => "zrandmember", -2, ["readonly"], 1, 1, 1, SortedSet;
+    ZInterCard => "zintercard", -3, ["readonly", "movablekeys"], 0, 0, 0, SortedSet;
     ZScan => "zscan", -3, ["readonly"], 1, 1, 1, SortedSet;
     Multi => "multi", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, Transaction;
     Exec => "exec", 1, ["noscript", "loading", "stale", "skip_slowlog"], 0, 0, 0, Transaction;

@@ -194,6 +194,12 @@ pub enum RespError {
     NoLfuPolicy,
     /// `ERR An LRU maxmemory policy is not selected, ...` (OBJECT IDLETIME)
     NoLruPolicy,
+    /// `ERR The specified keys must contain string values` (LCS)
+    LcsNotStrings,
+    /// `ERR If you want both the length and indexes, please just use IDX.` (LCS)
+    LcsLenAndIdx,
+    /// `ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len`
+    LcsTooLarge,
     /// `ERR Unknown option or number of arguments for CONFIG SET - '<name>'`
     ConfigSetUnknown(String),
     /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
@@ -278,6 +284,11 @@ impl RespError {
             }
             NoLruPolicy => {
                 "ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."
+            }
+            LcsNotStrings => "ERR The specified keys must contain string values",
+            LcsLenAndIdx => "ERR If you want both the length and indexes, please just use IDX.",
+            LcsTooLarge => {
+                "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
             }
             ExecWithoutMulti => "ERR EXEC without MULTI",
             DiscardWithoutMulti => "ERR DISCARD without MULTI",

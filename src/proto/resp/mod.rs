@@ -45,6 +45,7 @@ pub mod frame;
 pub mod glob;
 pub mod handler;
 mod keyspace;
+mod lcs;
 mod object;
 mod params;
 mod random;

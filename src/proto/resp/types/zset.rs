@@ -526,6 +526,7 @@ pub(crate) fn handle(
             combine_cmd(cx, cmd, a, out, true)
         }
         Command::ZRandMember => random_members::<ZSet>(&topo, a, v, out, Some("withscores")),
+        Command::ZInterCard => zintercard(cx, a, out),
         Command::ZScan => (|| {
             let s = scan_args(a)?;
             let (next, items) = topo
@@ -812,4 +813,76 @@ fn aggregate(a: f64, b: f64, agg: Agg) -> f64 {
             }
         }
     }
+}
+
+/// ZINTERCARD numkeys key... [LIMIT n]: the size of the intersection (sets count as sorted
+/// sets of score 1), at most `n` when `n > 0`. Every key's type is checked before a missing
+/// one makes the answer 0, as redis does; atomic when the keys share a node, like ZINTER.
+fn zintercard(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let n = parse_int(a.arg(1)?)?;
+    if n <= 0 {
+        return Err(RespError::NeedInputKey(Command::ZInterCard.wire()));
+    }
+    if n as u64 > (a.len() - 2) as u64 {
+        return Err(RespError::Syntax);
+    }
+    let n = n as usize;
+    let keys: Vec<&[u8]> = (0..n).map(|i| a.arg(2 + i)).collect::<Result<_, _>>()?;
+    let topo = cx.shared.topology.load();
+    let inputs = with_keys(&topo, &keys, |acc: &mut Access<'_, '_>| {
+        let mut inputs: Vec<Option<Vec<Vec<u8>>>> = Vec::with_capacity(n);
+        for k in &keys {
+            let r = acc.entry(k, |e| match kind_of(e) {
+                None => Ok(None),
+                Some(Kind::ZSet) => {
+                    read::<ZSet, _>(e, |z| z.iter().map(|(m, _)| m.to_vec()).collect())
+                }
+                Some(Kind::Set) => read::<Set, _>(e, |s| s.iter().map(<[u8]>::to_vec).collect()),
+                Some(_) => Err(RespError::WrongType),
+            })?;
+            inputs.push(r);
+        }
+        Ok::<_, RespError>(inputs.into_iter().collect::<Option<Vec<_>>>())
+    })?;
+    // redis reads the options only after every key's type was checked.
+    let mut limit = 0usize;
+    let mut j = 2 + n;
+    while j < a.len() {
+        if is(a.arg(j)?, "limit") && j + 1 < a.len() {
+            let l = parse_int(a.arg(j + 1)?).map_err(|_| RespError::LimitNegative)?;
+            if l < 0 {
+                return Err(RespError::LimitNegative);
+            }
+            limit = l as usize;
+            j += 2;
+        } else {
+            return Err(RespError::Syntax);
+        }
+    }
+    let Some(inputs) = inputs else {
+        encode_int(out, 0);
+        return Ok(());
+    };
+    let mut sets: Vec<Set> = inputs[1..]
+        .iter()
+        .map(|ms| {
+            let mut s = Set::default();
+            ms.iter().for_each(|m| {
+                s.insert(m);
+            });
+            s
+        })
+        .collect();
+    sets.sort_by_key(Set::len);
+    let mut count = 0usize;
+    for m in &inputs[0] {
+        if sets.iter().all(|s| s.contains(m)) {
+            count += 1;
+            if count == limit {
+                break;
+            }
+        }
+    }
+    encode_int(out, count as i64);
+    Ok(())
 }
