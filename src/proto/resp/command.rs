@@ -267,6 +267,8 @@ commands! {
     BitField => "bitfield", -2, ["write", "denyoom"], 1, 1, 1, Bitmap;
     BitFieldRo => "bitfield_ro", -2, ["readonly", "fast"], 1, 1, 1, Bitmap;
     Object => "object", -2, [], 0, 0, 0, Keyspace;
+    Sort => "sort", -2, ["write", "denyoom", "movablekeys"], 1, 1, 1, Keyspace;
+    SortRo => "sort_ro", -2, ["readonly", "movablekeys"], 1, 1, 1, Keyspace;
     Memory => "memory", -2, [], 0, 0, 0, Server;
 }
 

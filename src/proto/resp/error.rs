@@ -200,6 +200,13 @@ pub enum RespError {
     LcsLenAndIdx,
     /// `ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len`
     LcsTooLarge,
+    /// `ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be in
+    /// different slots.`: the BY pattern's keys may live on another node than the sorted key.
+    SortByCrossNode,
+    /// The GET equivalent of [`RespError::SortByCrossNode`].
+    SortGetCrossNode,
+    /// `ERR One or more scores can't be converted into double` (SORT)
+    SortNotDouble,
     /// `ERR Unknown option or number of arguments for CONFIG SET - '<name>'`
     ConfigSetUnknown(String),
     /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
@@ -290,6 +297,13 @@ impl RespError {
             LcsTooLarge => {
                 "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
             }
+            SortByCrossNode => {
+                "ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots."
+            }
+            SortGetCrossNode => {
+                "ERR GET option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots."
+            }
+            SortNotDouble => "ERR One or more scores can't be converted into double",
             ExecWithoutMulti => "ERR EXEC without MULTI",
             DiscardWithoutMulti => "ERR DISCARD without MULTI",
             WatchInsideMulti => "ERR WATCH inside MULTI is not allowed",

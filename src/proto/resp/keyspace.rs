@@ -1,6 +1,6 @@
 //! Keyspace commands (redis's "generic" group): DEL/UNLINK, EXISTS, TOUCH, EXPIRE and its
 //! variants, TTL/PTTL/EXPIRETIME/PEXPIRETIME, PERSIST, TYPE, KEYS, SCAN, RANDOMKEY, RENAME,
-//! RENAMENX, COPY; OBJECT is routed on to `object`.
+//! RENAMENX, COPY; OBJECT is routed on to `object`, SORT and SORT_RO to `sort`.
 //!
 //! Owns: these commands' semantics and replies, SCAN's MATCH/TYPE options. Must not touch:
 //! framing, store internals, the string or container commands.
@@ -121,6 +121,7 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             Ok(())
         }
         Command::Object => super::object::object(a, cx, out),
+        Command::Sort | Command::SortRo => super::sort::handle(cmd, a, cx, out),
         Command::Type => {
             let kind = shared
                 .topology
