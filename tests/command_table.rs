@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{TWO_NODES, TestServer};
 use common::redis_server::RedisServer;
+use common::{TWO_NODES, TestServer};
 use redis::Value;
 
 const COMMANDS: &[&str] = &[

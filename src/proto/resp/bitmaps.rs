@@ -356,42 +356,47 @@ fn bitop(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let limits = cx.limits;
     let topo = cx.shared.topology.load();
     let len = with_keys_exclusive(cx, &topo, &keys, |acc| {
-        let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(sources.len());
-        for k in sources {
-            let v = acc.entry(k, |e| {
-                let v = string_of(e)?.map(<[u8]>::to_vec);
-                if v.is_some() {
+        // Folded one source at a time, straight from its entry: however many sources (the
+        // same big key may be named thousands of times), only the result is held. A missing
+        // source, or the part past a shorter one's end, is zeros.
+        let mut res: Vec<u8> = Vec::new();
+        for (i, k) in sources.iter().enumerate() {
+            acc.entry(k, |e| {
+                let v = string_of(e)?.unwrap_or_default();
+                if v.len() > res.len() {
+                    check_size(limits, v.len())?;
+                }
+                let common = v.len().min(res.len());
+                match op {
+                    _ if i == 0 => res.extend_from_slice(v),
+                    BitOp::And => {
+                        res.iter_mut().zip(v).for_each(|(r, b)| *r &= b);
+                        res[common..].iter_mut().for_each(|r| *r = 0);
+                        res.resize(res.len().max(v.len()), 0);
+                    }
+                    BitOp::Or => {
+                        res.iter_mut().zip(v).for_each(|(r, b)| *r |= b);
+                        res.extend_from_slice(&v[common..]);
+                    }
+                    BitOp::Xor => {
+                        res.iter_mut().zip(v).for_each(|(r, b)| *r ^= b);
+                        res.extend_from_slice(&v[common..]);
+                    }
+                    BitOp::Not => {}
+                }
+                if !v.is_empty() {
                     e.mark_read();
                 }
-                Ok::<_, RespError>(v)
+                Ok::<_, RespError>(())
             })?;
-            values.push(v);
-        }
-        let max = values.iter().flatten().map(Vec::len).max().unwrap_or(0);
-        if max == 0 {
-            acc.entry(dest, |e| e.remove());
-            return Ok(0);
-        }
-        check_size(limits, max)?;
-        // A missing source, or the part past a shorter one's end, is zeros.
-        let mut res = vec![0u8; max];
-        if let Some(first) = &values[0] {
-            res[..first.len()].copy_from_slice(first);
         }
         if op == BitOp::Not {
             res.iter_mut().for_each(|b| *b = !*b);
         }
-        for v in &values[1..] {
-            let v = v.as_deref().unwrap_or_default();
-            match op {
-                BitOp::And => {
-                    res.iter_mut().zip(v).for_each(|(r, b)| *r &= b);
-                    res[v.len()..].iter_mut().for_each(|r| *r = 0);
-                }
-                BitOp::Or => res.iter_mut().zip(v).for_each(|(r, b)| *r |= b),
-                BitOp::Xor => res.iter_mut().zip(v).for_each(|(r, b)| *r ^= b),
-                BitOp::Not => {}
-            }
+        let max = res.len();
+        if max == 0 {
+            acc.entry(dest, |e| e.remove());
+            return Ok(0);
         }
         acc.entry(dest, |e| e.put(&[&res], 0, NEVER, None))
             .map_err(store_error)?;

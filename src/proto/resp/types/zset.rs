@@ -829,20 +829,39 @@ fn zintercard(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let n = n as usize;
     let keys: Vec<&[u8]> = (0..n).map(|i| a.arg(2 + i)).collect::<Result<_, _>>()?;
     let topo = cx.shared.topology.load();
-    let inputs = with_keys(&topo, &keys, |acc: &mut Access<'_, '_>| {
-        let mut inputs: Vec<Option<Vec<Vec<u8>>>> = Vec::with_capacity(n);
-        for k in &keys {
-            let r = acc.entry(k, |e| match kind_of(e) {
-                None => Ok(None),
-                Some(Kind::ZSet) => {
-                    read::<ZSet, _>(e, |z| z.iter().map(|(m, _)| m.to_vec()).collect())
+    // The first key's members are the candidates, filtered by each further key in place (no
+    // copy of the others: the same big key may be named thousands of times). None: a key is
+    // missing, the intersection is empty (every key's type is still checked).
+    let candidates = with_keys(&topo, &keys, |acc: &mut Access<'_, '_>| {
+        let mut candidates: Option<Vec<Vec<u8>>> = Some(Vec::new());
+        for (i, k) in keys.iter().enumerate() {
+            acc.entry(k, |e| {
+                let kind = kind_of(e);
+                let Some(c) = candidates.as_mut() else {
+                    return match kind {
+                        None | Some(Kind::ZSet | Kind::Set) => Ok(()),
+                        Some(_) => Err(RespError::WrongType),
+                    };
+                };
+                let found = match kind {
+                    None => None,
+                    Some(Kind::ZSet) if i == 0 => {
+                        read::<ZSet, _>(e, |z| *c = z.iter().map(|(m, _)| m.to_vec()).collect())?
+                    }
+                    Some(Kind::Set) if i == 0 => {
+                        read::<Set, _>(e, |s| *c = s.iter().map(<[u8]>::to_vec).collect())?
+                    }
+                    Some(Kind::ZSet) => read::<ZSet, _>(e, |z| c.retain(|m| z.score(m).is_some()))?,
+                    Some(Kind::Set) => read::<Set, _>(e, |s| c.retain(|m| s.contains(m)))?,
+                    Some(_) => return Err(RespError::WrongType),
+                };
+                if found.is_none() {
+                    candidates = None;
                 }
-                Some(Kind::Set) => read::<Set, _>(e, |s| s.iter().map(<[u8]>::to_vec).collect()),
-                Some(_) => Err(RespError::WrongType),
+                Ok(())
             })?;
-            inputs.push(r);
         }
-        Ok::<_, RespError>(inputs.into_iter().collect::<Option<Vec<_>>>())
+        Ok::<_, RespError>(candidates)
     })?;
     // redis reads the options only after every key's type was checked.
     let mut limit = 0usize;
@@ -859,30 +878,13 @@ fn zintercard(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             return Err(RespError::Syntax);
         }
     }
-    let Some(inputs) = inputs else {
-        encode_int(out, 0);
-        return Ok(());
-    };
-    let mut sets: Vec<Set> = inputs[1..]
-        .iter()
-        .map(|ms| {
-            let mut s = Set::default();
-            ms.iter().for_each(|m| {
-                s.insert(m);
-            });
-            s
-        })
-        .collect();
-    sets.sort_by_key(Set::len);
-    let mut count = 0usize;
-    for m in &inputs[0] {
-        if sets.iter().all(|s| s.contains(m)) {
-            count += 1;
-            if count == limit {
-                break;
-            }
+    let count = candidates.map_or(0, |c| {
+        if limit > 0 {
+            c.len().min(limit)
+        } else {
+            c.len()
         }
-    }
+    });
     encode_int(out, count as i64);
     Ok(())
 }
