@@ -1,5 +1,6 @@
 //! Bitmaps the way applications use them, with the `redis` crate: BITOP over keys on three
-//! different nodes stays all-or-nothing while transactions rewrite its sources, a bitmap grown
+//! different nodes stays all-or-nothing while transactions or MSETs rewrite its sources (it
+//! runs alone in the server's gate, and the MSET race fails without that), a bitmap grown
 //! by SETBIT is charged against its node (and `max_memory` and `max_value_size` hold), and the
 //! bytes SETBIT writes are the memcached item's bytes.
 
@@ -139,6 +140,59 @@ fn bitop_across_nodes_never_sees_half_a_transaction() {
         w.join().expect("writer");
     }
     assert!(writes.load(Ordering::Relaxed) > 0, "the writers ran");
+}
+
+/// A writer sets two keys on two nodes to the same value with MSET (which redis runs as one
+/// step); a reader runs BITOP XOR of the first, a large run of zeros (on the third node) and
+/// the second. BITOP must never run in the middle of an MSET, nor let MSETs run between its
+/// reads: the destination is always all zeros. The zeros make the reads take a while, so a
+/// BITOP that read its sources at different moments would see two different values.
+#[test]
+fn bitop_across_nodes_never_runs_inside_another_command() {
+    let server = TestServer::start(THREE_NODES);
+    let [a, b, zeros] = keys_on_three_nodes(&server, "mset:");
+    let mut c = server.redis();
+    let _: u8 = c.setbit(&zeros, 8 * (512 << 10) - 1, false).expect("zeros");
+    let addr = server.resp;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (a, b, stop) = (a.clone(), b.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut c = connect(addr);
+            let mut round = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                round = round.wrapping_add(1);
+                let len = 64 + (round % 7) as usize * 8;
+                let value: Vec<u8> = (0..len).map(|i| (i as u32 ^ round) as u8).collect();
+                let _: () = redis::cmd("MSET")
+                    .arg(&a)
+                    .arg(&value)
+                    .arg(&b)
+                    .arg(&value)
+                    .query(&mut c)
+                    .expect("mset");
+            }
+        })
+    };
+    for round in 0..1000 {
+        let _: usize = redis::cmd("BITOP")
+            .arg("XOR")
+            .arg("mset:dest")
+            .arg(&a)
+            .arg(&zeros)
+            .arg(&b)
+            .query(&mut c)
+            .expect("bitop");
+        let set: usize = redis::cmd("BITCOUNT")
+            .arg("mset:dest")
+            .arg(0)
+            .arg(255)
+            .query(&mut c)
+            .expect("bitcount");
+        assert_eq!(set, 0, "round {round}: BITOP saw two moments");
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
 }
 
 /// BITOP AND of two equal sources on two nodes into a destination on a third stores exactly
