@@ -1,7 +1,7 @@
 //! SORT with BY and GET patterns on a three-node ring, with the `redis` crate: patterns whose
 //! keys share the sorted key's node (by a hash tag) work; patterns whose keys may live on
 //! another node get redis cluster's errors, decided from the pattern before anything is read;
-//! STORE writes its list through the destination's own node.
+//! STORE writes its list through the destination's own node and wakes a client blocked on it.
 
 mod common;
 
@@ -145,4 +145,33 @@ fn sort_store_writes_a_list_on_the_destination_node() {
     let topo = server.shared.topology.load();
     let node = topo.node_for(dst.as_bytes());
     node.validate().expect("the stored list is charged exactly");
+}
+
+/// A client blocked in BLPOP on SORT's STORE destination is served by the stored list.
+#[test]
+fn sort_store_wakes_a_client_blocked_on_the_destination() {
+    let server = TestServer::start(THREE_NODES);
+    let mut c = server.redis();
+    let _: () = c.rpush("{s}src", &[3, 1, 2]).expect("rpush");
+    let addr = server.resp;
+    let waiter = std::thread::spawn(move || {
+        let mut c = redis::Client::open(format!("redis://{addr}/"))
+            .expect("client")
+            .get_connection()
+            .expect("connect");
+        let got: Option<(String, String)> = c.blpop("{s}dst", 10.0).expect("blpop");
+        got
+    });
+    common::wait_blocked(&server, 1);
+    let n: usize = redis::cmd("SORT")
+        .arg("{s}src")
+        .arg("STORE")
+        .arg("{s}dst")
+        .query(&mut c)
+        .expect("sort store");
+    assert_eq!(n, 3);
+    let got = waiter.join().expect("waiter");
+    assert_eq!(got, Some(("{s}dst".into(), "1".into())));
+    let rest: Vec<String> = c.lrange("{s}dst", 0, -1).expect("lrange");
+    assert_eq!(rest, vec!["2".to_string(), "3".to_string()]);
 }

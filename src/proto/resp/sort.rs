@@ -14,7 +14,8 @@
 //! the tag, with the default `hash_tags = "{}"`) is the sorted key's owner; `GET #` is always
 //! allowed. Otherwise SORT answers redis cluster's error for BY or GET. The sorted key and
 //! every pattern key are read one by one (each under its own stripe lock, not as one atomic
-//! step); STORE writes the destination through its own owner, which may be another node.
+//! step); STORE writes the destination through its own owner, which may be another node, and
+//! wakes the clients blocked popping from it.
 
 use bytes::BytesMut;
 
@@ -254,6 +255,10 @@ fn finish(
                 .map_err(store_error)
         }
     })?;
+    if n > 0 {
+        // A client blocked popping from the destination is served, as after any push.
+        cx.shared.waiters.notify(dest);
+    }
     encode_int(out, n as i64);
     Ok(())
 }
