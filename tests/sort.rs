@@ -175,3 +175,40 @@ fn sort_store_wakes_a_client_blocked_on_the_destination() {
     let rest: Vec<String> = c.lrange("{s}dst", 0, -1).expect("lrange");
     assert_eq!(rest, vec!["2".to_string(), "3".to_string()]);
 }
+
+/// SORT with many GETs over a big list cannot build an unbounded reply or stored list: the
+/// reply stops at `max_output_buffer` (the connection is closed, as for any oversized reply)
+/// and a STORE that cannot fit in its node answers OOM before the whole list is built.
+#[test]
+fn sort_with_many_gets_is_bounded() {
+    let server = TestServer::start(
+        r#"
+[limits]
+max_output_buffer = "1MiB"
+
+[[nodes]]
+name = "small"
+max_memory = "4MiB"
+"#,
+    );
+    let mut c = server.redis();
+    let items: Vec<u32> = (0..10_000).collect();
+    let _: () = c.rpush("big", &items).expect("rpush");
+    let mut sort = redis::cmd("SORT");
+    sort.arg("big");
+    for _ in 0..200 {
+        sort.arg("GET").arg("#");
+    }
+    let reply: redis::RedisResult<Vec<String>> = sort.query(&mut c);
+    assert!(reply.is_err(), "a 2,000,000-element reply is refused");
+
+    let mut c = server.redis();
+    sort.arg("STORE").arg("dst");
+    let err = sort
+        .query::<usize>(&mut c)
+        .expect_err("a stored list larger than the node");
+    assert!(err.to_string().contains("OOM"), "{err}");
+    assert!(!c.exists::<_, bool>("dst").expect("exists"));
+    let n: usize = c.llen("big").expect("llen");
+    assert_eq!(n, 10_000, "the server still serves");
+}

@@ -16,6 +16,11 @@
 //! every pattern key are read one by one (each under its own stripe lock, not as one atomic
 //! step); STORE writes the destination through its own owner, which may be another node, and
 //! wakes the clients blocked popping from it.
+//!
+//! Bounds: a reply stops growing past `limits.max_output_buffer` (the session then closes the
+//! connection, as for any oversized reply) and a STORE whose list outgrows its node's
+//! `max_memory` answers OOM before it is complete, so GETs times elements cannot make a
+//! request hold unbounded memory.
 
 use bytes::BytesMut;
 
@@ -222,7 +227,13 @@ fn finish(
     let Some(dest) = store else {
         encode_array(out, picked.len() * per);
         let v = cx.conn.version;
+        let mark = out.len();
         for e in picked {
+            if (out.len() - mark) as u64 > cx.limits.max_output_buffer {
+                // Many GETs over a big key: the session closes the connection for this reply;
+                // stop building what nobody will receive.
+                break;
+            }
             if gets.is_empty() {
                 encode_bulk(out, e);
             }
@@ -235,13 +246,24 @@ fn finish(
         }
         return Ok(());
     };
+    // The stored list must fit in its node: give up (OOM) as soon as it cannot, rather than
+    // build a list of elements times GETs that no node could hold.
+    let budget = topo.node_for(dest).max_memory();
+    let mut bytes = 0u64;
     let mut list = List::default();
     for e in picked {
+        let mut push = |v: &[u8]| {
+            bytes += v.len() as u64 + 16;
+            list.push(v, false);
+        };
         if gets.is_empty() {
-            list.push(e, false);
+            push(e);
         }
         for p in gets {
-            list.push(&lookup(topo, p, e).unwrap_or_default(), false);
+            push(&lookup(topo, p, e).unwrap_or_default());
+        }
+        if bytes > budget {
+            return Err(RespError::OutOfMemory);
         }
     }
     let n = list.len();
