@@ -11,6 +11,8 @@
 //! one node and no migration is running, every key is locked at once ([`Topology::entries`])
 //! and the command is atomic; otherwise each key is accessed on its own through
 //! `Topology::entry`, in the order redis touches them (not atomic, documented in README).
+//! [`with_keys_exclusive`] (BITOP) is atomic in the second case too: it runs the command alone
+//! in the server's gate, as EXEC runs its queue.
 //!
 //! Empty containers never exist: `Entry::update_container` removes a container a command
 //! emptied, and a command that would create an empty one (ZADD XX, ...) creates nothing.
