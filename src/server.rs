@@ -22,6 +22,7 @@ use crate::store::Clock;
 use gate::Gate;
 use waiters::Waiters;
 
+pub mod clients;
 pub mod gate;
 pub mod waiters;
 
@@ -48,6 +49,8 @@ pub struct Shared {
     pub waiters: Waiters,
     /// Lets EXEC run while no session handles a request (every session holds a pass).
     pub gate: Arc<Gate>,
+    /// The RESP connections, for CLIENT LIST.
+    pub clients: clients::Clients,
     /// Redis parameters set by CONFIG SET (name -> value), shown by CONFIG GET.
     pub config_set: parking_lot::Mutex<hashbrown::HashMap<&'static str, String>>,
     /// The config file being served, when the server watches one (named in errors).
@@ -74,6 +77,7 @@ impl Shared {
             metrics: None,
             waiters: Waiters::default(),
             gate: Arc::new(Gate::default()),
+            clients: clients::Clients::default(),
             snapshots: None,
             config_set: Default::default(),
             config_path: std::sync::OnceLock::new(),

@@ -1,7 +1,7 @@
 //! Bitmaps the way applications use them, with the `redis` crate: BITOP over keys on three
 //! different nodes stays all-or-nothing while transactions or MSETs rewrite its sources (it
 //! runs alone in the server's gate, and the MSET race fails without that), a bitmap grown
-//! by SETBIT is charged against its node (and `max_memory` and `max_value_size` hold), and the
+//! by SETBIT is charged against its node (and `max_memory` and `proto_max_bulk_len` hold), and the
 //! bytes SETBIT writes are the memcached item's bytes.
 
 mod common;
@@ -225,14 +225,15 @@ fn bitop_and_of_equal_sources_on_three_nodes_equals_them() {
     }
 }
 
-/// SETBIT at a large offset grows the string to that byte: the node is charged for it, a
-/// string past `max_value_size` is refused, and the node never goes over `max_memory`.
+/// SETBIT at a large offset grows the string to that byte: the node is charged for it, an
+/// offset or a BITFIELD write past `proto_max_bulk_len` is refused (as redis refuses them), and
+/// the node never goes over `max_memory`.
 #[test]
 fn setbit_at_a_large_offset_is_charged_and_max_memory_is_respected() {
     let server = TestServer::start(
         r#"
 [limits]
-max_value_size = "1MiB"
+proto_max_bulk_len = "1MiB"
 
 [[nodes]]
 name = "small"
@@ -258,24 +259,33 @@ max_memory = "4MiB"
         .query(&mut c)
         .expect("memory usage");
     assert!(usage >= 1 << 20, "MEMORY USAGE counts the bitmap: {usage}");
-    // One byte further is past max_value_size: refused, nothing changed.
-    let err = c
-        .setbit::<_, u8>("bits", last_bit + 1, true)
-        .expect_err("past max_value_size");
+    // One bit further is an offset past proto_max_bulk_len: refused, nothing changed.
+    for offset in [last_bit + 1, 1 << 32] {
+        let err = c
+            .setbit::<_, u8>("bits", offset, true)
+            .expect_err("past proto_max_bulk_len");
+        assert!(
+            err.to_string()
+                .contains("bit offset is not an integer or out of range"),
+            "{err}"
+        );
+    }
+    // A BITFIELD write that starts inside the limit and ends past it: the string would be too
+    // long.
+    let err = redis::cmd("BITFIELD")
+        .arg("bits")
+        .arg("SET")
+        .arg("i16")
+        .arg(last_bit - 3)
+        .arg(-1)
+        .query::<Vec<i64>>(&mut c)
+        .expect_err("string past proto_max_bulk_len");
     assert!(
         err.to_string()
             .contains("string exceeds maximum allowed size"),
         "{err}"
     );
     assert_eq!(c.strlen::<_, usize>("bits").expect("strlen"), 1 << 20);
-    let err = c
-        .setbit::<_, u8>("bits", 1 << 32, true)
-        .expect_err("past 2^32 bits");
-    assert!(
-        err.to_string()
-            .contains("bit offset is not an integer or out of range"),
-        "{err}"
-    );
     // Many large bitmaps: the node evicts to stay within its budget after every write.
     for i in 0..20 {
         let key = format!("bits:{i}");
@@ -299,7 +309,7 @@ fn setbit_that_cannot_fit_is_refused_with_oom() {
     let server = TestServer::start(
         r#"
 [limits]
-max_value_size = "4MiB"
+proto_max_bulk_len = "4MiB"
 
 [[nodes]]
 name = "tiny"

@@ -1,6 +1,7 @@
 //! Blocking pops that never hang: a failed wake passes the element on, and a stress test that
 //! races pushes against clients entering BLPOP, BRPOPLPUSH and BZPOPMIN, round after round,
-//! checking that every client is served at once and no element is left behind.
+//! checking that every client is served at once and no element is left behind; and a pop right
+//! after a push never takes the element of a client that was blocked before it.
 
 mod common;
 
@@ -139,4 +140,75 @@ fn pushes_racing_blocked_clients_lose_no_wake_up_and_leave_nothing() {
     }
     assert_eq!(server.shared.waiters.len(), 0);
     assert_eq!(server.shared.waiters.clients(), 0);
+}
+
+/// redis serves a blocked client before any other command runs: once `LPUSH k a` (or `ZADD`)
+/// has answered, an `LPOP k` (`ZPOPMIN`) from a third connection, or queued right behind the
+/// push on the pushing connection, finds the key empty, and the blocked client has the
+/// element. Round after round, so that a woken client that still had to fetch its element
+/// would lose it to the pop at least once.
+#[test]
+fn a_pop_after_a_push_never_takes_the_element_of_a_blocked_client() {
+    let server = TestServer::start(TWO_NODES);
+    let addr = server.resp;
+    let mut pusher = server.redis();
+    let mut popper = server.redis();
+    for r in 0..ROUNDS / 2 {
+        let zset = r % 2 == 1;
+        let key = format!("k{r}");
+        let blocked = {
+            let key = key.clone();
+            thread::spawn(move || {
+                let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
+                let mut c = client.get_connection().expect("connect");
+                let cmd = if zset { "BZPOPMIN" } else { "BLPOP" };
+                let got: redis::Value = redis::cmd(cmd).arg(&key).arg(5).query(&mut c).expect(cmd);
+                got
+            })
+        };
+        wait_blocked(&server, 1);
+        let same_connection = r % 4 >= 2;
+        let (pushed, popped): (i64, redis::Value) = if zset {
+            let mut pipe = redis::pipe();
+            pipe.zadd(&key, "a", 1);
+            if same_connection {
+                pipe.cmd("ZPOPMIN").arg(&key);
+                pipe.query(&mut pusher).expect("zadd, zpopmin")
+            } else {
+                let pushed: i64 = pusher.zadd(&key, "a", 1).expect("zadd");
+                (
+                    pushed,
+                    redis::cmd("ZPOPMIN")
+                        .arg(&key)
+                        .query(&mut popper)
+                        .expect("zpopmin"),
+                )
+            }
+        } else if same_connection {
+            redis::pipe()
+                .lpush(&key, "a")
+                .lpop(&key, None)
+                .query(&mut pusher)
+                .expect("lpush, lpop")
+        } else {
+            let pushed: i64 = pusher.lpush(&key, "a").expect("lpush");
+            (pushed, popper.lpop(&key, None).expect("lpop"))
+        };
+        assert_eq!(pushed, 1, "round {r}");
+        let empty = if zset {
+            redis::Value::Array(vec![])
+        } else {
+            redis::Value::Nil
+        };
+        assert_eq!(
+            popped, empty,
+            "round {r}: the pop took the blocked client's element"
+        );
+        let got = blocked.join().expect("blocked client");
+        assert!(
+            !matches!(got, redis::Value::Nil),
+            "round {r}: the blocked client timed out"
+        );
+    }
+    assert_eq!(server.shared.waiters.len(), 0);
 }

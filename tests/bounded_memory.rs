@@ -71,10 +71,7 @@ fn session() -> RespSession {
     let clock = Clock::real();
     let nodes = vec![Arc::new(Node::new("a", 256 << 20, clock.clone()))];
     let ring = Ring::build(&[("a", 1)], HashKind::default(), 160, None);
-    let limits = Limits {
-        max_value_size: 4 << 20,
-        ..Limits::default()
-    };
+    let limits = Limits::default();
     let shared = Shared::new(Topology::new(1, ring, nodes), limits, clock);
     RespSession::new(Arc::new(shared), None, None)
 }

@@ -11,10 +11,12 @@
 //!   most significant bit of byte 0; a write zero-pads the string up to the byte it touches,
 //!   keeps the item's flags and expiry, and happens only if the bytes change (so WATCH is not
 //!   broken by a no-op).
-//! - Offsets are refused past 2^32-1 bits (redis's limit with its default 512 MB
-//!   `proto-max-bulk-len`); a write that would make the string longer than
-//!   `limits.max_value_size` is refused before anything changes, and memory is charged like
-//!   any string (out of memory: the OOM error, nothing changed).
+//! - Offsets are refused from `8 * proto_max_bulk_len` bits on (redis's limit: 2^32 with its
+//!   default 512 MiB); a write that would make the string longer than
+//!   `limits.proto_max_bulk_len` is refused before anything changes, and memory is charged like
+//!   any string (out of memory: the OOM error, nothing changed). A string larger than its
+//!   node's whole budget is refused before its bytes are even allocated, so a SETBIT at a far
+//!   offset costs no transient memory a node could not hold.
 //! - BITOP reads every source and writes its destination as one step: when the keys share a
 //!   node they are locked together, otherwise the command runs alone in the server's gate
 //!   (`types::with_keys_exclusive`), so no other command sees or makes a half state.
@@ -30,10 +32,6 @@ use super::types::with_keys_exclusive;
 use crate::config::Limits;
 use crate::store::{Entry, Kind, NEVER};
 
-/// redis's default `proto-max-bulk-len` (512 MB): offsets at or past `8 * BIT_LIMIT_BYTES`
-/// bits are refused, as redis refuses them.
-const BIT_LIMIT_BYTES: u64 = 512 << 20;
-
 /// Runs a bitmap command (its arity is checked).
 pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Reply {
     match cmd {
@@ -48,9 +46,9 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
     }
 }
 
-/// redis `getBitOffsetFromArgument`: a non-negative bit offset below 2^32; with `bits > 0` a
-/// `#n` offset means `n * bits` (BITFIELD).
-fn parse_offset(s: &[u8], bits: u32) -> Result<u64, RespError> {
+/// redis `getBitOffsetFromArgument`: a non-negative bit offset whose byte is below
+/// `proto_max_bulk_len` (`limit`); with `bits > 0` a `#n` offset means `n * bits` (BITFIELD).
+fn parse_offset(s: &[u8], bits: u32, limit: u64) -> Result<u64, RespError> {
     let (hash, digits) = match s {
         [b'#', rest @ ..] if bits > 0 => (true, rest),
         _ => (false, s),
@@ -59,7 +57,7 @@ fn parse_offset(s: &[u8], bits: u32) -> Result<u64, RespError> {
     if hash {
         n = n.wrapping_mul(i64::from(bits));
     }
-    if n < 0 || (n >> 3) as u64 >= BIT_LIMIT_BYTES {
+    if n < 0 || (n >> 3) as u64 >= limit {
         return Err(RespError::BitOffset);
     }
     Ok(n as u64)
@@ -76,7 +74,8 @@ fn string_of<'e>(e: &'e Entry<'_>) -> Result<Option<&'e [u8]>, RespError> {
 
 /// Runs `f` on a copy of the string at `e` zero-padded to at least `len` bytes (created if
 /// absent, as redis's `lookupStringForBitCommand` does) and stores it if it is new, grew or
-/// changed, keeping flags and expiry. Refused (nothing changed) past `max_value_size`.
+/// changed, keeping flags and expiry. Refused (nothing changed) past `proto_max_bulk_len`, or
+/// with OOM past the node's whole budget (before the bytes are allocated).
 fn update_string<R>(
     e: &mut Entry<'_>,
     limits: &Limits,
@@ -91,6 +90,9 @@ fn update_string<R>(
     let old_len = old.map_or(0, <[u8]>::len);
     if len > old_len as u64 {
         check_size(limits, usize::try_from(len).unwrap_or(usize::MAX))?;
+        if len > e.node().max_memory() {
+            return Err(RespError::OutOfMemory);
+        }
     }
     let mut value = old.unwrap_or_default().to_vec();
     if (value.len() as u64) < len {
@@ -104,7 +106,7 @@ fn update_string<R>(
 }
 
 fn setbit(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let offset = parse_offset(a.arg(2)?, 0)?;
+    let offset = parse_offset(a.arg(2)?, 0, cx.limits.proto_max_bulk_len)?;
     let on = parse_i64(a.arg(3)?).ok_or_else(|| RespError::BitValue)?;
     if on & !1 != 0 {
         return Err(RespError::BitValue);
@@ -128,7 +130,7 @@ fn setbit(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
 }
 
 fn getbit(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let offset = parse_offset(a.arg(2)?, 0)?;
+    let offset = parse_offset(a.arg(2)?, 0, cx.limits.proto_max_bulk_len)?;
     let bit = cx.shared.topology.load().entry(a.arg(1)?, |e| {
         let v = string_of(e)?;
         let byte = (offset >> 3) as usize;
@@ -548,7 +550,7 @@ fn signed_overflow(value: i64, incr: i64, bits: u32, ow: Overflow) -> (bool, Opt
 }
 
 /// Parses BITFIELD's operations (redis `bitfieldGeneric`'s loop, its errors in its order).
-fn parse_field_ops(a: &Args<'_>) -> Result<Vec<FieldOp>, RespError> {
+fn parse_field_ops(a: &Args<'_>, limit: u64) -> Result<Vec<FieldOp>, RespError> {
     let mut ops = Vec::new();
     let mut overflow = Overflow::Wrap;
     let mut j = 2;
@@ -575,7 +577,7 @@ fn parse_field_ops(a: &Args<'_>) -> Result<Vec<FieldOp>, RespError> {
             return Err(RespError::Syntax);
         };
         let (signed, bits) = parse_type(a.arg(j + 1)?)?;
-        let offset = parse_offset(a.arg(j + 2)?, bits)?;
+        let offset = parse_offset(a.arg(j + 2)?, bits, limit)?;
         let value = match write {
             Some(_) => parse_int(a.arg(j + 3)?)?,
             None => 0,
@@ -594,7 +596,7 @@ fn parse_field_ops(a: &Args<'_>) -> Result<Vec<FieldOp>, RespError> {
 }
 
 fn bitfield(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut, read_only: bool) -> Reply {
-    let ops = parse_field_ops(a)?;
+    let ops = parse_field_ops(a, cx.limits.proto_max_bulk_len)?;
     let v = cx.conn.version;
     let limits = cx.limits;
     // The furthest bit a SET/INCRBY reaches: the string grows to hold it.
@@ -732,14 +734,23 @@ mod tests {
     }
 
     #[test]
-    fn offsets_stop_at_two_to_the_32() {
-        assert_eq!(parse_offset(b"4294967295", 0), Ok(4_294_967_295));
-        assert_eq!(parse_offset(b"4294967296", 0), Err(RespError::BitOffset));
-        assert_eq!(parse_offset(b"-1", 0), Err(RespError::BitOffset));
-        assert_eq!(parse_offset(b"#3", 8), Ok(24));
-        assert_eq!(parse_offset(b"#3", 0), Err(RespError::BitOffset));
+    fn offsets_stop_at_eight_times_proto_max_bulk_len() {
+        const LIMIT: u64 = 512 << 20;
+        assert_eq!(parse_offset(b"4294967295", 0, LIMIT), Ok(4_294_967_295));
         assert_eq!(
-            parse_offset(b"#9223372036854775807", 64),
+            parse_offset(b"4294967296", 0, LIMIT),
+            Err(RespError::BitOffset)
+        );
+        assert_eq!(parse_offset(b"8388607", 0, 1 << 20), Ok(8_388_607));
+        assert_eq!(
+            parse_offset(b"8388608", 0, 1 << 20),
+            Err(RespError::BitOffset)
+        );
+        assert_eq!(parse_offset(b"-1", 0, LIMIT), Err(RespError::BitOffset));
+        assert_eq!(parse_offset(b"#3", 8, LIMIT), Ok(24));
+        assert_eq!(parse_offset(b"#3", 0, LIMIT), Err(RespError::BitOffset));
+        assert_eq!(
+            parse_offset(b"#9223372036854775807", 64, LIMIT),
             Err(RespError::BitOffset)
         );
     }

@@ -54,6 +54,7 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         txn::queue(args, cx, out);
         return Flow::Continue;
     }
+    serve_ready(cx);
     let mut flow = Flow::Continue;
     match dispatch(cmd, sub, args, cx, out, &mut flow) {
         Ok(()) => {}
@@ -62,7 +63,22 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         }
         Err(e) => encode_error(out, &e),
     }
+    // This request fed keys clients block on: they are served before it answers.
+    serve_ready(cx);
     flow
+}
+
+/// Serves the clients blocked on keys that got elements (one atomic load when there are
+/// none): after a request, so they are served before it answers, and before one, so a
+/// request racing a push from another connection cannot take an element first either. Not
+/// inside EXEC (its end serves) nor on a blocked client's behalf (the serving pass does).
+#[inline]
+fn serve_ready(cx: &mut Ctx<'_>) {
+    if cx.shared.waiters.has_ready() && !cx.conn.in_exec && !cx.conn.on_behalf {
+        types::blocking::serve_ready(cx, &mut |a, cx, out| {
+            handle(a, cx, out);
+        });
+    }
 }
 
 /// Runs `cmd` (its arity checked) in its group's module.

@@ -5,7 +5,7 @@
 //!
 //! Owns: this one command. Must not touch: the values (it only reads them), framing.
 //! Invariants: the table is `(len1 + 1) * (len2 + 1)` 32-bit cells; like redis, a table larger
-//! than `proto-max-bulk-len` (here `limits.max_request_size`) is refused before it is
+//! than `proto-max-bulk-len` (`limits.proto_max_bulk_len`) is refused before it is
 //! allocated, so one request cannot make the process grow without bound. The two keys are read
 //! together (atomic when they share a node, `types::with_keys`) and copied out before the
 //! table is built, so no stripe lock is held during the O(n·m) work.
@@ -61,7 +61,7 @@ pub(super) fn handle(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Repl
         return Err(RespError::LcsLenAndIdx);
     }
     let cells = (x.len() as u64 + 1) * (y.len() as u64 + 1);
-    if cells.saturating_mul(4) > cx.limits.max_request_size {
+    if cells.saturating_mul(4) > cx.limits.proto_max_bulk_len {
         return Err(RespError::LcsTooLarge);
     }
     let (alen, blen) = (x.len(), y.len());

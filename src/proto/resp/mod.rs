@@ -65,6 +65,7 @@ use bytes::{Buf, BytesMut};
 
 use crate::metrics::CommandRecorder;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
+use crate::server::clients::Client;
 use crate::server::gate::Pass;
 use crate::server::{LimitsCache, Shared, Stats};
 use conn::{Conn, Ctx};
@@ -99,6 +100,9 @@ impl RespSession {
         let now = shared.clock.now_ms();
         let mut conn = Conn::new(peer, local, now);
         conn.access = shared.auth.load().initial();
+        let client = Client::new(conn.id, peer, local, now);
+        shared.clients.register(&client);
+        conn.client = Some(client);
         let metrics = shared
             .metrics
             .as_ref()
@@ -171,8 +175,9 @@ impl Drop for RespSession {
     fn drop(&mut self) {
         // A client that disconnects (or is shut down) while blocked leaves the queues.
         if let Some(b) = self.conn.blocked.take() {
-            self.shared.waiters.unregister(self.conn.id, &b.keys);
+            self.shared.waiters.leave(&b.parked);
         }
+        self.shared.clients.unregister(self.conn.id);
     }
 }
 
@@ -181,7 +186,7 @@ impl Session for RespSession {
         self.conn
             .blocked
             .as_ref()
-            .map(|b| (Arc::clone(&b.notify), b.deadline))
+            .map(|b| (Arc::clone(&b.parked.notify), b.deadline))
     }
 
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
@@ -194,6 +199,10 @@ impl Session for RespSession {
         if self.conn.commands > 0 {
             Stats::add(&self.shared.stats.commands_processed, self.conn.commands);
             self.conn.commands = 0;
+            if let Some(c) = &self.conn.client {
+                c.touch(self.shared.clock.now_ms());
+            }
+            self.conn.publish();
         }
         flow
     }

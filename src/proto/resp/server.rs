@@ -22,6 +22,7 @@ use super::glob::glob;
 use super::params;
 use crate::persist::snapshot;
 use crate::server::Stats;
+use crate::store::Node;
 
 /// The redis version this server answers as (clients gate features on it).
 pub const REDIS_VERSION: &str = "7.0.15";
@@ -41,8 +42,8 @@ pub(super) fn handle(
         Command::Info => info(cx, a, out),
         Command::Memory => super::object::memory(sub, a, cx, out),
         Command::DbSize => {
-            let topo = shared.topology.load();
-            encode_int(out, topo.nodes.iter().map(|n| n.len()).sum::<u64>() as i64);
+            let n = keyspace_count(cx, |holders| holders.iter().map(|n| n.len()).sum::<u64>());
+            encode_int(out, n as i64);
             Ok(())
         }
         Command::FlushDb | Command::FlushAll => {
@@ -196,6 +197,21 @@ fn command_info(sub: Option<&str>, a: &Args<'_>, v: Version, out: &mut BytesMut)
     Ok(())
 }
 
+/// Runs `count` over every node holding keys of the keyspace: this ring's and, during a
+/// migration, the draining ones. During a migration it runs exclusively (no session batch and
+/// no chunk of the migrator in flight, see `server::gate`), so that no key is counted on two
+/// nodes or on none while it moves.
+fn keyspace_count<R>(cx: &Ctx<'_>, count: impl FnOnce(&[std::sync::Arc<Node>]) -> R) -> R {
+    let topo = cx.shared.topology.load();
+    match cx.pass {
+        Some(pass) if topo.is_migrating() => pass.gate().exclusive(pass, || {
+            let topo = cx.shared.topology.load();
+            count(&topo.holders())
+        }),
+        _ => count(&topo.holders()),
+    }
+}
+
 fn config_params(cx: &Ctx<'_>) -> Vec<(&'static str, String)> {
     let topo = cx.shared.topology.load();
     let max: u64 = topo.nodes.iter().map(|n| n.max_memory()).sum();
@@ -206,8 +222,11 @@ fn config_params(cx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("maxmemory-policy", "allkeys-lru".into()),
         ("maxclients", l.max_connections.to_string()),
         ("timeout", l.idle_timeout.as_secs().to_string()),
-        ("proto-max-bulk-len", l.max_request_size.to_string()),
-        ("client-query-buffer-limit", l.max_request_size.to_string()),
+        ("proto-max-bulk-len", l.proto_max_bulk_len.to_string()),
+        (
+            "client-query-buffer-limit",
+            l.resp_request_max().to_string(),
+        ),
         ("save", String::new()),
         ("appendonly", "no".into()),
         ("databases", "1".into()),
@@ -314,8 +333,22 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let stats: Vec<_> = topo.nodes.iter().map(|n| (n, n.stats())).collect();
     let used: u64 = stats.iter().map(|(_, st)| st.used_bytes).sum();
     let max: u64 = stats.iter().map(|(_, st)| st.max_bytes).sum();
-    let items: u64 = stats.iter().map(|(_, st)| st.items).sum();
-    let now = shared.clock.now_ms() / 1000;
+    let (mut items, mut expires, mut ttl_sum) = (0u64, 0u64, 0u128);
+    for st in keyspace_count(cx, |holders| {
+        holders.iter().map(|n| n.stats()).collect::<Vec<_>>()
+    }) {
+        items += st.items;
+        expires += st.ttl_items;
+        ttl_sum += st.ttl_sum;
+    }
+    let now_ms = shared.clock.now_ms();
+    // Mean remaining TTL in ms, as redis's avg_ttl (0 without keys with a TTL).
+    let avg_ttl = if expires > 0 {
+        (ttl_sum / u128::from(expires)).saturating_sub(u128::from(now_ms))
+    } else {
+        0
+    };
+    let now = now_ms / 1000;
     let uptime = now.saturating_sub(shared.started_unix);
     let mut text = String::new();
     for &section in DEFAULT {
@@ -424,7 +457,11 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             "keyspace" => {
                 t.push_str("# Keyspace\r\n");
                 if items > 0 {
-                    kv(t, "db0", format!("keys={items},expires=0,avg_ttl=0"));
+                    kv(
+                        t,
+                        "db0",
+                        format!("keys={items},expires={expires},avg_ttl={avg_ttl}"),
+                    );
                 }
             }
             _ => {
@@ -493,8 +530,8 @@ fn save(cx: &mut Ctx<'_>, background: bool, a: &Args<'_>, out: &mut BytesMut) ->
 }
 
 /// CONFIG SET name value [name value ...] (redis 7.0: all or nothing). Every redis 7.0 name
-/// is accepted and checked as redis checks it (`params`), remembered for CONFIG GET; `maxclients`
-/// and `timeout` change the live limits until the config file is next reloaded; what the
+/// is accepted and checked as redis checks it (`params`), remembered for CONFIG GET; `maxclients`,
+/// `timeout` and `proto-max-bulk-len` change the live limits until the config file is next reloaded; what the
 /// config file owns (memory budgets, passwords) is refused with the file's name.
 fn config_set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     if a.len() < 4 {
@@ -551,6 +588,15 @@ fn config_set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             "timeout" => {
                 let secs: u64 = value.parse().unwrap_or(0);
                 limits.idle_timeout = std::time::Duration::from_secs(secs);
+                limits_changed = true;
+            }
+            "proto-max-bulk-len" => {
+                // Validated as redis does (at least 1mb); kept within what the config file
+                // accepts.
+                limits.proto_max_bulk_len = value
+                    .parse::<u64>()
+                    .unwrap_or(limits.proto_max_bulk_len)
+                    .min(crate::config::MAX_REQUEST_SIZE_CAP / 2);
                 limits_changed = true;
             }
             _ => {}

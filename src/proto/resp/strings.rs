@@ -391,12 +391,12 @@ fn getex(shared: &Shared, a: &Args<'_>, v: Version, out: &mut BytesMut) -> Reply
                 e.remove();
             }
             ExpireOpt::At(t) => {
-                if let Some(m) = e.meta_mut() {
+                if let Some(mut m) = e.meta_mut() {
                     m.expire_at = t;
                 }
             }
             ExpireOpt::Persist => {
-                if let Some(m) = e.meta_mut() {
+                if let Some(mut m) = e.meta_mut() {
                     m.expire_at = NEVER;
                 }
             }
@@ -508,7 +508,7 @@ fn setrange(shared: &Shared, limits: &Limits, a: &Args<'_>, out: &mut BytesMut) 
             return Ok(old.len());
         }
         let end = (offset as u64).saturating_add(data.len() as u64);
-        if end > limits.max_value_size {
+        if end > limits.proto_max_bulk_len {
             return Err(RespError::StringTooLong);
         }
         let end = end as usize;

@@ -564,13 +564,24 @@ pub(super) fn scan_args<'a>(a: &Args<'a>) -> Result<ScanArgs<'a>, RespError> {
 
 impl ScanArgs<'_> {
     /// The position window to return out of `len` elements, and the next cursor.
+    ///
+    /// Large collections are walked from the top position down, the cursor being the
+    /// position below which the walk continues (0 to start, 0 again at the end). The stores
+    /// only ever move an element *down* (a removal moves the last element into the hole, or
+    /// shifts the ones above it down by one; a score change keeps a sorted-set member's slot)
+    /// and append new elements at the top, so an element present from the first call to the
+    /// last cannot pass from below the cursor to above it unseen: it is returned, as redis
+    /// promises for its SCANs. It may be returned twice, as in redis.
     pub(super) fn window(&self, len: usize) -> (usize, usize, u64) {
         if len <= SCAN_ALL_MAX {
             return (0, len, 0);
         }
-        let start = (self.cursor as usize).min(len);
-        let end = start.saturating_add(self.count).min(len);
-        (start, end, if end >= len { 0 } else { end as u64 })
+        let end = match self.cursor {
+            0 => len,
+            c => usize::try_from(c).unwrap_or(usize::MAX).min(len),
+        };
+        let start = end.saturating_sub(self.count);
+        (start, end, start as u64)
     }
 
     pub(super) fn matches(&self, s: &[u8]) -> bool {

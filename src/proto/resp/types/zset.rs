@@ -473,7 +473,7 @@ pub(crate) fn handle(
                 })
             };
             let timeout = if blocking { Some(a.arg(1)?) } else { None };
-            blocking::run_or_answer(cx, &keys, timeout, out, flow, encode_null_array, attempt)
+            blocking::run_or_answer(a, cx, &keys, timeout, out, flow, encode_null_array, attempt)
         })(),
         Command::BZPopMin | Command::BZPopMax => {
             let max = cmd == Command::BZPopMax;
@@ -489,7 +489,7 @@ pub(crate) fn handle(
                     reply_double(out, s, v);
                 })
             };
-            blocking::run(cx, &keys, a.arg(a.len() - 1)?, out, flow, attempt)
+            blocking::run(a, cx, &keys, a.arg(a.len() - 1)?, out, flow, attempt)
         }
         Command::ZRemRangeByRank | Command::ZRemRangeByScore | Command::ZRemRangeByLex => (|| {
             let range = match cmd {
@@ -534,7 +534,7 @@ pub(crate) fn handle(
                     read::<ZSet, _>(e, |z| {
                         let (lo, hi, next) = s.window(z.len());
                         let mut items = Vec::new();
-                        for (m, sc) in z.range(lo, hi, false) {
+                        for (m, sc) in (lo..hi).map(|i| z.slot(i)) {
                             if s.matches(m) {
                                 items.push(m.to_vec());
                                 items.push(fmt_double(sc).into_bytes());
