@@ -51,6 +51,8 @@ pub struct Shared {
     pub gate: Arc<Gate>,
     /// The RESP connections, for CLIENT LIST.
     pub clients: clients::Clients,
+    /// Counters as they were at the last CONFIG RESETSTAT (INFO shows what came since).
+    pub stat_baseline: parking_lot::Mutex<Vec<u64>>,
     /// Redis parameters set by CONFIG SET (name -> value), shown by CONFIG GET.
     pub config_set: parking_lot::Mutex<hashbrown::HashMap<&'static str, String>>,
     /// The config file being served, when the server watches one (named in errors).
@@ -80,6 +82,7 @@ impl Shared {
             clients: clients::Clients::default(),
             snapshots: None,
             config_set: Default::default(),
+            stat_baseline: Default::default(),
             config_path: std::sync::OnceLock::new(),
             tls: None,
         }

@@ -627,3 +627,31 @@ fn client_list_shows_every_connection() {
         "closed connections stay in CLIENT LIST"
     );
 }
+
+/// CONFIG RESETSTAT restarts INFO's counters from zero (the Prometheus counters stay
+/// monotonic).
+#[test]
+fn config_resetstat_restarts_info_counters() {
+    let server = TestServer::start(TWO_NODES);
+    let mut c = server.redis();
+    for i in 0..50 {
+        let _: Option<String> = cmd("GET").arg(format!("k{i}")).query(&mut c).expect("get");
+    }
+    let stat = |c: &mut redis::Connection, name: &str| -> u64 {
+        let info: String = cmd("INFO").arg("stats").query(c).expect("info");
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("stat")
+    };
+    assert!(stat(&mut c, "keyspace_misses") >= 50);
+    assert!(stat(&mut c, "total_commands_processed") >= 50);
+    let _: () = cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut c)
+        .expect("resetstat");
+    assert_eq!(stat(&mut c, "keyspace_misses"), 0);
+    assert!(stat(&mut c, "total_commands_processed") <= 3);
+    let _: Option<String> = cmd("GET").arg("missing").query(&mut c).expect("get");
+    assert_eq!(stat(&mut c, "keyspace_misses"), 1);
+}

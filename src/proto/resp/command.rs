@@ -292,6 +292,7 @@ pub const SUBCOMMANDS: &[(Command, &str, i32)] = &[
     (Command::Config, "get", -3),
     (Command::Config, "set", -4),
     (Command::Config, "resetstat", 2),
+    (Command::Config, "rewrite", 2),
     (Command::Config, "help", 2),
     (Command::Object, "encoding", 3),
     (Command::Object, "freq", 3),

@@ -155,6 +155,8 @@ pub enum RespError {
     WatchInsideMulti,
     /// `EXECABORT Transaction discarded because of previous errors.`
     ExecAbort,
+    /// `ERR Command not allowed inside a transaction` (redis's `no_multi` commands).
+    NotInMulti,
     /// `ERR MULTI queue too large (limits.max_output_buffer)`: ringcache's own bound.
     MultiQueueTooLarge,
     /// `EXECABORT Transaction discarded because of: <error without its code>`: EXEC itself
@@ -211,6 +213,8 @@ pub enum RespError {
     ConfigSetUnknown(String),
     /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
     ConfigSet(String, String),
+    /// CONFIG REWRITE: the settings live in the TOML file named (or none is served).
+    ConfigRewrite(Option<String>),
 }
 
 impl RespError {
@@ -307,6 +311,7 @@ impl RespError {
             ExecWithoutMulti => "ERR EXEC without MULTI",
             DiscardWithoutMulti => "ERR DISCARD without MULTI",
             WatchInsideMulti => "ERR WATCH inside MULTI is not allowed",
+            NotInMulti => "ERR Command not allowed inside a transaction",
             ExecAbort => "EXECABORT Transaction discarded because of previous errors.",
             MultiQueueTooLarge => "ERR MULTI queue too large (limits.max_output_buffer)",
             TimeoutNotFloat => "ERR timeout is not a float or out of range",
@@ -339,6 +344,7 @@ impl RespError {
             | NotInGroup(_)
             | ConfigSet(..)
             | ConfigSetUnknown(_)
+            | ConfigRewrite(_)
             | ExecAbortBecause(_)
             | SaveFailed(_) => return None,
         })
@@ -353,6 +359,12 @@ impl std::fmt::Display for RespError {
         }
         match self {
             InvalidExpire(cmd) => write!(f, "ERR invalid expire time in '{cmd}' command"),
+            // redis's text when it has no file to rewrite, then where the settings live.
+            ConfigRewrite(None) => f.write_str("ERR The server is running without a config file"),
+            ConfigRewrite(Some(file)) => write!(
+                f,
+                "ERR CONFIG REWRITE is not supported: the settings live in {file} (TOML), which is reloaded when it changes; edit it instead"
+            ),
             WrongArity(cmd) => write!(f, "ERR wrong number of arguments for '{cmd}' command"),
             WrongSubcommandArity(cmd, sub) => {
                 write!(f, "ERR wrong number of arguments for '{cmd}|{sub}' command")

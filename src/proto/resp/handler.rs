@@ -51,7 +51,7 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         return Flow::Continue;
     }
     if cx.conn.multi.is_some() && txn::queues(cmd) {
-        txn::queue(args, cx, out);
+        txn::queue(cmd, args, cx, out);
         return Flow::Continue;
     }
     serve_ready(cx);

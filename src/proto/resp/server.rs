@@ -22,7 +22,8 @@ use super::glob::glob;
 use super::params;
 use crate::persist::snapshot;
 use crate::server::Stats;
-use crate::store::Node;
+use crate::store::{Node, NodeStats};
+use std::sync::Arc;
 
 /// The redis version this server answers as (clients gate features on it).
 pub const REDIS_VERSION: &str = "7.0.15";
@@ -88,8 +89,10 @@ pub(super) fn handle(
     }
 }
 
+/// A HELP reply as redis writes one: its header, `lines` (each subcommand, then its
+/// description indented by four spaces), and HELP with its own description.
 pub(super) fn help(out: &mut BytesMut, cmd: &str, lines: &[&str]) {
-    encode_array(out, lines.len() + 2);
+    encode_array(out, lines.len() + 3);
     encode_simple(
         out,
         format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").as_bytes(),
@@ -98,6 +101,7 @@ pub(super) fn help(out: &mut BytesMut, cmd: &str, lines: &[&str]) {
         encode_simple(out, l.as_bytes());
     }
     encode_simple(out, b"HELP");
+    encode_simple(out, b"    Prints this help.");
 }
 
 fn command_entry(cmd: Command, v: Version, out: &mut BytesMut) {
@@ -227,7 +231,16 @@ fn config_params(cx: &Ctx<'_>) -> Vec<(&'static str, String)> {
             "client-query-buffer-limit",
             l.resp_request_max().to_string(),
         ),
-        ("save", String::new()),
+        (
+            "save",
+            cx.shared.snapshots.as_ref().map_or_else(String::new, |s| {
+                s.rules()
+                    .iter()
+                    .map(|r| format!("{} {}", r.after.as_secs(), r.changes))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
+        ),
         ("appendonly", "no".into()),
         ("databases", "1".into()),
         ("cluster-enabled", "no".into()),
@@ -276,18 +289,64 @@ fn config(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
         }
         "set" => config_set(cx, a, out),
         "resetstat" => {
+            // INFO's counters restart from zero; the Prometheus counters (monotonic by
+            // contract) are not touched.
+            let topo = cx.shared.topology.load();
+            let stats: Vec<_> = topo.nodes.iter().map(|n| (n, n.stats())).collect();
+            *cx.shared.stat_baseline.lock() = stat_counters(cx, &stats).to_vec();
             encode_ok(out);
             Ok(())
         }
+        "rewrite" => Err(RespError::ConfigRewrite(
+            cx.shared.config_path.get().map(|p| p.display().to_string()),
+        )),
         _ => {
             help(
                 out,
                 "CONFIG",
-                &["GET <pattern>", "SET <directive> <value>", "RESETSTAT"],
+                &[
+                    "GET <pattern>",
+                    "    Return parameters matching the glob-like <pattern> and their values.",
+                    "SET <directive> <value>",
+                    "    Set the configuration <directive> to <value>.",
+                    "RESETSTAT",
+                    "    Reset statistics reported by the INFO command.",
+                    "REWRITE",
+                    "    Rewrite the configuration file.",
+                ],
             );
             Ok(())
         }
     }
+}
+
+/// INFO's `# Stats` counters, in order (CONFIG RESETSTAT restarts them from zero).
+const STAT_NAMES: [&str; 9] = [
+    "total_connections_received",
+    "total_commands_processed",
+    "total_net_input_bytes",
+    "total_net_output_bytes",
+    "rejected_connections",
+    "expired_keys",
+    "evicted_keys",
+    "keyspace_hits",
+    "keyspace_misses",
+];
+
+/// The counters behind [`STAT_NAMES`] since start, `stats` being the nodes' stats.
+fn stat_counters(cx: &Ctx<'_>, stats: &[(&Arc<Node>, NodeStats)]) -> [u64; 9] {
+    let s = &cx.shared.stats;
+    [
+        Stats::get(&s.total_connections),
+        Stats::get(&s.commands_processed) + cx.conn.commands,
+        Stats::get(&s.bytes_read),
+        Stats::get(&s.bytes_written),
+        Stats::get(&s.rejected_connections),
+        stats.iter().map(|(_, st)| st.expired).sum(),
+        stats.iter().map(|(_, st)| st.evictions).sum(),
+        Stats::get(&s.get_hits),
+        Stats::get(&s.get_misses),
+    ]
 }
 
 fn human(bytes: u64) -> String {
@@ -419,35 +478,12 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             }
             "stats" => {
                 t.push_str("# Stats\r\n");
-                kv(
-                    t,
-                    "total_connections_received",
-                    Stats::get(&s.total_connections),
-                );
-                kv(
-                    t,
-                    "total_commands_processed",
-                    Stats::get(&s.commands_processed) + cx.conn.commands,
-                );
-                kv(t, "total_net_input_bytes", Stats::get(&s.bytes_read));
-                kv(t, "total_net_output_bytes", Stats::get(&s.bytes_written));
-                kv(
-                    t,
-                    "rejected_connections",
-                    Stats::get(&s.rejected_connections),
-                );
-                kv(
-                    t,
-                    "expired_keys",
-                    stats.iter().map(|(_, st)| st.expired).sum::<u64>(),
-                );
-                kv(
-                    t,
-                    "evicted_keys",
-                    stats.iter().map(|(_, st)| st.evictions).sum::<u64>(),
-                );
-                kv(t, "keyspace_hits", Stats::get(&s.get_hits));
-                kv(t, "keyspace_misses", Stats::get(&s.get_misses));
+                let now = stat_counters(cx, &stats);
+                let base = shared.stat_baseline.lock().clone();
+                for (i, name) in STAT_NAMES.iter().enumerate() {
+                    let since = now[i].saturating_sub(base.get(i).copied().unwrap_or(0));
+                    kv(t, name, since);
+                }
             }
             "replication" => {
                 t.push_str("# Replication\r\n");
@@ -589,6 +625,16 @@ fn config_set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 let secs: u64 = value.parse().unwrap_or(0);
                 limits.idle_timeout = std::time::Duration::from_secs(secs);
                 limits_changed = true;
+            }
+            "save" => {
+                // The rules of `[snapshot]`, replaced until the next restart (without a
+                // `[snapshot]` section there is no file to save to: remembered only).
+                if let (Some(snap), Ok(rules)) = (
+                    &cx.shared.snapshots,
+                    crate::config::SaveRule::parse_list(value),
+                ) {
+                    snap.set_rules(rules);
+                }
             }
             "proto-max-bulk-len" => {
                 // Validated as redis does (at least 1mb); kept within what the config file

@@ -40,12 +40,18 @@ pub(super) fn queues(cmd: Command) -> bool {
     )
 }
 
-/// Queues request `a` of the open MULTI and answers `+QUEUED`.
-pub(super) fn queue(a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) {
+/// Queues request `a` (of command `cmd`) of the open MULTI and answers `+QUEUED`; a command
+/// redis flags `no_multi` (SAVE) is refused and aborts the transaction.
+pub(super) fn queue(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) {
     let limit = cx.limits.max_output_buffer;
     let Some(multi) = cx.conn.multi.as_mut() else {
         return;
     };
+    if cmd.flags().contains(&"no_multi") {
+        multi.dirty = true;
+        encode_error(out, &RespError::NotInMulti);
+        return;
+    }
     let size: usize = a.iter_from(0).map(|arg| arg.len() + 16).sum();
     if (multi.bytes + size) as u64 > limit {
         // A queue is held in memory until EXEC: bounded like the replies it will make.
