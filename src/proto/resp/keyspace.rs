@@ -1,6 +1,6 @@
 //! Keyspace commands (redis's "generic" group): DEL/UNLINK, EXISTS, TOUCH, EXPIRE and its
 //! variants, TTL/PTTL/EXPIRETIME/PEXPIRETIME, PERSIST, TYPE, KEYS, SCAN, RANDOMKEY, RENAME,
-//! RENAMENX, COPY.
+//! RENAMENX, COPY; OBJECT is routed on to `object`, SORT and SORT_RO to `sort`.
 //!
 //! Owns: these commands' semantics and replies, SCAN's MATCH/TYPE options. Must not touch:
 //! framing, store internals, the string or container commands.
@@ -120,6 +120,8 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             encode_int(out, i64::from(done));
             Ok(())
         }
+        Command::Object => super::object::object(a, cx, out),
+        Command::Sort | Command::SortRo => super::sort::handle(cmd, a, cx, out),
         Command::Type => {
             let kind = shared
                 .topology

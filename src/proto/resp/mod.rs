@@ -12,8 +12,9 @@
 //! Owns: the per-connection [`RespSession`] and the stages: `frame` (framing, reply bytes),
 //! `command` (the table: name, arity, flags, key positions, group), `handler` (the dispatcher),
 //! `txn` (MULTI/EXEC/WATCH),
-//! one module per command group (`strings`, `keyspace`, `connection`, `server`, and `types` for
-//! the containers and the blocking pops), `error` (every error reply's text), `conn` (the
+//! one module per command group (`strings`, `keyspace`, `connection`, `server`, `bitmaps`, and
+//! `types` for the containers and the blocking pops; `lcs`, `sort` and `object` hold LCS, SORT
+//! and OBJECT/MEMORY for the groups that route them), `error` (every error reply's text), `conn` (the
 //! per-connection state and the handler context, below every group), `args`, `glob`, `random`
 //! (helpers the groups share), `acl` (NOAUTH/NOPERM) and `float` (INCRBYFLOAT's long doubles).
 //! Must not touch: sockets, the read/write loop, connection counting, store internals.
@@ -35,6 +36,7 @@
 
 pub mod acl;
 mod args;
+mod bitmaps;
 mod command;
 pub mod conn;
 mod connection;
@@ -44,9 +46,12 @@ pub mod frame;
 pub mod glob;
 pub mod handler;
 mod keyspace;
+mod lcs;
+mod object;
 mod params;
 mod random;
 mod server;
+mod sort;
 mod strings;
 mod txn;
 pub mod types;

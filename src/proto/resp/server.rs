@@ -1,5 +1,6 @@
 //! Server commands: COMMAND (COUNT, LIST, INFO, DOCS), INFO, CONFIG (GET, SET, RESETSTAT),
-//! DBSIZE, FLUSHDB/FLUSHALL, TIME, and the HELP replies of the container commands.
+//! DBSIZE, FLUSHDB/FLUSHALL, TIME, and the HELP replies of the container commands; MEMORY is
+//! routed on to `object`.
 //!
 //! Owns: these replies, built from the command table (`command`) and the server's state.
 //! Must not touch: the keyspace beyond counting and flushing it, framing, the config file
@@ -40,6 +41,7 @@ pub(super) fn handle(
     match cmd {
         Command::CommandInfo => command_info(sub, a, v, out),
         Command::Info => info(cx, a, out),
+        Command::Memory => super::object::memory(sub, a, cx, out),
         Command::DbSize => {
             let n = keyspace_count(cx, |holders| holders.iter().map(|n| n.len()).sum::<u64>());
             encode_int(out, n as i64);

@@ -11,6 +11,8 @@
 //! one node and no migration is running, every key is locked at once ([`Topology::entries`])
 //! and the command is atomic; otherwise each key is accessed on its own through
 //! `Topology::entry`, in the order redis touches them (not atomic, documented in README).
+//! [`with_keys_exclusive`] (BITOP) is atomic in the second case too: it runs the command alone
+//! in the server's gate, as EXEC runs its queue.
 //!
 //! Empty containers never exist: `Entry::update_container` removes a container a command
 //! emptied, and a command that would create an empty one (ZADD XX, ...) creates nothing.
@@ -68,6 +70,25 @@ pub(crate) fn with_keys<R>(
     topo.entries(keys, |locked| match locked {
         Some(l) => f(&mut Access::Locked(l)),
         None => f(&mut Access::Routed(topo)),
+    })
+}
+
+/// Like [`with_keys`], and atomic across nodes too: when the keys are not all locked on one
+/// node (they span nodes, or a migration runs), `f` runs inside the server's gate, alone, as
+/// EXEC runs (inside EXEC it already is). For commands that must never show a half state
+/// (BITOP).
+pub(crate) fn with_keys_exclusive<R>(
+    cx: &Ctx<'_>,
+    topo: &Topology,
+    keys: &[&[u8]],
+    f: impl FnOnce(&mut Access<'_, '_>) -> R,
+) -> R {
+    topo.entries(keys, |locked| match (locked, cx.pass) {
+        (Some(l), _) => f(&mut Access::Locked(l)),
+        (None, Some(pass)) if !cx.conn.in_exec => {
+            pass.gate().exclusive(pass, || f(&mut Access::Routed(topo)))
+        }
+        (None, _) => f(&mut Access::Routed(topo)),
     })
 }
 
