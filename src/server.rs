@@ -1,4 +1,5 @@
-//! State shared by every connection: the live topology, limits, clock and server counters.
+//! State shared by every connection: the live topology, limits, clock, server counters and the
+//! pub/sub registry (`pubsub`).
 //!
 //! Owns: [`Shared`] and the protocol-neutral [`Stats`] counters.
 //! Must not touch: sockets or wire formats.
@@ -23,6 +24,7 @@ use gate::Gate;
 use waiters::Waiters;
 
 pub mod gate;
+pub mod pubsub;
 pub mod waiters;
 
 /// Everything a protocol handler may read, shared by all connections.
@@ -48,6 +50,8 @@ pub struct Shared {
     pub waiters: Waiters,
     /// Lets EXEC run while no session handles a request (every session holds a pass).
     pub gate: Arc<Gate>,
+    /// The pub/sub registry: channel, pattern and shard-channel subscribers.
+    pub pubsub: pubsub::Registry,
     /// Redis parameters set by CONFIG SET (name -> value), shown by CONFIG GET.
     pub config_set: parking_lot::Mutex<hashbrown::HashMap<&'static str, String>>,
     /// The config file being served, when the server watches one (named in errors).
@@ -74,6 +78,7 @@ impl Shared {
             metrics: None,
             waiters: Waiters::default(),
             gate: Arc::new(Gate::default()),
+            pubsub: pubsub::Registry::default(),
             snapshots: None,
             config_set: Default::default(),
             config_path: std::sync::OnceLock::new(),

@@ -12,6 +12,7 @@
 //!
 //! Layout, from the bottom up (each file imports only files listed before it, and the types
 //! above):
+//! - `glob.rs`: redis's glob matching (pure; KEYS, SCAN, pub/sub patterns).
 //! - `clock.rs`: time; `charge.rs`: what memory costs (`alloc_size`); `hash.rs`: the key and
 //!   member hashes.
 //! - `zset.rs`: the sorted set; `value.rs`: item bodies and the other containers.
@@ -30,6 +31,7 @@
 mod charge;
 pub mod clock;
 mod entry;
+pub mod glob;
 mod hash;
 pub mod node;
 mod stripe;

@@ -1,7 +1,7 @@
 //! The command table: request arguments → [`Command`] (readable name + wire name), redis-server
 //! 7.0's arity, flags and key positions (what `COMMAND INFO` reports), the [`Group`] (COMMAND
 //! DOCS `group`, and the module `handler` routes the command to), and the subcommands of the
-//! container commands (CLIENT, COMMAND, CONFIG).
+//! container commands (CLIENT, COMMAND, CONFIG, PUBSUB).
 //!
 //! Owns: command identification and arity checks. Must not touch: option parsing or semantics
 //! (the group modules), reply bytes (`frame`), error text (`error`).
@@ -79,6 +79,8 @@ pub enum Group {
     SortedSet,
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH (`transactions`)
     Transaction,
+    /// (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, (S)PUBLISH, PUBSUB (`pubsub`)
+    PubSub,
 }
 
 impl Group {
@@ -94,6 +96,7 @@ impl Group {
             Group::Set => "set",
             Group::SortedSet => "sorted-set",
             Group::Transaction => "transactions",
+            Group::PubSub => "pubsub",
         }
     }
 }
@@ -254,6 +257,15 @@ commands! {
     LastSave => "lastsave", 1, ["loading", "stale", "fast"], 0, 0, 0, Server;
     Dump => "dump", 2, ["readonly"], 1, 1, 1, Keyspace;
     Restore => "restore", -4, ["write", "denyoom"], 1, 1, 1, Keyspace;
+    Subscribe => "subscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, PubSub;
+    Unsubscribe => "unsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, PubSub;
+    PSubscribe => "psubscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, PubSub;
+    PUnsubscribe => "punsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, PubSub;
+    SSubscribe => "ssubscribe", -2, ["pubsub", "noscript", "loading", "stale"], 1, -1, 1, PubSub;
+    SUnsubscribe => "sunsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 1, -1, 1, PubSub;
+    Publish => "publish", 3, ["pubsub", "loading", "stale", "fast"], 0, 0, 0, PubSub;
+    SPublish => "spublish", 3, ["pubsub", "loading", "stale", "fast"], 1, 1, 1, PubSub;
+    PubSub => "pubsub", -2, [], 0, 0, 0, PubSub;
 }
 
 /// Subcommands of the container commands: (container, wire name, arity).
@@ -277,6 +289,12 @@ pub const SUBCOMMANDS: &[(Command, &str, i32)] = &[
     (Command::Config, "set", -4),
     (Command::Config, "resetstat", 2),
     (Command::Config, "help", 2),
+    (Command::PubSub, "channels", -2),
+    (Command::PubSub, "numpat", 2),
+    (Command::PubSub, "numsub", -2),
+    (Command::PubSub, "shardnumsub", -2),
+    (Command::PubSub, "shardchannels", -2),
+    (Command::PubSub, "help", 2),
 ];
 
 /// Lowercases `name` into `buf` if it fits (command names are short); None otherwise.
@@ -307,7 +325,7 @@ impl Command {
     pub fn is_container(self) -> bool {
         matches!(
             self,
-            Command::Client | Command::CommandInfo | Command::Config
+            Command::Client | Command::CommandInfo | Command::Config | Command::PubSub
         )
     }
 
@@ -361,6 +379,7 @@ fn container_upper(cmd: Command) -> &'static str {
     match cmd {
         Command::Client => "CLIENT",
         Command::CommandInfo => "COMMAND",
+        Command::PubSub => "PUBSUB",
         _ => "CONFIG",
     }
 }

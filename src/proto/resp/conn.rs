@@ -1,7 +1,7 @@
 //! Per-connection state and the context every command handler receives.
 //!
-//! Owns: [`Conn`] (protocol version, name, id, blocked state, access, the open MULTI and the
-//! watched keys), [`Ctx`] (what one request may use) and [`Reply`]. Must not touch: command semantics, framing, sockets.
+//! Owns: [`Conn`] (protocol version, name, id, blocked state, access, the open MULTI, the
+//! watched keys, the pub/sub mailbox and subscriptions), [`Ctx`] (what one request may use) and [`Reply`]. Must not touch: command semantics, framing, sockets.
 //! Sits below the command groups and the dispatcher (they all import it, it imports none of
 //! them), so that no group depends on the dispatcher.
 
@@ -18,6 +18,7 @@ use super::frame::Version;
 use crate::config::Limits;
 use crate::server::Shared;
 use crate::server::gate::Pass;
+use crate::server::pubsub::Mailbox;
 
 /// Source of client ids (CLIENT ID), process-wide like redis's.
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
@@ -57,6 +58,38 @@ pub struct Conn {
     pub multi: Option<Multi>,
     /// WATCHed keys and their marks (see `txn`).
     pub watched: Vec<Watched>,
+    /// Where published messages wait for this connection: made at its first subscription and
+    /// kept (see `pubsub`).
+    pub mailbox: Option<Arc<Mailbox>>,
+    /// Its channel, pattern and shard-channel subscriptions (see `pubsub`).
+    pub subs: Subscriptions,
+}
+
+/// A connection's subscriptions. Redis 7.0 keeps patterns in a list, so PUNSUBSCRIBE without
+/// arguments answers in subscription order: patterns carry their order here (a map, so that
+/// one connection's million patterns are found and removed in constant time).
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    /// SUBSCRIBE channels.
+    pub channels: hashbrown::HashSet<Box<[u8]>>,
+    /// PSUBSCRIBE patterns and their subscription order.
+    pub patterns: hashbrown::HashMap<Box<[u8]>, u64>,
+    /// The next pattern's order.
+    pub next_pattern: u64,
+    /// SSUBSCRIBE shard channels.
+    pub shard: hashbrown::HashSet<Box<[u8]>>,
+}
+
+impl Subscriptions {
+    /// Channels and patterns: the count SUBSCRIBE & co. reply with.
+    pub fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// Any subscription at all: a RESP2 connection is then in subscribe mode.
+    pub fn any(&self) -> bool {
+        self.count() + self.shard.len() > 0
+    }
 }
 
 impl Conn {
@@ -79,6 +112,8 @@ impl Conn {
             in_exec: false,
             multi: None,
             watched: Vec::new(),
+            mailbox: None,
+            subs: Subscriptions::default(),
         }
     }
 }

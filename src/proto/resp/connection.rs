@@ -1,7 +1,8 @@
 //! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT.
 //!
 //! Owns: the per-connection settings these change in `Conn` (protocol version, name, library
-//! name and version, access after AUTH/HELLO) and their replies. Must not touch: the password
+//! name and version, access after AUTH/HELLO) and their replies (PING's in RESP2 subscribe
+//! mode too). Must not touch: the password
 //! check itself (`acl`, `crate::auth`), framing, the keyspace.
 //!
 //! Invariant: QUIT answers `+OK` and returns `Flow::Close`; nothing else here closes.
@@ -21,7 +22,7 @@ use super::frame::{
     encode_simple, encode_verbatim, parse_i64,
 };
 use super::server::{REDIS_VERSION, help};
-use super::txn;
+use super::{pubsub, txn};
 use crate::proto::Flow;
 
 /// Runs a connection command (its arity is checked).
@@ -35,6 +36,14 @@ pub(super) fn handle(
 ) -> Reply {
     match cmd {
         Command::Ping => {
+            if cx.conn.version == Version::Resp2 && cx.conn.subs.any() {
+                match a.len() {
+                    1 => pubsub::subscribed_pong(out, None),
+                    2 => pubsub::subscribed_pong(out, Some(a.arg(1)?)),
+                    _ => return Err(RespError::WrongArity("ping")),
+                }
+                return Ok(());
+            }
             match a.len() {
                 1 => encode_simple(out, b"PONG"),
                 2 => encode_bulk(out, a.arg(1)?),
@@ -65,6 +74,10 @@ pub(super) fn handle(
             cx.conn.version = Version::Resp2;
             cx.conn.name = None;
             txn::reset(cx);
+            pubsub::leave(cx.conn, cx.shared);
+            if let Some(m) = &cx.conn.mailbox {
+                m.set_resp3(false);
+            }
             encode_simple(out, b"RESET");
             Ok(())
         }
@@ -132,6 +145,9 @@ fn hello(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     }
     if let Some(v) = version {
         cx.conn.version = v;
+        if let Some(m) = &cx.conn.mailbox {
+            m.set_resp3(v == Version::Resp3);
+        }
     }
     let v = cx.conn.version;
     encode_map(out, 7, v);
@@ -183,12 +199,16 @@ fn client_line(cx: &Ctx<'_>) -> String {
             .map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
     };
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+        "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags={} db=0 sub={} psub={} ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
         c.id,
         addr(c.peer),
         addr(c.local),
         lossy(&c.name),
         now.saturating_sub(c.created_ms) / 1000,
+        if c.subs.any() { "P" } else { "N" },
+        c.subs.channels.len(),
+        c.subs.patterns.len(),
+        c.subs.shard.len(),
         c.last,
         if c.version == Version::Resp3 { 3 } else { 2 },
         lossy(&c.lib_name),

@@ -180,6 +180,13 @@ pub enum RespError {
     ConfigSetUnknown(String),
     /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
     ConfigSet(String, String),
+    /// `ERR Can't execute '<cmd>': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET
+    /// are allowed in this context` (a RESP2 connection with subscriptions).
+    SubscribedContext(String),
+    /// `ERR unknown subcommand or wrong number of arguments for '<sub>'. Try PUBSUB HELP.`
+    PubSubSyntax(String),
+    /// `ERR <CMD> isn't allowed for a DENY BLOCKING client` (SSUBSCRIBE inside EXEC).
+    DenyBlocking(&'static str),
 }
 
 impl RespError {
@@ -282,6 +289,9 @@ impl RespError {
             | ConfigSet(..)
             | ConfigSetUnknown(_)
             | ExecAbortBecause(_)
+            | SubscribedContext(_)
+            | PubSubSyntax(_)
+            | DenyBlocking(_)
             | SaveFailed(_) => return None,
         })
     }
@@ -331,6 +341,15 @@ impl std::fmt::Display for RespError {
                 f,
                 "ERR Unknown option or number of arguments for CONFIG SET - '{arg}'"
             ),
+            SubscribedContext(cmd) => write!(
+                f,
+                "ERR Can't execute '{cmd}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            ),
+            PubSubSyntax(sub) => write!(
+                f,
+                "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try PUBSUB HELP."
+            ),
+            DenyBlocking(cmd) => write!(f, "ERR {cmd} isn't allowed for a DENY BLOCKING client"),
             // Every other variant has a fixed text (returned above).
             _ => Ok(()),
         }

@@ -2,11 +2,10 @@
 //! its group's module.
 //!
 //! Owns: the order of the checks every request goes through (unknown command, arity, NOAUTH /
-//! NOPERM), the per-command bookkeeping in `Conn` (`last`, `current`, `commands`), and the
-//! routing by the table's group column. Must not touch: any command's semantics (the group
-//! modules: `strings`, `keyspace`, `connection`, `server`, `types::{hash, list, set, zset}`,
-//! `txn`),
-//! framing, sockets.
+//! NOPERM, the RESP2 subscribe-mode gate), the per-command bookkeeping in `Conn` (`last`,
+//! `current`, `commands`), and the routing by the table's group column. Must not touch: any
+//! command's semantics (the group modules: `strings`, `keyspace`, `connection`, `server`,
+//! `types::{hash, list, set, zset}`, `txn`, `pubsub`), framing, sockets.
 //!
 //! Invariants:
 //! - No handler runs before `command::parse` accepted the arity from the table, so every index
@@ -20,8 +19,8 @@ use bytes::BytesMut;
 use super::command::{self, Command, Group};
 use super::conn::{Ctx, Reply};
 use super::error::RespError;
-use super::frame::{Args, encode_error};
-use super::{acl, connection, keyspace, server, strings, txn, types};
+use super::frame::{Args, Version, encode_error};
+use super::{acl, connection, keyspace, pubsub, server, strings, txn, types};
 use crate::proto::Flow;
 
 /// Handles one request (non-empty `args`), appending its reply to `out`.
@@ -48,6 +47,18 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
     if let Err(e) = acl::check(cmd, cx.conn.access) {
         txn::flag(cx);
         encode_error(out, &e);
+        return Flow::Continue;
+    }
+    // redis 7.0 checks subscribe mode after access and before MULTI queues the command.
+    if cx.conn.version == Version::Resp2
+        && cx.conn.subs.any()
+        && !pubsub::allowed_when_subscribed(cmd)
+    {
+        let name = match sub {
+            Some(s) => format!("{}|{s}", cmd.wire()),
+            None => cmd.wire().to_string(),
+        };
+        encode_error(out, &RespError::SubscribedContext(name));
         return Flow::Continue;
     }
     if cx.conn.multi.is_some() && txn::queues(cmd) {
@@ -84,6 +95,7 @@ fn dispatch(
         Group::List => types::list::handle(cmd, a, cx, out, flow),
         Group::Set => types::set::handle(cmd, a, cx, out),
         Group::SortedSet => types::zset::handle(cmd, a, cx, out, flow),
+        Group::PubSub => pubsub::handle(cmd, sub, a, cx, out),
         Group::Transaction => {
             let r = txn::handle(cmd, a, cx, out, &mut |a, cx, out| {
                 handle(a, cx, out);

@@ -14,7 +14,7 @@
 //! `txn` (MULTI/EXEC/WATCH),
 //! one module per command group (`strings`, `keyspace`, `connection`, `server`, and `types` for
 //! the containers and the blocking pops), `error` (every error reply's text), `conn` (the
-//! per-connection state and the handler context, below every group), `args`, `glob`, `random`
+//! per-connection state and the handler context, below every group), `args`, `random`
 //! (helpers the groups share), `acl` (NOAUTH/NOPERM) and `float` (INCRBYFLOAT's long doubles).
 //! Must not touch: sockets, the read/write loop, connection counting, store internals.
 //!
@@ -41,10 +41,10 @@ mod connection;
 pub mod error;
 pub mod float;
 pub mod frame;
-pub mod glob;
 pub mod handler;
 mod keyspace;
 mod params;
+mod pubsub;
 mod random;
 mod server;
 mod strings;
@@ -110,6 +110,12 @@ impl RespSession {
 
     fn run(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
         let limits = self.limits.load();
+        // Messages that arrived while the connection was idle go out first.
+        if let Some(m) = &self.conn.mailbox {
+            if m.take(out).is_err() {
+                return Flow::Close;
+            }
+        }
         loop {
             if out.len() >= OUT_HIGH_WATER && !input.is_empty() {
                 return Flow::Pause;
@@ -129,6 +135,13 @@ impl RespSession {
                             pass: Some(&self.pass),
                         };
                         let flow = handler::handle(&args, &mut cx, out);
+                        // Messages published while the command ran (to itself too: PUBLISH,
+                        // a keyspace event) go before its reply, where redis writes them.
+                        if let Some(m) = &self.conn.mailbox {
+                            if m.has_pending() && !deliver_before(m, out, mark) {
+                                return Flow::Close;
+                            }
+                        }
                         // A blocked command is counted once, when it finally answers.
                         if let (Some(m), false) = (&mut self.metrics, flow == Flow::Block) {
                             // Simple and blob errors; the index of an unknown command is ALL.len().
@@ -162,8 +175,20 @@ impl RespSession {
     }
 }
 
+/// Moves `m`'s pending messages into `out` at `mark` (before the reply written after it).
+/// False when the mailbox overflowed: the connection closes.
+fn deliver_before(m: &crate::server::pubsub::Mailbox, out: &mut BytesMut, mark: usize) -> bool {
+    let reply = out.split_off(mark);
+    if m.take(out).is_err() {
+        return false;
+    }
+    out.unsplit(reply);
+    true
+}
+
 impl Drop for RespSession {
     fn drop(&mut self) {
+        pubsub::leave(&mut self.conn, &self.shared);
         // A client that disconnects (or is shut down) while blocked leaves the queues.
         if let Some(b) = self.conn.blocked.take() {
             self.shared.waiters.unregister(self.conn.id, &b.keys);
@@ -172,6 +197,10 @@ impl Drop for RespSession {
 }
 
 impl Session for RespSession {
+    fn inbox(&self) -> Option<&tokio::sync::Notify> {
+        self.conn.mailbox.as_deref().map(|m| m.notify())
+    }
+
     fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
         self.conn
             .blocked

@@ -17,10 +17,11 @@ use super::frame::{
     Args, Version, encode_array, encode_bulk, encode_int, encode_map, encode_null_array, encode_ok,
     encode_set, encode_simple, encode_verbatim,
 };
-use super::glob::glob;
 use super::params;
 use crate::persist::snapshot;
 use crate::server::Stats;
+use crate::server::pubsub::Kind;
+use crate::store::glob::glob;
 
 /// The redis version this server answers as (clients gate features on it).
 pub const REDIS_VERSION: &str = "7.0.15";
@@ -413,6 +414,17 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 );
                 kv(t, "keyspace_hits", Stats::get(&s.get_hits));
                 kv(t, "keyspace_misses", Stats::get(&s.get_misses));
+                let ps = &shared.pubsub;
+                kv(t, "pubsub_channels", ps.len(Kind::Channel));
+                kv(t, "pubsub_patterns", ps.len(Kind::Pattern));
+                kv(t, "pubsubshard_channels", ps.len(Kind::Shard));
+                // redis 7.2's name: clients closed by their output buffer limit (a reply past
+                // limits.max_output_buffer, or a subscriber that fell that far behind).
+                kv(
+                    t,
+                    "client_output_buffer_limit_disconnections",
+                    Stats::get(&s.closed_output_buffer) + ps.overflows(),
+                );
             }
             "replication" => {
                 t.push_str("# Replication\r\n");
