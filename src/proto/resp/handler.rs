@@ -49,16 +49,25 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         encode_error(out, &e);
         return Flow::Continue;
     }
-    // redis 7.0 checks subscribe mode after access and before MULTI queues the command.
+    // redis 7.0 checks subscribe mode after access and before MULTI queues the command; the
+    // commands EXEC runs are not checked (a queued SUBSCRIBE does not stop the rest).
     if cx.conn.version == Version::Resp2
         && cx.conn.subs.any()
+        && !cx.conn.in_exec
         && !pubsub::allowed_when_subscribed(cmd)
     {
         let name = match sub {
             Some(s) => format!("{}|{s}", cmd.wire()),
             None => cmd.wire().to_string(),
         };
-        encode_error(out, &RespError::SubscribedContext(name));
+        let e = RespError::SubscribedContext(name);
+        if cmd == Command::Exec {
+            // redis: a refused EXEC always answers EXECABORT, saying why.
+            txn::reset(cx);
+            encode_error(out, &RespError::ExecAbortBecause(Box::new(e)));
+        } else {
+            encode_error(out, &e);
+        }
         return Flow::Continue;
     }
     if cx.conn.multi.is_some() && txn::queues(cmd) {

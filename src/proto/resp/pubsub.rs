@@ -21,9 +21,8 @@ use super::command::Command;
 use super::conn::{Conn, Ctx, Reply};
 use super::error::RespError;
 use super::frame::{
-    Args, Version, encode_array, encode_bulk, encode_int, encode_null, encode_push,
+    Args, Version, encode_array, encode_bulk, encode_int, encode_null, encode_push, encode_simple,
 };
-use super::server::help;
 use crate::server::Shared;
 use crate::server::pubsub::{Kind, Mailbox};
 
@@ -249,10 +248,9 @@ fn pubsub(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
             }
         }
         "numpat" => encode_int(out, registry.len(Kind::Pattern) as i64),
-        _ => help(
-            out,
-            "PUBSUB",
-            &[
+        _ => {
+            const HELP: &[&str] = &[
+                "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "CHANNELS [<pattern>]",
                 "    Return the currently active channels matching a <pattern> (default: '*').",
                 "NUMPAT",
@@ -264,8 +262,14 @@ fn pubsub(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
                 "    Return the currently active shard level channels matching a <pattern> (default: '*').",
                 "SHARDNUMSUB [<shardchannel> ...]",
                 "    Return the number of subscribers for the specified shard level channel(s)",
-            ],
-        ),
+                "HELP",
+                "    Prints this help.",
+            ];
+            encode_array(out, HELP.len());
+            for line in HELP {
+                encode_simple(out, line.as_bytes());
+            }
+        }
     }
     Ok(())
 }
