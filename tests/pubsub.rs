@@ -513,3 +513,260 @@ fn a_million_subscriptions_on_one_connection() {
         "{N} subscriptions: subscribe {subscribe_time:?}, unsubscribe all {unsubscribe_time:?}"
     );
 }
+
+/// The writes every keyspace-notification comparison makes, one request each.
+const KEYSPACE_WRITES: &[&[&str]] = &[
+    &["SET", "k1", "v"],
+    &["SET", "k1", "v2", "EX", "100"],
+    &["APPEND", "k1", "x"],
+    &["INCR", "n"],
+    &["INCRBYFLOAT", "n", "1.5"],
+    &["DEL", "k1", "n", "missing"],
+    &["EXPIRE", "missing", "10"],
+    &["SET", "k2", "v"],
+    &["EXPIRE", "k2", "100"],
+    &["PERSIST", "k2"],
+    &["PERSIST", "k2"],
+    &["RENAME", "k2", "k3"],
+    &["LPUSH", "l", "a", "b"],
+    &["RPUSH", "l", "c"],
+    &["LPOP", "l"],
+    &["RPOP", "l", "2"],
+    &["HSET", "h", "f", "v"],
+    &["HSET", "h", "f", "v2"],
+    &["HINCRBY", "h", "g", "3"],
+    &["HDEL", "h", "f", "g"],
+    &["SADD", "s", "a", "b"],
+    &["SADD", "s", "a"],
+    &["SREM", "s", "a"],
+    &["SREM", "s", "zzz"],
+    &["ZADD", "z", "1", "a"],
+    &["ZADD", "z", "2", "a"],
+    &["ZINCRBY", "z", "1", "a"],
+    &["ZREM", "z", "a"],
+    &["SETNX", "k4", "v"],
+    &["SETNX", "k4", "v"],
+    &["MSET", "a", "1", "b", "2"],
+    &["GETDEL", "a"],
+    &["GETDEL", "a"],
+    &["SETEX", "b", "100", "x"],
+    &["EXPIRE", "b", "-1"],
+    &["SET", "e", "v", "PX", "1"],
+];
+
+/// A pattern subscriber's stream while `KEYSPACE_WRITES` run with `flags`, then an expiry.
+fn keyspace_stream(addr: SocketAddr, flags: &str) -> Vec<u8> {
+    let mut admin = Peer::connect(addr);
+    admin.call(&[b"FLUSHALL"], 1);
+    admin.call(
+        &[
+            b"CONFIG",
+            b"SET",
+            b"notify-keyspace-events",
+            flags.as_bytes(),
+        ],
+        1,
+    );
+    let mut sub = Peer::connect(addr);
+    let mut stream = sub.call(&[b"PSUBSCRIBE", b"__key*__:*"], 1);
+    let mut writer = Peer::connect(addr);
+    for w in KEYSPACE_WRITES {
+        let args: Vec<&[u8]> = w.iter().map(|s| s.as_bytes()).collect();
+        writer.call(&args, 1);
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    // Expired by then: redis's active cycle or this read finds it, once either way.
+    writer.call(&[b"GET", b"e"], 1);
+    stream.extend(sub.until_ping());
+    admin.call(&[b"CONFIG", b"SET", b"notify-keyspace-events", b""], 1);
+    stream
+}
+
+#[test]
+fn keyspace_notifications_match_redis_server() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let server = TestServer::start(common::TWO_NODES);
+    for flags in ["KEA", "Kg$", "El", "Eshz", "Kx", "KEA"] {
+        let want = keyspace_stream(redis.addr, flags);
+        let got = keyspace_stream(server.resp, flags);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "notify-keyspace-events {flags}"
+        );
+    }
+}
+
+#[test]
+fn memcached_writes_and_evictions_are_notified() {
+    let server = TestServer::start(
+        r#"
+[[nodes]]
+name = "small"
+max_memory = "1MiB"
+"#,
+    );
+    let mut admin = server.redis();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("E$ge")
+        .query(&mut admin)
+        .expect("config set");
+    let mut sub = Peer::connect(server.resp);
+    sub.call(&[b"SUBSCRIBE", b"__keyevent@0__:set"], 1);
+    sub.call(&[b"SUBSCRIBE", b"__keyevent@0__:del"], 1);
+    sub.call(&[b"SUBSCRIBE", b"__keyevent@0__:incrby"], 1);
+    let mut mc = server.raw();
+    mc.roundtrip(b"set mc:1 0 0 1\r\n5\r\n", b"STORED\r\n");
+    mc.roundtrip(b"incr mc:1 2\r\n", b"7\r\n");
+    mc.roundtrip(b"delete mc:1\r\n", b"DELETED\r\n");
+    mc.roundtrip(b"delete mc:1\r\n", b"NOT_FOUND\r\n");
+    for (event, key) in [("set", "mc:1"), ("incrby", "mc:1"), ("del", "mc:1")] {
+        let want = format!(
+            "*3\r\n$7\r\nmessage\r\n${}\r\n__keyevent@0__:{event}\r\n${}\r\n{key}\r\n",
+            15 + event.len(),
+            key.len()
+        );
+        assert_eq!(String::from_utf8_lossy(&sub.frame()), want);
+    }
+    // Evictions: 4 MiB into a 1 MiB node.
+    let mut evicted = Peer::connect(server.resp);
+    evicted.call(&[b"SUBSCRIBE", b"__keyevent@0__:evicted"], 1);
+    let value = vec![b'x'; 1024];
+    for i in 0..4096 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("big:{i}"))
+            .arg(&value)
+            .query(&mut admin)
+            .expect("set");
+    }
+    let first = evicted.frame();
+    assert!(
+        String::from_utf8_lossy(&first).contains("big:"),
+        "{:?}",
+        String::from_utf8_lossy(&first)
+    );
+}
+
+/// Tracking connections in every mode while another connection writes; every connection's
+/// bytes (ids left out).
+fn tracking_streams(addr: SocketAddr) -> Vec<Vec<u8>> {
+    let mut streams = vec![Vec::new(); 7];
+    // redis-server may have loaded a dump.rdb from the working directory.
+    Peer::connect(addr).call(&[b"FLUSHALL"], 1);
+    let resp3 = |p: &mut Peer| {
+        p.call(&[b"HELLO", b"3"], 1);
+    };
+    // Default mode, RESP3.
+    let mut c1 = Peer::connect(addr);
+    resp3(&mut c1);
+    streams[0].extend(c1.call(&[b"CLIENT", b"TRACKING", b"ON"], 1));
+    streams[0].extend(c1.call(&[b"GET", b"a"], 1));
+    streams[0].extend(c1.call(&[b"MGET", b"b", b"c"], 1));
+    // RESP2 with a redirect to a subscriber of __redis__:invalidate.
+    let mut target = Peer::connect(addr);
+    let id = target.call(&[b"CLIENT", b"ID"], 1);
+    let id = String::from_utf8_lossy(&id[1..id.len() - 2]).into_owned();
+    streams[1].extend(target.call(&[b"SUBSCRIBE", b"__redis__:invalidate"], 1));
+    let mut c2 = Peer::connect(addr);
+    streams[2].extend(c2.call(
+        &[b"CLIENT", b"TRACKING", b"on", b"REDIRECT", id.as_bytes()],
+        1,
+    ));
+    streams[2].extend(c2.call(&[b"GET", b"a"], 1));
+    streams[2].extend(c2.call(&[b"HGET", b"h", b"f"], 1));
+    // BCAST with prefixes.
+    let mut c3 = Peer::connect(addr);
+    resp3(&mut c3);
+    streams[3].extend(c3.call(
+        &[
+            b"CLIENT",
+            b"TRACKING",
+            b"on",
+            b"BCAST",
+            b"PREFIX",
+            b"user:",
+            b"PREFIX",
+            b"h",
+        ],
+        1,
+    ));
+    // OPTIN: only the read after CLIENT CACHING yes is tracked.
+    let mut c4 = Peer::connect(addr);
+    resp3(&mut c4);
+    streams[4].extend(c4.call(&[b"CLIENT", b"TRACKING", b"on", b"OPTIN"], 1));
+    streams[4].extend(c4.call(&[b"GET", b"b"], 1));
+    streams[4].extend(c4.call(&[b"CLIENT", b"CACHING", b"yes"], 1));
+    streams[4].extend(c4.call(&[b"GET", b"a"], 1));
+    // NOLOOP: its own writes are not reported to it; another's are.
+    let mut c5 = Peer::connect(addr);
+    resp3(&mut c5);
+    streams[5].extend(c5.call(&[b"CLIENT", b"TRACKING", b"on", b"NOLOOP"], 1));
+    streams[5].extend(c5.call(&[b"GET", b"a"], 1));
+    streams[5].extend(c5.call(&[b"GET", b"n"], 1));
+    streams[5].extend(c5.call(&[b"SET", b"n", b"1"], 1));
+    let mut w = Peer::connect(addr);
+    for cmd in [
+        &[&b"SET"[..], b"a", b"1"][..],
+        &[b"SET", b"a", b"2"],
+        &[b"SET", b"b", b"1"],
+        &[b"DEL", b"c"],
+        &[b"SET", b"user:1", b"x"],
+        &[b"HSET", b"h", b"f", b"v"],
+        &[b"SET", b"other", b"y"],
+        &[b"INCR", b"n"],
+    ] {
+        streams[6].extend(w.call(cmd, 1));
+    }
+    for (i, p) in [&mut c1, &mut target, &mut c2, &mut c3, &mut c4, &mut c5]
+        .into_iter()
+        .enumerate()
+    {
+        streams[i].extend(p.until_ping());
+    }
+    streams[6].extend(w.call(&[b"FLUSHALL"], 1));
+    for (i, p) in [&mut c1, &mut target, &mut c3].into_iter().enumerate() {
+        let i = [0, 1, 3][i];
+        streams[i].extend(p.until_ping());
+    }
+    streams
+}
+
+#[test]
+fn tracking_invalidations_match_redis_server() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let server = TestServer::start(common::TWO_NODES);
+    let want = tracking_streams(redis.addr);
+    let got = tracking_streams(server.resp);
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(g),
+            String::from_utf8_lossy(w),
+            "connection {i} differs from redis-server"
+        );
+    }
+    assert!(
+        String::from_utf8_lossy(&want[0]).contains("invalidate"),
+        "the streams carry invalidations"
+    );
+}
+
+#[test]
+fn memcached_writes_invalidate_tracked_keys() {
+    let server = TestServer::start(common::TWO_NODES);
+    let mut c = Peer::connect(server.resp);
+    c.call(&[b"HELLO", b"3"], 1);
+    c.call(&[b"CLIENT", b"TRACKING", b"on"], 1);
+    c.call(&[b"GET", b"mc:key"], 1);
+    let mut mc = server.raw();
+    mc.roundtrip(b"set mc:key 0 0 1\r\nx\r\n", b"STORED\r\n");
+    assert_eq!(
+        c.frame(),
+        b">2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\nmc:key\r\n"
+    );
+}

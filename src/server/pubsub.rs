@@ -1,10 +1,12 @@
 //! The pub/sub registry: which connections listen on which channels, patterns and shard
-//! channels, and the per-connection [`Mailbox`] a publisher drops messages into.
+//! channels (each through its [`Mailbox`], see `mailbox`), the directory of connections that
+//! have a mailbox (CLIENT TRACKING REDIRECT), the keyspace-notification flags and the
+//! client-side caching state (`tracking`).
 //!
-//! Owns: the channel → subscribers maps, the mailboxes' pending bytes and their bound, the
-//! count of subscribers closed for falling behind. Must not touch: sockets, command parsing,
-//! reply encoding (a publisher passes an [`Encode`] function from the protocol layer; the
-//! registry only copies the bytes it makes).
+//! Owns: the channel → subscribers maps, the count of subscribers closed for falling behind,
+//! the directory. Must not touch: sockets, command parsing, reply encoding (a publisher passes
+//! an [`Encode`] function from the protocol layer; the registry only copies the bytes it
+//! makes), the flags' meaning (`proto::resp::notify`).
 //!
 //! Invariants:
 //! - A publisher never blocks on a subscriber: it appends to the subscriber's mailbox under
@@ -16,14 +18,15 @@
 //!   the two encodings differ in that byte only.
 //! - Lock order: a registry map, then a mailbox. Nothing takes a map while holding a mailbox.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use bytes::BytesMut;
 use hashbrown::HashMap;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
 
+pub use super::mailbox::{Mailbox, Overflowed};
+use super::tracking::Tracking;
 use crate::store::glob::glob;
 
 /// Encodes one message as a RESP2 array into `out`: (kind, pattern, channel, payload), e.g.
@@ -42,115 +45,10 @@ pub enum Kind {
     Shard,
 }
 
-/// Messages waiting for one connection, bounded.
-#[derive(Debug)]
-pub struct Mailbox {
-    /// The subscriber's client id (what unsubscribing matches on).
-    id: u64,
-    /// The subscriber speaks RESP3: messages are pushes (`>`).
-    resp3: AtomicBool,
-    pending: Mutex<Pending>,
-    /// Woken when the mailbox goes from empty to not empty, or overflows.
-    notify: Notify,
-}
-
-#[derive(Debug, Default)]
-struct Pending {
-    bytes: BytesMut,
-    overflowed: bool,
-}
-
-/// The mailbox's pending messages passed the limit: its connection must close.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overflowed;
-
-impl Mailbox {
-    /// An empty mailbox for client `id`.
-    pub fn new(id: u64, resp3: bool) -> Arc<Mailbox> {
-        Arc::new(Mailbox {
-            id,
-            resp3: AtomicBool::new(resp3),
-            pending: Mutex::new(Pending::default()),
-            notify: Notify::new(),
-        })
-    }
-
-    /// The client id this mailbox belongs to.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Follows the connection's protocol version (HELLO).
-    pub fn set_resp3(&self, resp3: bool) {
-        self.resp3.store(resp3, Ordering::Relaxed);
-    }
-
-    /// What the connection driver waits on while idle.
-    pub fn notify(&self) -> &Notify {
-        &self.notify
-    }
-
-    /// Appends one message encoded as a RESP2 array (`frame[0] == b'*'`). Returns false when
-    /// this push made the mailbox overflow (the caller counts the connection as closed once).
-    pub fn push(&self, frame: &[u8], limit: u64) -> bool {
-        let mut p = self.pending.lock();
-        if p.overflowed {
-            return true;
-        }
-        if (p.bytes.len() + frame.len()) as u64 > limit {
-            p.overflowed = true;
-            p.bytes = BytesMut::new();
-            drop(p);
-            self.notify.notify_one();
-            return false;
-        }
-        let was_empty = p.bytes.is_empty();
-        let start = p.bytes.len();
-        p.bytes.extend_from_slice(frame);
-        if self.resp3.load(Ordering::Relaxed) {
-            p.bytes[start] = b'>';
-        }
-        drop(p);
-        if was_empty {
-            self.notify.notify_one();
-        }
-        true
-    }
-
-    /// Moves the pending messages to the end of `out`.
-    pub fn take(&self, out: &mut BytesMut) -> Result<(), Overflowed> {
-        let mut p = self.pending.lock();
-        if p.overflowed {
-            return Err(Overflowed);
-        }
-        if p.bytes.is_empty() {
-            return Ok(());
-        }
-        if out.is_empty() {
-            std::mem::swap(out, &mut p.bytes);
-        } else {
-            out.extend_from_slice(&p.bytes);
-            p.bytes.clear();
-        }
-        // A burst's buffer is not kept by an idle subscriber.
-        if p.bytes.capacity() > 64 * 1024 {
-            p.bytes = BytesMut::new();
-        }
-        Ok(())
-    }
-
-    /// True when messages wait (cheap enough to call after every command of a subscriber).
-    pub fn has_pending(&self) -> bool {
-        let p = self.pending.lock();
-        p.overflowed || !p.bytes.is_empty()
-    }
-}
-
 /// Subscribers of one channel or pattern, in subscription order.
 type Subscribers = Vec<Arc<Mailbox>>;
 
 /// Every subscription of the server.
-#[derive(Default)]
 pub struct Registry {
     channels: RwLock<HashMap<Box<[u8]>, Subscribers>>,
     patterns: RwLock<HashMap<Box<[u8]>, Subscribers>>,
@@ -159,9 +57,74 @@ pub struct Registry {
     pattern_count: AtomicUsize,
     /// Subscribers closed because their mailbox passed the limit.
     overflows: AtomicU64,
+    /// `notify-keyspace-events` as flag bits (the protocol layer defines them); 0 = off.
+    keyspace: AtomicU32,
+    /// `limits.max_output_buffer`, for messages published from where no request's limits are
+    /// at hand (the store's expiries and evictions).
+    limit: AtomicU64,
+    /// Connections that have a mailbox, by client id (CLIENT TRACKING REDIRECT finds its
+    /// target here).
+    directory: Mutex<HashMap<u64, Weak<Mailbox>>>,
+    /// Client-side caching.
+    pub tracking: Tracking,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry {
+            channels: RwLock::default(),
+            patterns: RwLock::default(),
+            shard: RwLock::default(),
+            pattern_count: AtomicUsize::new(0),
+            overflows: AtomicU64::new(0),
+            keyspace: AtomicU32::new(0),
+            limit: AtomicU64::new(64 << 20),
+            directory: Mutex::default(),
+            tracking: Tracking::default(),
+        }
+    }
 }
 
 impl Registry {
+    /// The keyspace-notification flags (one relaxed load: what a write pays when they are off).
+    #[inline]
+    pub fn keyspace_flags(&self) -> u32 {
+        self.keyspace.load(Ordering::Relaxed)
+    }
+
+    /// Sets the keyspace-notification flags.
+    pub fn set_keyspace_flags(&self, flags: u32) {
+        self.keyspace.store(flags, Ordering::Relaxed);
+    }
+
+    /// The mailbox limit for messages published outside a request.
+    pub fn limit(&self) -> u64 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Follows `limits.max_output_buffer` (start, reload).
+    pub fn set_limit(&self, limit: u64) {
+        self.limit.store(limit, Ordering::Relaxed);
+        self.tracking.set_limit(limit);
+    }
+
+    /// Lists a connection's mailbox under its client id.
+    pub fn register(&self, mailbox: &Arc<Mailbox>) {
+        self.directory
+            .lock()
+            .insert(mailbox.id(), Arc::downgrade(mailbox));
+    }
+
+    /// Removes a closing connection from the directory.
+    pub fn deregister(&self, id: u64) {
+        self.directory.lock().remove(&id);
+    }
+
+    /// The mailbox of live client `id`, if it has one.
+    pub fn mailbox(&self, id: u64) -> Option<Arc<Mailbox>> {
+        self.directory.lock().get(&id).and_then(Weak::upgrade)
+    }
+
     fn map(&self, kind: Kind) -> &RwLock<HashMap<Box<[u8]>, Subscribers>> {
         match kind {
             Kind::Channel => &self.channels,
@@ -221,7 +184,7 @@ impl Registry {
         let Some(subs) = map.get_mut(name) else {
             return;
         };
-        if let Some(i) = subs.iter().position(|m| m.id == id) {
+        if let Some(i) = subs.iter().position(|m| m.id() == id) {
             subs.remove(i);
         }
         if subs.is_empty() {
@@ -274,7 +237,7 @@ impl Registry {
             if !m.push(frame, limit) {
                 self.overflows.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
-                    client = m.id,
+                    client = m.id(),
                     limit,
                     "closing subscriber: pending messages passed limits.max_output_buffer"
                 );
@@ -380,6 +343,5 @@ mod tests {
         }
         assert_eq!(r.overflows(), 1);
         assert_eq!(slow.take(&mut BytesMut::new()), Err(Overflowed));
-        assert!(slow.pending.lock().bytes.capacity() == 0, "memory released");
     }
 }

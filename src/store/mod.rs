@@ -46,6 +46,24 @@ pub use stripe::Item;
 pub use value::{Container, Hash, List, Set};
 pub use zset::ZSet;
 
+/// Why a key left a node without a command removing it: what keyspace notifications report
+/// as `expired` and `evicted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyEvent {
+    /// Its TTL passed (found on access, by the sweep, or by the eviction hand).
+    Expired,
+    /// Evicted to make room.
+    Evicted,
+}
+
+/// Receives the keys a node expires or evicts, after the stripe lock is released. The server
+/// installs one (`Node::set_key_events`) for keyspace notifications; the store knows nothing
+/// of what it does.
+pub trait KeyEvents: Send + Sync {
+    /// One key expired or was evicted.
+    fn emit(&self, event: KeyEvent, key: &[u8]);
+}
+
 /// `ItemMeta::expire_at` value meaning "no expiry".
 pub const NEVER: u64 = 0;
 

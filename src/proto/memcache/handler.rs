@@ -45,6 +45,7 @@ use super::encode::{self, MetaCode, Reply};
 use super::parse::{GetCmd, Keys, MetaFlags, Request, StatsGroup, StoreCmd};
 use crate::config::Limits;
 use crate::proto::Flow;
+use crate::proto::resp::notify;
 use crate::server::{Shared, Stats};
 use crate::store::{Entry, ItemMeta, Kind, NEVER, StoreError};
 
@@ -138,10 +139,22 @@ fn dispatch(req: Request, shared: &Shared, limits: &Limits, out: &mut BytesMut) 
                 cas,
                 data: &data,
             };
-            encode::reply(out, store.run(shared, limits));
+            let reply = store.run(shared, limits);
+            if reply == Reply::Stored {
+                let event = match cmd {
+                    StoreCmd::Append => "append",
+                    StoreCmd::Prepend => "prepend",
+                    _ => "set",
+                };
+                notify::memcache_event(shared, notify::STRING, event, &key);
+            }
+            encode::reply(out, reply);
         }
         Request::Delete { key, .. } => {
             let removed = shared.topology.load().entry(&key, |e| e.remove());
+            if removed {
+                notify::memcache_event(shared, notify::GENERIC, "del", &key);
+            }
             let stats = &shared.stats;
             inc(if removed {
                 &stats.delete_hits
@@ -172,6 +185,9 @@ fn dispatch(req: Request, shared: &Shared, limits: &Limits, out: &mut BytesMut) 
                 true
             });
             count_get_or_touch(&shared.stats, true, touched);
+            if touched {
+                notify::memcache_event(shared, notify::GENERIC, "expire", &key);
+            }
             encode::reply(
                 out,
                 if touched {
@@ -191,6 +207,7 @@ fn dispatch(req: Request, shared: &Shared, limits: &Limits, out: &mut BytesMut) 
             };
             // Every node that may hold keys, draining ones included (see `Topology::flush`).
             shared.topology.load().flush(at);
+            notify::memcache_flush(shared);
             encode::reply(out, Reply::Ok);
         }
         Request::Version => encode::version(out),
@@ -420,6 +437,7 @@ fn arith(shared: &Shared, incr: bool, key: &[u8], delta: u64, out: &mut BytesMut
     match outcome {
         Counted::Done(n) => {
             inc(hits);
+            notify::memcache_event(shared, notify::STRING, "incrby", key);
             encode::number(out, n);
         }
         Counted::Missing => {

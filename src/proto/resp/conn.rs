@@ -63,6 +63,27 @@ pub struct Conn {
     pub mailbox: Option<Arc<Mailbox>>,
     /// Its channel, pattern and shard-channel subscriptions (see `pubsub`).
     pub subs: Subscriptions,
+    /// CLIENT TRACKING settings while tracking is on (see `tracking`).
+    pub tracking: Option<Box<TrackingMode>>,
+}
+
+/// A connection's CLIENT TRACKING settings.
+#[derive(Debug, Clone, Default)]
+pub struct TrackingMode {
+    /// REDIRECT client id (0: none).
+    pub redirect: u64,
+    /// BCAST.
+    pub bcast: bool,
+    /// OPTIN.
+    pub optin: bool,
+    /// OPTOUT.
+    pub optout: bool,
+    /// NOLOOP.
+    pub noloop: bool,
+    /// BCAST prefixes.
+    pub prefixes: Vec<Box<[u8]>>,
+    /// CLIENT CACHING YES (OPTIN) / NO (OPTOUT) given for the next command.
+    pub caching: Option<bool>,
 }
 
 /// A connection's subscriptions. Redis 7.0 keeps patterns in a list, so PUNSUBSCRIBE without
@@ -114,6 +135,7 @@ impl Conn {
             watched: Vec::new(),
             mailbox: None,
             subs: Subscriptions::default(),
+            tracking: None,
         }
     }
 }

@@ -22,7 +22,7 @@ use super::frame::{
     encode_simple, encode_verbatim, parse_i64,
 };
 use super::server::{REDIS_VERSION, help};
-use super::{pubsub, txn};
+use super::{pubsub, tracking, txn};
 use crate::proto::Flow;
 
 /// Runs a connection command (its arity is checked).
@@ -75,6 +75,7 @@ pub(super) fn handle(
             cx.conn.name = None;
             txn::reset(cx);
             pubsub::leave(cx.conn, cx.shared);
+            tracking::off(cx.conn, cx.shared);
             if let Some(m) = &cx.conn.mailbox {
                 m.set_resp3(false);
             }
@@ -261,6 +262,9 @@ fn client(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
         "no-evict" | "no-touch" => {
             on_off(a.arg(2)?)?;
             encode_ok(out);
+        }
+        "tracking" | "caching" | "getredir" | "trackinginfo" => {
+            return tracking::client(cx, sub.unwrap_or_default(), a, out);
         }
         "reply" => {
             if !a.arg(2)?.eq_ignore_ascii_case(b"on") {

@@ -20,7 +20,7 @@ use super::command::{self, Command, Group};
 use super::conn::{Ctx, Reply};
 use super::error::RespError;
 use super::frame::{Args, Version, encode_error};
-use super::{acl, connection, keyspace, pubsub, server, strings, txn, types};
+use super::{acl, connection, keyspace, notify, pubsub, server, strings, tracking, txn, types};
 use crate::proto::Flow;
 
 /// Handles one request (non-empty `args`), appending its reply to `out`.
@@ -75,12 +75,31 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         return Flow::Continue;
     }
     let mut flow = Flow::Continue;
+    // Keyspace notifications and client-side caching: two relaxed loads when both are off.
+    let tracking = cx.shared.pubsub.tracking.active();
+    let marks = if notify::enabled(cx.shared) || tracking {
+        notify::before(cx.shared, cmd, args)
+    } else {
+        None
+    };
+    let mark = out.len();
     match dispatch(cmd, sub, args, cx, out, &mut flow) {
         Ok(()) => {}
         Err(RespError::MissingArgument) => {
             encode_error(out, &RespError::WrongArity(cmd.wire()));
         }
         Err(e) => encode_error(out, &e),
+    }
+    if flow == Flow::Block {
+        return flow;
+    }
+    let changed = match marks {
+        Some(marks) => notify::after(cx.shared, cmd, marks, &out[mark..]),
+        None => Vec::new(),
+    };
+    if tracking {
+        let ok = !matches!(out.get(mark), Some(b'-' | b'!'));
+        tracking::after_command(cx, cmd, args, &changed, ok, out);
     }
     flow
 }

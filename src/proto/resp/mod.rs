@@ -43,11 +43,13 @@ pub mod float;
 pub mod frame;
 pub mod handler;
 mod keyspace;
+pub mod notify;
 mod params;
 mod pubsub;
 mod random;
 mod server;
 mod strings;
+mod tracking;
 mod txn;
 pub mod types;
 
@@ -189,6 +191,10 @@ fn deliver_before(m: &crate::server::pubsub::Mailbox, out: &mut BytesMut, mark: 
 impl Drop for RespSession {
     fn drop(&mut self) {
         pubsub::leave(&mut self.conn, &self.shared);
+        tracking::off(&mut self.conn, &self.shared);
+        if self.conn.mailbox.is_some() {
+            self.shared.pubsub.deregister(self.conn.id);
+        }
         // A client that disconnects (or is shut down) while blocked leaves the queues.
         if let Some(b) = self.conn.blocked.take() {
             self.shared.waiters.unregister(self.conn.id, &b.keys);

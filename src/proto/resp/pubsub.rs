@@ -84,13 +84,42 @@ pub fn encode_message(
     encode_bulk(out, payload);
 }
 
-/// The connection's mailbox, made on first use.
-pub(super) fn mailbox(conn: &mut Conn) -> Arc<Mailbox> {
+/// The connection's mailbox, made (and listed in the registry's directory) on first use.
+pub(super) fn mailbox(conn: &mut Conn, shared: &Shared) -> Arc<Mailbox> {
     let resp3 = conn.version == Version::Resp3;
-    Arc::clone(
-        conn.mailbox
-            .get_or_insert_with(|| Mailbox::new(conn.id, resp3)),
-    )
+    Arc::clone(conn.mailbox.get_or_insert_with(|| {
+        let m = Mailbox::new(conn.id, resp3);
+        shared.pubsub.register(&m);
+        m
+    }))
+}
+
+/// An invalidation message (see `server::tracking::Invalidation`): RESP3
+/// `>2 invalidate [keys]`, RESP2 `*3 message __redis__:invalidate [keys]`; a null list for a
+/// flush.
+pub fn encode_invalidation(out: &mut BytesMut, keys: Option<&[&[u8]]>, resp3: bool) {
+    let v = if resp3 {
+        Version::Resp3
+    } else {
+        Version::Resp2
+    };
+    if resp3 {
+        encode_push(out, 2, v);
+        encode_bulk(out, b"invalidate");
+    } else {
+        encode_array(out, 3);
+        encode_bulk(out, b"message");
+        encode_bulk(out, b"__redis__:invalidate");
+    }
+    match keys {
+        Some(keys) => {
+            encode_array(out, keys.len());
+            for k in keys {
+                encode_bulk(out, k);
+            }
+        }
+        None => encode_null(out, v),
+    }
 }
 
 fn names(conn: &Conn, kind: Kind) -> usize {
@@ -123,7 +152,7 @@ fn confirm(out: &mut BytesMut, conn: &Conn, kind: Kind, subscribe: bool, name: O
 }
 
 fn subscribe(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut, kind: Kind) -> Reply {
-    let mailbox = mailbox(cx.conn);
+    let mailbox = mailbox(cx.conn, cx.shared);
     for name in a.iter_from(1) {
         let subs = &mut cx.conn.subs;
         let new = match kind {

@@ -418,6 +418,7 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 kv(t, "pubsub_channels", ps.len(Kind::Channel));
                 kv(t, "pubsub_patterns", ps.len(Kind::Pattern));
                 kv(t, "pubsubshard_channels", ps.len(Kind::Shard));
+                kv(t, "tracking_total_keys", ps.tracking.keys());
                 // redis 7.2's name: clients closed by their output buffer limit (a reply past
                 // limits.max_output_buffer, or a subscriber that fell that far behind).
                 kv(
@@ -558,6 +559,12 @@ fn config_set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 limits.max_connections = value.parse().unwrap_or(limits.max_connections);
                 limits_changed = true;
             }
+            "notify-keyspace-events" => super::notify::configure(cx.shared, value),
+            "tracking-table-max-keys" => cx
+                .shared
+                .pubsub
+                .tracking
+                .set_max_keys(value.parse().unwrap_or(1_000_000)),
             "timeout" => {
                 let secs: u64 = value.parse().unwrap_or(0);
                 limits.idle_timeout = std::time::Duration::from_secs(secs);
