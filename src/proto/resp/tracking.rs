@@ -28,7 +28,6 @@ pub(super) fn client(cx: &mut Ctx<'_>, sub: &str, a: &Args<'_>, out: &mut BytesM
                 .conn
                 .tracking
                 .as_deref_mut()
-                .filter(|m| m.optin || m.optout)
                 .ok_or_else(|| RespError::CachingNotInMode)?;
             if yes.eq_ignore_ascii_case(b"yes") {
                 if !mode.optin {
