@@ -14,6 +14,14 @@ use common::TestServer;
 use common::frame::Frame;
 use common::redis_server::RedisServer;
 
+/// Held by the tests that measure or use a lot of memory: resident memory is the whole test
+/// process's, so the million-subscription test must not run while another measures.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// One raw RESP connection that reads whole frames.
 struct Peer {
     stream: TcpStream,
@@ -287,6 +295,7 @@ fn an_idle_resp3_connection_receives_pushes() {
 /// every subscriber gets every message exactly once, in each publisher's order.
 #[test]
 fn stress_every_message_arrives_once_in_publisher_order() {
+    let _heavy = heavy();
     const PUBLISHERS: usize = 3;
     const MESSAGES: usize = 3000;
     let server = TestServer::start(common::TWO_NODES);
@@ -373,6 +382,7 @@ fn info_field(server: &TestServer, field: &str) -> u64 {
 /// for it; memory stays bounded and a subscriber that reads gets every message.
 #[test]
 fn a_subscriber_that_never_reads_is_closed_and_others_keep_receiving() {
+    let _heavy = heavy();
     let server = TestServer::start(&format!(
         "[limits]\nmax_output_buffer = \"1MiB\"\n{}",
         common::TWO_NODES
@@ -451,6 +461,7 @@ fn a_subscriber_that_never_reads_is_closed_and_others_keep_receiving() {
 /// unsubscribing them all stay fast.
 #[test]
 fn a_million_subscriptions_on_one_connection() {
+    let _heavy = heavy();
     const N: usize = 1_000_000;
     const BATCH: usize = 10_000;
     let server = TestServer::start(common::TWO_NODES);
