@@ -384,7 +384,7 @@ fn info_field(server: &TestServer, field: &str) -> u64 {
 fn a_subscriber_that_never_reads_is_closed_and_others_keep_receiving() {
     let _heavy = heavy();
     let server = TestServer::start(&format!(
-        "[limits]\nmax_output_buffer = \"1MiB\"\n{}",
+        "[limits]\nmax_output_buffer = \"1MiB\"\noutput_timeout = \"120s\"\n{}",
         common::TWO_NODES
     ));
     let mut slow = Peer::connect(server.resp);
@@ -429,6 +429,15 @@ fn a_subscriber_that_never_reads_is_closed_and_others_keep_receiving() {
         }
     }
     good.join().expect("the reading subscriber got everything");
+    // Closed by the server although its socket is full and it never reads: the overflow ends
+    // the stalled write at once, long before output_timeout. Only the publisher is left.
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            ringcache::server::Stats::get(&server.shared.stats.curr_connections) == 1
+        }),
+        "the slow subscriber is still connected ({} connections)",
+        ringcache::server::Stats::get(&server.shared.stats.curr_connections)
+    );
     assert!(
         info_field(&server, "client_output_buffer_limit_disconnections") >= 1,
         "the slow subscriber was counted"

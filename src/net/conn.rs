@@ -238,7 +238,17 @@ async fn serve<T: AsyncWrite + Unpin, S: Session>(
             if std::mem::take(&mut first) {
                 defer_replies().await;
             }
-            if write_out(stream, out, stall, shared).await.is_err() {
+            // A subscriber whose mailbox overflows while this write is stalled closes now,
+            // not after `output_timeout`.
+            let written = match session.closing() {
+                None => write_out(stream, out, stall, shared).await,
+                Some(closing) => tokio::select! {
+                    biased;
+                    r = write_out(stream, out, stall, shared) => r,
+                    () = closing.notified() => Err(std::io::ErrorKind::ConnectionAborted.into()),
+                },
+            };
+            if written.is_err() {
                 return Flow::Close;
             }
             Stats::add(&shared.stats.bytes_written, out.len() as u64);

@@ -67,6 +67,13 @@ impl Session for AnySession {
         }
     }
 
+    fn closing(&self) -> Option<&tokio::sync::Notify> {
+        match self {
+            AnySession::Resp(s) => s.closing(),
+            _ => None,
+        }
+    }
+
     fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
         match self {
             AnySession::Resp(s) => s.waiting(),

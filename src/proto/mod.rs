@@ -51,6 +51,12 @@ pub trait Session: Send {
         None
     }
 
+    /// Woken when the session must close even while a write to its peer is stalled (its
+    /// mailbox overflowed); None for a session without a mailbox.
+    fn closing(&self) -> Option<&Notify> {
+        None
+    }
+
     /// After [`Flow::Block`]: what to wait for (the wake-up and the deadline, None = forever).
     fn waiting(&self) -> Option<(Arc<Notify>, Option<Instant>)> {
         None

@@ -25,6 +25,8 @@ pub struct Mailbox {
     pending: Mutex<Pending>,
     /// Woken when the mailbox goes from empty to not empty, or overflows.
     notify: Notify,
+    /// Woken once when the mailbox overflows: the driver stops a stalled write for it.
+    overflow: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +47,7 @@ impl Mailbox {
             resp3: AtomicBool::new(resp3),
             pending: Mutex::new(Pending::default()),
             notify: Notify::new(),
+            overflow: Notify::new(),
         })
     }
 
@@ -61,6 +64,12 @@ impl Mailbox {
     /// What the connection driver waits on while idle.
     pub fn notify(&self) -> &Notify {
         &self.notify
+    }
+
+    /// What the connection driver races a write against: woken when the mailbox overflows
+    /// (the connection is to close, even while a write to it is stalled).
+    pub fn overflow(&self) -> &Notify {
+        &self.overflow
     }
 
     /// The connection speaks RESP3.
@@ -89,6 +98,7 @@ impl Mailbox {
             p.bytes = BytesMut::new();
             drop(p);
             self.notify.notify_one();
+            self.overflow.notify_one();
             return false;
         }
         let was_empty = p.bytes.is_empty();

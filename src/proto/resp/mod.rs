@@ -207,6 +207,10 @@ impl Session for RespSession {
         self.conn.mailbox.as_deref().map(|m| m.notify())
     }
 
+    fn closing(&self) -> Option<&tokio::sync::Notify> {
+        self.conn.mailbox.as_deref().map(|m| m.overflow())
+    }
+
     fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
         self.conn
             .blocked
