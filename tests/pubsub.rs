@@ -644,7 +644,21 @@ max_memory = "1MiB"
     mc.roundtrip(b"incr mc:1 2\r\n", b"7\r\n");
     mc.roundtrip(b"delete mc:1\r\n", b"DELETED\r\n");
     mc.roundtrip(b"delete mc:1\r\n", b"NOT_FOUND\r\n");
-    for (event, key) in [("set", "mc:1"), ("incrby", "mc:1"), ("del", "mc:1")] {
+    // The meta commands too.
+    mc.roundtrip(b"ms mc:2 1\r\nx\r\n", b"HD\r\n");
+    mc.roundtrip(b"ms mc:3 1\r\n5\r\n", b"HD\r\n");
+    mc.roundtrip(b"ma mc:3\r\n", b"HD\r\n");
+    mc.roundtrip(b"md mc:2\r\n", b"HD\r\n");
+    mc.roundtrip(b"md mc:2\r\n", b"NF\r\n");
+    for (event, key) in [
+        ("set", "mc:1"),
+        ("incrby", "mc:1"),
+        ("del", "mc:1"),
+        ("set", "mc:2"),
+        ("set", "mc:3"),
+        ("incrby", "mc:3"),
+        ("del", "mc:2"),
+    ] {
         let want = format!(
             "*3\r\n$7\r\nmessage\r\n${}\r\n__keyevent@0__:{event}\r\n${}\r\n{key}\r\n",
             15 + event.len(),

@@ -17,7 +17,8 @@
 //! with an inbox ([`Session::inbox`], a subscriber) is also woken while idle or blocked when
 //! messages for it are pending: `process` then moves them to the output (the messages wait in
 //! the session's bounded mailbox meanwhile, so a subscriber that does not read is closed by
-//! the publisher side's limit, not buffered here).
+//! the publisher side's limit, not buffered here; a write stalled on such a subscriber is
+//! abandoned the moment its mailbox overflows, [`Session::closing`]).
 //!
 //! The driver is monomorphised per stream type: plain TCP pays nothing for TLS existing (no
 //! boxing, no dynamic dispatch; its `flush` is a no-op that completes at its first poll, so no

@@ -643,6 +643,9 @@ fn meta_set(
             }
         }
     });
+    if matches!(outcome, MetaOutcome::Code(MetaCode::Done, _)) {
+        notify::memcache_event(shared, notify::STRING, "set", key);
+    }
     match outcome {
         MetaOutcome::Error(reply) => encode::reply(out, reply),
         MetaOutcome::Code(MetaCode::Done, _) if f.quiet => {}
@@ -706,6 +709,15 @@ fn meta_delete(shared: &Shared, key: &[u8], f: &MetaFlags, out: &mut BytesMut) {
         }
         MetaOutcome::Code(MetaCode::Done, 0)
     });
+    if matches!(outcome, MetaOutcome::Code(MetaCode::Done, _)) {
+        // md without I or x removes the item; with them it keeps a changed one.
+        let (class, event) = if !f.invalidate && !f.remove_value {
+            (notify::GENERIC, "del")
+        } else {
+            (notify::STRING, "set")
+        };
+        notify::memcache_event(shared, class, event, key);
+    }
     match outcome {
         MetaOutcome::Error(reply) => encode::reply(out, reply),
         MetaOutcome::Code(MetaCode::Done, _) if f.quiet => {}
@@ -779,6 +791,9 @@ fn meta_arith(shared: &Shared, key: &[u8], f: &MetaFlags, out: &mut BytesMut) {
             Err(_) => ArithOutcome::Error(Reply::OutOfMemory),
         }
     });
+    if matches!(outcome, ArithOutcome::Value { .. }) {
+        notify::memcache_event(shared, notify::STRING, "incrby", key);
+    }
     match outcome {
         ArithOutcome::Error(reply) => encode::reply(out, reply),
         ArithOutcome::Code(code) => meta_status(out, code, key, f),
