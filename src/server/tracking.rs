@@ -84,6 +84,11 @@ impl Tracking {
         self.max_keys.store(n, Ordering::Relaxed);
     }
 
+    /// Connections tracking now (INFO `tracking_clients`).
+    pub fn clients(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
     /// Keys tracked now (INFO `tracking_total_keys`).
     pub fn keys(&self) -> usize {
         self.table.lock().keys.len()

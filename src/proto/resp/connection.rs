@@ -200,17 +200,24 @@ fn client_line(cx: &Ctx<'_>) -> String {
             .map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
     };
     format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags={} db=0 sub={} psub={} ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+        "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags={} db=0 sub={} psub={} ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}\n",
         c.id,
         addr(c.peer),
         addr(c.local),
         lossy(&c.name),
         now.saturating_sub(c.created_ms) / 1000,
-        if c.subs.any() { "P" } else { "N" },
+        // redis: P for a subscriber, t for tracking, N for neither.
+        match (c.subs.any(), c.tracking.is_some()) {
+            (true, true) => "Pt",
+            (true, false) => "P",
+            (false, true) => "t",
+            (false, false) => "N",
+        },
         c.subs.channels.len(),
         c.subs.patterns.len(),
         c.subs.shard.len(),
         c.last,
+        c.tracking.as_ref().map_or(-1, |t| t.redirect as i64),
         if c.version == Version::Resp3 { 3 } else { 2 },
         lossy(&c.lib_name),
         lossy(&c.lib_ver),

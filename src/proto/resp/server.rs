@@ -343,6 +343,7 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 kv(t, "connected_clients", Stats::get(&s.curr_connections));
                 kv(t, "maxclients", cx.limits.max_connections);
                 kv(t, "blocked_clients", cx.shared.waiters.clients());
+                kv(t, "tracking_clients", cx.shared.pubsub.tracking.clients());
             }
             "memory" => {
                 t.push_str("# Memory\r\n");
