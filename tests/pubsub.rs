@@ -804,3 +804,38 @@ fn memcached_writes_invalidate_tracked_keys() {
         b">2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\nmc:key\r\n"
     );
 }
+
+/// `tracking-table-max-keys` bounds the table: past it, remembering a key invalidates another,
+/// and its reader is told.
+#[test]
+fn the_tracking_table_is_bounded() {
+    let server = TestServer::start(common::TWO_NODES);
+    let mut admin = server.redis();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("tracking-table-max-keys")
+        .arg("100")
+        .query(&mut admin)
+        .expect("config set");
+    let mut c = Peer::connect(server.resp);
+    c.call(&[b"HELLO", b"3"], 1);
+    c.call(&[b"CLIENT", b"TRACKING", b"on"], 1);
+    let mut invalidations = 0;
+    for i in 0..1000 {
+        c.send(&[b"GET", format!("key:{i}").as_bytes()]);
+        loop {
+            let f = c.frame();
+            if f.starts_with(b">2\r\n$10\r\ninvalidate") {
+                invalidations += 1;
+            } else {
+                assert_eq!(f, b"_\r\n", "the GET's reply");
+                break;
+            }
+        }
+    }
+    assert!(info_field(&server, "tracking_total_keys") <= 100);
+    // Invalidations may trail the last GET's reply: collect them up to a PING.
+    let rest = c.until_ping();
+    invalidations += rest.windows(10).filter(|w| *w == b"invalidate").count();
+    assert_eq!(invalidations, 900, "one per key pushed out of the table");
+}
