@@ -475,6 +475,7 @@ fn a_million_subscriptions_on_one_connection() {
     const BATCH: usize = 10_000;
     let server = TestServer::start(common::TWO_NODES);
     let mut sub = Peer::connect(server.resp);
+    let rss_before = rss_bytes();
     let started = Instant::now();
     // Sent from another thread while this one reads the confirmations: a client that
     // pipelines 1M subscriptions without reading would stall both sides on full socket buffers.
@@ -496,6 +497,12 @@ fn a_million_subscriptions_on_one_connection() {
     sub.read_until(format!(":{N}\r\n").as_bytes(), Duration::from_secs(120));
     sender.join().expect("sender");
     let subscribe_time = started.elapsed();
+    // Memory in proportion: the connection's set, the registry's map and its subscriber list.
+    let per_subscription = rss_bytes().saturating_sub(rss_before) / N as u64;
+    assert!(
+        per_subscription < 400,
+        "{per_subscription} bytes of resident memory per subscription"
+    );
     assert_eq!(info_field(&server, "pubsub_channels"), N as u64);
     let mut other = server.redis();
     let counts: Vec<redis::Value> = redis::cmd("PUBSUB")
@@ -530,7 +537,8 @@ fn a_million_subscriptions_on_one_connection() {
         "unsubscribing from {N} channels took {unsubscribe_time:?} (subscribing: {subscribe_time:?})"
     );
     eprintln!(
-        "{N} subscriptions: subscribe {subscribe_time:?}, unsubscribe all {unsubscribe_time:?}"
+        "{N} subscriptions: subscribe {subscribe_time:?}, unsubscribe all {unsubscribe_time:?}, \
+         {per_subscription} bytes each"
     );
 }
 
