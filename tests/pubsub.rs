@@ -442,6 +442,17 @@ fn a_subscriber_that_never_reads_is_closed_and_others_keep_receiving() {
         info_field(&server, "client_output_buffer_limit_disconnections") >= 1,
         "the slow subscriber was counted"
     );
+    let scrape = server.http_get("/metrics");
+    let closed = scrape
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ringcache_connections_closed_total{reason=\"pubsub_output_buffer\"}")?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    assert!(closed >= 1.0, "the metric counts it: {closed}");
     // Its socket ends: what the kernel buffered, then the close.
     slow.stream
         .set_read_timeout(Some(Duration::from_secs(10)))
