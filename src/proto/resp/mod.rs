@@ -1,17 +1,19 @@
 //! The Redis protocol: RESP2 and RESP3 (`HELLO 3`), multibulk and inline requests, and the
 //! connection, server, keyspace, string, hash, list, set and sorted-set commands (the latter
-//! in `types`) and transactions, with redis-server 7.0's replies.
+//! in `types`), transactions, pub/sub, keyspace notifications and client-side caching, with
+//! redis-server 7.0's replies.
 //!
 //! ```text
 //! input bytes ─ frame::Decoder::decode ─▶ Args (ranges into the input)
 //!   ─ handler::handle: command::parse (name, arity) ─ acl::check ─ route by Command::group ─▶
-//!       strings | keyspace | connection | server | types::{hash, list, set, zset}
+//!       strings | keyspace | connection | server | types::{hash, list, set, zset} | pubsub
 //!         ─▶ Topology::entry ─▶ Node        replies: frame::encode_*, errors: error::RespError
 //! ```
 //!
 //! Owns: the per-connection [`RespSession`] and the stages: `frame` (framing, reply bytes),
 //! `command` (the table: name, arity, flags, key positions, group), `handler` (the dispatcher),
-//! `txn` (MULTI/EXEC/WATCH),
+//! `txn` (MULTI/EXEC/WATCH), `pubsub` (the pub/sub commands and message frames), `notify`
+//! (keyspace notifications), `tracking` (CLIENT TRACKING and invalidations),
 //! one module per command group (`strings`, `keyspace`, `connection`, `server`, and `types` for
 //! the containers and the blocking pops), `error` (every error reply's text), `conn` (the
 //! per-connection state and the handler context, below every group), `args`, `random`
@@ -27,6 +29,10 @@
 //! - Framing errors reply `-ERR Protocol error: ...` and close ([`Flow::Close`]), like
 //!   redis-server; QUIT replies `+OK` and closes; bytes after either are ignored.
 //! - Commands are counted into `Stats::commands_processed` once per batch, not per request.
+//! - A connection with a mailbox (it subscribed or tracks) gets its pending messages at the
+//!   start of every `process` (the driver calls it when the mailbox wakes it) and, after each
+//!   command, before that command's reply (where redis writes messages published meanwhile);
+//!   an overflowed mailbox closes the connection.
 
 // `RespError` owns heap data in a few variants, so `ok_or(RespError::X)` builds an error and
 // runs its drop glue on every success: 65 instructions per GET/SET under callgrind, on the
