@@ -284,7 +284,7 @@ fn rules<'a>(cmd: Command, a: &Args<'a>) -> Option<Vec<(&'a [u8], Rule)>> {
                 .ok()?
                 .parse()
                 .ok()?;
-            let dir = a.arg(first + n).ok()?;
+            let dir = a.arg(first.checked_add(n)?).ok()?;
             let r = match cmd {
                 C::LMPop | C::BLMPop if dir.eq_ignore_ascii_case(b"left") => rule(LIST, "lpop"),
                 C::LMPop | C::BLMPop => rule(LIST, "rpop"),
@@ -446,6 +446,44 @@ pub fn memcache_flush(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args_of(parts: &[&[u8]]) -> (Vec<u8>, Vec<(usize, usize)>) {
+        let mut buf = Vec::new();
+        let mut ranges = Vec::new();
+        for p in parts {
+            ranges.push((buf.len(), p.len()));
+            buf.extend_from_slice(p);
+        }
+        (buf, ranges)
+    }
+
+    /// `rules` runs before the command checks its arguments: whatever they are, it must not
+    /// panic (huge counts, missing directions, too few keys).
+    #[test]
+    fn rules_take_any_arguments() {
+        let shapes: &[&[&[u8]]] = &[
+            &[b"k"],
+            &[b"18446744073709551615", b"k", b"left"],
+            &[b"1", b"k"],
+            &[b"2", b"k"],
+            &[b"-1", b"k", b"right"],
+            &[b"k", b"v", b"EX", b"10"],
+            &[b"k", b"k2", b"LEFT", b"RIGHT"],
+            &[b"0", b"1", b"k", b"MIN"],
+        ];
+        for &cmd in Command::ALL {
+            for shape in shapes {
+                let mut parts: Vec<&[u8]> = vec![cmd.wire().as_bytes()];
+                parts.extend_from_slice(shape);
+                let (buf, ranges) = args_of(&parts);
+                let _ = rules(cmd, &Args::new(&buf, &ranges));
+            }
+        }
+        let (buf, ranges) = args_of(&[b"lmove", b"a", b"b", b"LEFT", b"RIGHT"]);
+        let keys = rules(Command::LMove, &Args::new(&buf, &ranges)).expect("a write");
+        let events: Vec<_> = keys.iter().map(|(k, r)| (*k, r.event)).collect();
+        assert_eq!(events, [(&b"b"[..], "rpush"), (&b"a"[..], "lpop")]);
+    }
 
     #[test]
     fn flags_follow_redis_letters() {
