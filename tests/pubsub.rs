@@ -858,3 +858,62 @@ fn the_tracking_table_is_bounded() {
     invalidations += rest.windows(10).filter(|w| *w == b"invalidate").count();
     assert_eq!(invalidations, 900, "one per key pushed out of the table");
 }
+
+/// Writers race on both protocols while keyspace events are on: every write is reported
+/// exactly once, each writer's in its order.
+#[test]
+fn stress_every_write_is_notified_once_in_order() {
+    const WRITERS: usize = 4;
+    const WRITES: usize = 1000;
+    let _heavy = heavy();
+    let server = TestServer::start(common::TWO_NODES);
+    let mut admin = server.redis();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("E$")
+        .query(&mut admin)
+        .expect("config set");
+    let mut sub_conn = server.redis();
+    let mut sub = sub_conn.as_pubsub();
+    sub.subscribe("__keyevent@0__:set").expect("subscribe");
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let resp = server.redis();
+            let memcache = server.raw();
+            std::thread::spawn(move || {
+                let (mut resp, mut memcache) = (resp, memcache);
+                for i in 0..WRITES {
+                    let key = format!("w{w}:{i}");
+                    // Half the writers speak memcached: a `set` is a `set` event too.
+                    if w % 2 == 0 {
+                        let _: () = redis::cmd("SET")
+                            .arg(&key)
+                            .arg(i)
+                            .query(&mut resp)
+                            .expect("set");
+                    } else {
+                        let req = format!("set {key} 0 0 1\r\nx\r\n");
+                        memcache.roundtrip(req.as_bytes(), b"STORED\r\n");
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut next = [0usize; WRITERS];
+    for _ in 0..WRITERS * WRITES {
+        let m = sub.get_message().expect("event");
+        let key: String = m.get_payload().expect("key");
+        let (w, i) = key[1..].split_once(':').expect("w:i");
+        let (w, i): (usize, usize) = (w.parse().expect("w"), i.parse().expect("i"));
+        assert_eq!(
+            i, next[w],
+            "writer {w}: an event lost, repeated or out of order"
+        );
+        next[w] += 1;
+    }
+    for w in writers {
+        w.join().expect("writer");
+    }
+    assert_eq!(next, [WRITES; WRITERS]);
+}

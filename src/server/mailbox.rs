@@ -104,7 +104,7 @@ impl Mailbox {
         let was_empty = p.bytes.is_empty();
         let start = p.bytes.len();
         p.bytes.extend_from_slice(frame);
-        if push_type {
+        if push_type && !frame.is_empty() {
             p.bytes[start] = b'>';
         }
         drop(p);
