@@ -917,3 +917,47 @@ fn stress_every_write_is_notified_once_in_order() {
     }
     assert_eq!(next, [WRITES; WRITERS]);
 }
+
+/// For 2,000 rounds a tracking reader caches a key and another connection overwrites it: once
+/// the write has answered, the reader's next reply is preceded by the invalidation (a client
+/// cache that applies invalidations before replies never serves the old value), and each
+/// write invalidates once.
+#[test]
+fn stress_a_tracked_key_is_invalidated_before_the_next_reply() {
+    let server = TestServer::start(common::TWO_NODES);
+    let mut reader = Peer::connect(server.resp);
+    reader.call(&[b"HELLO", b"3"], 1);
+    reader.call(&[b"CLIENT", b"TRACKING", b"on"], 1);
+    let mut writer = server.redis();
+    let invalidation = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$7\r\ntracked\r\n";
+    for round in 0..2000 {
+        let value = round.to_string();
+        // Cache it (tracked from here on).
+        let got = reader.call(&[b"GET", b"tracked"], 1);
+        if round > 0 {
+            let previous = (round - 1).to_string();
+            let want = format!("${}\r\n{previous}\r\n", previous.len());
+            assert_eq!(
+                got,
+                want.as_bytes(),
+                "round {round}: the value written last"
+            );
+        }
+        let _: () = redis::cmd("SET")
+            .arg("tracked")
+            .arg(&value)
+            .query(&mut writer)
+            .expect("set");
+        reader.send(&[b"PING"]);
+        assert_eq!(
+            reader.frame(),
+            invalidation,
+            "round {round}: invalidated first"
+        );
+        assert_eq!(
+            reader.frame(),
+            b"+PONG\r\n",
+            "round {round}: then the reply"
+        );
+    }
+}
