@@ -77,7 +77,8 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
     let mut flow = Flow::Continue;
     // Keyspace notifications and client-side caching: two relaxed loads when both are off.
     let tracking = cx.shared.pubsub.tracking.active();
-    let marks = if notify::enabled(cx.shared) || tracking {
+    let notifying = notify::enabled(cx.shared);
+    let marks = if notifying || tracking {
         notify::before(cx.shared, cmd, args)
     } else {
         None
@@ -97,6 +98,9 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         Some(marks) => notify::after(cx.shared, cmd, marks, &out[mark..]),
         None => Vec::new(),
     };
+    if notifying {
+        notify::keymiss(cx.shared, cmd, args, &out[mark..]);
+    }
     if tracking {
         let ok = !matches!(out.get(mark), Some(b'-' | b'!'));
         tracking::after_command(cx, cmd, args, &changed, ok, out);

@@ -326,6 +326,46 @@ fn rules<'a>(cmd: Command, a: &Args<'a>) -> Option<Vec<(&'a [u8], Rule)>> {
     }
 }
 
+/// The keys a read-only command reads, from the command table's key positions.
+pub(super) fn read_keys<'a>(cmd: Command, a: &Args<'a>) -> Vec<&'a [u8]> {
+    let (first, last, step) = cmd.key_positions();
+    if first <= 0 || step <= 0 {
+        return Vec::new();
+    }
+    let n = a.len() as i64;
+    let last = if last < 0 { n + last } else { last.min(n - 1) };
+    (first..=last)
+        .step_by(step as usize)
+        .filter_map(|i| a.arg(i as usize).ok())
+        .collect()
+}
+
+/// After a read-only command (or GETDEL, GETEX, which read the key as redis's reads do):
+/// `keymiss` for each key it looked for and did not find (the `m` class).
+pub(super) fn keymiss(shared: &Shared, cmd: Command, a: &Args<'_>, reply: &[u8]) {
+    if shared.pubsub.keyspace_flags() & KEYMISS == 0 {
+        return;
+    }
+    let keys = match cmd {
+        // They may remove the key they found: the null reply is what says it was missing.
+        Command::GetDelete | Command::GetEx => {
+            if reply == b"$-1\r\n" || reply == b"_\r\n" {
+                if let Ok(key) = a.arg(1) {
+                    publish(&shared.pubsub, KEYMISS, "keymiss", key);
+                }
+            }
+            return;
+        }
+        _ if cmd.flags().contains(&"readonly") => read_keys(cmd, a),
+        _ => return,
+    };
+    for key in keys {
+        if mark(shared, key).is_none() {
+            publish(&shared.pubsub, KEYMISS, "keymiss", key);
+        }
+    }
+}
+
 /// A key's mark: (CAS, expiry) of its live item, None when absent (what WATCH compares).
 type Mark = Option<(u64, u64)>;
 

@@ -242,20 +242,6 @@ fn trackinginfo(cx: &mut Ctx<'_>, out: &mut BytesMut) {
     }
 }
 
-/// The keys a read-only command reads, from the command table's key positions.
-fn read_keys<'a>(cmd: Command, a: &Args<'a>) -> Vec<&'a [u8]> {
-    let (first, last, step) = cmd.key_positions();
-    if first <= 0 || step <= 0 {
-        return Vec::new();
-    }
-    let n = a.len() as i64;
-    let last = if last < 0 { n + last } else { last.min(n - 1) };
-    (first..=last)
-        .step_by(step as usize)
-        .filter_map(|i| a.arg(i as usize).ok())
-        .collect()
-}
-
 /// After a command of a tracking connection (or any write while some connection tracks):
 /// remembers what it read, invalidates what it changed (`changed`), a flush invalidates all.
 /// Invalidations for the connection itself go after its reply, as redis sends them.
@@ -299,7 +285,7 @@ pub(super) fn after_command(
         true
     };
     if wanted {
-        let keys = read_keys(cmd, a);
+        let keys = super::notify::read_keys(cmd, a);
         tracking.remember(id, keys.into_iter(), encode_invalidation);
     }
 }
