@@ -972,3 +972,39 @@ fn stress_a_tracked_key_is_invalidated_before_the_next_reply() {
         );
     }
 }
+
+/// A RESP2 redirect target that left subscribe mode gets no invalidation arrays between its
+/// replies (it would take them for replies); once subscribed again, it does.
+#[test]
+fn a_resp2_redirect_target_outside_subscribe_mode_gets_nothing() {
+    let server = TestServer::start(common::TWO_NODES);
+    let mut target = Peer::connect(server.resp);
+    let id = target.call(&[b"CLIENT", b"ID"], 1);
+    let id = String::from_utf8_lossy(&id[1..id.len() - 2]).into_owned();
+    target.call(&[b"SUBSCRIBE", b"__redis__:invalidate"], 1);
+    target.call(&[b"UNSUBSCRIBE"], 1);
+    let mut c = Peer::connect(server.resp);
+    c.call(
+        &[b"CLIENT", b"TRACKING", b"on", b"REDIRECT", id.as_bytes()],
+        1,
+    );
+    c.call(&[b"GET", b"k"], 1);
+    let mut w = server.redis();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("1")
+        .query(&mut w)
+        .expect("set");
+    assert_eq!(target.call(&[b"GET", b"k"], 1), b"$1\r\n1\r\n");
+    target.call(&[b"SUBSCRIBE", b"__redis__:invalidate"], 1);
+    c.call(&[b"GET", b"k"], 1);
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("2")
+        .query(&mut w)
+        .expect("set");
+    assert_eq!(
+        target.frame(),
+        b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$1\r\nk\r\n"
+    );
+}

@@ -22,6 +22,8 @@ pub struct Mailbox {
     id: u64,
     /// The subscriber speaks RESP3: messages are pushes (`>`).
     resp3: AtomicBool,
+    /// The connection has subscriptions (see `is_subscribed`).
+    subscribed: AtomicBool,
     pending: Mutex<Pending>,
     /// Woken when the mailbox goes from empty to not empty, or overflows.
     notify: Notify,
@@ -45,6 +47,7 @@ impl Mailbox {
         Arc::new(Mailbox {
             id,
             resp3: AtomicBool::new(resp3),
+            subscribed: AtomicBool::new(false),
             pending: Mutex::new(Pending::default()),
             notify: Notify::new(),
             overflow: Notify::new(),
@@ -75,6 +78,17 @@ impl Mailbox {
     /// The connection speaks RESP3.
     pub fn is_resp3(&self) -> bool {
         self.resp3.load(Ordering::Relaxed)
+    }
+
+    /// The connection has subscriptions (a RESP2 one is in subscribe mode, where a pub/sub
+    /// message is expected at any time).
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
+    }
+
+    /// Follows the connection's subscriptions.
+    pub fn set_subscribed(&self, subscribed: bool) {
+        self.subscribed.store(subscribed, Ordering::Relaxed);
     }
 
     /// Appends a frame already encoded for this connection's protocol (invalidations).

@@ -166,8 +166,9 @@ impl Tracking {
                 return;
             }
             let resp3 = client.target.is_resp3();
-            if !resp3 && client.target.id() == id {
-                // RESP2 without REDIRECT: redis has no way to tell it, and sends nothing.
+            if !resp3 && (client.target.id() == id || !client.target.is_subscribed()) {
+                // RESP2 without REDIRECT, or to a redirect that is not in subscribe mode: an
+                // unrequested array would break its replies; redis sends nothing either.
                 return;
             }
             let mut frame = BytesMut::new();
@@ -202,7 +203,7 @@ impl Tracking {
         t.keys.clear();
         let mut own = None;
         for (&id, c) in &t.clients {
-            if !c.target.is_resp3() && c.target.id() == id {
+            if !c.target.is_resp3() && (c.target.id() == id || !c.target.is_subscribed()) {
                 continue;
             }
             let mut frame = BytesMut::new();

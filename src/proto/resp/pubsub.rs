@@ -64,6 +64,15 @@ pub(super) fn handle(
         Command::PubSub => pubsub(cx, sub, a, out),
         _ => Err(RespError::NotInGroup(cmd.wire())),
     }
+    .inspect(|()| mark_subscribed(cx.conn))
+}
+
+/// Tells the mailbox whether the connection has subscriptions (tracking's RESP2 redirect
+/// only writes to a connection in subscribe mode).
+fn mark_subscribed(conn: &Conn) {
+    if let Some(m) = &conn.mailbox {
+        m.set_subscribed(conn.subs.any());
+    }
 }
 
 /// The message frames publishers put in mailboxes (see `server::pubsub::Encode`).
@@ -241,6 +250,7 @@ pub(super) fn leave(conn: &mut Conn, shared: &Shared) {
                 .unsubscribe_all(kind, all.iter().map(|n| &**n), conn.id);
         }
     }
+    mark_subscribed(conn);
 }
 
 fn pubsub(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
