@@ -107,6 +107,12 @@ pub fn render(metrics: &Metrics, shared: &Shared) -> String {
             .absolute(Stats::get(counter));
     }
     metrics
+        .counter(
+            CONNECTIONS_CLOSED_TOTAL,
+            &[("reason", "pubsub_output_buffer")],
+        )
+        .absolute(shared.pubsub.overflows());
+    metrics
         .counter(NETWORK_BYTES_TOTAL, &[("direction", "in")])
         .absolute(Stats::get(&st.bytes_read));
     metrics

@@ -136,7 +136,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         CONNECTIONS_CLOSED_TOTAL,
-        "Client connections closed by the server on a limit, by reason: output_buffer (one request's replies passed limits.max_output_buffer), output_timeout (the client stopped reading), idle_timeout, input_buffer (input sent during a blocking wait passed limits.max_request_size).",
+        "Client connections closed by the server on a limit, by reason: output_buffer (one request's replies passed limits.max_output_buffer), output_timeout (the client stopped reading), idle_timeout, input_buffer (input sent during a blocking wait passed limits.max_request_size), pubsub_output_buffer (a subscriber's pending messages passed limits.max_output_buffer).",
     ),
     (
         AUTH_TOTAL,

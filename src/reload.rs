@@ -232,6 +232,8 @@ impl Reloader {
         old.supersede(Arc::clone(&new));
         shared.topology.store(Arc::clone(&new));
         shared.limits.store(Arc::new(config.limits.clone()));
+        shared.pubsub.set_limit(config.limits.max_output_buffer);
+        shared.sync_key_events();
         shared.auth.store(Arc::new(config.auth.clone()));
         let summary = summary(&self.current, &config, &new, estimate);
         let pause = config.rebalance.pause;

@@ -1,4 +1,5 @@
-//! State shared by every connection: the live topology, limits, clock and server counters.
+//! State shared by every connection: the live topology, limits, clock, server counters and the
+//! pub/sub registry (`pubsub`).
 //!
 //! Owns: [`Shared`] and the protocol-neutral [`Stats`] counters.
 //! Must not touch: sockets or wire formats.
@@ -18,12 +19,15 @@ use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::persist::snapshot::Snapshots;
 use crate::route::topology::Topology;
-use crate::store::Clock;
+use crate::store::{Clock, KeyEvents};
 use gate::Gate;
 use waiters::Waiters;
 
 pub mod clients;
 pub mod gate;
+pub mod mailbox;
+pub mod pubsub;
+pub mod tracking;
 pub mod waiters;
 
 /// Everything a protocol handler may read, shared by all connections.
@@ -53,6 +57,13 @@ pub struct Shared {
     pub clients: clients::Clients,
     /// Counters as they were at the last CONFIG RESETSTAT (INFO shows what came since).
     pub stat_baseline: parking_lot::Mutex<Vec<u64>>,
+    /// The pub/sub registry: channel, pattern and shard-channel subscribers.
+    pub pubsub: Arc<pubsub::Registry>,
+    /// Where nodes report expired and evicted keys (keyspace notifications), once the protocol
+    /// layer made it; installed into every node by [`Shared::sync_key_events`].
+    pub key_events: std::sync::OnceLock<Arc<dyn KeyEvents>>,
+    /// Whether nodes report expired and evicted keys now (the flags ask for them).
+    report_key_events: std::sync::atomic::AtomicBool,
     /// Redis parameters set by CONFIG SET (name -> value), shown by CONFIG GET.
     pub config_set: parking_lot::Mutex<hashbrown::HashMap<&'static str, String>>,
     /// The config file being served, when the server watches one (named in errors).
@@ -68,6 +79,7 @@ impl Shared {
     /// Builds the shared state around an initial topology.
     pub fn new(topology: Topology, limits: Limits, clock: Clock) -> Shared {
         let started_unix = clock.now_ms() / 1000;
+        let out_limit = limits.max_output_buffer;
         Shared {
             topology: ArcSwap::from_pointee(topology),
             clock,
@@ -80,11 +92,43 @@ impl Shared {
             waiters: Waiters::default(),
             gate: Arc::new(Gate::default()),
             clients: clients::Clients::default(),
+            pubsub: {
+                let registry = pubsub::Registry::default();
+                registry.set_limit(out_limit);
+                Arc::new(registry)
+            },
+            key_events: std::sync::OnceLock::new(),
+            report_key_events: std::sync::atomic::AtomicBool::new(false),
             snapshots: None,
             config_set: Default::default(),
             stat_baseline: Default::default(),
             config_path: std::sync::OnceLock::new(),
             tls: None,
+        }
+    }
+}
+
+impl Shared {
+    /// Makes the key-event sink with `make` unless there is one already.
+    pub fn install_key_events(&self, make: impl FnOnce() -> Arc<dyn KeyEvents>) {
+        let _ = self.key_events.get_or_init(make);
+    }
+
+    /// Turns the nodes' reporting of expired and evicted keys on or off.
+    pub fn report_key_events(&self, report: bool) {
+        self.report_key_events.store(report, Ordering::Relaxed);
+        self.sync_key_events();
+    }
+
+    /// Points every node of the current topology at the key-event sink (when there is one)
+    /// with the current reporting switch. Called when it changes and after a reload (new
+    /// nodes).
+    pub fn sync_key_events(&self) {
+        let report = self.report_key_events.load(Ordering::Relaxed);
+        if let Some(sink) = self.key_events.get() {
+            for node in &self.topology.load().nodes {
+                node.set_key_events(sink, report);
+            }
         }
     }
 }

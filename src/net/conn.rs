@@ -13,7 +13,12 @@
 //! ([`Session::waiting`]); meanwhile the driver keeps reading (buffering pipelined requests)
 //! so that a disconnect or shutdown ends the wait at once. The driver does not read while a
 //! write is pending (back-pressure), so a peer that never reads holds at most one batch of
-//! replies here; a write making no progress for `limits.output_timeout` closes it.
+//! replies here; a write making no progress for `limits.output_timeout` closes it. A session
+//! with an inbox ([`Session::inbox`], a subscriber) is also woken while idle or blocked when
+//! messages for it are pending: `process` then moves them to the output (the messages wait in
+//! the session's bounded mailbox meanwhile, so a subscriber that does not read is closed by
+//! the publisher side's limit, not buffered here; a write stalled on such a subscriber is
+//! abandoned the moment its mailbox overflows, [`Session::closing`]).
 //!
 //! The driver is monomorphised per stream type: plain TCP pays nothing for TLS existing (no
 //! boxing, no dynamic dispatch; its `flush` is a no-op that completes at its first poll, so no
@@ -87,6 +92,9 @@ where
         };
         // Stop is checked before each read and raced against a read that has to wait; a read
         // that is ready goes first.
+        // A session with an inbox (a subscriber) is also woken by messages for it; one that
+        // has none waits on the socket alone, as before it existed.
+        let inbox = session.inbox();
         let (n, closing) = if stop.is_stopped() {
             (drain_received(&mut stream, &mut input), true)
         } else {
@@ -101,6 +109,7 @@ where
                     Ok(n) => (n, false),
                 },
                 () = &mut stopped => (drain_received(&mut stream, &mut input), true),
+                () = notified(inbox), if inbox.is_some() => (0, false),
             }
         };
         Stats::add(&shared.stats.bytes_read, n as u64);
@@ -119,10 +128,12 @@ where
             let Some((notify, deadline)) = session.waiting() else {
                 break;
             };
+            let inbox = session.inbox();
             let gone = tokio::select! {
                 biased;
                 () = &mut stopped => true,
                 () = notify.notified() => false,
+                () = notified(inbox), if inbox.is_some() => false,
                 () = sleep_until(deadline) => false,
                 r = stream.read_buf(&mut input) => matches!(r, Ok(0) | Err(_)),
             };
@@ -228,7 +239,17 @@ async fn serve<T: AsyncWrite + Unpin, S: Session>(
             if std::mem::take(&mut first) {
                 defer_replies().await;
             }
-            if write_out(stream, out, stall, shared).await.is_err() {
+            // A subscriber whose mailbox overflows while this write is stalled closes now,
+            // not after `output_timeout`.
+            let written = match session.closing() {
+                None => write_out(stream, out, stall, shared).await,
+                Some(closing) => tokio::select! {
+                    biased;
+                    r = write_out(stream, out, stall, shared) => r,
+                    () = closing.notified() => Err(std::io::ErrorKind::ConnectionAborted.into()),
+                },
+            };
+            if written.is_err() {
                 return Flow::Close;
             }
             Stats::add(&shared.stats.bytes_written, out.len() as u64);
@@ -262,6 +283,15 @@ fn over_input_limit(input: &BytesMut, shared: &Shared) -> bool {
         "closing: input buffered during a blocking wait passed the limit"
     );
     true
+}
+
+/// Waits for a session's inbox to be notified (forever without one: the `select!` arms that
+/// use this are disabled then).
+async fn notified(inbox: Option<&tokio::sync::Notify>) {
+    match inbox {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleeps until `deadline`, forever if None.

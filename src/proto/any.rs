@@ -60,6 +60,20 @@ impl Session for AnySession {
         }
     }
 
+    fn inbox(&self) -> Option<&tokio::sync::Notify> {
+        match self {
+            AnySession::Resp(s) => s.inbox(),
+            _ => None,
+        }
+    }
+
+    fn closing(&self) -> Option<&tokio::sync::Notify> {
+        match self {
+            AnySession::Resp(s) => s.closing(),
+            _ => None,
+        }
+    }
+
     fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
         match self {
             AnySession::Resp(s) => s.waiting(),

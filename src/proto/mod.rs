@@ -43,6 +43,20 @@ pub trait Session: Send {
     /// because `out` is full.
     fn process(&mut self, input: &mut bytes::BytesMut, out: &mut BytesMut) -> Flow;
 
+    /// What wakes the session while it waits for input: messages for it are pending (pub/sub,
+    /// invalidations). None for a session that never receives any (the driver then waits on
+    /// the socket alone). On a wake-up the driver calls `process` with the input it has, and
+    /// the session moves the pending messages into `out`.
+    fn inbox(&self) -> Option<&Notify> {
+        None
+    }
+
+    /// Woken when the session must close even while a write to its peer is stalled (its
+    /// mailbox overflowed); None for a session without a mailbox.
+    fn closing(&self) -> Option<&Notify> {
+        None
+    }
+
     /// After [`Flow::Block`]: what to wait for (the wake-up and the deadline, None = forever).
     fn waiting(&self) -> Option<(Arc<Notify>, Option<Instant>)> {
         None

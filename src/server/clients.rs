@@ -54,6 +54,10 @@ pub struct Shown {
     pub blocked: bool,
     /// Commands queued in its open MULTI (`multi=`; flag `x`), None outside MULTI.
     pub multi: Option<usize>,
+    /// Channel, pattern and shard-channel subscriptions (`sub=`, `psub=`, `ssub=`; flag `P`).
+    pub subs: (usize, usize, usize),
+    /// CLIENT TRACKING's redirect client id while tracking is on (`redir=`; flag `t`).
+    pub redir: Option<u64>,
 }
 
 impl Default for Shown {
@@ -66,6 +70,8 @@ impl Default for Shown {
             resp: 2,
             blocked: false,
             multi: None,
+            subs: (0, 0, 0),
+            redir: None,
         }
     }
 }
@@ -102,26 +108,37 @@ impl Client {
             b.as_deref()
                 .map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
         };
+        // In redis's order.
         let mut flags = String::new();
-        if s.blocked {
-            flags.push('b');
+        if s.subs != (0, 0, 0) {
+            flags.push('P');
         }
         if s.multi.is_some() {
             flags.push('x');
+        }
+        if s.blocked {
+            flags.push('b');
+        }
+        if s.redir.is_some() {
+            flags.push('t');
         }
         if flags.is_empty() {
             flags.push('N');
         }
         let idle = now_ms.saturating_sub(self.last_ms.load(Relaxed)) / 1000;
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={idle} flags={flags} db=0 sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}\n",
             self.id,
             addr(self.peer),
             addr(self.local),
             lossy(&s.name),
             now_ms.saturating_sub(self.created_ms) / 1000,
+            s.subs.0,
+            s.subs.1,
+            s.subs.2,
             s.multi.map_or(-1, |n| n as i64),
             s.last,
+            s.redir.map_or(-1, |r| r as i64),
             s.resp,
             lossy(&s.lib_name),
             lossy(&s.lib_ver),

@@ -33,7 +33,7 @@ impl Node {
         self.maybe_flush(now);
         let hash = hash_key(key);
         let home = stripe_of(hash);
-        let mut garbage = Garbage::default();
+        let mut garbage = self.garbage();
         let (r, written, over) = {
             let mut guard = self.stripe(home).lock();
             let mut entry = Entry::open(self, &mut guard, key, hash, now, &mut garbage);
@@ -42,7 +42,7 @@ impl Node {
             let (over, _) = self.evict_stripe(&mut guard, written, now, &mut garbage, usize::MAX);
             (r, written.map(|w| (home, w)), over)
         };
-        drop(garbage);
+        self.dispose(garbage);
         if over {
             self.evict_global(written, now);
         }
@@ -65,7 +65,7 @@ impl Node {
         let hash = hash_key(key);
         let home = stripe_of(hash);
         let (nows, mut guards) = lock_stripe_in_each(nodes, home, "entry_many");
-        let mut garbage: Vec<Garbage> = (0..nodes.len()).map(|_| Garbage::default()).collect();
+        let mut garbage: Vec<Garbage> = nodes.iter().map(|n| n.garbage()).collect();
         let (r, after) = {
             let mut entries: Vec<Entry<'_>> = guards
                 .iter_mut()
@@ -89,7 +89,9 @@ impl Node {
             (r, after)
         };
         drop(guards);
-        drop(garbage);
+        for (node, garbage) in nodes.iter().zip(garbage) {
+            node.dispose(garbage);
+        }
         for ((node, &now), (over, written)) in nodes.iter().zip(&nows).zip(after) {
             if over {
                 node.evict_global(written.map(|w| (home, w)), now);
@@ -121,7 +123,7 @@ impl Node {
             keys,
             hashes,
             guards,
-            garbage: Garbage::default(),
+            garbage: self.garbage(),
             written: Vec::new(),
         };
         let r = f(&mut locked);
@@ -139,7 +141,7 @@ impl Node {
                 .0;
         }
         drop(guards);
-        drop(garbage);
+        self.dispose(garbage);
         if over {
             self.evict_global(written.last().copied(), now);
         }
@@ -179,7 +181,7 @@ impl<'a> Entry<'a> {
         if let Some(i) = slot
             && is_expired(&stripe.slot(i).meta, now)
         {
-            garbage.push(stripe.release(i, Some(hash), Reason::Expired, node.acct()));
+            stripe.release_into(i, Some(hash), Reason::Expired, node.acct(), garbage);
             slot = None;
         }
         Entry {

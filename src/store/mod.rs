@@ -12,6 +12,7 @@
 //!
 //! Layout, from the bottom up (each file imports only files listed before it, and the types
 //! above):
+//! - `glob.rs`: redis's glob matching (pure; KEYS, SCAN, pub/sub patterns).
 //! - `clock.rs`: time; `charge.rs`: what memory costs (`alloc_size`); `hash.rs`: the key and
 //!   member hashes.
 //! - `zset.rs`: the sorted set; `value.rs`: item bodies and the other containers.
@@ -30,6 +31,7 @@
 mod charge;
 pub mod clock;
 mod entry;
+pub mod glob;
 mod hash;
 pub mod node;
 mod stripe;
@@ -43,6 +45,24 @@ pub use node::Node;
 pub use stripe::Item;
 pub use value::{Container, Hash, List, Set};
 pub use zset::ZSet;
+
+/// Why a key left a node without a command removing it: what keyspace notifications report
+/// as `expired` and `evicted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyEvent {
+    /// Its TTL passed (found on access, by the sweep, or by the eviction hand).
+    Expired,
+    /// Evicted to make room.
+    Evicted,
+}
+
+/// Receives the keys a node expires or evicts, after the stripe lock is released. The server
+/// installs one (`Node::set_key_events`) for keyspace notifications; the store knows nothing
+/// of what it does.
+pub trait KeyEvents: Send + Sync {
+    /// One key expired or was evicted.
+    fn emit(&self, event: KeyEvent, key: &[u8]);
+}
 
 /// `ItemMeta::expire_at` value meaning "no expiry".
 pub const NEVER: u64 = 0;

@@ -23,17 +23,19 @@
 //! nodes, in ascending node address: `lock_stripe_in_each`). Every multi-lock holder follows
 //! the (node address, stripe) order, so no cycle of waits can form. No lock is held while
 //! anything but the caller's own closure runs; removed values are dropped after the lock is
-//! released (`Garbage`).
+//! released (`Garbage`), and the keys expired or evicted under it are reported to the
+//! installed `KeyEvents` then (`dispose`), when reporting is on.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, MutexGuard};
 
-use super::NodeStats;
 use super::clock::Clock;
 use super::stripe::{Acct, Counters, Garbage, Item, Stripe};
 pub use super::stripe::{KLEN_MAX, SLOT_BYTES};
+use super::{KeyEvents, NodeStats};
 
 /// Number of lock stripes per node (power of two, ≥ 8 × cores on the target machines).
 pub const STRIPES: usize = 64;
@@ -104,6 +106,10 @@ pub struct Node {
     evict_rr: AtomicUsize,
     /// Stripe the sweep works on.
     sweep_rr: AtomicUsize,
+    /// Where expired and evicted keys are reported (keyspace notifications), once installed.
+    key_events: OnceLock<Arc<dyn KeyEvents>>,
+    /// Report them now: one relaxed load per entry when off.
+    report_keys: AtomicBool,
 }
 
 impl fmt::Debug for Node {
@@ -132,6 +138,38 @@ impl Node {
             pending_flush: AtomicU64::new(0),
             evict_rr: AtomicUsize::new(0),
             sweep_rr: AtomicUsize::new(0),
+            key_events: OnceLock::new(),
+            report_keys: AtomicBool::new(false),
+        }
+    }
+
+    /// Installs where expired and evicted keys go (once; later calls keep the first) and
+    /// whether to report them now.
+    pub fn set_key_events(&self, sink: &Arc<dyn KeyEvents>, report: bool) {
+        let _ = self.key_events.set(Arc::clone(sink));
+        self.report_keys.store(report, Relaxed);
+    }
+
+    /// A garbage for one locked operation: it records expired and evicted keys when they are
+    /// reported.
+    #[inline]
+    pub(super) fn garbage(&self) -> Garbage {
+        if self.report_keys.load(Relaxed) {
+            Garbage::recording()
+        } else {
+            Garbage::default()
+        }
+    }
+
+    /// Drops `garbage` (after the stripe lock is released) and reports the keys it recorded.
+    #[inline]
+    pub(super) fn dispose(&self, mut garbage: Garbage) {
+        let keys = garbage.keys.take();
+        drop(garbage);
+        if let (Some(keys), Some(sink)) = (keys, self.key_events.get()) {
+            for (event, key) in keys {
+                sink.emit(event, &key);
+            }
         }
     }
 
@@ -290,10 +328,9 @@ impl Node {
             if n == limit {
                 return (true, n);
             }
-            let Some(body) = stripe.evict_one(protect, now, &self.acct) else {
+            if !stripe.evict_one(protect, now, &self.acct, garbage) {
                 return (true, n);
-            };
-            garbage.push(body);
+            }
             n += 1;
         }
         (false, n)
@@ -306,12 +343,12 @@ impl Node {
         while self.over() && idle < STRIPES {
             let s = self.evict_rr.fetch_add(1, Relaxed) % STRIPES;
             let prot = protect.and_then(|(ps, slot)| (ps == s).then_some(slot));
-            let mut garbage = Garbage::default();
+            let mut garbage = self.garbage();
             let (_, n) = {
                 let mut guard = self.stripe(s).lock();
                 self.evict_stripe(&mut guard, prot, now, &mut garbage, EVICT_BATCH)
             };
-            drop(garbage);
+            self.dispose(garbage);
             idle = if n == 0 { idle + 1 } else { 0 };
         }
     }
@@ -507,7 +544,7 @@ impl Node {
                 break;
             }
             let s = self.sweep_rr.load(Relaxed) % STRIPES;
-            let mut garbage = Garbage::default();
+            let mut garbage = self.garbage();
             let (scanned, wrapped) = {
                 let mut guard = self.stripe(s).lock();
                 let (scanned, wrapped, n) =
@@ -515,7 +552,7 @@ impl Node {
                 removed += n;
                 (scanned, wrapped)
             };
-            drop(garbage);
+            self.dispose(garbage);
             budget -= scanned.min(budget);
             if !wrapped {
                 break;

@@ -40,7 +40,7 @@ use hashbrown::HashTable;
 
 use super::hash::hash_key;
 use super::value::{Body, Container};
-use super::{ItemMeta, Kind, NEVER};
+use super::{ItemMeta, KeyEvent, Kind, NEVER};
 
 mod evict;
 mod expire;
@@ -532,6 +532,29 @@ impl Stripe {
         add(&acct.used, d);
     }
 
+    /// [`Stripe::release`] into `garbage`, which also records the key of an expired or evicted
+    /// item when it was made to (keyspace notifications).
+    pub(super) fn release_into(
+        &mut self,
+        i: u32,
+        hash: Option<u64>,
+        reason: Reason,
+        acct: &Acct,
+        garbage: &mut Garbage,
+    ) {
+        if let Some(keys) = &mut garbage.keys {
+            let event = match reason {
+                Reason::Expired => Some(KeyEvent::Expired),
+                Reason::Evicted => Some(KeyEvent::Evicted),
+                Reason::Removed => None,
+            };
+            if let Some(event) = event {
+                keys.push((event, self.slab[i as usize].key().into()));
+            }
+        }
+        garbage.push(self.release(i, hash, reason, acct));
+    }
+
     /// Frees slot `i` (occupied): out of the index, the SIEVE queue and the charge, onto the
     /// free list. Counts `reason`. Returns the body for dropping outside the lock.
     pub(super) fn release(
@@ -715,9 +738,19 @@ impl Acct {
 pub(super) struct Garbage {
     inline: [Option<Body>; 2],
     spill: Vec<Body>,
+    /// Keys expired or evicted under the lock, when the node reports them (`Node::garbage`).
+    pub(super) keys: Option<Vec<(KeyEvent, Box<[u8]>)>>,
 }
 
 impl Garbage {
+    /// A garbage that also records the keys expired or evicted.
+    pub(super) fn recording() -> Garbage {
+        Garbage {
+            keys: Some(Vec::new()),
+            ..Garbage::default()
+        }
+    }
+
     #[inline]
     pub(super) fn push(&mut self, body: Body) {
         if body.is_empty_alloc() {

@@ -45,6 +45,7 @@ use super::encode::{self, MetaCode, Reply};
 use super::parse::{GetCmd, Keys, MetaFlags, Request, StatsGroup, StoreCmd};
 use crate::config::Limits;
 use crate::proto::Flow;
+use crate::proto::resp::notify;
 use crate::server::{Shared, Stats};
 use crate::store::{Entry, ItemMeta, Kind, NEVER, StoreError};
 
@@ -138,10 +139,22 @@ fn dispatch(req: Request, shared: &Shared, limits: &Limits, out: &mut BytesMut) 
                 cas,
                 data: &data,
             };
-            encode::reply(out, store.run(shared, limits));
+            let reply = store.run(shared, limits);
+            if reply == Reply::Stored {
+                let event = match cmd {
+                    StoreCmd::Append => "append",
+                    StoreCmd::Prepend => "prepend",
+                    _ => "set",
+                };
+                notify::memcache_event(shared, notify::STRING, event, &key);
+            }
+            encode::reply(out, reply);
         }
         Request::Delete { key, .. } => {
             let removed = shared.topology.load().entry(&key, |e| e.remove());
+            if removed {
+                notify::memcache_event(shared, notify::GENERIC, "del", &key);
+            }
             let stats = &shared.stats;
             inc(if removed {
                 &stats.delete_hits
@@ -172,6 +185,9 @@ fn dispatch(req: Request, shared: &Shared, limits: &Limits, out: &mut BytesMut) 
                 true
             });
             count_get_or_touch(&shared.stats, true, touched);
+            if touched {
+                notify::memcache_event(shared, notify::GENERIC, "expire", &key);
+            }
             encode::reply(
                 out,
                 if touched {
@@ -191,6 +207,7 @@ fn dispatch(req: Request, shared: &Shared, limits: &Limits, out: &mut BytesMut) 
             };
             // Every node that may hold keys, draining ones included (see `Topology::flush`).
             shared.topology.load().flush(at);
+            notify::memcache_flush(shared);
             encode::reply(out, Reply::Ok);
         }
         Request::Version => encode::version(out),
@@ -420,6 +437,7 @@ fn arith(shared: &Shared, incr: bool, key: &[u8], delta: u64, out: &mut BytesMut
     match outcome {
         Counted::Done(n) => {
             inc(hits);
+            notify::memcache_event(shared, notify::STRING, "incrby", key);
             encode::number(out, n);
         }
         Counted::Missing => {
@@ -627,6 +645,9 @@ fn meta_set(
             }
         }
     });
+    if matches!(outcome, MetaOutcome::Code(MetaCode::Done, _)) {
+        notify::memcache_event(shared, notify::STRING, "set", key);
+    }
     match outcome {
         MetaOutcome::Error(reply) => encode::reply(out, reply),
         MetaOutcome::Code(MetaCode::Done, _) if f.quiet => {}
@@ -690,6 +711,15 @@ fn meta_delete(shared: &Shared, key: &[u8], f: &MetaFlags, out: &mut BytesMut) {
         }
         MetaOutcome::Code(MetaCode::Done, 0)
     });
+    if matches!(outcome, MetaOutcome::Code(MetaCode::Done, _)) {
+        // md without I or x removes the item; with them it keeps a changed one.
+        let (class, event) = if !f.invalidate && !f.remove_value {
+            (notify::GENERIC, "del")
+        } else {
+            (notify::STRING, "set")
+        };
+        notify::memcache_event(shared, class, event, key);
+    }
     match outcome {
         MetaOutcome::Error(reply) => encode::reply(out, reply),
         MetaOutcome::Code(MetaCode::Done, _) if f.quiet => {}
@@ -763,6 +793,9 @@ fn meta_arith(shared: &Shared, key: &[u8], f: &MetaFlags, out: &mut BytesMut) {
             Err(_) => ArithOutcome::Error(Reply::OutOfMemory),
         }
     });
+    if matches!(outcome, ArithOutcome::Value { .. }) {
+        notify::memcache_event(shared, notify::STRING, "incrby", key);
+    }
     match outcome {
         ArithOutcome::Error(reply) => encode::reply(out, reply),
         ArithOutcome::Code(code) => meta_status(out, code, key, f),

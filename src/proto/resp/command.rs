@@ -1,7 +1,7 @@
 //! The command table: request arguments → [`Command`] (readable name + wire name), redis-server
 //! 7.0's arity, flags and key positions (what `COMMAND INFO` reports), the [`Group`] (COMMAND
 //! DOCS `group`, and the module `handler` routes the command to), and the subcommands of the
-//! container commands (CLIENT, COMMAND, CONFIG, OBJECT, MEMORY).
+//! container commands (CLIENT, COMMAND, CONFIG, OBJECT, MEMORY, PUBSUB).
 //!
 //! Owns: command identification and arity checks. Must not touch: option parsing or semantics
 //! (the group modules), reply bytes (`frame`), error text (`error`).
@@ -81,6 +81,8 @@ pub enum Group {
     Transaction,
     /// SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD, BITFIELD_RO (`bitmap`)
     Bitmap,
+    /// (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, (S)PUBLISH, PUBSUB (`pubsub`)
+    PubSub,
 }
 
 impl Group {
@@ -97,6 +99,7 @@ impl Group {
             Group::SortedSet => "sorted-set",
             Group::Transaction => "transactions",
             Group::Bitmap => "bitmap",
+            Group::PubSub => "pubsub",
         }
     }
 }
@@ -270,6 +273,15 @@ commands! {
     Sort => "sort", -2, ["write", "denyoom", "movablekeys"], 1, 1, 1, Keyspace;
     SortRo => "sort_ro", -2, ["readonly", "movablekeys"], 1, 1, 1, Keyspace;
     Memory => "memory", -2, [], 0, 0, 0, Server;
+    Subscribe => "subscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, PubSub;
+    Unsubscribe => "unsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, PubSub;
+    PSubscribe => "psubscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, PubSub;
+    PUnsubscribe => "punsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, PubSub;
+    SSubscribe => "ssubscribe", -2, ["pubsub", "noscript", "loading", "stale"], 1, -1, 1, PubSub;
+    SUnsubscribe => "sunsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 1, -1, 1, PubSub;
+    Publish => "publish", 3, ["pubsub", "loading", "stale", "fast"], 0, 0, 0, PubSub;
+    SPublish => "spublish", 3, ["pubsub", "loading", "stale", "fast"], 1, 1, 1, PubSub;
+    PubSub => "pubsub", -2, [], 0, 0, 0, PubSub;
 }
 
 /// Subcommands of the container commands: (container, wire name, arity).
@@ -284,6 +296,10 @@ pub const SUBCOMMANDS: &[(Command, &str, i32)] = &[
     (Command::Client, "no-touch", 3),
     (Command::Client, "reply", 3),
     (Command::Client, "help", 2),
+    (Command::Client, "tracking", -3),
+    (Command::Client, "caching", 3),
+    (Command::Client, "getredir", 2),
+    (Command::Client, "trackinginfo", 2),
     (Command::CommandInfo, "count", 2),
     (Command::CommandInfo, "info", -2),
     (Command::CommandInfo, "docs", -2),
@@ -305,6 +321,12 @@ pub const SUBCOMMANDS: &[(Command, &str, i32)] = &[
     (Command::Memory, "stats", 2),
     (Command::Memory, "usage", -3),
     (Command::Memory, "help", 2),
+    (Command::PubSub, "channels", -2),
+    (Command::PubSub, "numpat", 2),
+    (Command::PubSub, "numsub", -2),
+    (Command::PubSub, "shardnumsub", -2),
+    (Command::PubSub, "shardchannels", -2),
+    (Command::PubSub, "help", 2),
 ];
 
 /// Lowercases `name` into `buf` if it fits (command names are short); None otherwise.
@@ -331,7 +353,8 @@ impl Command {
         by_name.get(name).copied()
     }
 
-    /// True for commands that take a subcommand (CLIENT, COMMAND, CONFIG, OBJECT, MEMORY).
+    /// True for commands that take a subcommand (CLIENT, COMMAND, CONFIG, OBJECT, MEMORY,
+    /// PUBSUB).
     pub fn is_container(self) -> bool {
         matches!(
             self,
@@ -340,6 +363,7 @@ impl Command {
                 | Command::Config
                 | Command::Object
                 | Command::Memory
+                | Command::PubSub
         )
     }
 
@@ -395,6 +419,7 @@ fn container_upper(cmd: Command) -> &'static str {
         Command::CommandInfo => "COMMAND",
         Command::Object => "OBJECT",
         Command::Memory => "MEMORY",
+        Command::PubSub => "PUBSUB",
         _ => "CONFIG",
     }
 }

@@ -1,7 +1,7 @@
 //! Per-connection state and the context every command handler receives.
 //!
-//! Owns: [`Conn`] (protocol version, name, id, blocked state, access, the open MULTI and the
-//! watched keys), [`Ctx`] (what one request may use) and [`Reply`]. Must not touch: command semantics, framing, sockets.
+//! Owns: [`Conn`] (protocol version, name, id, blocked state, access, the open MULTI, the
+//! watched keys, the pub/sub mailbox and subscriptions), [`Ctx`] (what one request may use) and [`Reply`]. Must not touch: command semantics, framing, sockets.
 //! Sits below the command groups and the dispatcher (they all import it, it imports none of
 //! them), so that no group depends on the dispatcher.
 
@@ -15,8 +15,9 @@ use super::error::RespError;
 use super::frame::{Args, Version};
 use crate::config::Limits;
 use crate::server::Shared;
-use crate::server::clients::Client;
+use crate::server::clients::{Client, Shown};
 use crate::server::gate::Pass;
+use crate::server::pubsub::Mailbox;
 use crate::server::waiters::Parked;
 
 /// Source of client ids (CLIENT ID), process-wide like redis's.
@@ -68,10 +69,72 @@ pub struct Conn {
     pub client: Option<Arc<Client>>,
     /// The part of `client.shown` last published by [`Conn::publish`].
     published: Published,
+    /// Where published messages wait for this connection: made at its first subscription and
+    /// kept (see `pubsub`).
+    pub mailbox: Option<Arc<Mailbox>>,
+    /// Its channel, pattern and shard-channel subscriptions (see `pubsub`).
+    pub subs: Subscriptions,
+    /// CLIENT TRACKING settings while tracking is on (see `tracking`).
+    pub tracking: Option<Box<TrackingMode>>,
 }
 
-/// (last command's name pointer and length, RESP3, blocked, MULTI queue length).
-type Published = (usize, usize, bool, bool, Option<usize>);
+/// A connection's CLIENT TRACKING settings.
+#[derive(Debug, Clone, Default)]
+pub struct TrackingMode {
+    /// REDIRECT client id (0: none).
+    pub redirect: u64,
+    /// BCAST.
+    pub bcast: bool,
+    /// OPTIN.
+    pub optin: bool,
+    /// OPTOUT.
+    pub optout: bool,
+    /// NOLOOP.
+    pub noloop: bool,
+    /// BCAST prefixes.
+    pub prefixes: Vec<Box<[u8]>>,
+    /// CLIENT CACHING YES (OPTIN) / NO (OPTOUT) given for the next command.
+    pub caching: Option<bool>,
+}
+
+/// A connection's subscriptions. Redis 7.0 keeps patterns in a list, so PUNSUBSCRIBE without
+/// arguments answers in subscription order: patterns carry their order here (a map, so that
+/// one connection's million patterns are found and removed in constant time).
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    /// SUBSCRIBE channels.
+    pub channels: hashbrown::HashSet<Box<[u8]>>,
+    /// PSUBSCRIBE patterns and their subscription order.
+    pub patterns: hashbrown::HashMap<Box<[u8]>, u64>,
+    /// The next pattern's order.
+    pub next_pattern: u64,
+    /// SSUBSCRIBE shard channels.
+    pub shard: hashbrown::HashSet<Box<[u8]>>,
+}
+
+impl Subscriptions {
+    /// Channels and patterns: the count SUBSCRIBE & co. reply with.
+    pub fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// Any subscription at all: a RESP2 connection is then in subscribe mode.
+    pub fn any(&self) -> bool {
+        self.count() + self.shard.len() > 0
+    }
+}
+
+/// What [`Conn::publish`] last published of the state that changes per command (the last
+/// command by its name's address and length: names are static).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Published {
+    last: (usize, usize),
+    resp3: bool,
+    blocked: bool,
+    multi: Option<usize>,
+    subs: (usize, usize, usize),
+    redir: Option<u64>,
+}
 
 impl Conn {
     /// State for a new connection.
@@ -96,7 +159,10 @@ impl Conn {
             on_behalf: false,
             served: false,
             client: None,
-            published: (0, 0, false, false, None),
+            published: Published::default(),
+            mailbox: None,
+            subs: Subscriptions::default(),
+            tracking: None,
         }
     }
 
@@ -106,22 +172,48 @@ impl Conn {
         let Some(client) = &self.client else {
             return;
         };
-        let now: Published = (
-            self.last.as_ptr() as usize,
-            self.last.len(),
-            self.version == Version::Resp3,
-            self.blocked.is_some(),
-            self.multi.as_ref().map(|m| m.queue.len()),
-        );
+        let now = Published {
+            last: (self.last.as_ptr() as usize, self.last.len()),
+            resp3: self.version == Version::Resp3,
+            blocked: self.blocked.is_some(),
+            multi: self.multi.as_ref().map(|m| m.queue.len()),
+            subs: (
+                self.subs.channels.len(),
+                self.subs.patterns.len(),
+                self.subs.shard.len(),
+            ),
+            redir: self.tracking.as_ref().map(|t| t.redirect),
+        };
         if now == self.published {
             return;
         }
         self.published = now;
         let mut s = client.shown.lock();
         s.last = self.last;
-        s.resp = if now.2 { 3 } else { 2 };
-        s.blocked = now.3;
-        s.multi = now.4;
+        s.resp = if now.resp3 { 3 } else { 2 };
+        s.blocked = now.blocked;
+        s.multi = now.multi;
+        s.subs = now.subs;
+        s.redir = now.redir;
+    }
+
+    /// This connection as CLIENT LIST shows it (from its own state, whether published or not).
+    pub fn shown(&self) -> Shown {
+        Shown {
+            name: self.name.clone(),
+            lib_name: self.lib_name.clone(),
+            lib_ver: self.lib_ver.clone(),
+            last: self.last,
+            resp: if self.version == Version::Resp3 { 3 } else { 2 },
+            blocked: self.blocked.is_some(),
+            multi: self.multi.as_ref().map(|m| m.queue.len()),
+            subs: (
+                self.subs.channels.len(),
+                self.subs.patterns.len(),
+                self.subs.shard.len(),
+            ),
+            redir: self.tracking.as_ref().map(|t| t.redirect),
+        }
     }
 
     /// Publishes the name and library fields (after CLIENT SETNAME / SETINFO, HELLO SETNAME).
@@ -157,7 +249,10 @@ impl Conn {
             on_behalf: true,
             served: false,
             client: None,
-            published: (0, 0, false, false, None),
+            published: Published::default(),
+            mailbox: None,
+            subs: Subscriptions::default(),
+            tracking: None,
         }
     }
 }

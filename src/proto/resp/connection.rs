@@ -1,7 +1,8 @@
 //! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT.
 //!
 //! Owns: the per-connection settings these change in `Conn` (protocol version, name, library
-//! name and version, access after AUTH/HELLO) and their replies. Must not touch: the password
+//! name and version, access after AUTH/HELLO) and their replies (PING's in RESP2 subscribe
+//! mode too). Must not touch: the password
 //! check itself (`acl`, `crate::auth`), framing, the keyspace.
 //!
 //! Invariant: QUIT answers `+OK` and returns `Flow::Close`; nothing else here closes.
@@ -19,9 +20,9 @@ use super::frame::{
     encode_simple, encode_verbatim, parse_i64,
 };
 use super::server::{REDIS_VERSION, help};
-use super::txn;
+use super::{pubsub, tracking, txn};
 use crate::proto::Flow;
-use crate::server::clients::{Client, Shown};
+use crate::server::clients::Client;
 
 /// Runs a connection command (its arity is checked).
 pub(super) fn handle(
@@ -34,6 +35,14 @@ pub(super) fn handle(
 ) -> Reply {
     match cmd {
         Command::Ping => {
+            if cx.conn.version == Version::Resp2 && cx.conn.subs.any() {
+                match a.len() {
+                    1 => pubsub::subscribed_pong(out, None),
+                    2 => pubsub::subscribed_pong(out, Some(a.arg(1)?)),
+                    _ => return Err(RespError::WrongArity("ping")),
+                }
+                return Ok(());
+            }
             match a.len() {
                 1 => encode_simple(out, b"PONG"),
                 2 => encode_bulk(out, a.arg(1)?),
@@ -65,6 +74,11 @@ pub(super) fn handle(
             cx.conn.name = None;
             cx.conn.publish_names();
             txn::reset(cx);
+            pubsub::leave(cx.conn, cx.shared);
+            tracking::off(cx.conn, cx.shared);
+            if let Some(m) = &cx.conn.mailbox {
+                m.set_resp3(false);
+            }
             encode_simple(out, b"RESET");
             Ok(())
         }
@@ -133,6 +147,9 @@ fn hello(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     }
     if let Some(v) = version {
         cx.conn.version = v;
+        if let Some(m) = &cx.conn.mailbox {
+            m.set_resp3(v == Version::Resp3);
+        }
     }
     let v = cx.conn.version;
     encode_map(out, 7, v);
@@ -185,15 +202,7 @@ fn client_line(cx: &mut Ctx<'_>) -> String {
             // Not a registered connection (unit tests): shown from its own state.
             let c = &*cx.conn;
             let client = Client::new(c.id, c.peer, c.local, c.created_ms);
-            *client.shown.lock() = Shown {
-                name: c.name.clone(),
-                lib_name: c.lib_name.clone(),
-                lib_ver: c.lib_ver.clone(),
-                last: c.last,
-                resp: if c.version == Version::Resp3 { 3 } else { 2 },
-                blocked: false,
-                multi: None,
-            };
+            *client.shown.lock() = c.shown();
             client.touch(now);
             client.line(now)
         }
@@ -268,6 +277,9 @@ fn client(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
         "no-evict" | "no-touch" => {
             on_off(a.arg(2)?)?;
             encode_ok(out);
+        }
+        "tracking" | "caching" | "getredir" | "trackinginfo" => {
+            return tracking::client(cx, sub.unwrap_or_default(), a, out);
         }
         "reply" => {
             if !a.arg(2)?.eq_ignore_ascii_case(b"on") {

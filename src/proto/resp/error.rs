@@ -215,6 +215,35 @@ pub enum RespError {
     ConfigSet(String, String),
     /// CONFIG REWRITE: the settings live in the TOML file named (or none is served).
     ConfigRewrite(Option<String>),
+    /// `ERR Can't execute '<cmd>': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET
+    /// are allowed in this context` (a RESP2 connection with subscriptions).
+    SubscribedContext(String),
+    /// `ERR unknown subcommand or wrong number of arguments for '<sub>'. Try PUBSUB HELP.`
+    PubSubSyntax(String),
+    /// `ERR <CMD> isn't allowed for a DENY BLOCKING client` (SSUBSCRIBE inside EXEC).
+    DenyBlocking(&'static str),
+    /// `ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled`
+    CachingNotInMode,
+    /// `ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.`
+    CachingYesNeedsOptin,
+    /// `ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.`
+    CachingNoNeedsOptout,
+    /// `ERR The client ID you want redirect to does not exist`
+    NoSuchRedirect,
+    /// `ERR PREFIX option requires BCAST mode to be enabled`
+    PrefixNeedsBcast,
+    /// `ERR You can't switch BCAST mode on/off before disabling tracking ...`
+    BcastSwitch,
+    /// `ERR You can't switch OPTIN/OPTOUT mode before disabling tracking ...`
+    OptSwitch,
+    /// `ERR You can't specify both OPTIN mode and OPTOUT mode`
+    OptinAndOptout,
+    /// `ERR OPTIN and OPTOUT are not compatible with BCAST`
+    OptWithBcast,
+    /// `ERR Prefix '<a>' overlaps with another provided prefix '<b>'. ...`
+    PrefixOverlap(String, String),
+    /// `ERR Prefix '<a>' overlaps with an existing prefix '<b>'. ...`
+    PrefixOverlapExisting(String, String),
 }
 
 impl RespError {
@@ -272,6 +301,25 @@ impl RespError {
             }
             ExpireGtAndLt => "ERR GT and LT options at the same time are not compatible",
             MultiNested => "ERR MULTI calls can not be nested",
+            CachingNotInMode => {
+                "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"
+            }
+            CachingYesNeedsOptin => {
+                "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."
+            }
+            CachingNoNeedsOptout => {
+                "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."
+            }
+            NoSuchRedirect => "ERR The client ID you want redirect to does not exist",
+            PrefixNeedsBcast => "ERR PREFIX option requires BCAST mode to be enabled",
+            BcastSwitch => {
+                "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode."
+            }
+            OptSwitch => {
+                "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode."
+            }
+            OptinAndOptout => "ERR You can't specify both OPTIN mode and OPTOUT mode",
+            OptWithBcast => "ERR OPTIN and OPTOUT are not compatible with BCAST",
             SnapshotsOff => {
                 "ERR snapshots are off: add a [snapshot] table to the config file to use SAVE and BGSAVE"
             }
@@ -346,6 +394,11 @@ impl RespError {
             | ConfigSetUnknown(_)
             | ConfigRewrite(_)
             | ExecAbortBecause(_)
+            | SubscribedContext(_)
+            | PubSubSyntax(_)
+            | DenyBlocking(_)
+            | PrefixOverlap(..)
+            | PrefixOverlapExisting(..)
             | SaveFailed(_) => return None,
         })
     }
@@ -400,6 +453,23 @@ impl std::fmt::Display for RespError {
             ConfigSetUnknown(arg) => write!(
                 f,
                 "ERR Unknown option or number of arguments for CONFIG SET - '{arg}'"
+            ),
+            SubscribedContext(cmd) => write!(
+                f,
+                "ERR Can't execute '{cmd}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            ),
+            PubSubSyntax(sub) => write!(
+                f,
+                "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try PUBSUB HELP."
+            ),
+            DenyBlocking(cmd) => write!(f, "ERR {cmd} isn't allowed for a DENY BLOCKING client"),
+            PrefixOverlap(a, b) => write!(
+                f,
+                "ERR Prefix '{a}' overlaps with another provided prefix '{b}'. Prefixes for a single client must not overlap."
+            ),
+            PrefixOverlapExisting(a, b) => write!(
+                f,
+                "ERR Prefix '{a}' overlaps with an existing prefix '{b}'. Prefixes for a single client must not overlap."
             ),
             // Every other variant has a fixed text (returned above).
             _ => Ok(()),

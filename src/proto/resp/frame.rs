@@ -447,6 +447,15 @@ pub fn encode_array(out: &mut BytesMut, n: usize) {
     encode_len(out, b'*', n as i64);
 }
 
+/// Writes a push header of `n` elements (RESP2: an array): pub/sub replies and messages.
+#[inline]
+pub fn encode_push(out: &mut BytesMut, n: usize, v: Version) {
+    match v {
+        Version::Resp2 => encode_len(out, b'*', n as i64),
+        Version::Resp3 => encode_len(out, b'>', n as i64),
+    }
+}
+
 /// Writes a map header of `n` pairs (RESP2: a flat array of `2n`).
 #[inline]
 pub fn encode_map(out: &mut BytesMut, n: usize, v: Version) {

@@ -2,11 +2,11 @@
 //! its group's module.
 //!
 //! Owns: the order of the checks every request goes through (unknown command, arity, NOAUTH /
-//! NOPERM), the per-command bookkeeping in `Conn` (`last`, `current`, `commands`), and the
-//! routing by the table's group column. Must not touch: any command's semantics (the group
-//! modules: `strings`, `keyspace`, `connection`, `server`, `types::{hash, list, set, zset}`,
-//! `bitmaps`, `txn`),
-//! framing, sockets.
+//! NOPERM, the RESP2 subscribe-mode gate), the per-command bookkeeping in `Conn` (`last`,
+//! `current`, `commands`), the serving of blocked clients a request fed, and the routing by
+//! the table's group column. Must not touch: any command's semantics (the group modules:
+//! `strings`, `keyspace`, `connection`, `server`, `types::{hash, list, set, zset}`, `bitmaps`,
+//! `txn`, `pubsub`), framing, sockets.
 //!
 //! Invariants:
 //! - No handler runs before `command::parse` accepted the arity from the table, so every index
@@ -20,8 +20,10 @@ use bytes::BytesMut;
 use super::command::{self, Command, Group};
 use super::conn::{Ctx, Reply};
 use super::error::RespError;
-use super::frame::{Args, encode_error};
-use super::{acl, bitmaps, connection, keyspace, server, strings, txn, types};
+use super::frame::{Args, Version, encode_error};
+use super::{
+    acl, bitmaps, connection, keyspace, notify, pubsub, server, strings, tracking, txn, types,
+};
 use crate::proto::Flow;
 
 /// Handles one request (non-empty `args`), appending its reply to `out`.
@@ -50,18 +52,62 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         encode_error(out, &e);
         return Flow::Continue;
     }
+    // redis 7.0 checks subscribe mode after access and before MULTI queues the command; the
+    // commands EXEC runs are not checked (a queued SUBSCRIBE does not stop the rest).
+    if cx.conn.version == Version::Resp2
+        && cx.conn.subs.any()
+        && !cx.conn.in_exec
+        && !pubsub::allowed_when_subscribed(cmd)
+    {
+        let name = match sub {
+            Some(s) => format!("{}|{s}", cmd.wire()),
+            None => cmd.wire().to_string(),
+        };
+        let e = RespError::SubscribedContext(name);
+        if cmd == Command::Exec {
+            // redis: a refused EXEC always answers EXECABORT, saying why.
+            txn::reset(cx);
+            encode_error(out, &RespError::ExecAbortBecause(Box::new(e)));
+        } else {
+            encode_error(out, &e);
+        }
+        return Flow::Continue;
+    }
     if cx.conn.multi.is_some() && txn::queues(cmd) {
         txn::queue(cmd, args, cx, out);
         return Flow::Continue;
     }
     serve_ready(cx);
     let mut flow = Flow::Continue;
+    // Keyspace notifications and client-side caching: two relaxed loads when both are off.
+    let tracking = cx.shared.pubsub.tracking.active();
+    let notifying = notify::enabled(cx.shared);
+    let marks = if notifying || tracking {
+        notify::before(cx.shared, cmd, args)
+    } else {
+        None
+    };
+    let mark = out.len();
     match dispatch(cmd, sub, args, cx, out, &mut flow) {
         Ok(()) => {}
         Err(RespError::MissingArgument) => {
             encode_error(out, &RespError::WrongArity(cmd.wire()));
         }
         Err(e) => encode_error(out, &e),
+    }
+    if flow == Flow::Block {
+        return flow;
+    }
+    let changed = match marks {
+        Some(marks) => notify::after(cx.shared, cmd, marks, &out[mark..]),
+        None => Vec::new(),
+    };
+    if notifying {
+        notify::keymiss(cx.shared, cmd, args, &out[mark..]);
+    }
+    if tracking {
+        let ok = !matches!(out.get(mark), Some(b'-' | b'!'));
+        tracking::after_command(cx, cmd, args, &changed, ok, out);
     }
     // This request fed keys clients block on: they are served before it answers.
     serve_ready(cx);
@@ -101,6 +147,7 @@ fn dispatch(
         Group::Set => types::set::handle(cmd, a, cx, out),
         Group::SortedSet => types::zset::handle(cmd, a, cx, out, flow),
         Group::Bitmap => bitmaps::handle(cmd, a, cx, out),
+        Group::PubSub => pubsub::handle(cmd, sub, a, cx, out),
         Group::Transaction => {
             let r = txn::handle(cmd, a, cx, out, &mut |a, cx, out| {
                 handle(a, cx, out);

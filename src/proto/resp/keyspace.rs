@@ -26,13 +26,13 @@ use super::error::{RespError, store_error};
 use super::frame::{
     Args, encode_array, encode_bulk, encode_int, encode_null, encode_ok, encode_simple, parse_i64,
 };
-use super::glob::glob;
 use super::random::random_u64;
 use super::types::with_keys;
 use crate::persist::{rdb, snapshot};
 use crate::route;
 use crate::route::topology::Topology;
 use crate::server::{Shared, Stats};
+use crate::store::glob::glob;
 use crate::store::{Container, Entry, Item, Kind, NEVER, StoreError};
 
 /// Runs a keyspace command (its arity is checked).

@@ -1,21 +1,23 @@
 //! The Redis protocol: RESP2 and RESP3 (`HELLO 3`), multibulk and inline requests, and the
 //! connection, server, keyspace, string, hash, list, set and sorted-set commands (the latter
-//! in `types`) and transactions, with redis-server 7.0's replies.
+//! in `types`), transactions, pub/sub, keyspace notifications and client-side caching, with
+//! redis-server 7.0's replies.
 //!
 //! ```text
 //! input bytes ─ frame::Decoder::decode ─▶ Args (ranges into the input)
 //!   ─ handler::handle: command::parse (name, arity) ─ acl::check ─ route by Command::group ─▶
-//!       strings | keyspace | connection | server | types::{hash, list, set, zset}
+//!       strings | keyspace | connection | server | types::{hash, list, set, zset} | pubsub
 //!         ─▶ Topology::entry ─▶ Node        replies: frame::encode_*, errors: error::RespError
 //! ```
 //!
 //! Owns: the per-connection [`RespSession`] and the stages: `frame` (framing, reply bytes),
 //! `command` (the table: name, arity, flags, key positions, group), `handler` (the dispatcher),
-//! `txn` (MULTI/EXEC/WATCH),
+//! `txn` (MULTI/EXEC/WATCH), `pubsub` (the pub/sub commands and message frames), `notify`
+//! (keyspace notifications), `tracking` (CLIENT TRACKING and invalidations),
 //! one module per command group (`strings`, `keyspace`, `connection`, `server`, `bitmaps`, and
 //! `types` for the containers and the blocking pops; `lcs`, `sort` and `object` hold LCS, SORT
 //! and OBJECT/MEMORY for the groups that route them), `error` (every error reply's text), `conn` (the
-//! per-connection state and the handler context, below every group), `args`, `glob`, `random`
+//! per-connection state and the handler context, below every group), `args`, `random`
 //! (helpers the groups share), `acl` (NOAUTH/NOPERM) and `float` (INCRBYFLOAT's long doubles).
 //! Must not touch: sockets, the read/write loop, connection counting, store internals.
 //!
@@ -28,6 +30,10 @@
 //! - Framing errors reply `-ERR Protocol error: ...` and close ([`Flow::Close`]), like
 //!   redis-server; QUIT replies `+OK` and closes; bytes after either are ignored.
 //! - Commands are counted into `Stats::commands_processed` once per batch, not per request.
+//! - A connection with a mailbox (it subscribed or tracks) gets its pending messages at the
+//!   start of every `process` (the driver calls it when the mailbox wakes it) and, after each
+//!   command, before that command's reply (where redis writes messages published meanwhile);
+//!   an overflowed mailbox closes the connection.
 
 // `RespError` owns heap data in a few variants, so `ok_or(RespError::X)` builds an error and
 // runs its drop glue on every success: 65 instructions per GET/SET under callgrind, on the
@@ -43,16 +49,18 @@ mod connection;
 pub mod error;
 pub mod float;
 pub mod frame;
-pub mod glob;
 pub mod handler;
 mod keyspace;
 mod lcs;
+pub mod notify;
 mod object;
 mod params;
+mod pubsub;
 mod random;
 mod server;
 mod sort;
 mod strings;
+mod tracking;
 mod txn;
 pub mod types;
 
@@ -119,6 +127,12 @@ impl RespSession {
 
     fn run(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
         let limits = self.limits.load();
+        // Messages that arrived while the connection was idle go out first.
+        if let Some(m) = &self.conn.mailbox {
+            if m.take(out).is_err() {
+                return Flow::Close;
+            }
+        }
         loop {
             if out.len() >= OUT_HIGH_WATER && !input.is_empty() {
                 return Flow::Pause;
@@ -138,6 +152,13 @@ impl RespSession {
                             pass: Some(&self.pass),
                         };
                         let flow = handler::handle(&args, &mut cx, out);
+                        // Messages published while the command ran (to itself too: PUBLISH,
+                        // a keyspace event) go before its reply, where redis writes them.
+                        if let Some(m) = &self.conn.mailbox {
+                            if m.has_pending() && !deliver_before(m, out, mark) {
+                                return Flow::Close;
+                            }
+                        }
                         // A blocked command is counted once, when it finally answers.
                         if let (Some(m), false) = (&mut self.metrics, flow == Flow::Block) {
                             // Simple and blob errors; the index of an unknown command is ALL.len().
@@ -171,8 +192,24 @@ impl RespSession {
     }
 }
 
+/// Moves `m`'s pending messages into `out` at `mark` (before the reply written after it).
+/// False when the mailbox overflowed: the connection closes.
+fn deliver_before(m: &crate::server::pubsub::Mailbox, out: &mut BytesMut, mark: usize) -> bool {
+    let reply = out.split_off(mark);
+    if m.take(out).is_err() {
+        return false;
+    }
+    out.unsplit(reply);
+    true
+}
+
 impl Drop for RespSession {
     fn drop(&mut self) {
+        pubsub::leave(&mut self.conn, &self.shared);
+        tracking::off(&mut self.conn, &self.shared);
+        if self.conn.mailbox.is_some() {
+            self.shared.pubsub.deregister(self.conn.id);
+        }
         // A client that disconnects (or is shut down) while blocked leaves the queues.
         if let Some(b) = self.conn.blocked.take() {
             self.shared.waiters.leave(&b.parked);
@@ -182,6 +219,14 @@ impl Drop for RespSession {
 }
 
 impl Session for RespSession {
+    fn inbox(&self) -> Option<&tokio::sync::Notify> {
+        self.conn.mailbox.as_deref().map(|m| m.notify())
+    }
+
+    fn closing(&self) -> Option<&tokio::sync::Notify> {
+        self.conn.mailbox.as_deref().map(|m| m.overflow())
+    }
+
     fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
         self.conn
             .blocked

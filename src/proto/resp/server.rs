@@ -18,10 +18,11 @@ use super::frame::{
     Args, Version, encode_array, encode_bulk, encode_int, encode_map, encode_null_array, encode_ok,
     encode_set, encode_simple, encode_verbatim,
 };
-use super::glob::glob;
 use super::params;
 use crate::persist::snapshot;
 use crate::server::Stats;
+use crate::server::pubsub::Kind;
+use crate::store::glob::glob;
 use crate::store::{Node, NodeStats};
 use std::sync::Arc;
 
@@ -436,6 +437,7 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 kv(t, "connected_clients", Stats::get(&s.curr_connections));
                 kv(t, "maxclients", cx.limits.max_connections);
                 kv(t, "blocked_clients", cx.shared.waiters.clients());
+                kv(t, "tracking_clients", cx.shared.pubsub.tracking.clients());
             }
             "memory" => {
                 t.push_str("# Memory\r\n");
@@ -484,6 +486,18 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                     let since = now[i].saturating_sub(base.get(i).copied().unwrap_or(0));
                     kv(t, name, since);
                 }
+                let ps = &shared.pubsub;
+                kv(t, "pubsub_channels", ps.len(Kind::Channel));
+                kv(t, "pubsub_patterns", ps.len(Kind::Pattern));
+                kv(t, "pubsubshard_channels", ps.len(Kind::Shard));
+                kv(t, "tracking_total_keys", ps.tracking.keys());
+                // redis 7.2's name: clients closed by their output buffer limit (a reply past
+                // limits.max_output_buffer, or a subscriber that fell that far behind).
+                kv(
+                    t,
+                    "client_output_buffer_limit_disconnections",
+                    Stats::get(&s.closed_output_buffer) + ps.overflows(),
+                );
             }
             "replication" => {
                 t.push_str("# Replication\r\n");
@@ -621,6 +635,12 @@ fn config_set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 limits.max_connections = value.parse().unwrap_or(limits.max_connections);
                 limits_changed = true;
             }
+            "notify-keyspace-events" => super::notify::configure(cx.shared, value),
+            "tracking-table-max-keys" => cx
+                .shared
+                .pubsub
+                .tracking
+                .set_max_keys(value.parse().unwrap_or(1_000_000)),
             "timeout" => {
                 let secs: u64 = value.parse().unwrap_or(0);
                 limits.idle_timeout = std::time::Duration::from_secs(secs);

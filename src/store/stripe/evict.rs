@@ -10,8 +10,7 @@
 //! visited items the hand passes lose their bit and stay where they are (SIEVE, NSDI'24), new
 //! items enter at the head. Reads only set the bit (`Stripe::mark_read`), never relink.
 
-use super::{Acct, NIL, Reason, Stripe, is_expired};
-use crate::store::value::Body;
+use super::{Acct, Garbage, NIL, Reason, Stripe, is_expired};
 
 impl Stripe {
     /// Removes the next SIEVE victim, never `protect`, counted as evicted (or as expired, if it
@@ -22,14 +21,18 @@ impl Stripe {
         protect: Option<u32>,
         now: u64,
         acct: &Acct,
-    ) -> Option<Body> {
-        let (i, expired) = self.sieve_victim(protect, now)?;
+        garbage: &mut Garbage,
+    ) -> bool {
+        let Some((i, expired)) = self.sieve_victim(protect, now) else {
+            return false;
+        };
         let reason = if expired {
             Reason::Expired
         } else {
             Reason::Evicted
         };
-        Some(self.release(i, None, reason, acct))
+        self.release_into(i, None, reason, acct, garbage);
+        true
     }
 
     /// Links occupied slot `i` at the head (newest end) of the queue.

@@ -40,7 +40,7 @@ impl Stripe {
         for i in start..end {
             let slot = &self.slab[i];
             if slot.live() && is_expired(&slot.meta, now) {
-                garbage.push(self.release(i as u32, None, Reason::Expired, acct));
+                self.release_into(i as u32, None, Reason::Expired, acct, garbage);
                 removed += 1;
             }
         }

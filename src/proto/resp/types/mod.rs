@@ -585,7 +585,7 @@ impl ScanArgs<'_> {
     }
 
     pub(super) fn matches(&self, s: &[u8]) -> bool {
-        self.pattern.is_none_or(|p| super::glob::glob(p, s))
+        self.pattern.is_none_or(|p| crate::store::glob::glob(p, s))
     }
 }
 

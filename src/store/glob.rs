@@ -1,4 +1,6 @@
-//! redis `stringmatchlen`: the glob patterns of KEYS, SCAN MATCH, *SCAN MATCH and CONFIG GET.
+//! redis `stringmatchlen`: the glob patterns of KEYS, SCAN MATCH, *SCAN MATCH, CONFIG GET and
+//! pub/sub patterns. It lives in `store` (the bottom layer) so that the pub/sub registry in
+//! `server` can use it without importing `proto`.
 //!
 //! Owns: pattern matching only (case-sensitive, byte-wise). Must not touch: anything else.
 //! Invariant: no allocation and no recursion, so a hostile pattern costs at most
