@@ -20,9 +20,11 @@ use crate::persist::snapshot::Snapshots;
 use crate::route::topology::Topology;
 use crate::store::Clock;
 use gate::Gate;
+use scripts::Scripts;
 use waiters::Waiters;
 
 pub mod gate;
+pub mod scripts;
 pub mod waiters;
 
 /// Everything a protocol handler may read, shared by all connections.
@@ -48,6 +50,8 @@ pub struct Shared {
     pub waiters: Waiters,
     /// Lets EXEC run while no session handles a request (every session holds a pass).
     pub gate: Arc<Gate>,
+    /// Lua scripts and functions (EVAL, FCALL): the engine and the kill flag.
+    pub scripts: Arc<Scripts>,
     /// Redis parameters set by CONFIG SET (name -> value), shown by CONFIG GET.
     pub config_set: parking_lot::Mutex<hashbrown::HashMap<&'static str, String>>,
     /// The config file being served, when the server watches one (named in errors).
@@ -74,6 +78,7 @@ impl Shared {
             metrics: None,
             waiters: Waiters::default(),
             gate: Arc::new(Gate::default()),
+            scripts: Arc::new(Scripts::default()),
             snapshots: None,
             config_set: Default::default(),
             config_path: std::sync::OnceLock::new(),

@@ -16,9 +16,18 @@
 //! Memory order: `enter` stores its flag then loads `closed`; `exclusive` stores `closed` then
 //! loads the flags; both SeqCst, so at least one side sees the other (Dekker): either the
 //! session sees `closed` and steps out, or the exclusive caller sees it inside and waits.
+//!
+//! Long exclusive callers (scripts): the runner marks its start ([`Gate::script_started`]) so
+//! that a session kept out can give up waiting once the script has run past the busy
+//! threshold ([`Pass::enter_or_busy`]) and answer `BUSY` instead, as redis does. Waiting
+//! parks the thread on the exclusive mutex (with a timeout for the busy check), never spins
+//! for long; the sessions call it off the runtime's worker (`proto::enter_gate`). The script
+//! mark is written only by script runners and read only on the slow path, so the batch path
+//! is unchanged.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -31,6 +40,26 @@ pub struct Gate {
     exclusive: Mutex<()>,
     /// Every pass handed out and still alive.
     passes: Mutex<Vec<Arc<AtomicBool>>>,
+    /// While a script runs exclusively: [`now_ms`] at its start (0: no script runs).
+    script_since: AtomicU64,
+    /// The running script is a function (FCALL), not EVAL: which KILL applies.
+    script_is_function: AtomicBool,
+}
+
+/// How a session got through [`Pass::enter_or_busy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// Inside: handle the batch.
+    Inside,
+    /// Outside: a script has run past the busy threshold; answer BUSY (the bool: the script is
+    /// a function).
+    Busy(bool),
+}
+
+/// Milliseconds on a process-wide monotonic clock, never 0.
+pub fn now_ms() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
 /// A session's pass through the [`Gate`]; leaves the gate's list when dropped.
@@ -77,6 +106,28 @@ impl Gate {
         r
     }
 
+    /// Marks the start of a script run (called inside [`Gate::exclusive`]).
+    pub fn script_started(&self, function: bool) {
+        self.script_is_function.store(function, SeqCst);
+        self.script_since.store(now_ms(), SeqCst);
+    }
+
+    /// Marks the end of a script run.
+    pub fn script_ended(&self) {
+        self.script_since.store(0, SeqCst);
+    }
+
+    /// The running script: (milliseconds it has run, is a function), None when none runs.
+    pub fn script_running(&self) -> Option<(u64, bool)> {
+        let since = self.script_since.load(SeqCst);
+        (since != 0).then(|| {
+            (
+                now_ms().saturating_sub(since),
+                self.script_is_function.load(SeqCst),
+            )
+        })
+    }
+
     /// Number of passes alive (tests).
     pub fn passes(&self) -> usize {
         self.passes.lock().len()
@@ -87,14 +138,41 @@ impl Pass {
     /// Steps inside for a batch, waiting while an exclusive caller runs.
     #[inline]
     pub fn enter(&self) {
-        loop {
-            self.inside.store(true, SeqCst);
-            if !self.gate.closed.load(SeqCst) {
-                return;
-            }
-            self.inside.store(false, SeqCst);
+        while !self.try_enter() {
             // Wait for the exclusive caller to finish (it holds this mutex while it runs).
             drop(self.gate.exclusive.lock());
+        }
+    }
+
+    /// Steps inside if no exclusive caller runs or waits; false (and outside) otherwise.
+    #[inline]
+    pub fn try_enter(&self) -> bool {
+        self.inside.store(true, SeqCst);
+        if !self.gate.closed.load(SeqCst) {
+            return true;
+        }
+        self.inside.store(false, SeqCst);
+        false
+    }
+
+    /// Steps inside like [`Pass::enter`], but gives up with [`Entry::Busy`] while a script
+    /// has run for more than `threshold_ms` (0: never busy), read when first needed.
+    pub fn enter_or_busy(&self, threshold_ms: impl Fn() -> u64) -> Entry {
+        let mut threshold = None;
+        loop {
+            if self.try_enter() {
+                return Entry::Inside;
+            }
+            if let Some((ran, function)) = self.gate.script_running() {
+                let t = *threshold.get_or_insert_with(&threshold_ms);
+                if t > 0 && ran >= t {
+                    return Entry::Busy(function);
+                }
+            }
+            // Parks until the exclusive caller is done, or wakes to check the script's age.
+            if let Some(g) = self.gate.exclusive.try_lock_for(Duration::from_millis(10)) {
+                drop(g);
+            }
         }
     }
 

@@ -148,7 +148,7 @@ fn command_index(request: &Request) -> usize {
 
 impl Session for MemcacheSession {
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
-        self.pass.enter();
+        crate::proto::enter_gate(&self.pass);
         let flow = self.run(input, out);
         self.pass.leave();
         if let Some(m) = &mut self.metrics {

@@ -79,6 +79,8 @@ pub enum Group {
     SortedSet,
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH (`transactions`)
     Transaction,
+    /// EVAL*, FCALL*, SCRIPT, FUNCTION (`scripting`)
+    Scripting,
 }
 
 impl Group {
@@ -94,6 +96,7 @@ impl Group {
             Group::Set => "set",
             Group::SortedSet => "sorted-set",
             Group::Transaction => "transactions",
+            Group::Scripting => "scripting",
         }
     }
 }
@@ -254,6 +257,14 @@ commands! {
     LastSave => "lastsave", 1, ["loading", "stale", "fast"], 0, 0, 0, Server;
     Dump => "dump", 2, ["readonly"], 1, 1, 1, Keyspace;
     Restore => "restore", -4, ["write", "denyoom"], 1, 1, 1, Keyspace;
+    Eval => "eval", -3, ["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, Scripting;
+    EvalSha => "evalsha", -3, ["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, Scripting;
+    EvalRo => "eval_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, Scripting;
+    EvalShaRo => "evalsha_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, Scripting;
+    FCall => "fcall", -3, ["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, Scripting;
+    FCallRo => "fcall_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, Scripting;
+    Script => "script", -2, [], 0, 0, 0, Scripting;
+    Function => "function", -2, [], 0, 0, 0, Scripting;
 }
 
 /// Subcommands of the container commands: (container, wire name, arity).
@@ -277,6 +288,20 @@ pub const SUBCOMMANDS: &[(Command, &str, i32)] = &[
     (Command::Config, "set", -4),
     (Command::Config, "resetstat", 2),
     (Command::Config, "help", 2),
+    (Command::Script, "load", 3),
+    (Command::Script, "exists", -3),
+    (Command::Script, "flush", -2),
+    (Command::Script, "kill", 2),
+    (Command::Script, "help", 2),
+    (Command::Function, "load", -3),
+    (Command::Function, "delete", 3),
+    (Command::Function, "list", -2),
+    (Command::Function, "flush", -2),
+    (Command::Function, "dump", 2),
+    (Command::Function, "restore", -3),
+    (Command::Function, "stats", 2),
+    (Command::Function, "kill", 2),
+    (Command::Function, "help", 2),
 ];
 
 /// Lowercases `name` into `buf` if it fits (command names are short); None otherwise.
@@ -307,7 +332,11 @@ impl Command {
     pub fn is_container(self) -> bool {
         matches!(
             self,
-            Command::Client | Command::CommandInfo | Command::Config
+            Command::Client
+                | Command::CommandInfo
+                | Command::Config
+                | Command::Script
+                | Command::Function
         )
     }
 
@@ -361,6 +390,8 @@ fn container_upper(cmd: Command) -> &'static str {
     match cmd {
         Command::Client => "CLIENT",
         Command::CommandInfo => "COMMAND",
+        Command::Script => "SCRIPT",
+        Command::Function => "FUNCTION",
         _ => "CONFIG",
     }
 }

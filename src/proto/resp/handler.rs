@@ -5,7 +5,7 @@
 //! NOPERM), the per-command bookkeeping in `Conn` (`last`, `current`, `commands`), and the
 //! routing by the table's group column. Must not touch: any command's semantics (the group
 //! modules: `strings`, `keyspace`, `connection`, `server`, `types::{hash, list, set, zset}`,
-//! `txn`),
+//! `txn`, `script`),
 //! framing, sockets.
 //!
 //! Invariants:
@@ -21,7 +21,7 @@ use super::command::{self, Command, Group};
 use super::conn::{Ctx, Reply};
 use super::error::RespError;
 use super::frame::{Args, encode_error};
-use super::{acl, connection, keyspace, server, strings, txn, types};
+use super::{acl, connection, keyspace, script, server, strings, txn, types};
 use crate::proto::Flow;
 
 /// Handles one request (non-empty `args`), appending its reply to `out`.
@@ -84,6 +84,7 @@ fn dispatch(
         Group::List => types::list::handle(cmd, a, cx, out, flow),
         Group::Set => types::set::handle(cmd, a, cx, out),
         Group::SortedSet => types::zset::handle(cmd, a, cx, out, flow),
+        Group::Scripting => script::handle(cmd, sub, a, cx, out),
         Group::Transaction => {
             let r = txn::handle(cmd, a, cx, out, &mut |a, cx, out| {
                 handle(a, cx, out);

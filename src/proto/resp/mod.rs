@@ -46,6 +46,7 @@ pub mod handler;
 mod keyspace;
 mod params;
 mod random;
+mod script;
 mod server;
 mod strings;
 mod txn;
@@ -60,7 +61,7 @@ use bytes::{Buf, BytesMut};
 
 use crate::metrics::CommandRecorder;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
-use crate::server::gate::Pass;
+use crate::server::gate::{Entry, Pass};
 use crate::server::{LimitsCache, Shared, Stats};
 use conn::{Conn, Ctx};
 
@@ -162,6 +163,45 @@ impl RespSession {
     }
 }
 
+impl RespSession {
+    /// Answers a batch while a script has run past the busy threshold (outside the gate):
+    /// SCRIPT KILL, FUNCTION KILL and QUIT run, every other request gets redis's BUSY error.
+    fn run_busy(&mut self, input: &mut BytesMut, out: &mut BytesMut, function: bool) -> Flow {
+        let limits = self.limits.load();
+        loop {
+            match self.decoder.decode(input, limits) {
+                Ok(Some(n)) => {
+                    let args = self.decoder.args(input);
+                    let mut flow = Flow::Continue;
+                    if !args.is_empty() {
+                        self.conn.commands += 1;
+                        if script::allowed_while_busy(&args) {
+                            let mut cx = Ctx {
+                                shared: &self.shared,
+                                limits,
+                                conn: &mut self.conn,
+                                pass: None,
+                            };
+                            flow = handler::handle(&args, &mut cx, out);
+                        } else {
+                            frame::encode_error(out, &error::RespError::Busy(function));
+                        }
+                    }
+                    input.advance(n);
+                    if flow == Flow::Close {
+                        return Flow::Close;
+                    }
+                }
+                Ok(None) => return Flow::Continue,
+                Err(e) => {
+                    frame::encode_proto_error(out, e);
+                    return Flow::Close;
+                }
+            }
+        }
+    }
+}
+
 impl Drop for RespSession {
     fn drop(&mut self) {
         // A client that disconnects (or is shut down) while blocked leaves the queues.
@@ -180,9 +220,20 @@ impl Session for RespSession {
     }
 
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
-        self.pass.enter();
-        let flow = self.run(input, out);
-        self.pass.leave();
+        let entry = if self.pass.try_enter() {
+            Entry::Inside
+        } else {
+            let (pass, shared) = (&self.pass, &self.shared);
+            crate::proto::off_worker(|| pass.enter_or_busy(|| script::busy_threshold(shared)))
+        };
+        let flow = match entry {
+            Entry::Inside => {
+                let flow = self.run(input, out);
+                self.pass.leave();
+                flow
+            }
+            Entry::Busy(function) => self.run_busy(input, out, function),
+        };
         if let Some(m) = &mut self.metrics {
             m.flush();
         }
