@@ -196,6 +196,7 @@ macro_rules! scripts {
 
 scripts! {
     core_commands_match_redis_server_byte_for_byte => "core.txt",
+    scripting_matches_redis_server_byte_for_byte => "scripting.txt",
 }
 
 /// Runs `text` against redis-server and ringcache; every reply must match. A script ends with

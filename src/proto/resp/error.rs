@@ -202,6 +202,8 @@ pub enum RespError {
     ShebangEngine(String),
     /// `ERR Unknown lua shebang option: <option>`
     ShebangOption(String),
+    /// `ERR Invalid script shebang` (a shebang without a line break)
+    ShebangInvalid,
     /// `ERR Unexpected flag in script shebang: <flag>`
     ShebangFlag(String),
     /// A script's own error reply or its failure, formatted as redis 7.0 does (code included):
@@ -347,6 +349,7 @@ impl RespError {
                 "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
             }
             NotBusy => "NOTBUSY No scripts in execution right now.",
+            ShebangInvalid => "ERR Invalid script shebang",
             Unkillable => {
                 "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."
             }

@@ -173,6 +173,12 @@ fn write(v: &Value, caller: Version, script: Version, out: &mut BytesMut, depth:
             Version::Resp3 => encode_bool(out, *b, caller),
         },
         Value::Integer(i) => encode_int(out, *i),
+        // C's `(long long)` of a double out of range: x86 gives the "integer indefinite".
+        Value::Number(n)
+            if n.is_nan() || *n >= 9.223_372_036_854_776e18 || *n < -9.223_372_036_854_776e18 =>
+        {
+            encode_int(out, i64::MIN)
+        }
         Value::Number(n) => encode_int(out, *n as i64),
         Value::Table(t) => write_table(t, caller, script, out, depth),
         _ => encode_null(out, caller),

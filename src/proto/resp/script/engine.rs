@@ -227,7 +227,7 @@ local function checkint(n, v, name)
   local x = tonumber(v)
   if x == nil then
     error("bad argument #" .. n .. " to '" .. name .. "' (number expected, got " ..
-      (v == nil and 'no value' or type(v)) .. ")", 0)
+      (v == nil and 'no value' or type(v)) .. ")", 3)
   end
   if x >= 0 then return floor(x) else return -floor(-x) end
 end
@@ -237,16 +237,16 @@ G.math.random = function(...)
   if n == 0 then return r end
   if n == 1 then
     local u = checkint(1, (...), 'random')
-    if u < 1 then error("bad argument #1 to 'random' (interval is empty)", 0) end
+    if u < 1 then error("bad argument #1 to 'random' (interval is empty)", 2) end
     return floor(r * u) + 1
   end
   if n == 2 then
     local a, b = ...
     local l, u = checkint(1, a, 'random'), checkint(2, b, 'random')
-    if l > u then error("bad argument #2 to 'random' (interval is empty)", 0) end
+    if l > u then error("bad argument #2 to 'random' (interval is empty)", 2) end
     return floor(r * (u - l + 1)) + l
   end
-  error('wrong number of arguments', 0)
+  error('wrong number of arguments', 2)
 end
 G.math.randomseed = function(...)
   srand(checkint(1, (...), 'randomseed'))
@@ -344,7 +344,9 @@ pub fn shebang(body: &[u8], allow_name: bool) -> Result<(Flags, usize, Option<St
     if !body.starts_with(b"#!") {
         return Ok((Flags::default(), 0, None));
     }
-    let end = memchr::memchr(b'\n', body).unwrap_or(body.len());
+    let Some(end) = memchr::memchr(b'\n', body) else {
+        return Err(RespError::ShebangInvalid);
+    };
     let line = String::from_utf8_lossy(&body[..end]).into_owned();
     let mut parts = line.split(' ').filter(|p| !p.is_empty());
     let engine = parts.next().unwrap_or_default();
@@ -386,10 +388,21 @@ impl std::fmt::Display for Failed {
 
 impl std::error::Error for Failed {}
 
+/// The text of a [`Failed`] error, however mlua wrapped it on its way through callbacks.
+fn failed_text(e: &mlua::Error) -> Option<&str> {
+    if let Some(Failed(text)) = e.downcast_ref::<Failed>() {
+        return Some(text);
+    }
+    match e {
+        mlua::Error::CallbackError { cause, .. } => failed_text(cause),
+        _ => None,
+    }
+}
+
 /// The text of an error raised in Rust (hook, library) or by Lua itself, with its code.
 pub(super) fn error_text(e: &mlua::Error) -> String {
-    if let Some(Failed(text)) = e.downcast_ref::<Failed>() {
-        return text.clone();
+    if let Some(text) = failed_text(e) {
+        return text.to_string();
     }
     match e {
         mlua::Error::RuntimeError(s) => format!("ERR {s}"),
@@ -479,6 +492,26 @@ impl Engine {
             .set_name("=bootstrap")
             .call((globals.clone(), hidden.clone()))?;
         let handler = lua.create_function(|lua, err: Value| {
+            // Where the error happened: the innermost frame of the user's code.
+            let mut at = None;
+            for level in 1..200 {
+                let Some((source, short, line)) = lua.inspect_stack(level, |d| {
+                    let s = d.source();
+                    (
+                        s.source.map(|s| s.into_owned()),
+                        s.short_src.map(|s| s.into_owned()),
+                        d.current_line(),
+                    )
+                }) else {
+                    break;
+                };
+                if let (Some(source), Some(line)) = (source, line)
+                    && source.starts_with("@user_")
+                {
+                    at = Some((source, short.unwrap_or_default(), line));
+                    break;
+                }
+            }
             let t = match err {
                 Value::Table(t) => t,
                 Value::String(s) => {
@@ -490,7 +523,17 @@ impl Engine {
                 }
                 Value::Error(e) => {
                     let t = lua.create_table()?;
-                    t.raw_set("err", error_text(&e))?;
+                    let text = match (failed_text(&e), &at) {
+                        (Some(text), _) => text.to_string(),
+                        // A library error, like luaL_error: prefixed with the caller's place.
+                        (None, Some((_, short, line))) => {
+                            let text = error_text(&e);
+                            let msg = text.strip_prefix("ERR ").unwrap_or(&text);
+                            format!("ERR {short}:{line}: {msg}")
+                        }
+                        (None, None) => error_text(&e),
+                    };
+                    t.raw_set("err", text)?;
                     t
                 }
                 other => {
@@ -499,20 +542,9 @@ impl Engine {
                     t
                 }
             };
-            // Where the error happened: the innermost frame of the user's code.
-            for level in 1..200 {
-                let Some((source, line)) = lua.inspect_stack(level, |d| {
-                    (d.source().source.map(|s| s.into_owned()), d.current_line())
-                }) else {
-                    break;
-                };
-                if let (Some(source), Some(line)) = (source, line)
-                    && source.starts_with("@user_")
-                {
-                    t.raw_set("source", source)?;
-                    t.raw_set("line", line)?;
-                    break;
-                }
+            if let Some((source, _, line)) = at {
+                t.raw_set("source", source)?;
+                t.raw_set("line", line)?;
             }
             Ok(t)
         })?;
@@ -656,9 +688,7 @@ impl Engine {
             HookTriggers::new().every_nth_instruction(HOOK_PERIOD),
             move |_, _| {
                 if killed.kill.load(Relaxed) {
-                    Err(mlua::Error::RuntimeError(
-                        in_script::KILLED.trim_start_matches("ERR ").to_string(),
-                    ))
+                    Err(mlua::Error::external(Failed(in_script::KILLED.to_string())))
                 } else {
                     Ok(VmState::Continue)
                 }

@@ -21,7 +21,6 @@ use super::super::frame::{
     Args, encode_array, encode_bulk, encode_map, encode_null, encode_ok, encode_set,
 };
 use super::super::glob;
-use super::super::server::help;
 use super::engine::{Engine, Kind, error_text, shebang};
 use super::{exclusive, flush_mode, keys_and_args, kill, with_engine};
 use crate::persist::rdb;
@@ -155,11 +154,18 @@ fn register_args(args: MultiValue) -> Result<Func, String> {
             flags,
         });
     }
+    if args.len() == 1 {
+        return err(
+            "calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).",
+        );
+    }
     if args.len() != 2 {
         return err("wrong number of arguments to redis.register_function");
     }
     let name = match &args[0] {
         Value::String(s) => s.to_string_lossy(),
+        Value::Integer(i) => i.to_string(),
+        Value::Number(n) => super::super::types::fmt_double(*n),
         _ => return err("first argument to redis.register_function must be a string"),
     };
     let Value::Function(callback) = args[1].clone() else {
@@ -497,7 +503,7 @@ pub(super) fn handle(
             with_engine(shared, |e| restore(e, &codes, policy))?;
             encode_ok(out);
         }
-        Some("help") => help(out, "FUNCTION", FUNCTION_HELP),
+        Some("help") => super::help_lines(out, "FUNCTION", FUNCTION_HELP),
         _ => {
             return Err(RespError::UnknownSubcommand(
                 String::from_utf8_lossy(a.arg(1)?).into_owned(),

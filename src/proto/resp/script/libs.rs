@@ -329,11 +329,28 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// lua-cjson's name of the token at the current position.
+    fn found(&self) -> &'static str {
+        let rest = &self.s[self.pos.min(self.s.len())..];
+        match rest.first() {
+            None => "T_END",
+            Some(b'{') => "T_OBJ_BEGIN",
+            Some(b'}') => "T_OBJ_END",
+            Some(b'[') => "T_ARR_BEGIN",
+            Some(b']') => "T_ARR_END",
+            Some(b'"') => "T_STRING",
+            Some(b':') => "T_COLON",
+            Some(b',') => "T_COMMA",
+            Some(b'-' | b'0'..=b'9') => "T_NUMBER",
+            Some(b't') if rest.starts_with(b"true") => "T_BOOLEAN",
+            Some(b'f') if rest.starts_with(b"false") => "T_BOOLEAN",
+            Some(b'n') if rest.starts_with(b"null") => "T_NULL",
+            Some(_) => "invalid token",
+        }
+    }
+
     fn error(&self, want: &str) -> mlua::Error {
-        let found = match self.s.get(self.pos) {
-            None => "the end".to_string(),
-            Some(_) => "invalid token".to_string(),
-        };
+        let found = self.found();
         mlua::Error::RuntimeError(format!(
             "Expected {want} but found {found} at character {}",
             self.pos + 1
