@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::redis_server::RedisServer;
 use common::{ConfigFile, TestServer};
 
 const THREE_NODES: &str = r#"
@@ -374,4 +375,132 @@ fn big_scripts_and_bad_sha1s_get_replies() {
             .expect_err("noscript");
         assert!(e.to_string().contains("No matching script"), "{e}");
     }
+}
+
+fn function_cmd(c: &mut redis::Connection, args: &[&[u8]]) -> redis::RedisResult<redis::Value> {
+    let mut cmd = redis::cmd("FUNCTION");
+    for a in args {
+        cmd.arg(*a);
+    }
+    cmd.query(c)
+}
+
+/// FUNCTION DUMP payloads are redis's format: a payload from ringcache restores into
+/// redis-server and back, and RESTORE's policies (APPEND, REPLACE, FLUSH) behave.
+#[test]
+fn function_dump_payloads_restore_across_ringcache_and_redis_server() {
+    let server = TestServer::start(THREE_NODES);
+    let mut c = server.redis();
+    let code = "#!lua name=mylib\nredis.register_function('myfn', function(keys, args) return args[1] end)";
+    let name: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(code)
+        .query(&mut c)
+        .expect("load");
+    assert_eq!(name, "mylib");
+    let dump: Vec<u8> = redis::cmd("FUNCTION")
+        .arg("DUMP")
+        .query(&mut c)
+        .expect("dump");
+    function_cmd(&mut c, &[b"FLUSH"]).expect("flush");
+    let gone = redis::cmd("FCALL")
+        .arg("myfn")
+        .arg(0)
+        .query::<String>(&mut c);
+    assert!(gone.is_err());
+    function_cmd(&mut c, &[b"RESTORE", &dump]).expect("restore");
+    let v: String = redis::cmd("FCALL")
+        .arg("myfn")
+        .arg(0)
+        .arg("hi")
+        .query(&mut c)
+        .expect("fcall");
+    assert_eq!(v, "hi");
+    let again = function_cmd(&mut c, &[b"RESTORE", &dump]).expect_err("append collides");
+    assert!(again.to_string().contains("already exists"), "{again}");
+    function_cmd(&mut c, &[b"RESTORE", &dump, b"REPLACE"]).expect("replace");
+    let mut bad = dump.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let e = function_cmd(&mut c, &[b"RESTORE", &bad]).expect_err("checksum");
+    assert!(e.to_string().contains("checksum"), "{e}");
+    let Some(redis_server) = RedisServer::start() else {
+        return;
+    };
+    let mut r = connect(redis_server.addr);
+    function_cmd(&mut r, &[b"RESTORE", &dump]).expect("redis-server restores ringcache's dump");
+    let v: String = redis::cmd("FCALL")
+        .arg("myfn")
+        .arg(0)
+        .arg("there")
+        .query(&mut r)
+        .expect("fcall on redis");
+    assert_eq!(v, "there");
+    let code2 = "#!lua name=other\nredis.register_function{function_name='twice', callback=function(k, a) return a[1] .. a[1] end, flags={'no-writes'}}";
+    function_cmd(&mut r, &[b"LOAD", code2.as_bytes()]).expect("load on redis");
+    let theirs: Vec<u8> = redis::cmd("FUNCTION")
+        .arg("DUMP")
+        .query(&mut r)
+        .expect("dump on redis");
+    function_cmd(&mut c, &[b"RESTORE", &theirs, b"FLUSH"])
+        .expect("ringcache restores redis-server's dump");
+    let v: String = redis::cmd("FCALL_RO")
+        .arg("twice")
+        .arg(0)
+        .arg("ab")
+        .query(&mut c)
+        .expect("fcall_ro");
+    assert_eq!(v, "abab");
+    let v: String = redis::cmd("FCALL")
+        .arg("myfn")
+        .arg(0)
+        .arg("x")
+        .query(&mut c)
+        .expect("myfn");
+    assert_eq!(v, "x");
+}
+
+/// FUNCTION KILL stops a runaway function; SCRIPT KILL does not apply to it.
+#[test]
+fn function_kill_stops_a_runaway_function() {
+    let server = TestServer::start(THREE_NODES);
+    let mut admin = server.redis();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg(100)
+        .query(&mut admin)
+        .expect("config set");
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=spin\nredis.register_function('spin', function() while true do end end)")
+        .query(&mut admin)
+        .expect("load");
+    let addr = server.resp;
+    let runaway = thread::spawn(move || {
+        let mut c = connect(addr);
+        redis::cmd("FCALL")
+            .arg("spin")
+            .arg(0)
+            .query::<()>(&mut c)
+            .expect_err("killed")
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r: redis::RedisResult<()> = redis::cmd("SCRIPT").arg("KILL").query(&mut admin);
+        match r {
+            Err(e) if e.to_string().contains("FUNCTION KILL") => break,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "never busy with a function");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _: () = redis::cmd("FUNCTION")
+        .arg("KILL")
+        .query(&mut admin)
+        .expect("function kill");
+    let err = runaway.join().expect("runaway");
+    assert!(err.to_string().contains("Script killed by user"), "{err}");
+    let pong: String = redis::cmd("PING").query(&mut admin).expect("ping");
+    assert_eq!(pong, "PONG");
 }

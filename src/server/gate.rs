@@ -98,11 +98,13 @@ impl Gate {
             }
         }
         let r = f();
+        if was_inside {
+            // Back inside before the gate opens, while still holding it: never a wait here
+            // (a script could take the gate next and keep this thread parked for its run).
+            pass.inside.store(true, SeqCst);
+        }
         self.closed.store(false, SeqCst);
         drop(one);
-        if was_inside {
-            pass.enter();
-        }
         r
     }
 
@@ -248,5 +250,42 @@ mod tests {
         assert_eq!(b.load(SeqCst), 60_000);
         drop(pass);
         assert_eq!(gate.passes(), 0);
+    }
+
+    /// While a script runs past the threshold a waiting session gets Busy (and stays
+    /// outside); an EXEC-like exclusive caller, however long, only makes it wait; once the
+    /// script ends the session gets in.
+    #[test]
+    fn a_long_script_makes_waiting_sessions_busy() {
+        let gate = Arc::new(Gate::default());
+        let waiter = gate.pass();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let runner = {
+            let gate = Arc::clone(&gate);
+            std::thread::spawn(move || {
+                let pass = gate.pass();
+                gate.exclusive(&pass, || {
+                    gate.script_started(true);
+                    started_tx.send(()).expect("started");
+                    done_rx.recv().expect("done");
+                    gate.script_ended();
+                });
+            })
+        };
+        started_rx.recv().expect("started");
+        assert_eq!(waiter.enter_or_busy(|| 20), Entry::Busy(true));
+        assert!(!waiter.inside.load(SeqCst), "a busy session stays outside");
+        assert!(gate.script_running().is_some_and(|(ms, f)| ms >= 20 && f));
+        done_tx.send(()).expect("done");
+        // Busy until the runner marks the end (a session retries at its next batch).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while waiter.enter_or_busy(|| 20) != Entry::Inside {
+            assert!(Instant::now() < deadline, "never inside after the script");
+            std::thread::yield_now();
+        }
+        waiter.leave();
+        runner.join().expect("runner");
+        assert!(gate.script_running().is_none());
     }
 }

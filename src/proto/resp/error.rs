@@ -229,6 +229,10 @@ pub enum RespError {
     RestorePolicy,
     /// `ERR Unknown argument <arg>` (FUNCTION LIST)
     UnknownArgument(String),
+    /// `ERR Unknown option given: <arg>` (FUNCTION LOAD)
+    UnknownOptionGiven(String),
+    /// `ERR unknown subcommand or wrong number of arguments for '<sub>'. Try <CMD> HELP.`
+    SubcommandOrArity(String, &'static str),
 }
 
 /// Errors a script gets from `redis.call` / `redis.pcall` (the `err` field, code included).
@@ -376,6 +380,8 @@ impl RespError {
             | FunctionExists(_)
             | FunctionRegister(_)
             | UnknownArgument(_)
+            | UnknownOptionGiven(_)
+            | SubcommandOrArity(..)
             | WrongArity(_)
             | WrongSubcommandArity(..)
             | UnknownCommand { .. }
@@ -447,6 +453,11 @@ impl std::fmt::Display for RespError {
             FunctionExists(name) => write!(f, "ERR Function {name} already exists"),
             FunctionRegister(why) => write!(f, "ERR Error registering functions: {why}"),
             UnknownArgument(o) => write!(f, "ERR Unknown argument {o}"),
+            UnknownOptionGiven(o) => write!(f, "ERR Unknown option given: {o}"),
+            SubcommandOrArity(sub, cmd) => write!(
+                f,
+                "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."
+            ),
             // Every other variant has a fixed text (returned above).
             _ => Ok(()),
         }

@@ -50,8 +50,9 @@ fn number(s: &[u8]) -> mlua::Result<i64> {
 
 fn bulk<'b>(bytes: &'b [u8], pos: &mut usize, len: i64) -> mlua::Result<&'b [u8]> {
     let len = usize::try_from(len).unwrap_or(0);
-    let data = bytes
-        .get(*pos..*pos + len)
+    let data = pos
+        .checked_add(len)
+        .and_then(|end| bytes.get(*pos..end))
         .ok_or_else(|| mlua::Error::RuntimeError("short reply".into()))?;
     *pos += len + 2;
     Ok(data)

@@ -408,16 +408,17 @@ pub(super) fn handle(
     let v = cx.conn.version;
     match sub {
         Some("load") => {
-            let (replace, code) = match a.len() {
-                3 => (false, a.arg(2)?),
-                4 if a.arg(2)?.eq_ignore_ascii_case(b"replace") => (true, a.arg(3)?),
-                _ => {
-                    let bad = a.arg(2)?;
-                    return Err(RespError::UnknownArgument(
-                        String::from_utf8_lossy(bad).into_owned(),
+            let mut replace = false;
+            for opt in a.iter_from(2).take(a.len() - 3) {
+                if opt.eq_ignore_ascii_case(b"replace") {
+                    replace = true;
+                } else {
+                    return Err(RespError::UnknownOptionGiven(
+                        String::from_utf8_lossy(opt).into_owned(),
                     ));
                 }
-            };
+            }
+            let code = a.arg(a.len() - 1)?;
             let name = with_engine(shared, |e| e.load_library(code, replace))?;
             encode_bulk(out, name.as_bytes());
         }
@@ -489,6 +490,12 @@ pub(super) fn handle(
             encode_bulk(out, &payload);
         }
         Some("restore") => {
+            if a.len() > 4 {
+                return Err(RespError::SubcommandOrArity(
+                    String::from_utf8_lossy(a.arg(1)?).into_owned(),
+                    "FUNCTION",
+                ));
+            }
             let policy = match a.try_get(3) {
                 None => 1,
                 Some(p) if p.eq_ignore_ascii_case(b"flush") => 0,
@@ -496,9 +503,6 @@ pub(super) fn handle(
                 Some(p) if p.eq_ignore_ascii_case(b"replace") => 2,
                 Some(_) => return Err(RespError::RestorePolicy),
             };
-            if a.len() > 4 {
-                return Err(RespError::Syntax);
-            }
             let codes = rdb::restore_functions(a.arg(2)?).map_err(|_| RespError::BadPayload)?;
             with_engine(shared, |e| restore(e, &codes, policy))?;
             encode_ok(out);

@@ -13,11 +13,11 @@ use mlua::{LightUserData, Lua, MultiValue, Table, Value, Variadic};
 /// lua-cjson's default nesting limit.
 const CJSON_MAX_DEPTH: usize = 1000;
 
-/// Adds `bit` and `cjson` to `globals`.
+/// Adds `bit` and `cjson` to `globals`, and `cmsgpack` and `struct` (`pack`).
 pub fn load(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     globals.set("bit", bit(lua)?)?;
     globals.set("cjson", cjson(lua)?)?;
-    Ok(())
+    super::pack::load(lua, globals)
 }
 
 fn number(v: &Value, n: usize, name: &str) -> mlua::Result<f64> {

@@ -4,7 +4,7 @@
 //! Owns: argument parsing of those commands, running a script inside the gate, the busy
 //! rules (which requests a session answers while a script runs too long). The engine (Lua VM,
 //! sandbox, `redis` API, EVAL cache) is `engine`; conversions are `convert`; the libraries
-//! `libs`; function libraries `function`. Must not touch: sockets, framing, store internals.
+//! `libs` (bit, cjson) and `pack` (cmsgpack, struct); function libraries `function`. Must not touch: sockets, framing, store internals.
 //!
 //! Atomicity: a script runs inside [`Gate::exclusive`](crate::server::gate::Gate::exclusive),
 //! as EXEC does: no other session (RESP or memcached) handles a request meanwhile, whatever
@@ -19,6 +19,7 @@ mod convert;
 mod engine;
 mod function;
 mod libs;
+mod pack;
 
 use std::sync::atomic::Ordering::Relaxed;
 
