@@ -74,11 +74,11 @@ pub fn output_over_limit(
     true
 }
 
-/// Runs `f`, which may block its thread for long (a script, or a wait for one), off the
-/// runtime's worker when the runtime allows it (multi-threaded): the worker's other sessions
-/// move to another thread meanwhile, so one long script never stalls the sessions that happen
-/// to share its worker (and SCRIPT KILL can get through). On a current-thread runtime, or
-/// outside one, `f` runs in place.
+/// Runs `f`, which may block its thread for long (a script), off the runtime's worker when
+/// the runtime allows it (multi-threaded): the worker's other sessions move to another
+/// thread meanwhile, so one long script never stalls the sessions that happen to share its
+/// worker (and SCRIPT KILL can get through). On a current-thread runtime, or outside one, `f`
+/// runs in place.
 pub fn off_worker<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
@@ -86,27 +86,4 @@ pub fn off_worker<R>(f: impl FnOnce() -> R) -> R {
         }
         _ => f(),
     }
-}
-
-/// Steps `pass` inside the gate for a batch. The common case is one store and one load; while
-/// an exclusive caller (EXEC, a script) runs, the session retries briefly, then waits off the
-/// worker ([`off_worker`]).
-#[inline]
-pub fn enter_gate(pass: &crate::server::gate::Pass) {
-    if pass.try_enter() {
-        return;
-    }
-    enter_gate_slow(pass);
-}
-
-#[cold]
-fn enter_gate_slow(pass: &crate::server::gate::Pass) {
-    // EXECs hold the gate for microseconds: a few yields usually see it open again.
-    for _ in 0..16 {
-        std::thread::yield_now();
-        if pass.try_enter() {
-            return;
-        }
-    }
-    off_worker(|| pass.enter());
 }

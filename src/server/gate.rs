@@ -17,19 +17,20 @@
 //! loads the flags; both SeqCst, so at least one side sees the other (Dekker): either the
 //! session sees `closed` and steps out, or the exclusive caller sees it inside and waits.
 //!
-//! Long exclusive callers (scripts): the runner marks its start ([`Gate::script_started`]) so
-//! that a session kept out can give up waiting once the script has run past the busy
-//! threshold ([`Pass::enter_or_busy`]) and answer `BUSY` instead, as redis does. Waiting
-//! parks the thread on the exclusive mutex (with a timeout for the busy check), never spins
-//! for long; the sessions call it off the runtime's worker (`proto::enter_gate`). The script
-//! mark is written only by script runners and read only on the slow path, so the batch path
-//! is unchanged.
+//! Sessions kept out do not block their thread: [`Pass::try_enter`] fails and the session
+//! waits asynchronously ([`Pass::wake_hint`]: the gate's `opened` notification, which every
+//! exclusive caller fires when it is done, with a deadline). Long exclusive callers
+//! (scripts) mark their start ([`Gate::script_started`]), so that a session kept out past the
+//! busy threshold can answer `BUSY` instead of waiting, as redis does. The script mark is
+//! written only by script runners and read only on the slow path, so the batch path is
+//! unchanged.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 /// The gate of one server.
 #[derive(Default)]
@@ -44,6 +45,8 @@ pub struct Gate {
     script_since: AtomicU64,
     /// The running script is a function (FCALL), not EVAL: which KILL applies.
     script_is_function: AtomicBool,
+    /// Fired each time an exclusive caller is done: sessions kept out wait on it.
+    opened: Arc<Notify>,
 }
 
 /// How a session got through [`Pass::enter_or_busy`].
@@ -105,6 +108,7 @@ impl Gate {
         }
         self.closed.store(false, SeqCst);
         drop(one);
+        self.opened.notify_waiters();
         r
     }
 
@@ -157,25 +161,28 @@ impl Pass {
         false
     }
 
-    /// Steps inside like [`Pass::enter`], but gives up with [`Entry::Busy`] while a script
-    /// has run for more than `threshold_ms` (0: never busy), read when first needed.
-    pub fn enter_or_busy(&self, threshold_ms: impl Fn() -> u64) -> Entry {
-        let mut threshold = None;
-        loop {
-            if self.try_enter() {
-                return Entry::Inside;
-            }
-            if let Some((ran, function)) = self.gate.script_running() {
-                let t = *threshold.get_or_insert_with(&threshold_ms);
-                if t > 0 && ran >= t {
-                    return Entry::Busy(function);
-                }
-            }
-            // Parks until the exclusive caller is done, or wakes to check the script's age.
-            if let Some(g) = self.gate.exclusive.try_lock_for(Duration::from_millis(10)) {
-                drop(g);
+    /// Whether a session kept out (after [`Pass::try_enter`] failed) should answer BUSY: a
+    /// script has run for at least `threshold_ms()` (0: never; read only while a script
+    /// runs). `Entry::Busy` says which kind.
+    pub fn busy(&self, threshold_ms: impl FnOnce() -> u64) -> Option<Entry> {
+        let (ran, function) = self.gate.script_running()?;
+        let t = threshold_ms();
+        (t > 0 && ran >= t).then_some(Entry::Busy(function))
+    }
+
+    /// What a session kept out waits for before it tries again: the gate opening, or a
+    /// deadline (when a running script reaches `threshold_ms`, so the session can answer
+    /// BUSY; at most 100 ms, in case the opening fired just before the wait began).
+    pub fn wake_hint(&self, threshold_ms: impl FnOnce() -> u64) -> (Arc<Notify>, Option<Instant>) {
+        let now = Instant::now();
+        let mut wait = Duration::from_millis(100);
+        if let Some((ran, _)) = self.gate.script_running() {
+            let t = threshold_ms();
+            if t > 0 {
+                wait = wait.min(Duration::from_millis(t.saturating_sub(ran).max(1)));
             }
         }
+        (Arc::clone(&self.gate.opened), Some(now + wait))
     }
 
     /// Steps outside after a batch.
@@ -252,9 +259,8 @@ mod tests {
         assert_eq!(gate.passes(), 0);
     }
 
-    /// While a script runs past the threshold a waiting session gets Busy (and stays
-    /// outside); an EXEC-like exclusive caller, however long, only makes it wait; once the
-    /// script ends the session gets in.
+    /// While a script runs past the threshold a session kept out is told to answer BUSY
+    /// (an EXEC-like caller only makes it wait); the gate's opening wakes the waiters.
     #[test]
     fn a_long_script_makes_waiting_sessions_busy() {
         let gate = Arc::new(Gate::default());
@@ -274,18 +280,36 @@ mod tests {
             })
         };
         started_rx.recv().expect("started");
-        assert_eq!(waiter.enter_or_busy(|| 20), Entry::Busy(true));
-        assert!(!waiter.inside.load(SeqCst), "a busy session stays outside");
-        assert!(gate.script_running().is_some_and(|(ms, f)| ms >= 20 && f));
-        done_tx.send(()).expect("done");
-        // Busy until the runner marks the end (a session retries at its next batch).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while waiter.enter_or_busy(|| 20) != Entry::Inside {
-            assert!(Instant::now() < deadline, "never inside after the script");
-            std::thread::yield_now();
-        }
-        waiter.leave();
+        assert!(!waiter.try_enter());
+        assert!(
+            !waiter.inside.load(SeqCst),
+            "a session kept out stays outside"
+        );
+        let (opened, deadline) = waiter.wake_hint(|| 20);
+        assert!(deadline.is_some_and(|d| d <= Instant::now() + Duration::from_millis(20)));
+        std::thread::sleep(Duration::from_millis(25));
+        assert_eq!(waiter.busy(|| 20), Some(Entry::Busy(true)));
+        assert_eq!(
+            waiter.busy(|| 0),
+            None,
+            "a threshold of 0 never answers BUSY"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let woken = opened.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            done_tx.send(()).expect("done");
+            tokio::time::timeout(Duration::from_secs(10), woken)
+                .await
+                .expect("the opening wakes waiters");
+        });
         runner.join().expect("runner");
+        assert!(waiter.try_enter());
+        waiter.leave();
         assert!(gate.script_running().is_none());
     }
 }

@@ -74,6 +74,8 @@ pub struct RespSession {
     metrics: Option<CommandRecorder>,
     /// Inside the server's gate while a batch is handled (see `server::gate`).
     pass: Pass,
+    /// Kept out of the gate: the batch waits (asynchronously) for it to open.
+    gate_wait: bool,
 }
 
 /// Command labels for metrics: every command's wire name in [`Command::ALL`] order, then
@@ -101,6 +103,7 @@ impl RespSession {
             .map(|m| CommandRecorder::new(m.commands("resp", command_labels())));
         RespSession {
             pass: shared.gate.pass(),
+            gate_wait: false,
             metrics,
             limits: LimitsCache::new(Arc::clone(&shared)),
             shared,
@@ -213,6 +216,9 @@ impl Drop for RespSession {
 
 impl Session for RespSession {
     fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
+        if self.gate_wait {
+            return Some(self.pass.wake_hint(|| script::busy_threshold(&self.shared)));
+        }
         self.conn
             .blocked
             .as_ref()
@@ -220,19 +226,21 @@ impl Session for RespSession {
     }
 
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
-        let entry = if self.pass.try_enter() {
-            Entry::Inside
+        self.gate_wait = false;
+        let flow = if self.pass.try_enter() {
+            let flow = self.run(input, out);
+            self.pass.leave();
+            flow
         } else {
-            let (pass, shared) = (&self.pass, &self.shared);
-            crate::proto::off_worker(|| pass.enter_or_busy(|| script::busy_threshold(shared)))
-        };
-        let flow = match entry {
-            Entry::Inside => {
-                let flow = self.run(input, out);
-                self.pass.leave();
-                flow
+            // Kept out (EXEC or a script runs): answer BUSY once a script has run too long,
+            // otherwise wait (asynchronously, see `waiting`) and try again.
+            match self.pass.busy(|| script::busy_threshold(&self.shared)) {
+                Some(Entry::Busy(function)) => self.run_busy(input, out, function),
+                _ => {
+                    self.gate_wait = true;
+                    return Flow::Block;
+                }
             }
-            Entry::Busy(function) => self.run_busy(input, out, function),
         };
         if let Some(m) = &mut self.metrics {
             m.flush();
