@@ -49,7 +49,7 @@ pub struct Gate {
     opened: Arc<Notify>,
 }
 
-/// How a session got through [`Pass::enter_or_busy`].
+/// What a session kept out of the gate does ([`Pass::busy`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entry {
     /// Inside: handle the batch.
@@ -83,10 +83,29 @@ impl Gate {
     }
 
     /// Runs `f` while no other session is inside. `pass` is the caller's own (it may be
-    /// inside; it is taken out for the wait and put back in after).
+    /// inside; it is taken out for the wait and put back in after). Waits (parked) while
+    /// another exclusive caller runs: for callers off the runtime's workers; sessions use
+    /// [`Gate::try_exclusive`].
     pub fn exclusive<R>(&self, pass: &Pass, f: impl FnOnce() -> R) -> R {
-        let was_inside = pass.inside.swap(false, SeqCst);
         let one = self.exclusive.lock();
+        self.run_exclusive(one, pass, f)
+    }
+
+    /// Like [`Gate::exclusive`], but None at once if another exclusive caller runs (the
+    /// session then waits for [`Pass::wake_hint`] asynchronously and retries), so that no
+    /// runtime thread ever parks behind a long script.
+    pub fn try_exclusive<R>(&self, pass: &Pass, f: impl FnOnce() -> R) -> Option<R> {
+        let one = self.exclusive.try_lock()?;
+        Some(self.run_exclusive(one, pass, f))
+    }
+
+    fn run_exclusive<R>(
+        &self,
+        one: parking_lot::MutexGuard<'_, ()>,
+        pass: &Pass,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        let was_inside = pass.inside.swap(false, SeqCst);
         self.closed.store(true, SeqCst);
         let others: Vec<Arc<AtomicBool>> = self.passes.lock().clone();
         for flag in &others {
@@ -102,8 +121,7 @@ impl Gate {
         }
         let r = f();
         if was_inside {
-            // Back inside before the gate opens, while still holding it: never a wait here
-            // (a script could take the gate next and keep this thread parked for its run).
+            // Back inside before the gate opens, while still holding it: never a wait here.
             pass.inside.store(true, SeqCst);
         }
         self.closed.store(false, SeqCst);

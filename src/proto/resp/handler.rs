@@ -84,9 +84,9 @@ fn dispatch(
         Group::List => types::list::handle(cmd, a, cx, out, flow),
         Group::Set => types::set::handle(cmd, a, cx, out),
         Group::SortedSet => types::zset::handle(cmd, a, cx, out, flow),
-        Group::Scripting => script::handle(cmd, sub, a, cx, out),
+        Group::Scripting => script::handle(cmd, sub, a, cx, out, flow),
         Group::Transaction => {
-            let r = txn::handle(cmd, a, cx, out, &mut |a, cx, out| {
+            let r = txn::handle(cmd, a, cx, out, flow, &mut |a, cx, out| {
                 handle(a, cx, out);
             });
             // The queued commands ran through `handle`: EXEC is what this request was.

@@ -230,6 +230,11 @@ impl Session for RespSession {
         let flow = if self.pass.try_enter() {
             let flow = self.run(input, out);
             self.pass.leave();
+            // Block without a blocked command: EXEC or a script found the gate taken and is
+            // retried once it opens.
+            if flow == Flow::Block && self.conn.blocked.is_none() {
+                self.gate_wait = true;
+            }
             flow
         } else {
             // Kept out (EXEC or a script runs): answer BUSY once a script has run too long,

@@ -328,7 +328,13 @@ impl Engine {
 }
 
 /// FCALL / FCALL_RO.
-pub(super) fn fcall(read_only: bool, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Reply {
+pub(super) fn fcall(
+    read_only: bool,
+    a: &Args<'_>,
+    cx: &mut Ctx<'_>,
+    out: &mut BytesMut,
+    flow: &mut crate::proto::Flow,
+) -> Reply {
     let name = String::from_utf8_lossy(a.arg(1)?).into_owned();
     let (keys, args) = keys_and_args(a, 2)?;
     let (callback, no_writes) =
@@ -339,7 +345,7 @@ pub(super) fn fcall(read_only: bool, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut B
     let read_only = read_only || no_writes;
     let version = cx.conn.version;
     let limits = cx.limits;
-    exclusive(cx, true, |cx| {
+    let ran = exclusive(cx, true, |cx| {
         let shared = cx.shared;
         with_engine(shared, |e| {
             e.run(
@@ -354,7 +360,8 @@ pub(super) fn fcall(read_only: bool, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut B
                 out,
             )
         })
-    })
+    });
+    super::retry_unless_ran(ran, flow)
 }
 
 const FUNCTION_HELP: &[&str] = &[

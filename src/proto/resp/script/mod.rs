@@ -9,11 +9,12 @@
 //! Atomicity: a script runs inside [`Gate::exclusive`](crate::server::gate::Gate::exclusive),
 //! as EXEC does: no other session (RESP or memcached) handles a request meanwhile, whatever
 //! nodes its keys live on and while a migration runs. So unlike Redis Cluster, keys that a
-//! script did not declare in KEYS are allowed. The run happens off the runtime's worker
-//! (`proto::off_worker`) so that the sessions sharing its worker thread are not stuck behind
-//! it; a session kept out longer than `busy-reply-threshold` answers BUSY (see
-//! `RespSession::run_busy`), and SCRIPT KILL / FUNCTION KILL raise the kill flag that the
-//! script's instruction hook checks.
+//! script did not declare in KEYS are allowed. The script runs off the runtime's worker
+//! (`proto::off_worker`), so the worker's role (its queued sessions, polling the sockets)
+//! moves to another thread; every other session waits asynchronously (the gate is closed:
+//! `Flow::Block` until it opens), holding no thread. A session kept out longer than `busy-reply-threshold` answers
+//! BUSY (see `RespSession::run_busy`), and SCRIPT KILL / FUNCTION KILL raise the kill flag
+//! that the script's instruction hook checks.
 
 mod convert;
 mod engine;
@@ -30,6 +31,7 @@ use super::conn::{Ctx, Reply};
 use super::error::RespError;
 use super::frame::encode_simple;
 use super::frame::{Args, encode_array, encode_bulk, encode_int, encode_ok, parse_i64};
+use crate::proto::Flow;
 use crate::server::Shared;
 use engine::{Engine, Kind};
 
@@ -68,29 +70,29 @@ pub(super) fn with_engine<R>(shared: &Shared, f: impl FnOnce(&mut Engine) -> R) 
 }
 
 /// Runs `f` while no other session handles a request (unless this connection already runs
-/// exclusively, inside EXEC), off the runtime's worker, marked as a script for BUSY.
+/// exclusively, inside EXEC), marked as a script for BUSY. None when another exclusive caller
+/// (a script, EXEC) runs: the request is then retried after the gate opens
+/// ([`Flow::Block`]), so that a session never parks its thread behind a long script.
 pub(super) fn exclusive<R>(
     cx: &mut Ctx<'_>,
     function: bool,
     f: impl FnOnce(&mut Ctx<'_>) -> R,
-) -> R {
+) -> Option<R> {
     let Some(pass) = cx.pass else {
-        return f(cx);
+        return Some(f(cx));
     };
     if cx.conn.in_exec {
-        return f(cx);
+        return Some(f(cx));
     }
     let gate = pass.gate();
-    crate::proto::off_worker(|| {
-        gate.exclusive(pass, || {
-            let scripts = &cx.shared.scripts;
-            scripts.kill.store(false, Relaxed);
-            scripts.wrote.store(false, Relaxed);
-            gate.script_started(function);
-            let r = f(cx);
-            gate.script_ended();
-            r
-        })
+    gate.try_exclusive(pass, || {
+        let scripts = &cx.shared.scripts;
+        scripts.kill.store(false, Relaxed);
+        scripts.wrote.store(false, Relaxed);
+        gate.script_started(function);
+        let r = crate::proto::off_worker(|| f(cx));
+        gate.script_ended();
+        r
     })
 }
 
@@ -118,19 +120,28 @@ pub(super) fn handle(
     a: &Args<'_>,
     cx: &mut Ctx<'_>,
     out: &mut BytesMut,
+    flow: &mut Flow,
 ) -> Reply {
     match cmd {
         Command::Eval | Command::EvalSha | Command::EvalRo | Command::EvalShaRo => {
-            eval(cmd, a, cx, out)
+            eval(cmd, a, cx, out, flow)
         }
-        Command::FCall | Command::FCallRo => function::fcall(cmd == Command::FCallRo, a, cx, out),
+        Command::FCall | Command::FCallRo => {
+            function::fcall(cmd == Command::FCallRo, a, cx, out, flow)
+        }
         Command::Script => script(sub, a, cx, out),
         Command::Function => function::handle(sub, a, cx, out),
         _ => Err(RespError::NotInGroup(cmd.wire())),
     }
 }
 
-fn eval(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Reply {
+fn eval(
+    cmd: Command,
+    a: &Args<'_>,
+    cx: &mut Ctx<'_>,
+    out: &mut BytesMut,
+    flow: &mut Flow,
+) -> Reply {
     let body = a.arg(1)?;
     let (keys, args) = keys_and_args(a, 2)?;
     let by_sha = matches!(cmd, Command::EvalSha | Command::EvalShaRo);
@@ -151,7 +162,7 @@ fn eval(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Rep
     let read_only = read_only || flags.no_writes;
     let version = cx.conn.version;
     let limits = cx.limits;
-    exclusive(cx, false, |cx| {
+    let ran = exclusive(cx, false, |cx| {
         let shared = cx.shared;
         with_engine(shared, |e| {
             e.run(
@@ -166,7 +177,19 @@ fn eval(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Rep
                 out,
             )
         })
-    })
+    });
+    retry_unless_ran(ran, flow)
+}
+
+/// The reply of a run, or (when the gate was taken) a retry once it opens.
+pub(super) fn retry_unless_ran(ran: Option<Reply>, flow: &mut Flow) -> Reply {
+    match ran {
+        Some(r) => r,
+        None => {
+            *flow = Flow::Block;
+            Ok(())
+        }
+    }
 }
 
 const SCRIPT_HELP: &[&str] = &[
