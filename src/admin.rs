@@ -124,6 +124,16 @@ pub fn render(metrics: &Metrics, shared: &Shared) -> String {
     metrics
         .counter(CONFIG_RELOADS_TOTAL, &[("result", "error")])
         .absolute(Stats::get(&st.config_reloads_error));
+    let scripts = &shared.scripts;
+    metrics
+        .gauge(LUA_MEMORY_BYTES, &[])
+        .set(scripts.lua_memory.load(Ordering::Relaxed) as f64);
+    metrics
+        .gauge(SCRIPTS_CACHED, &[])
+        .set(scripts.cached.load(Ordering::Relaxed) as f64);
+    metrics
+        .counter(SCRIPTS_KILLED_TOTAL, &[])
+        .absolute(scripts.killed.load(Ordering::Relaxed));
     let ledger = topology.ledger();
     let running = topology.is_migrating();
     metrics

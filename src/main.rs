@@ -93,7 +93,12 @@ fn runtime_builder() -> tokio::runtime::Builder {
     if cores == 1 && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
         tokio::runtime::Builder::new_current_thread()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        // Lua scripts run on these threads (workers, and blocking threads after
+        // block_in_place): room for the libraries' nesting limits (cjson's 1000 levels), as
+        // redis has on its 8 MiB main thread. Only touched pages cost memory.
+        b.thread_stack_size(8 << 20);
+        b
     }
 }
 

@@ -57,6 +57,12 @@ pub const NETWORK_BYTES_TOTAL: &str = "ringcache_network_bytes_total";
 pub const RING_GENERATION: &str = "ringcache_ring_generation";
 /// Nodes on the ring.
 pub const RING_NODES: &str = "ringcache_ring_nodes";
+/// Bytes the Lua VM of scripts and functions uses (bounded).
+pub const LUA_MEMORY_BYTES: &str = "ringcache_lua_memory_bytes";
+/// Scripts in the EVAL cache.
+pub const SCRIPTS_CACHED: &str = "ringcache_scripts_cached";
+/// Scripts stopped by SCRIPT KILL / FUNCTION KILL.
+pub const SCRIPTS_KILLED_TOTAL: &str = "ringcache_scripts_killed_total";
 /// Config reloads, by result (`ok`, `error`).
 pub const CONFIG_RELOADS_TOTAL: &str = "ringcache_config_reloads_total";
 /// 1 while a migration runs, else 0.
@@ -151,6 +157,15 @@ pub const ALL: &[(&str, &str)] = &[
         "Generation of the ring being served; bumped by every applied reload.",
     ),
     (RING_NODES, "Nodes on the ring."),
+    (
+        LUA_MEMORY_BYTES,
+        "Bytes the Lua VM of scripts and functions uses (bounded).",
+    ),
+    (SCRIPTS_CACHED, "Scripts in the EVAL cache."),
+    (
+        SCRIPTS_KILLED_TOTAL,
+        "Scripts stopped by SCRIPT KILL / FUNCTION KILL.",
+    ),
     (
         CONFIG_RELOADS_TOTAL,
         "Config file reloads, by result: ok (applied or unchanged) or error (rejected, old ring kept).",

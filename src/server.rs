@@ -21,12 +21,14 @@ use crate::persist::snapshot::Snapshots;
 use crate::route::topology::Topology;
 use crate::store::{Clock, KeyEvents};
 use gate::Gate;
+use scripts::Scripts;
 use waiters::Waiters;
 
 pub mod clients;
 pub mod gate;
 pub mod mailbox;
 pub mod pubsub;
+pub mod scripts;
 pub mod tracking;
 pub mod waiters;
 
@@ -64,6 +66,8 @@ pub struct Shared {
     pub key_events: std::sync::OnceLock<Arc<dyn KeyEvents>>,
     /// Whether nodes report expired and evicted keys now (the flags ask for them).
     report_key_events: std::sync::atomic::AtomicBool,
+    /// Lua scripts and functions (EVAL, FCALL): the engine and the kill flag.
+    pub scripts: Arc<Scripts>,
     /// Redis parameters set by CONFIG SET (name -> value), shown by CONFIG GET.
     pub config_set: parking_lot::Mutex<hashbrown::HashMap<&'static str, String>>,
     /// The config file being served, when the server watches one (named in errors).
@@ -99,6 +103,7 @@ impl Shared {
             },
             key_events: std::sync::OnceLock::new(),
             report_key_events: std::sync::atomic::AtomicBool::new(false),
+            scripts: Arc::new(Scripts::default()),
             snapshots: None,
             config_set: Default::default(),
             stat_baseline: Default::default(),

@@ -201,6 +201,7 @@ scripts! {
     lcs_and_zintercard_match_redis_server_byte_for_byte => "lcs_zintercard.txt",
     sort_matches_redis_server_byte_for_byte => "sort.txt",
     pubsub_matches_redis_server_byte_for_byte => "pubsub.txt",
+    scripting_matches_redis_server_byte_for_byte => "scripting.txt",
 }
 
 /// Runs `text` against redis-server and ringcache; every reply must match. A script ends with

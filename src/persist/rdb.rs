@@ -290,6 +290,63 @@ pub fn restore(payload: &[u8]) -> Result<Value, RdbError> {
     Ok(value)
 }
 
+/// The payload of `FUNCTION DUMP`: one FUNCTION2 record (the library's code) per library,
+/// the 2-byte RDB version and the CRC64, as Redis writes it.
+pub fn dump_functions(codes: &[&[u8]]) -> Vec<u8> {
+    let mut w = Writer {
+        out: Vec::new(),
+        crc: CRC64.digest(),
+    };
+    // Writing to a Vec cannot fail.
+    for code in codes {
+        let _ = w.put(&[OP_FUNCTION2]).and_then(|()| w.string(code));
+    }
+    let _ = w.put(&(VERSION as u16).to_le_bytes());
+    let crc = w.crc.finalize();
+    w.out.extend_from_slice(&crc.to_le_bytes());
+    w.out
+}
+
+/// The libraries' code in a `FUNCTION DUMP` payload (from ringcache or Redis). Errors are
+/// what `FUNCTION RESTORE` answers `ERR DUMP payload version or checksum are wrong` to.
+pub fn restore_functions(payload: &[u8]) -> Result<Vec<Vec<u8>>, RdbError> {
+    let bad = |what: &str| RdbError {
+        offset: 0,
+        what: what.into(),
+    };
+    let Some(body_len) = payload.len().checked_sub(10) else {
+        return Err(bad("payload too short"));
+    };
+    let (body, footer) = payload.split_at(body_len);
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    let stored = u64::from_le_bytes(footer[2..10].try_into().expect("8 bytes"));
+    if u32::from(version) > MAX_VERSION {
+        return Err(bad("payload version too new"));
+    }
+    if stored != 0 && stored != CRC64.checksum(&payload[..body_len + 2]) {
+        return Err(bad("payload checksum mismatch"));
+    }
+    let mut r = Reader {
+        input: body,
+        crc: CRC64.digest(),
+        offset: 0,
+        version: u32::from(version),
+        db: 0,
+        done: false,
+        max_len: 512 << 20,
+        aux: Vec::new(),
+        functions_skipped: 0,
+    };
+    let mut codes = Vec::new();
+    while !r.input.is_empty() {
+        if r.byte()? != OP_FUNCTION2 {
+            return Err(r.err("not a function library".into()));
+        }
+        codes.push(r.string()?);
+    }
+    Ok(codes)
+}
+
 fn kind_of(value: &Value) -> u8 {
     match value {
         Value::String(_) => T_STRING,

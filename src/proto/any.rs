@@ -77,6 +77,7 @@ impl Session for AnySession {
     fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
         match self {
             AnySession::Resp(s) => s.waiting(),
+            AnySession::Memcache(s) => s.waiting(),
             _ => None,
         }
     }

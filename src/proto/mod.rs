@@ -87,3 +87,18 @@ pub fn output_over_limit(
     Stats::add(&shared.stats.closed_output_buffer, 1);
     true
 }
+
+/// Runs `f`, which may hold its thread for long (a script), off the runtime's worker when the
+/// runtime allows it (multi-threaded): the worker's role (its queued sessions, polling the
+/// sockets) moves to another thread meanwhile. A worker busy for long without this leaves the
+/// others asleep with nobody polling the sockets, so no request, SCRIPT KILL included, would
+/// be seen until the script ends. On a current-thread runtime, or outside one, `f` runs in
+/// place.
+pub fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}

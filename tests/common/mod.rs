@@ -98,6 +98,8 @@ impl TestServer {
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
+                // As the binary's runtime (main.rs): Lua scripts need the deeper stack.
+                .thread_stack_size(8 << 20)
                 .enable_all()
                 .build()
                 .expect("runtime");

@@ -56,6 +56,8 @@ pub struct MemcacheSession {
     access: Access,
     /// Inside the server's gate while a batch is handled (see `server::gate`).
     pass: Pass,
+    /// Kept out of the gate: the batch waits (asynchronously) for it to open.
+    gate_wait: bool,
 }
 
 impl MemcacheSession {
@@ -68,6 +70,7 @@ impl MemcacheSession {
         let access = shared.auth.load().initial();
         MemcacheSession {
             pass: shared.gate.pass(),
+            gate_wait: false,
             limits: LimitsCache::new(Arc::clone(&shared)),
             shared,
             decoder: parse::Decoder::new(),
@@ -147,8 +150,17 @@ fn command_index(request: &Request) -> usize {
 }
 
 impl Session for MemcacheSession {
+    fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
+        // memcached has no BUSY reply: wait for the gate however long a script runs.
+        self.gate_wait.then(|| self.pass.wake_hint(|| 0))
+    }
+
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
-        self.pass.enter();
+        // Kept out (EXEC or a script runs): wait without holding the thread.
+        self.gate_wait = !self.pass.try_enter();
+        if self.gate_wait {
+            return Flow::Block;
+        }
         let flow = self.run(input, out);
         self.pass.leave();
         if let Some(m) = &mut self.metrics {

@@ -83,6 +83,8 @@ pub enum Group {
     Bitmap,
     /// (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, (S)PUBLISH, PUBSUB (`pubsub`)
     PubSub,
+    /// EVAL*, FCALL*, SCRIPT, FUNCTION (`scripting`)
+    Scripting,
 }
 
 impl Group {
@@ -100,6 +102,7 @@ impl Group {
             Group::Transaction => "transactions",
             Group::Bitmap => "bitmap",
             Group::PubSub => "pubsub",
+            Group::Scripting => "scripting",
         }
     }
 }
@@ -282,6 +285,14 @@ commands! {
     Publish => "publish", 3, ["pubsub", "loading", "stale", "fast"], 0, 0, 0, PubSub;
     SPublish => "spublish", 3, ["pubsub", "loading", "stale", "fast"], 1, 1, 1, PubSub;
     PubSub => "pubsub", -2, [], 0, 0, 0, PubSub;
+    Eval => "eval", -3, ["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, Scripting;
+    EvalSha => "evalsha", -3, ["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, Scripting;
+    EvalRo => "eval_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, Scripting;
+    EvalShaRo => "evalsha_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, Scripting;
+    FCall => "fcall", -3, ["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, Scripting;
+    FCallRo => "fcall_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, Scripting;
+    Script => "script", -2, [], 0, 0, 0, Scripting;
+    Function => "function", -2, [], 0, 0, 0, Scripting;
 }
 
 /// Subcommands of the container commands: (container, wire name, arity).
@@ -327,6 +338,20 @@ pub const SUBCOMMANDS: &[(Command, &str, i32)] = &[
     (Command::PubSub, "shardnumsub", -2),
     (Command::PubSub, "shardchannels", -2),
     (Command::PubSub, "help", 2),
+    (Command::Script, "load", 3),
+    (Command::Script, "exists", -3),
+    (Command::Script, "flush", -2),
+    (Command::Script, "kill", 2),
+    (Command::Script, "help", 2),
+    (Command::Function, "load", -3),
+    (Command::Function, "delete", 3),
+    (Command::Function, "list", -2),
+    (Command::Function, "flush", -2),
+    (Command::Function, "dump", 2),
+    (Command::Function, "restore", -3),
+    (Command::Function, "stats", 2),
+    (Command::Function, "kill", 2),
+    (Command::Function, "help", 2),
 ];
 
 /// Lowercases `name` into `buf` if it fits (command names are short); None otherwise.
@@ -364,6 +389,8 @@ impl Command {
                 | Command::Object
                 | Command::Memory
                 | Command::PubSub
+                | Command::Script
+                | Command::Function
         )
     }
 
@@ -420,6 +447,8 @@ fn container_upper(cmd: Command) -> &'static str {
         Command::Object => "OBJECT",
         Command::Memory => "MEMORY",
         Command::PubSub => "PUBSUB",
+        Command::Script => "SCRIPT",
+        Command::Function => "FUNCTION",
         _ => "CONFIG",
     }
 }

@@ -244,6 +244,82 @@ pub enum RespError {
     PrefixOverlap(String, String),
     /// `ERR Prefix '<a>' overlaps with an existing prefix '<b>'. ...`
     PrefixOverlapExisting(String, String),
+    /// `NOSCRIPT No matching script. Please use EVAL.`
+    NoScript,
+    /// `ERR Number of keys can't be negative`
+    NumKeysNegative,
+    /// `BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN
+    /// NOSAVE.` (true: a function runs, and the text names FUNCTION KILL)
+    Busy(bool),
+    /// `NOTBUSY No scripts in execution right now.`
+    NotBusy,
+    /// `UNKILLABLE Sorry the script already executed write commands against the dataset. ...`
+    Unkillable,
+    /// `ERR SCRIPT FLUSH only support SYNC|ASYNC option` / `ERR FUNCTION FLUSH only supports
+    /// SYNC|ASYNC option` (true: FUNCTION)
+    FlushOption(bool),
+    /// `ERR Can not execute a script with write flag using *_ro command.`
+    ScriptWriteFlagReadOnly,
+    /// `ERR Error compiling script (new function): <lua error>`
+    ScriptCompile(String),
+    /// `ERR Unexpected engine in script shebang: <first word>`
+    ShebangEngine(String),
+    /// `ERR Unknown lua shebang option: <option>`
+    ShebangOption(String),
+    /// `ERR Invalid script shebang` (a shebang without a line break)
+    ShebangInvalid,
+    /// `ERR Unexpected flag in script shebang: <flag>`
+    ShebangFlag(String),
+    /// A script's own error reply or its failure, formatted as redis 7.0 does (code included):
+    /// `<code> <message>[ script: <name>, on <source>:<line>.]`
+    Script(String),
+    /// `ERR Function not found`
+    FunctionNotFound,
+    /// `ERR Library not found`
+    LibraryNotFound,
+    /// `ERR Missing library metadata`
+    MissingLibraryMetadata,
+    /// `ERR Library name was not given`
+    LibraryNameMissing,
+    /// `ERR Library '<name>' already exists`
+    LibraryExists(String),
+    /// `ERR Function <name> already exists`
+    FunctionExists(String),
+    /// `ERR No functions registered`
+    NoFunctions,
+    /// `ERR Error registering functions: <why>`
+    FunctionRegister(String),
+    /// `ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.`
+    RestorePolicy,
+    /// `ERR Unknown argument <arg>` (FUNCTION LIST)
+    UnknownArgument(String),
+    /// `ERR Unknown option given: <arg>` (FUNCTION LOAD)
+    UnknownOptionGiven(String),
+    /// `ERR unknown subcommand or wrong number of arguments for '<sub>'. Try <CMD> HELP.`
+    SubcommandOrArity(String, &'static str),
+}
+
+/// Errors a script gets from `redis.call` / `redis.pcall` (the `err` field, code included).
+pub mod in_script {
+    /// The command is unknown.
+    pub const UNKNOWN_COMMAND: &str = "ERR Unknown Redis command called from script";
+    /// The command's arity does not match.
+    pub const WRONG_ARITY: &str = "ERR Wrong number of args calling Redis command from script";
+    /// The command has the `noscript` flag.
+    pub const NOT_ALLOWED: &str = "ERR This Redis command is not allowed from script";
+    /// A write from a read-only script (`no-writes`, EVAL_RO, FCALL_RO).
+    pub const WRITE_FROM_READ_ONLY: &str =
+        "ERR Write commands are not allowed from read-only scripts.";
+    /// `redis.call()` without arguments.
+    pub const NO_ARGUMENTS: &str =
+        "ERR Please specify at least one argument for this redis lib call";
+    /// An argument that is neither a string nor a number.
+    pub const BAD_ARGUMENT: &str =
+        "ERR Lua redis lib command arguments must be strings or integers";
+    /// The instruction hook stopped the script after SCRIPT KILL / FUNCTION KILL.
+    pub const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+    /// The Lua VM reached its memory bound.
+    pub const OUT_OF_MEMORY: &str = "ERR not enough memory";
 }
 
 impl RespError {
@@ -379,7 +455,44 @@ impl RespError {
             AuthNotConfigured => {
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
             }
+            NoScript => "NOSCRIPT No matching script. Please use EVAL.",
+            NumKeysNegative => "ERR Number of keys can't be negative",
+            Busy(false) => {
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+            }
+            Busy(true) => {
+                "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+            }
+            NotBusy => "NOTBUSY No scripts in execution right now.",
+            ShebangInvalid => "ERR Invalid script shebang",
+            Unkillable => {
+                "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."
+            }
+            ScriptWriteFlagReadOnly => {
+                "ERR Can not execute a script with write flag using *_ro command."
+            }
+            FunctionNotFound => "ERR Function not found",
+            LibraryNotFound => "ERR Library not found",
+            MissingLibraryMetadata => "ERR Missing library metadata",
+            LibraryNameMissing => "ERR Library name was not given",
+            NoFunctions => "ERR No functions registered",
+            RestorePolicy => {
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
+            }
+            FlushOption(false) => "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
+            FlushOption(true) => "ERR FUNCTION FLUSH only supports SYNC|ASYNC option",
             InvalidExpire(_)
+            | ScriptCompile(_)
+            | ShebangEngine(_)
+            | ShebangOption(_)
+            | ShebangFlag(_)
+            | Script(_)
+            | LibraryExists(_)
+            | FunctionExists(_)
+            | FunctionRegister(_)
+            | UnknownArgument(_)
+            | UnknownOptionGiven(_)
+            | SubcommandOrArity(..)
             | WrongArity(_)
             | WrongSubcommandArity(..)
             | UnknownCommand { .. }
@@ -470,6 +583,20 @@ impl std::fmt::Display for RespError {
             PrefixOverlapExisting(a, b) => write!(
                 f,
                 "ERR Prefix '{a}' overlaps with an existing prefix '{b}'. Prefixes for a single client must not overlap."
+            ),
+            ScriptCompile(why) => write!(f, "ERR Error compiling script (new function): {why}"),
+            ShebangEngine(e) => write!(f, "ERR Unexpected engine in script shebang: {e}"),
+            ShebangOption(o) => write!(f, "ERR Unknown lua shebang option: {o}"),
+            ShebangFlag(flag) => write!(f, "ERR Unexpected flag in script shebang: {flag}"),
+            Script(text) => f.write_str(text),
+            LibraryExists(name) => write!(f, "ERR Library '{name}' already exists"),
+            FunctionExists(name) => write!(f, "ERR Function {name} already exists"),
+            FunctionRegister(why) => write!(f, "ERR Error registering functions: {why}"),
+            UnknownArgument(o) => write!(f, "ERR Unknown argument {o}"),
+            UnknownOptionGiven(o) => write!(f, "ERR Unknown option given: {o}"),
+            SubcommandOrArity(sub, cmd) => write!(
+                f,
+                "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."
             ),
             // Every other variant has a fixed text (returned above).
             _ => Ok(()),

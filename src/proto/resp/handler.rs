@@ -6,7 +6,7 @@
 //! `current`, `commands`), the serving of blocked clients a request fed, and the routing by
 //! the table's group column. Must not touch: any command's semantics (the group modules:
 //! `strings`, `keyspace`, `connection`, `server`, `types::{hash, list, set, zset}`, `bitmaps`,
-//! `txn`, `pubsub`), framing, sockets.
+//! `txn`, `pubsub`, `script`), framing, sockets.
 //!
 //! Invariants:
 //! - No handler runs before `command::parse` accepted the arity from the table, so every index
@@ -22,7 +22,8 @@ use super::conn::{Ctx, Reply};
 use super::error::RespError;
 use super::frame::{Args, Version, encode_error};
 use super::{
-    acl, bitmaps, connection, keyspace, notify, pubsub, server, strings, tracking, txn, types,
+    acl, bitmaps, connection, keyspace, notify, pubsub, script, server, strings, tracking, txn,
+    types,
 };
 use crate::proto::Flow;
 
@@ -148,8 +149,9 @@ fn dispatch(
         Group::SortedSet => types::zset::handle(cmd, a, cx, out, flow),
         Group::Bitmap => bitmaps::handle(cmd, a, cx, out),
         Group::PubSub => pubsub::handle(cmd, sub, a, cx, out),
+        Group::Scripting => script::handle(cmd, sub, a, cx, out, flow),
         Group::Transaction => {
-            let r = txn::handle(cmd, a, cx, out, &mut |a, cx, out| {
+            let r = txn::handle(cmd, a, cx, out, flow, &mut |a, cx, out| {
                 handle(a, cx, out);
             });
             // The queued commands ran through `handle`: EXEC is what this request was.

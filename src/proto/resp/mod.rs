@@ -57,6 +57,7 @@ mod object;
 mod params;
 mod pubsub;
 mod random;
+mod script;
 mod server;
 mod sort;
 mod strings;
@@ -74,7 +75,7 @@ use bytes::{Buf, BytesMut};
 use crate::metrics::CommandRecorder;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
 use crate::server::clients::Client;
-use crate::server::gate::Pass;
+use crate::server::gate::{Entry, Pass};
 use crate::server::{LimitsCache, Shared, Stats};
 use conn::{Conn, Ctx};
 
@@ -87,6 +88,8 @@ pub struct RespSession {
     metrics: Option<CommandRecorder>,
     /// Inside the server's gate while a batch is handled (see `server::gate`).
     pass: Pass,
+    /// Kept out of the gate: the batch waits (asynchronously) for it to open.
+    gate_wait: bool,
 }
 
 /// Command labels for metrics: every command's wire name in [`Command::ALL`] order, then
@@ -117,6 +120,7 @@ impl RespSession {
             .map(|m| CommandRecorder::new(m.commands("resp", command_labels())));
         RespSession {
             pass: shared.gate.pass(),
+            gate_wait: false,
             metrics,
             limits: LimitsCache::new(Arc::clone(&shared)),
             shared,
@@ -203,6 +207,45 @@ fn deliver_before(m: &crate::server::pubsub::Mailbox, out: &mut BytesMut, mark: 
     true
 }
 
+impl RespSession {
+    /// Answers a batch while a script has run past the busy threshold (outside the gate):
+    /// SCRIPT KILL, FUNCTION KILL and QUIT run, every other request gets redis's BUSY error.
+    fn run_busy(&mut self, input: &mut BytesMut, out: &mut BytesMut, function: bool) -> Flow {
+        let limits = self.limits.load();
+        loop {
+            match self.decoder.decode(input, limits) {
+                Ok(Some(n)) => {
+                    let args = self.decoder.args(input);
+                    let mut flow = Flow::Continue;
+                    if !args.is_empty() {
+                        self.conn.commands += 1;
+                        if script::allowed_while_busy(&args) {
+                            let mut cx = Ctx {
+                                shared: &self.shared,
+                                limits,
+                                conn: &mut self.conn,
+                                pass: None,
+                            };
+                            flow = handler::handle(&args, &mut cx, out);
+                        } else {
+                            frame::encode_error(out, &error::RespError::Busy(function));
+                        }
+                    }
+                    input.advance(n);
+                    if flow == Flow::Close {
+                        return Flow::Close;
+                    }
+                }
+                Ok(None) => return Flow::Continue,
+                Err(e) => {
+                    frame::encode_proto_error(out, e);
+                    return Flow::Close;
+                }
+            }
+        }
+    }
+}
+
 impl Drop for RespSession {
     fn drop(&mut self) {
         pubsub::leave(&mut self.conn, &self.shared);
@@ -228,6 +271,9 @@ impl Session for RespSession {
     }
 
     fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
+        if self.gate_wait {
+            return Some(self.pass.wake_hint(|| script::busy_threshold(&self.shared)));
+        }
         self.conn
             .blocked
             .as_ref()
@@ -235,9 +281,27 @@ impl Session for RespSession {
     }
 
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
-        self.pass.enter();
-        let flow = self.run(input, out);
-        self.pass.leave();
+        self.gate_wait = false;
+        let flow = if self.pass.try_enter() {
+            let flow = self.run(input, out);
+            self.pass.leave();
+            // Block without a blocked command: EXEC or a script found the gate taken and is
+            // retried once it opens.
+            if flow == Flow::Block && self.conn.blocked.is_none() {
+                self.gate_wait = true;
+            }
+            flow
+        } else {
+            // Kept out (EXEC or a script runs): answer BUSY once a script has run too long,
+            // otherwise wait (asynchronously, see `waiting`) and try again.
+            match self.pass.busy(|| script::busy_threshold(&self.shared)) {
+                Some(Entry::Busy(function)) => self.run_busy(input, out, function),
+                _ => {
+                    self.gate_wait = true;
+                    return Flow::Block;
+                }
+            }
+        };
         if let Some(m) = &mut self.metrics {
             m.flush();
         }

@@ -446,6 +446,28 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 kv(t, "maxmemory", max);
                 kv(t, "maxmemory_human", human(max));
                 kv(t, "maxmemory_policy", "allkeys-lru");
+                let sc = &shared.scripts;
+                let lua = sc.lua_memory.load(std::sync::atomic::Ordering::Relaxed);
+                let cached = sc.cached_bytes.load(std::sync::atomic::Ordering::Relaxed);
+                kv(t, "used_memory_lua", lua);
+                kv(t, "used_memory_vm_eval", lua);
+                kv(t, "used_memory_lua_human", human(lua));
+                kv(t, "used_memory_scripts_eval", cached);
+                kv(
+                    t,
+                    "number_of_cached_scripts",
+                    sc.cached.load(std::sync::atomic::Ordering::Relaxed),
+                );
+                kv(
+                    t,
+                    "number_of_functions",
+                    sc.functions.load(std::sync::atomic::Ordering::Relaxed),
+                );
+                kv(
+                    t,
+                    "number_of_libraries",
+                    sc.libraries.load(std::sync::atomic::Ordering::Relaxed),
+                );
             }
             "persistence" => {
                 t.push_str("# Persistence\r\n");

@@ -24,6 +24,7 @@ use super::conn::{Ctx, Multi, Queued, Reply};
 use super::error::RespError;
 use super::frame::{Args, encode_array, encode_error, encode_null_array, encode_ok, encode_simple};
 use super::types::blocking::serve_ready;
+use crate::proto::Flow;
 use crate::server::Shared;
 
 /// Whether `cmd` is queued inside MULTI (the others run at once: EXEC, DISCARD, MULTI and
@@ -83,6 +84,7 @@ pub(super) fn handle(
     a: &Args<'_>,
     cx: &mut Ctx<'_>,
     out: &mut BytesMut,
+    flow: &mut Flow,
     run: &mut dyn FnMut(&Args<'_>, &mut Ctx<'_>, &mut BytesMut),
 ) -> Reply {
     match cmd {
@@ -116,7 +118,7 @@ pub(super) fn handle(
             cx.conn.watched.clear();
             encode_ok(out);
         }
-        Command::Exec => exec(cx, out, run)?,
+        Command::Exec => exec(cx, out, flow, run)?,
         _ => return Err(RespError::NotInGroup(cmd.wire())),
     }
     Ok(())
@@ -135,16 +137,23 @@ fn mark(shared: &Shared, key: &[u8]) -> Option<(u64, u64)> {
 fn exec(
     cx: &mut Ctx<'_>,
     out: &mut BytesMut,
+    flow: &mut Flow,
     run: &mut dyn FnMut(&Args<'_>, &mut Ctx<'_>, &mut BytesMut),
 ) -> Reply {
-    let Some(multi) = cx.conn.multi.take() else {
+    let Some(dirty) = cx.conn.multi.as_ref().map(|m| m.dirty) else {
         return Err(RespError::ExecWithoutMulti);
     };
-    let watched = std::mem::take(&mut cx.conn.watched);
-    if multi.dirty {
+    if dirty {
+        cx.conn.multi = None;
+        cx.conn.watched.clear();
         return Err(RespError::ExecAbort);
     }
     let mut body = |cx: &mut Ctx<'_>| {
+        // Taken only once the gate is ours: a retried EXEC finds its queue intact.
+        let watched = std::mem::take(&mut cx.conn.watched);
+        let Some(multi) = cx.conn.multi.take() else {
+            return;
+        };
         if watched.iter().any(|(k, m)| mark(cx.shared, k) != *m) {
             encode_null_array(out, cx.conn.version);
             return;
@@ -159,7 +168,13 @@ fn exec(
         serve_ready(cx, run);
     };
     match cx.pass {
-        Some(pass) => pass.gate().exclusive(pass, || body(cx)),
+        // Another exclusive caller (a script) runs: retry once the gate opens, without
+        // parking this thread behind it.
+        Some(pass) => {
+            if pass.gate().try_exclusive(pass, || body(cx)).is_none() {
+                *flow = Flow::Block;
+            }
+        }
         None => body(cx),
     }
     Ok(())
