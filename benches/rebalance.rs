@@ -100,7 +100,12 @@ fn main() {
         t1.supersede(Arc::clone(&t2));
         current.store(Arc::clone(&t2));
         let start = Instant::now();
-        assert!(rebalance::run(&t2, Duration::ZERO, &|| false));
+        assert!(rebalance::run(
+            &t2,
+            Duration::ZERO,
+            &|| false,
+            &rebalance::directly
+        ));
         let took = start.elapsed();
         stop.store(true, Ordering::Relaxed);
         let (lat, misses) = h.join().expect("reader");

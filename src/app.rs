@@ -238,9 +238,7 @@ async fn save_by_rules(shared: Arc<Shared>, shutdown: CancellationToken) {
     let Some(snapshots) = shared.snapshots.clone() else {
         return;
     };
-    if snapshots.config.save.is_empty() {
-        return;
-    }
+    // Ticks even without rules: CONFIG SET save may add some.
     let mut ticker = Ticker::new(Duration::from_secs(1), &shutdown);
     while ticker.tick().await {
         let writes = snapshot::writes(&shared.topology.load());

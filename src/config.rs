@@ -267,10 +267,13 @@ pub struct RingConfig {
 pub struct Limits {
     /// Connections accepted at once; more are refused with the protocol's error.
     pub max_connections: u32,
-    /// Largest value a client may store, in bytes.
+    /// Largest value a memcached client may store, in bytes (memcached's item size limit).
     pub max_value_size: u64,
-    /// Largest single request (command line plus data), in bytes.
+    /// Largest single memcached request (command line plus data), in bytes.
     pub max_request_size: u64,
+    /// Largest RESP bulk string and Redis string value (redis's `proto-max-bulk-len`); a RESP
+    /// request may be twice that ([`Limits::resp_request_max`]).
+    pub proto_max_bulk_len: u64,
     /// Close connections idle this long; zero means never.
     pub idle_timeout: Duration,
     /// Most reply bytes one connection may hold in memory (Redis's client-output-buffer-limit,
@@ -292,6 +295,7 @@ impl Default for Limits {
             max_connections: 10_000,
             max_value_size: 1 << 20,
             max_request_size: 16 << 20,
+            proto_max_bulk_len: 512 << 20,
             idle_timeout: Duration::ZERO,
             max_output_buffer: 64 << 20,
             output_timeout: Duration::from_secs(30),
@@ -300,6 +304,18 @@ impl Default for Limits {
         }
     }
 }
+
+impl Limits {
+    /// Largest RESP request (all its arguments): twice `proto_max_bulk_len`, redis's default
+    /// `client-query-buffer-limit` (1 GiB) for its default 512 MiB, so that a command with
+    /// a value of the largest size and its other arguments fits.
+    pub fn resp_request_max(&self) -> u64 {
+        self.proto_max_bulk_len.saturating_mul(2)
+    }
+}
+
+/// Smallest `limits.proto_max_bulk_len` accepted (redis's own minimum).
+pub const MIN_PROTO_MAX_BULK_LEN: u64 = 1 << 20;
 
 /// `[rebalance]`: how fast the background migrator moves keys after a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -513,6 +529,9 @@ impl Config {
             max_request_size: raw_limits
                 .max_request_size
                 .map_or(defaults.max_request_size, |s| s.0),
+            proto_max_bulk_len: raw_limits
+                .proto_max_bulk_len
+                .map_or(defaults.proto_max_bulk_len, |s| s.0),
             idle_timeout: raw_limits
                 .idle_timeout
                 .map_or(defaults.idle_timeout, |d| d.0),
@@ -562,6 +581,14 @@ impl Config {
                 0..0,
                 "limits.max_request_size".into(),
                 "must be no more than 1GiB".into(),
+            ));
+        }
+        if !(MIN_PROTO_MAX_BULK_LEN..=MAX_REQUEST_SIZE_CAP / 2).contains(&limits.proto_max_bulk_len)
+        {
+            return Err(invalid(
+                0..0,
+                "limits.proto_max_bulk_len".into(),
+                "must be at least 1MiB and no more than 512MiB".into(),
             ));
         }
         if limits.max_value_size == 0 || limits.max_value_size > limits.max_request_size {
@@ -842,6 +869,7 @@ struct RawLimits {
     max_connections: Option<u32>,
     max_value_size: Option<ByteSize>,
     max_request_size: Option<ByteSize>,
+    proto_max_bulk_len: Option<ByteSize>,
     idle_timeout: Option<HumanDuration>,
     max_output_buffer: Option<ByteSize>,
     output_timeout: Option<HumanDuration>,

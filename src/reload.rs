@@ -242,8 +242,15 @@ impl Reloader {
         if migrating {
             let shutdown = self.shutdown.clone();
             let generation = new.generation;
+            let pass = shared.gate.pass();
             self.tracker.spawn_blocking(move || {
-                if rebalance::run(&new, pause, &|| shutdown.is_cancelled())
+                let inside = |chunk: &mut dyn FnMut() -> bool| {
+                    pass.enter();
+                    let done = chunk();
+                    pass.leave();
+                    done
+                };
+                if rebalance::run(&new, pause, &|| shutdown.is_cancelled(), &inside)
                     && let Some(p) = new.migration_progress()
                 {
                     tracing::info!(

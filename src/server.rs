@@ -23,6 +23,7 @@ use crate::store::{Clock, KeyEvents};
 use gate::Gate;
 use waiters::Waiters;
 
+pub mod clients;
 pub mod gate;
 pub mod mailbox;
 pub mod pubsub;
@@ -59,6 +60,10 @@ pub struct Shared {
     pub key_events: std::sync::OnceLock<Arc<dyn KeyEvents>>,
     /// Whether nodes report expired and evicted keys now (the flags ask for them).
     report_key_events: std::sync::atomic::AtomicBool,
+    /// The RESP connections, for CLIENT LIST.
+    pub clients: clients::Clients,
+    /// Counters as they were at the last CONFIG RESETSTAT (INFO shows what came since).
+    pub stat_baseline: parking_lot::Mutex<Vec<u64>>,
     /// Redis parameters set by CONFIG SET (name -> value), shown by CONFIG GET.
     pub config_set: parking_lot::Mutex<hashbrown::HashMap<&'static str, String>>,
     /// The config file being served, when the server watches one (named in errors).
@@ -93,8 +98,10 @@ impl Shared {
             },
             key_events: std::sync::OnceLock::new(),
             report_key_events: std::sync::atomic::AtomicBool::new(false),
+            clients: clients::Clients::default(),
             snapshots: None,
             config_set: Default::default(),
+            stat_baseline: Default::default(),
             config_path: std::sync::OnceLock::new(),
             tls: None,
         }

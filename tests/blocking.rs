@@ -1,6 +1,8 @@
 //! Blocking pops that never hang: a failed wake passes the element on, and a stress test that
 //! races pushes against clients entering BLPOP, BRPOPLPUSH and BZPOPMIN, round after round,
-//! checking that every client is served at once and no element is left behind.
+//! checking that every client is served at once and no element is left behind; and a pop right
+//! after a push never takes the element of a client that was blocked before it; transactions
+//! and BLMOVE chains serve blocked clients in the order redis-server does.
 
 mod common;
 
@@ -139,4 +141,175 @@ fn pushes_racing_blocked_clients_lose_no_wake_up_and_leave_nothing() {
     }
     assert_eq!(server.shared.waiters.len(), 0);
     assert_eq!(server.shared.waiters.clients(), 0);
+}
+
+/// redis serves a blocked client before any other command runs: once `LPUSH k a` (or `ZADD`)
+/// has answered, an `LPOP k` (`ZPOPMIN`) from a third connection, or queued right behind the
+/// push on the pushing connection, finds the key empty, and the blocked client has the
+/// element. Round after round, so that a woken client that still had to fetch its element
+/// would lose it to the pop at least once.
+#[test]
+fn a_pop_after_a_push_never_takes_the_element_of_a_blocked_client() {
+    let server = TestServer::start(TWO_NODES);
+    let addr = server.resp;
+    let mut pusher = server.redis();
+    let mut popper = server.redis();
+    for r in 0..ROUNDS / 2 {
+        let zset = r % 2 == 1;
+        let key = format!("k{r}");
+        let blocked = {
+            let key = key.clone();
+            thread::spawn(move || {
+                let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
+                let mut c = client.get_connection().expect("connect");
+                let cmd = if zset { "BZPOPMIN" } else { "BLPOP" };
+                let got: redis::Value = redis::cmd(cmd).arg(&key).arg(5).query(&mut c).expect(cmd);
+                got
+            })
+        };
+        wait_blocked(&server, 1);
+        let same_connection = r % 4 >= 2;
+        let (pushed, popped): (i64, redis::Value) = if zset {
+            let mut pipe = redis::pipe();
+            pipe.zadd(&key, "a", 1);
+            if same_connection {
+                pipe.cmd("ZPOPMIN").arg(&key);
+                pipe.query(&mut pusher).expect("zadd, zpopmin")
+            } else {
+                let pushed: i64 = pusher.zadd(&key, "a", 1).expect("zadd");
+                (
+                    pushed,
+                    redis::cmd("ZPOPMIN")
+                        .arg(&key)
+                        .query(&mut popper)
+                        .expect("zpopmin"),
+                )
+            }
+        } else if same_connection {
+            redis::pipe()
+                .lpush(&key, "a")
+                .lpop(&key, None)
+                .query(&mut pusher)
+                .expect("lpush, lpop")
+        } else {
+            let pushed: i64 = pusher.lpush(&key, "a").expect("lpush");
+            (pushed, popper.lpop(&key, None).expect("lpop"))
+        };
+        assert_eq!(pushed, 1, "round {r}");
+        let empty = if zset {
+            redis::Value::Array(vec![])
+        } else {
+            redis::Value::Nil
+        };
+        assert_eq!(
+            popped, empty,
+            "round {r}: the pop took the blocked client's element"
+        );
+        let got = blocked.join().expect("blocked client");
+        assert!(
+            !matches!(got, redis::Value::Nil),
+            "round {r}: the blocked client timed out"
+        );
+    }
+    assert_eq!(server.shared.waiters.len(), 0);
+}
+
+/// Runs `scenario` (one blocked client, then a second connection's requests) against `addr`;
+/// returns the second connection's replies and what the blocked client got.
+fn scenario(
+    addr: std::net::SocketAddr,
+    block: &[&str],
+    then: &[&[&str]],
+) -> (Vec<redis::Value>, redis::Value) {
+    let connect = || {
+        redis::Client::open(format!("redis://{addr}/"))
+            .expect("client")
+            .get_connection()
+            .expect("connect")
+    };
+    let mut c = connect();
+    let _: () = redis::cmd("FLUSHALL").query(&mut c).expect("flushall");
+    let block: Vec<String> = block.iter().map(|s| s.to_string()).collect();
+    let mut b = connect();
+    let waiter = thread::spawn(move || {
+        let mut cmd = redis::cmd(&block[0]);
+        for a in &block[1..] {
+            cmd.arg(a);
+        }
+        cmd.query::<redis::Value>(&mut b).expect("blocked command")
+    });
+    // Blocked by the time the others run (both servers list it in CLIENT LIST as blocked).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut c)
+            .expect("client list");
+        if list.contains("flags=b") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the client never blocked");
+        thread::sleep(Duration::from_millis(5));
+    }
+    let mut pipe = redis::pipe();
+    for req in then {
+        let cmd = pipe.cmd(req[0]);
+        for a in &req[1..] {
+            cmd.arg(*a);
+        }
+    }
+    let replies: Vec<redis::Value> = pipe.query(&mut c).expect("pipeline");
+    // Releases the blocked client if the scenario left it waiting (BLPOP also waits on it).
+    let _: redis::Value = redis::cmd("RPUSH")
+        .arg("release")
+        .arg("r")
+        .query(&mut c)
+        .expect("release");
+    (replies, waiter.join().expect("blocked client"))
+}
+
+/// Redis's order around blocked clients, checked against a real redis-server: a transaction
+/// that pushes and pops the same element leaves the blocked client waiting (it is served after
+/// EXEC, by then the list is empty); a BLMOVE served into a list another client waits on
+/// serves that client in the same step.
+#[test]
+fn blocked_clients_are_served_as_redis_serves_them() {
+    let Some(redis) = common::redis_server::RedisServer::start() else {
+        return;
+    };
+    let server = TestServer::start(TWO_NODES);
+    let cases: &[(&[&str], &[&[&str]])] = &[
+        (
+            &["BLPOP", "k", "release", "5"],
+            &[
+                &["MULTI"],
+                &["LPUSH", "k", "a"],
+                &["LPOP", "k"],
+                &["EXEC"],
+                &["LLEN", "k"],
+            ],
+        ),
+        (
+            &["BLPOP", "k", "release", "5"],
+            &[
+                &["MULTI"],
+                &["LPUSH", "k", "a", "b"],
+                &["EXEC"],
+                &["LRANGE", "k", "0", "-1"],
+            ],
+        ),
+        (
+            &["BLMOVE", "src", "{src}dst", "LEFT", "RIGHT", "5"],
+            &[
+                &["RPUSH", "src", "x", "y"],
+                &["LRANGE", "src", "0", "-1"],
+                &["LRANGE", "{src}dst", "0", "-1"],
+            ],
+        ),
+    ];
+    for (block, then) in cases {
+        let want = scenario(redis.addr, block, then);
+        let got = scenario(server.resp, block, then);
+        assert_eq!(got, want, "{block:?} then {then:?}");
+    }
 }

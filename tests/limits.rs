@@ -255,7 +255,7 @@ fn a_full_node_answers_each_protocols_out_of_memory_error() {
 #[test]
 fn oversized_input_is_refused_without_buffering_it() {
     let server = TestServer::start(&format!(
-        "[limits]\nmax_value_size = \"512KiB\"\nmax_request_size = \"1MiB\"\n{TWO_NODES}"
+        "[limits]\nmax_value_size = \"512KiB\"\nmax_request_size = \"1MiB\"\nproto_max_bulk_len = \"1MiB\"\n{TWO_NODES}"
     ));
     let before = rss_bytes();
 
@@ -291,11 +291,11 @@ fn oversized_input_is_refused_without_buffering_it() {
         resp.read_to_close(),
         b"-ERR Protocol error: invalid bulk length\r\n"
     );
-    // Very many small arguments: the request as a whole passes max_request_size.
+    // Very many small arguments: the request as a whole passes twice proto_max_bulk_len.
     let mut resp = server.raw_resp();
-    // Sent up to the header that crosses max_request_size (plus redis's 64 KiB inline slack),
-    // so that the server has read everything and closes with a FIN, not a reset.
-    let limit = (1 << 20) + 64 * 1024;
+    // Sent up to the header that crosses the limit (plus redis's 64 KiB inline slack), so that
+    // the server has read everything and closes with a FIN, not a reset.
+    let limit = (2 << 20) + 64 * 1024;
     let mut many = b"*1000000000\r\n".to_vec();
     loop {
         let end = many.len() + b"$1\r\na\r\n".len();
@@ -322,7 +322,7 @@ fn oversized_input_is_refused_without_buffering_it() {
 #[test]
 fn input_sent_during_a_blocking_wait_is_bounded() {
     let server = TestServer::start(&format!(
-        "[limits]\nmax_value_size = \"512KiB\"\nmax_request_size = \"1MiB\"\n{TWO_NODES}"
+        "[limits]\nmax_value_size = \"512KiB\"\nmax_request_size = \"1MiB\"\nproto_max_bulk_len = \"1MiB\"\n{TWO_NODES}"
     ));
     let before = rss_bytes();
     let mut resp = server.raw_resp();

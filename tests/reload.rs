@@ -759,3 +759,50 @@ fn reading_the_file_does_not_trigger_another_reload() {
     assert_eq!(ringcache::server::Stats::get(&stats.config_reloads_ok), 1);
     assert_eq!(server.shared.topology.load().generation, 2);
 }
+
+/// While a removed node drains, its keys are still part of the keyspace: DBSIZE and INFO's
+/// keyspace count them (no dip), and RANDOMKEY can return them.
+#[test]
+fn dbsize_and_randomkey_count_draining_nodes_during_a_migration() {
+    let n = 30_000;
+    let file = ConfigFile::new(&format!("[rebalance]\npause = \"3ms\"\n{}", three()));
+    let server = TestServer::start_file(&file.path);
+    load(&server, 0..n);
+    let mut c = server.redis();
+    let dbsize =
+        |c: &mut redis::Connection| -> u64 { redis::cmd("DBSIZE").query(c).expect("dbsize") };
+    assert_eq!(dbsize(&mut c), n as u64);
+    file.write(&format!(
+        "[rebalance]\npause = \"3ms\"\n{}",
+        nodes(&[("cache-a", 1, "64MiB"), ("cache-b", 1, "64MiB")])
+    ));
+    server.wait_generation(2);
+    let mut during = 0;
+    let mut seen = HashSet::new();
+    while server.shared.topology.load().is_migrating() {
+        let size = dbsize(&mut c);
+        let info: String = redis::cmd("INFO")
+            .arg("keyspace")
+            .query(&mut c)
+            .expect("info");
+        let key: String = redis::cmd("RANDOMKEY").query(&mut c).expect("randomkey");
+        let value: Option<String> = redis::cmd("GET").arg(&key).query(&mut c).expect("get");
+        if server.shared.topology.load().is_migrating() {
+            during += 1;
+            assert_eq!(size, n as u64, "DBSIZE during the migration");
+            assert!(
+                info.contains(&format!("db0:keys={n},")),
+                "INFO keyspace during the migration: {info}"
+            );
+        }
+        assert!(
+            value.is_some(),
+            "RANDOMKEY gave {key}, which GET does not find"
+        );
+        seen.insert(key);
+    }
+    assert!(during > 5, "only {during} samples while the migration ran");
+    assert!(seen.len() > during / 2, "RANDOMKEY is not random: {seen:?}");
+    server.wait_settled();
+    assert_eq!(dbsize(&mut c), n as u64);
+}

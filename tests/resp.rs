@@ -265,16 +265,27 @@ fn framing_errors_reply_then_close() {
         r.read_to_close(),
         b"-ERR Protocol error: too big inline request\r\n"
     );
-    // Values larger than max_value_size are refused, the connection stays.
+    // A Redis string may be up to proto-max-bulk-len (512 MiB by default), not memcached's
+    // 1 MiB item limit; past it, a growing command is refused and the connection stays.
     let mut r = server.raw_resp();
-    let big = vec![b'v'; (1 << 20) + 1];
+    let big = vec![b'v'; 20 << 20];
     let mut req = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", big.len()).into_bytes();
     req.extend_from_slice(&big);
-    req.extend_from_slice(b"\r\nPING\r\n");
+    req.extend_from_slice(b"\r\nSTRLEN k\r\n");
+    r.roundtrip(&req, b"+OK\r\n:20971520\r\n");
+    let mut c = server.redis();
+    let back: Vec<u8> = redis::cmd("GET").arg("k").query(&mut c).expect("get");
+    assert!(back == big, "a 20 MiB value came back different");
     r.roundtrip(
-        &req,
+        b"SETRANGE k 536870911 ab\r\nPING\r\n",
         b"-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n+PONG\r\n",
     );
+    // memcached keeps its 1 MiB item limit on the same key space.
+    let mut m = server.raw();
+    let mut set = format!("set mk 0 0 {}\r\n", 2 << 20).into_bytes();
+    set.extend_from_slice(&vec![b'x'; 2 << 20]);
+    set.extend_from_slice(b"\r\n");
+    m.roundtrip(&set, b"SERVER_ERROR object too large for cache\r\n");
 }
 
 #[test]
@@ -460,4 +471,187 @@ fn config_set_remembers_applies_and_names_the_file() {
         second.read_to_close(),
         b"-ERR max number of clients reached\r\n"
     );
+}
+
+/// INFO's keyspace line counts keys with an expiry however it was set or cleared (SET EX,
+/// EXPIRE, PERSIST, a memcached exptime and touch, DEL, overwrite) and gives their mean
+/// remaining TTL in ms.
+#[test]
+fn info_keyspace_counts_keys_with_an_expiry_from_both_protocols() {
+    let server = TestServer::start(TWO_NODES);
+    let mut c = server.redis();
+    let keyspace = |c: &mut redis::Connection| -> String {
+        let info: String = cmd("INFO").arg("keyspace").query(c).expect("info");
+        info.lines()
+            .find(|l| l.starts_with("db0:"))
+            .unwrap_or("")
+            .to_string()
+    };
+    let field = |line: &str, name: &str| -> u64 {
+        line.split([':', ','])
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    for i in 0..10 {
+        let _: () = cmd("SET")
+            .arg(format!("k{i}"))
+            .arg("v")
+            .query(&mut c)
+            .expect("set");
+    }
+    let _: () = cmd("SET")
+        .arg("k0")
+        .arg("v")
+        .arg("EX")
+        .arg(100)
+        .query(&mut c)
+        .expect("set ex");
+    let _: i64 = cmd("EXPIRE")
+        .arg("k1")
+        .arg(200)
+        .query(&mut c)
+        .expect("expire");
+    let _: i64 = cmd("PEXPIRE")
+        .arg("k2")
+        .arg(300_000)
+        .query(&mut c)
+        .expect("pexpire");
+    let line = keyspace(&mut c);
+    assert_eq!(
+        (field(&line, "keys"), field(&line, "expires")),
+        (10, 3),
+        "{line}"
+    );
+    let avg = field(&line, "avg_ttl");
+    assert!((190_000..=200_000).contains(&avg), "{line}");
+    let _: i64 = cmd("PERSIST").arg("k2").query(&mut c).expect("persist");
+    let _: i64 = cmd("DEL").arg("k1").query(&mut c).expect("del");
+    let _: () = cmd("SET")
+        .arg("k0")
+        .arg("again")
+        .query(&mut c)
+        .expect("overwrite");
+    assert_eq!(field(&keyspace(&mut c), "expires"), 0);
+    let mut m = server.raw();
+    m.roundtrip(b"set mc 0 100 1\r\nx\r\n", b"STORED\r\n");
+    m.roundtrip(b"touch k3 100\r\n", b"TOUCHED\r\n");
+    let line = keyspace(&mut c);
+    assert_eq!(
+        (field(&line, "keys"), field(&line, "expires")),
+        (10, 2),
+        "{line}"
+    );
+    server.shared.topology.load().nodes.iter().for_each(|n| {
+        n.validate().expect("valid node");
+    });
+}
+
+/// CLIENT LIST shows every Redis connection of the server, with what each one is doing: its
+/// name and library, its last command, blocked (`b`) or in MULTI (`x`, `multi=` queued), and
+/// a closed connection is gone from it.
+#[test]
+fn client_list_shows_every_connection() {
+    let server = TestServer::start(TWO_NODES);
+    let mut me = server.redis();
+    let mut named = server.redis();
+    let _: () = cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("worker-1")
+        .query(&mut named)
+        .expect("setname");
+    let _: () = cmd("CLIENT")
+        .arg("SETINFO")
+        .arg("LIB-NAME")
+        .arg("mylib")
+        .query(&mut named)
+        .expect("setinfo");
+    let named_id: i64 = cmd("CLIENT").arg("ID").query(&mut named).expect("id");
+    let mut in_multi = server.raw_resp();
+    in_multi.roundtrip(
+        b"MULTI\r\nSET a 1\r\nGET a\r\n",
+        b"+OK\r\n+QUEUED\r\n+QUEUED\r\n",
+    );
+    let addr = server.resp;
+    let blocked = std::thread::spawn(move || {
+        let client = redis::Client::open(format!("redis://{addr}/")).expect("client");
+        let mut c = client.get_connection().expect("connect");
+        let v: Value = cmd("BLPOP")
+            .arg("list")
+            .arg(5)
+            .query(&mut c)
+            .expect("blpop");
+        v
+    });
+    common::wait_blocked(&server, 1);
+    let list: String = cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut me)
+        .expect("client list");
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 4, "{list}");
+    let line = |needle: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle}: {list}"))
+            .to_string()
+    };
+    let n = line("name=worker-1 ");
+    assert!(n.starts_with(&format!("id={named_id} ")), "{n}");
+    assert!(
+        n.contains(" lib-name=mylib ") && n.contains(" cmd=client|id "),
+        "{n}"
+    );
+    let m = line("flags=x ");
+    assert!(m.contains(" multi=2 ") && m.contains(" cmd=get "), "{m}");
+    let b = line("flags=b ");
+    assert!(b.contains(" cmd=blpop "), "{b}");
+    assert!(line("cmd=client|list ").contains(" flags=N "));
+    let _: i64 = cmd("LPUSH")
+        .arg("list")
+        .arg("x")
+        .query(&mut me)
+        .expect("lpush");
+    assert_ne!(blocked.join().expect("blocked"), Value::Nil);
+    drop(named);
+    drop(in_multi);
+    assert!(
+        common::eventually(std::time::Duration::from_secs(5), || {
+            let list: String = cmd("CLIENT")
+                .arg("LIST")
+                .query(&mut me)
+                .expect("client list");
+            list.lines().count() == 1
+        }),
+        "closed connections stay in CLIENT LIST"
+    );
+}
+
+/// CONFIG RESETSTAT restarts INFO's counters from zero (the Prometheus counters stay
+/// monotonic).
+#[test]
+fn config_resetstat_restarts_info_counters() {
+    let server = TestServer::start(TWO_NODES);
+    let mut c = server.redis();
+    for i in 0..50 {
+        let _: Option<String> = cmd("GET").arg(format!("k{i}")).query(&mut c).expect("get");
+    }
+    let stat = |c: &mut redis::Connection, name: &str| -> u64 {
+        let info: String = cmd("INFO").arg("stats").query(c).expect("info");
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("stat")
+    };
+    assert!(stat(&mut c, "keyspace_misses") >= 50);
+    assert!(stat(&mut c, "total_commands_processed") >= 50);
+    let _: () = cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut c)
+        .expect("resetstat");
+    assert_eq!(stat(&mut c, "keyspace_misses"), 0);
+    assert!(stat(&mut c, "total_commands_processed") <= 3);
+    let _: Option<String> = cmd("GET").arg("missing").query(&mut c).expect("get");
+    assert_eq!(stat(&mut c, "keyspace_misses"), 1);
 }

@@ -196,6 +196,10 @@ macro_rules! scripts {
 
 scripts! {
     core_commands_match_redis_server_byte_for_byte => "core.txt",
+    bitmaps_match_redis_server_byte_for_byte => "bitmaps.txt",
+    introspection_matches_redis_server_byte_for_byte => "introspection.txt",
+    lcs_and_zintercard_match_redis_server_byte_for_byte => "lcs_zintercard.txt",
+    sort_matches_redis_server_byte_for_byte => "sort.txt",
     pubsub_matches_redis_server_byte_for_byte => "pubsub.txt",
 }
 

@@ -1,6 +1,7 @@
 //! Container types over real sockets: blocking pops across connections (timeouts, arrival
 //! order, wake-up by a push from another connection, disconnect and shutdown while blocked),
-//! atomic multi-key commands on one node, and memory accounting of big containers.
+//! atomic multi-key commands on one node, memory accounting of big containers, and element
+//! scans that return every element present for the whole iteration while it changes.
 
 mod common;
 
@@ -360,5 +361,102 @@ fn big_containers_stay_under_max_memory_and_are_evicted_whole() {
     assert!(after < before, "{after} >= {before}");
     for node in &topo.nodes {
         node.validate().expect("valid accounting");
+    }
+}
+
+/// HSCAN, SSCAN and ZSCAN over 1,000 elements, with removals, additions and score changes
+/// between every call: every element present from the first call to the last is returned
+/// (redis's SCAN guarantee), and nothing that was never added is.
+#[test]
+fn element_scans_return_every_element_present_throughout_while_it_changes() {
+    let server = TestServer::start(TWO_NODES);
+    let mut c = server.redis();
+    const N: usize = 1000;
+    for kind in ["hash", "set", "zset"] {
+        for round in 0..3 {
+            let key = format!("{kind}{round}");
+            let add = |c: &mut redis::Connection, m: &str, score: usize| {
+                let _: i64 = match kind {
+                    "hash" => cmd("HSET").arg(&key).arg(m).arg("v").query(c),
+                    "set" => cmd("SADD").arg(&key).arg(m).query(c),
+                    _ => cmd("ZADD").arg(&key).arg(score).arg(m).query(c),
+                }
+                .expect("add");
+            };
+            let remove = |c: &mut redis::Connection, m: &str| {
+                let cmd_name = match kind {
+                    "hash" => "HDEL",
+                    "set" => "SREM",
+                    _ => "ZREM",
+                };
+                let _: i64 = cmd(cmd_name).arg(&key).arg(m).query(c).expect("remove");
+            };
+            for i in 0..N {
+                add(&mut c, &format!("m{i}"), i);
+            }
+            // Members m0..m299 are removed along the way (moving the members of the last
+            // slots down), a new member appears every other call, and zset scores change: the
+            // others stay.
+            let mut removed = std::collections::HashSet::new();
+            let mut next_new = N;
+            let mut seen = std::collections::HashSet::new();
+            let mut cursor = 0u64;
+            let mut step = 0usize;
+            loop {
+                let scan = match kind {
+                    "hash" => "HSCAN",
+                    "set" => "SSCAN",
+                    _ => "ZSCAN",
+                };
+                let (next, items): (u64, Vec<String>) = cmd(scan)
+                    .arg(&key)
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(10 + round)
+                    .query(&mut c)
+                    .expect("scan");
+                let stride = if kind == "set" { 1 } else { 2 };
+                seen.extend(items.iter().step_by(stride).cloned());
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+                step += 1;
+                let victim = (step * 37 + round) % 300;
+                if removed.insert(victim) {
+                    remove(&mut c, &format!("m{victim}"));
+                }
+                if step % 2 == 0 {
+                    add(&mut c, &format!("m{next_new}"), next_new);
+                    next_new += 1;
+                }
+                if kind == "zset" {
+                    let m = format!("m{}", 300 + (step * 13) % (N - 300));
+                    let _: f64 = cmd("ZINCRBY")
+                        .arg(&key)
+                        .arg(-1000)
+                        .arg(&m)
+                        .query(&mut c)
+                        .expect("zincrby");
+                }
+            }
+            assert!(
+                removed.len() > 50,
+                "{kind}: only {} removals",
+                removed.len()
+            );
+            for i in 0..N {
+                if !removed.contains(&i) {
+                    assert!(
+                        seen.contains(&format!("m{i}")),
+                        "{kind} round {round}: m{i} was present throughout and not returned"
+                    );
+                }
+            }
+            for m in &seen {
+                let i: usize = m[1..].parse().expect("member name");
+                assert!(i < next_new, "{kind}: {m} was never added");
+            }
+        }
     }
 }

@@ -272,3 +272,37 @@ fn save_bgsave_and_lastsave() {
         .expect_err("no [snapshot]");
     assert!(err.to_string().contains("snapshots are off"), "{err}");
 }
+
+/// CONFIG SET save replaces the `[snapshot]` rules live: a server started with none saves
+/// once a rule set by CONFIG SET is met, and CONFIG GET shows the rules in force.
+#[test]
+fn config_set_save_applies_live() {
+    let config = ConfigFile::new(&format!("{SNAPSHOT}{}", nodes(&["a", "b"])));
+    let server = TestServer::start_file(&config.path);
+    let mut r = server.redis();
+    let get = |r: &mut redis::Connection| -> Vec<String> {
+        redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("save")
+            .query(r)
+            .expect("config get")
+    };
+    assert_eq!(get(&mut r), ["save", ""]);
+    let _: () = r.set("k", 1).expect("set");
+    std::thread::sleep(Duration::from_millis(1500));
+    let dump = config.dir().join("dump.rdb");
+    assert!(!dump.exists(), "saved without a rule");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("save")
+        .arg("1 1")
+        .query(&mut r)
+        .expect("config set");
+    assert_eq!(get(&mut r), ["save", "1 1"]);
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            ringcache::persist::snapshot::check(&dump).is_ok_and(|(k, _)| k == 1)
+        }),
+        "the rule set by CONFIG SET did not save"
+    );
+}

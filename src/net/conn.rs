@@ -265,14 +265,14 @@ async fn serve<T: AsyncWrite + Unpin, S: Session>(
 }
 
 /// While a blocking command waits, pipelined input is buffered unprocessed; a client that
-/// keeps sending past one request's limit (`max_request_size` plus the 64 KiB inline
+/// keeps sending past one request's limit (`Limits::resp_request_max` plus the 64 KiB inline
 /// allowance, what a decoder may hold) is closed and counted, like redis's
 /// client-query-buffer-limit, instead of growing the buffer without bound.
 fn over_input_limit(input: &BytesMut, shared: &Shared) -> bool {
     let limit = shared
         .limits
         .load()
-        .max_request_size
+        .resp_request_max()
         .saturating_add(64 * 1024);
     if input.len() as u64 <= limit {
         return false;

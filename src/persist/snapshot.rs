@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::config::SnapshotConfig;
+use crate::config::{SaveRule, SnapshotConfig};
 use crate::persist::rdb::{RdbError, Reader, Record, Value, Writer};
 use crate::route::topology::Topology;
 use crate::store::{Container, Entry, Hash, Item, Kind, NEVER, Set, StoreError, ZSet};
@@ -94,12 +94,15 @@ pub struct Snapshots {
     /// Writes counted at the last save, and when it was.
     base: Mutex<(u64, Instant)>,
     last: Mutex<Saved>,
+    /// The `save` rules in force: the config's, until CONFIG SET save replaces them.
+    rules: Mutex<Vec<SaveRule>>,
 }
 
 impl Snapshots {
     /// The state of a server started at `now_unix` with no save yet.
     pub fn new(config: SnapshotConfig, now_unix: u64) -> Snapshots {
         Snapshots {
+            rules: Mutex::new(config.save.clone()),
             config,
             saving: Mutex::new(()),
             in_progress: AtomicBool::new(false),
@@ -149,10 +152,20 @@ impl Snapshots {
         let (base, at) = *self.base.lock();
         let changes = writes.saturating_sub(base);
         let elapsed = at.elapsed();
-        self.config
-            .save
+        self.rules
+            .lock()
             .iter()
             .any(|r| changes >= r.changes && elapsed >= r.after)
+    }
+
+    /// The `save` rules in force.
+    pub fn rules(&self) -> Vec<SaveRule> {
+        self.rules.lock().clone()
+    }
+
+    /// Replaces the `save` rules (CONFIG SET save), until the next restart.
+    pub fn set_rules(&self, rules: Vec<SaveRule>) {
+        *self.rules.lock() = rules;
     }
 
     /// True while a save runs.
@@ -228,6 +241,10 @@ pub fn save(topology: &Topology, path: &Path, ctime_s: u64) -> Result<Saved, Sna
                 if cursor == 0 {
                     break;
                 }
+                // The saver runs beside the workers, often on the same cores: giving the CPU
+                // back after every chunk keeps a request from waiting a whole scheduler slice
+                // (milliseconds) behind it, so BGSAVE costs request latency one chunk at most.
+                std::thread::yield_now();
             }
         }
         let out = w.finish()?;
@@ -273,7 +290,21 @@ pub fn load(topology: &Topology, path: &Path, now_ms: u64) -> Result<Loaded, Sna
         }
     })?;
     let mut loaded = Loaded::default();
+    let mut progress = (started, 0u64, 0u64);
     loop {
+        if loaded.keys % 65_536 == 65_535 && progress.0.elapsed() >= Duration::from_secs(1) {
+            // Big files: keys and bytes per second, about once a second.
+            let (at, keys, bytes) = progress;
+            let secs = at.elapsed().as_secs_f64();
+            tracing::info!(
+                keys = loaded.keys,
+                mb = reader.offset() >> 20,
+                keys_per_s = ((loaded.keys - keys) as f64 / secs) as u64,
+                mb_per_s = format!("{:.1}", (reader.offset() - bytes) as f64 / secs / 1048576.0),
+                "loading snapshot"
+            );
+            progress = (Instant::now(), loaded.keys, reader.offset());
+        }
         let record = reader
             .next_record()
             .map_err(|source| SnapshotError::Format {

@@ -20,12 +20,26 @@ pub const CHUNK: usize = 256;
 /// Items sampled per node to estimate how many keys a new ring moves.
 const SAMPLE: usize = 2048;
 
+/// For [`run`]'s `inside` where nothing runs exclusively (tests, benchmarks): runs the chunk.
+pub fn directly(chunk: &mut dyn FnMut() -> bool) -> bool {
+    chunk()
+}
+
 /// The background migrator: walks every node of `topology`'s previous rings in chunks and
 /// consolidates each key found off its owner, resting `pause` between chunks (config
 /// `rebalance.pause`; zero only yields). Returns true if the migration finished (the previous
 /// rings are then dropped), false if `topology` was superseded or `stop` said so first (a
 /// successor carries the unfinished rings on). Blocking: run it on its own thread.
-pub fn run(topology: &Topology, pause: Duration, stop: &dyn Fn() -> bool) -> bool {
+///
+/// Each chunk's moves run through `inside` (the server runs them inside its gate, like a
+/// session's batch, so that a command running exclusively, e.g. DBSIZE during a migration,
+/// sees no key in flight between two nodes).
+pub fn run(
+    topology: &Topology,
+    pause: Duration,
+    stop: &dyn Fn() -> bool,
+    inside: &dyn Fn(&mut dyn FnMut() -> bool) -> bool,
+) -> bool {
     let Some(migration) = topology.migration() else {
         return true;
     };
@@ -44,12 +58,13 @@ pub fn run(topology: &Topology, pause: Duration, stop: &dyn Fn() -> bool) -> boo
             chunk.clear();
             cursor = source.walk(cursor, CHUNK, |key, _| chunk.push(key));
             migration.add_scanned(chunk.len() as u64);
-            for key in chunk.iter() {
-                if !std::ptr::eq(&**topology.node_for(key), &**source)
-                    && !topology.pull(key, source)
-                {
-                    return false;
-                }
+            let moved = inside(&mut || {
+                chunk.iter().all(|key| {
+                    std::ptr::eq(&**topology.node_for(key), &**source) || topology.pull(key, source)
+                })
+            });
+            if !moved {
+                return false;
             }
             if cursor == 0 {
                 break;
@@ -240,7 +255,7 @@ pub(crate) mod tests {
                 assert_eq!({ item.meta().expire_at }, T0 + 1_000_000);
             });
         }
-        assert!(run(&t2, Duration::ZERO, &|| false));
+        assert!(run(&t2, Duration::ZERO, &|| false, &directly));
         assert!(!t2.is_migrating());
         assert!(t2.draining_nodes().is_empty());
         let mut moved = 0;
@@ -308,7 +323,7 @@ pub(crate) mod tests {
                 assert!(t2.entry(&key(i), |e| e.remove()));
             }
         }
-        assert!(run(&t2, Duration::ZERO, &|| false));
+        assert!(run(&t2, Duration::ZERO, &|| false, &directly));
         for i in 0..2000 {
             let want: Option<&[u8]> = match i % 3 {
                 0 => Some(b"new"),
@@ -326,7 +341,7 @@ pub(crate) mod tests {
         for i in 0..2000 {
             assert_eq!(get(&t3, &key(i)), None);
         }
-        assert!(run(&t3, Duration::ZERO, &|| false));
+        assert!(run(&t3, Duration::ZERO, &|| false, &directly));
         assert!(t3.draining_nodes().is_empty());
     }
 
@@ -353,7 +368,7 @@ pub(crate) mod tests {
         // Superseded before its migrator ran: the next one drains both earlier rings.
         let t3 = next(&t2, &[("b", 1), ("d", 1), ("e", 3)], HashKind::KetamaMd5);
         assert!(
-            !run(&t2, Duration::ZERO, &|| false),
+            !run(&t2, Duration::ZERO, &|| false, &directly),
             "a superseded migration stops"
         );
         assert_eq!(
@@ -363,7 +378,7 @@ pub(crate) mod tests {
         for i in (1..3000).step_by(4) {
             set(&t3, &key(i), b"v3");
         }
-        assert!(run(&t3, Duration::ZERO, &|| false));
+        assert!(run(&t3, Duration::ZERO, &|| false, &directly));
         for i in 0..3000 {
             let want: &[u8] = match i % 4 {
                 0 => b"v2",
@@ -445,17 +460,22 @@ pub(crate) mod tests {
                 t2.migration_progress().map_or(0, |p| p.keys_scanned) > (THREADS * KEYS / 3) as u64
             };
             // Supersede t2 while its migrator is about halfway.
-            let stopped = run(&t2, Duration::ZERO, &|| {
-                if scanned() {
-                    half.store(true, Ordering::Relaxed);
-                    true
-                } else {
-                    false
-                }
-            });
+            let stopped = run(
+                &t2,
+                Duration::ZERO,
+                &|| {
+                    if scanned() {
+                        half.store(true, Ordering::Relaxed);
+                        true
+                    } else {
+                        false
+                    }
+                },
+                &directly,
+            );
             assert!(!stopped && half.load(Ordering::Relaxed));
             let t3 = publish(&t2, &[("a", 1), ("c", 1), ("d", 1), ("e", 1)]);
-            assert!(run(&t3, Duration::ZERO, &|| false));
+            assert!(run(&t3, Duration::ZERO, &|| false, &directly));
             stop.store(true, Ordering::Relaxed);
         });
         let t = current.load();

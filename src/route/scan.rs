@@ -447,7 +447,12 @@ mod tests {
                 // migration at once.
                 move_some(&t, n, 37 + calls % 5);
                 if calls % 150 == 0 && t.is_migrating() {
-                    assert!(rebalance::run(&t, Duration::ZERO, &|| false));
+                    assert!(rebalance::run(
+                        &t,
+                        Duration::ZERO,
+                        &|| false,
+                        &rebalance::directly
+                    ));
                 }
                 assert!(calls < 20 * n / 13, "the iteration does not end");
             }
@@ -485,7 +490,12 @@ mod tests {
             });
             if reloaded {
                 t = t2;
-                assert!(rebalance::run(&t, Duration::ZERO, &|| false));
+                assert!(rebalance::run(
+                    &t,
+                    Duration::ZERO,
+                    &|| false,
+                    &rebalance::directly
+                ));
             }
             calls += 1;
             if cursor == 0 {
@@ -531,10 +541,15 @@ mod tests {
                     // Most migrations are cut short by the next reload (which takes their
                     // rings over); every eighth one finishes.
                     let chunks = std::cell::Cell::new(0);
-                    rebalance::run(&new, Duration::ZERO, &|| {
-                        chunks.set(chunks.get() + 1);
-                        done.load(Ordering::Relaxed) || (i % 8 != 7 && chunks.get() > 1)
-                    });
+                    rebalance::run(
+                        &new,
+                        Duration::ZERO,
+                        &|| {
+                            chunks.set(chunks.get() + 1);
+                            done.load(Ordering::Relaxed) || (i % 8 != 7 && chunks.get() > 1)
+                        },
+                        &rebalance::directly,
+                    );
                     i += 1;
                 }
             });
@@ -586,7 +601,12 @@ mod tests {
             }
         }
         // Now finish the whole migration at once: many keys land on node 0 (behind).
-        assert!(rebalance::run(&t2, Duration::ZERO, &|| false));
+        assert!(rebalance::run(
+            &t2,
+            Duration::ZERO,
+            &|| false,
+            &rebalance::directly
+        ));
         loop {
             let (c, keys) = call(&t2, cursor, 3);
             seen.extend(keys);
@@ -624,7 +644,12 @@ mod tests {
             if calls % 2 == 0 {
                 move_some(&t, n, 11);
             } else {
-                assert!(rebalance::run(&t, Duration::ZERO, &|| false));
+                assert!(rebalance::run(
+                    &t,
+                    Duration::ZERO,
+                    &|| false,
+                    &rebalance::directly
+                ));
             }
         }
         assert_eq!(seen.len(), n);

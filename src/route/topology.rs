@@ -320,6 +320,14 @@ impl Topology {
         out
     }
 
+    /// Every node that holds keys of this keyspace: this ring's, then the draining ones
+    /// (DBSIZE, RANDOMKEY and INFO count those too while a migration runs).
+    pub fn holders(&self) -> Vec<Arc<Node>> {
+        let mut all = self.nodes.clone();
+        all.extend(self.draining_nodes());
+        all
+    }
+
     /// The nodes that may hold keys off their owner: every node of the earlier rings still
     /// being drained (current ones included), each once, in an order fixed for this topology;
     /// empty when no migration runs, as every key is then on its owner.

@@ -18,7 +18,7 @@
 use super::charge::alloc_size;
 use super::hash::hash_key;
 use super::node::{Node, lock_stripe_in_each, stripe_of};
-use super::stripe::{Garbage, Item, Reason, SLOT_BYTES, Stripe, is_expired};
+use super::stripe::{Garbage, Item, MetaMut, Reason, SLOT_BYTES, Stripe, is_expired};
 use super::value::{Body, Container, ContainerItem};
 use super::{ItemMeta, NEVER, StoreError};
 
@@ -226,10 +226,10 @@ impl Entry<'_> {
         Some(self.stripe.item(i))
     }
 
-    /// The live item's metadata (no value change).
-    pub fn meta_mut(&mut self) -> Option<&mut ItemMeta> {
+    /// The live item's metadata (no value change), open for editing until the guard drops.
+    pub fn meta_mut(&mut self) -> Option<MetaMut<'_>> {
         let i = self.live_slot()?;
-        Some(&mut self.stripe.slot_mut(i).meta)
+        Some(self.stripe.meta_mut(i))
     }
 
     /// Marks a hit: sets the SIEVE visited bit only if unset, `fetched`, `atime`; counts a hit.

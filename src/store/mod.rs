@@ -140,4 +140,8 @@ pub struct NodeStats {
     pub evicted_unfetched: u64,
     /// Items ever stored (every successful put/concat/put_container).
     pub total_items: u64,
+    /// Items with an expiry (expired ones not yet reclaimed included).
+    pub ttl_items: u64,
+    /// Σ expiry (unix ms) of those items: with `ttl_items`, their mean expiry.
+    pub ttl_sum: u128,
 }

@@ -230,6 +230,8 @@ impl Node {
             c.expired_unfetched += s.expired_unfetched;
             c.evicted_unfetched += s.evicted_unfetched;
             c.total_items += s.total_items;
+            c.ttl_items += s.ttl_items;
+            c.ttl_sum += s.ttl_sum;
         }
         NodeStats {
             items: self.acct.items(),
@@ -242,6 +244,8 @@ impl Node {
             expired_unfetched: c.expired_unfetched,
             evicted_unfetched: c.evicted_unfetched,
             total_items: c.total_items,
+            ttl_items: c.ttl_items,
+            ttl_sum: c.ttl_sum,
         }
     }
 
@@ -375,6 +379,29 @@ impl Node {
             pos = 0;
         }
         0
+    }
+
+    /// Visits one live item picked at random from `r` (RANDOMKEY): a stripe holding items,
+    /// then a slot of it and the first live item from there (wrapping). Returns false if the
+    /// node holds no live item. Close to uniform: the slabs are dense, as freed slots are
+    /// reused first.
+    pub fn random_item(&self, r: u64, mut f: impl FnMut(&[u8], Item<'_>)) -> bool {
+        let now = self.clock.now_ms();
+        let first = (r % STRIPES as u64) as usize;
+        for k in 0..STRIPES {
+            let guard = self.stripe((first + k) % STRIPES).lock();
+            if guard.len() == 0 {
+                continue;
+            }
+            let pos = ((r >> 8) % guard.slots() as u64) as usize;
+            for (from, limit) in [(pos, usize::MAX), (0, pos)] {
+                let (_, seen, _) = guard.visit(from, 1, limit, now, &mut f);
+                if seen > 0 {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// [`Node::walk`] within stripe `stripe` only: visits up to `max_items` live items of it

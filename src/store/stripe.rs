@@ -40,7 +40,7 @@ use hashbrown::HashTable;
 
 use super::hash::hash_key;
 use super::value::{Body, Container};
-use super::{ItemMeta, KeyEvent, Kind};
+use super::{ItemMeta, KeyEvent, Kind, NEVER};
 
 mod evict;
 mod expire;
@@ -181,6 +181,60 @@ pub(super) struct Counters {
     pub(super) expired_unfetched: u64,
     pub(super) evicted_unfetched: u64,
     pub(super) total_items: u64,
+    /// Items with an expiry (INFO's `expires`), expired ones not yet reclaimed included.
+    pub(super) ttl_items: u64,
+    /// Σ `expire_at` of those items (INFO's `avg_ttl`).
+    pub(super) ttl_sum: u128,
+}
+
+impl Counters {
+    /// Counts `meta`'s expiry in (`+1`) or out (`-1`) of the TTL counters.
+    #[inline]
+    pub(super) fn count_ttl(&mut self, meta: &ItemMeta, sign: i8) {
+        if meta.expire_at != NEVER {
+            if sign > 0 {
+                self.ttl_items += 1;
+                self.ttl_sum += u128::from(meta.expire_at);
+            } else {
+                self.ttl_items -= 1;
+                self.ttl_sum -= u128::from(meta.expire_at);
+            }
+        }
+    }
+}
+
+/// An item's metadata open for editing ([`Stripe::meta_mut`]): a change of its expiry moves
+/// the stripe's TTL counters when the guard drops.
+pub struct MetaMut<'a> {
+    meta: &'a mut ItemMeta,
+    counters: &'a mut Counters,
+    before: u64,
+}
+
+impl std::ops::Deref for MetaMut<'_> {
+    type Target = ItemMeta;
+    fn deref(&self) -> &ItemMeta {
+        self.meta
+    }
+}
+
+impl std::ops::DerefMut for MetaMut<'_> {
+    fn deref_mut(&mut self) -> &mut ItemMeta {
+        self.meta
+    }
+}
+
+impl Drop for MetaMut<'_> {
+    fn drop(&mut self) {
+        if self.meta.expire_at != self.before {
+            let old = ItemMeta {
+                expire_at: self.before,
+                ..*self.meta
+            };
+            self.counters.count_ttl(&old, -1);
+            self.counters.count_ttl(self.meta, 1);
+        }
+    }
 }
 
 /// Why an item leaves: decides which counters move.
@@ -251,6 +305,12 @@ impl Stripe {
         self.live
     }
 
+    /// Slots in the slab, occupied or free (random picks).
+    #[inline]
+    pub(super) fn slots(&self) -> usize {
+        self.slab.len()
+    }
+
     /// Σ item charges of the occupied slots.
     #[inline]
     pub(super) fn used(&self) -> u64 {
@@ -281,11 +341,25 @@ impl Stripe {
         &self.slab[i as usize]
     }
 
-    /// The slot at `i`, to edit its metadata or a container in place. Whoever changes a body's
-    /// size must re-charge it (`recharge_container`) before the lock is released.
+    /// The slot at `i`, to edit a container in place. Whoever changes a body's size must
+    /// re-charge it (`recharge_container`) before the lock is released; metadata is edited
+    /// through [`Stripe::meta_mut`], which keeps the TTL counters.
     #[inline]
     pub(super) fn slot_mut(&mut self, i: u32) -> &mut Slot {
         &mut self.slab[i as usize]
+    }
+
+    /// The metadata of occupied slot `i`, to edit; the TTL counters follow its expiry when
+    /// the guard drops.
+    #[inline]
+    pub(super) fn meta_mut(&mut self, i: u32) -> MetaMut<'_> {
+        let meta = &mut self.slab[i as usize].meta;
+        let before = meta.expire_at;
+        MetaMut {
+            meta,
+            counters: &mut self.counters,
+            before,
+        }
     }
 
     /// A read-only view of occupied slot `i`.
@@ -391,6 +465,7 @@ impl Stripe {
             self.slab.push(Slot::vacant(NIL));
             (self.slab.len() - 1) as u32
         };
+        self.counters.count_ttl(&meta, 1);
         let slot = &mut self.slab[i as usize];
         slot.body = body;
         slot.meta = meta;
@@ -422,6 +497,8 @@ impl Stripe {
         acct: &Acct,
     ) -> Body {
         let slot = &mut self.slab[i as usize];
+        self.counters.count_ttl(&slot.meta, -1);
+        self.counters.count_ttl(&meta, 1);
         let old = mem::replace(&mut slot.body, body);
         let old_charge = SLOT_BYTES + old.charge();
         slot.set_klen(klen);
@@ -489,6 +566,7 @@ impl Stripe {
     ) -> Body {
         let slot = &self.slab[i as usize];
         let hash = hash.unwrap_or_else(|| hash_key(slot.key()));
+        self.counters.count_ttl(&slot.meta, -1);
         match reason {
             Reason::Removed => {}
             Reason::Expired => {
@@ -539,6 +617,8 @@ impl Stripe {
         self.hand = NIL;
         self.live = 0;
         self.used = 0;
+        self.counters.ttl_items = 0;
+        self.counters.ttl_sum = 0;
         self.sweep_cursor = 0;
         self.sync_fixed(acct);
         (slab, index)

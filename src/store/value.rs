@@ -234,7 +234,8 @@ impl<T: Element> Indexed<T> {
 
     /// Removes the element at `pos`. Up to [`ORDERED_MAX`] elements the others keep their
     /// order (redis's small hashes are listpacks: HGETALL shows insertion order, deletions
-    /// included); above, the last element takes its place (O(1)).
+    /// included); above, the last element takes its place (O(1)). Either way an element only
+    /// ever moves to a lower position, which HSCAN/SSCAN's walk from the top relies on.
     fn swap_remove(&mut self, pos: usize) -> T {
         let last = self.items.len() - 1;
         let h = member_hash(self.items[pos].key());

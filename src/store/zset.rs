@@ -191,6 +191,15 @@ impl ZSet {
         (&n.member, n.score)
     }
 
+    /// The member in storage slot `i < len`, with its score: slots are not ranks. A member
+    /// keeps its slot when its score changes; a removal moves the member of the last slot into
+    /// the freed one; a new member takes a new last slot. So a member only ever moves to a
+    /// lower slot, which is what ZSCAN's walk from the top relies on.
+    pub fn slot(&self, i: usize) -> (&[u8], f64) {
+        let n = &self.nodes[i];
+        (&n.member, n.score)
+    }
+
     /// Removes and returns the member at ascending rank `r < len`.
     pub fn remove_at(&mut self, r: usize) -> (Box<[u8]>, f64) {
         let i = self.select(r);

@@ -179,7 +179,7 @@ fn dispatch(req: Request, shared: &Shared, limits: &Limits, out: &mut BytesMut) 
                 if !is_str(e) {
                     return false;
                 }
-                if let Some(meta) = e.meta_mut() {
+                if let Some(mut meta) = e.meta_mut() {
                     meta.expire_at = at;
                 }
                 true
@@ -264,7 +264,7 @@ fn get(
                     return Some(false);
                 }
             }
-            if let (Some(at), Some(meta)) = (new_expiry, e.meta_mut()) {
+            if let (Some(at), Some(mut meta)) = (new_expiry, e.meta_mut()) {
                 meta.expire_at = at;
             }
             e.mark_read();
@@ -482,7 +482,7 @@ fn meta_get(shared: &Shared, key: &[u8], f: &MetaFlags, out: &mut BytesMut) {
                 .is_some_and(|r| before.expire_at != NEVER && before.expire_at < expire_at(r, now));
             won = recache || before.stale;
         }
-        if let Some(meta) = e.meta_mut() {
+        if let Some(mut meta) = e.meta_mut() {
             if let Some(ttl) = f.ttl {
                 meta.expire_at = expire_at(ttl, now);
             }
@@ -592,7 +592,9 @@ fn meta_set(
                     inc(&stats.cas_hits);
                     let before = e.item().map(|i| *i.meta());
                     let outcome = meta_put(e, data, flags, at, f.new_cas);
-                    if let (Some(before), Some(meta), true) = (before, e.meta_mut(), want != cas) {
+                    if let (Some(before), Some(mut meta), true) =
+                        (before, e.meta_mut(), want != cas)
+                    {
                         // I with an older CAS, as memcached 1.6: the value is replaced but
                         // stays stale, keeps the old TTL, and a win token already handed out
                         // is not handed out again (mg shows X, and Z rather than W).
@@ -619,7 +621,7 @@ fn meta_set(
                         Ok(cas) => {
                             let meta = e.meta_mut();
                             match (f.new_cas, meta) {
-                                (Some(new), Some(meta)) => {
+                                (Some(new), Some(mut meta)) => {
                                     meta.cas = new;
                                     MetaOutcome::Code(MetaCode::Done, new)
                                 }
@@ -695,7 +697,7 @@ fn meta_delete(shared: &Shared, key: &[u8], f: &MetaFlags, out: &mut BytesMut) {
         if bumped.is_err() {
             return MetaOutcome::Error(Reply::OutOfMemory);
         }
-        if let Some(m) = e.meta_mut() {
+        if let Some(mut m) = e.meta_mut() {
             if f.invalidate {
                 m.stale = true;
                 m.won = false;

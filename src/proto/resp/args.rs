@@ -9,9 +9,9 @@ use super::error::RespError;
 use super::frame::parse_i64;
 use crate::config::Limits;
 
-/// Refuses a value longer than `max_value_size` (redis: `proto-max-bulk-len`).
+/// Refuses a value longer than `proto_max_bulk_len` (redis's `checkStringLength`).
 pub(super) fn check_size(limits: &Limits, len: usize) -> Reply {
-    if len as u64 > limits.max_value_size {
+    if len as u64 > limits.proto_max_bulk_len {
         return Err(RespError::StringTooLong);
     }
     Ok(())

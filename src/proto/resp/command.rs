@@ -1,7 +1,7 @@
 //! The command table: request arguments → [`Command`] (readable name + wire name), redis-server
 //! 7.0's arity, flags and key positions (what `COMMAND INFO` reports), the [`Group`] (COMMAND
 //! DOCS `group`, and the module `handler` routes the command to), and the subcommands of the
-//! container commands (CLIENT, COMMAND, CONFIG, PUBSUB).
+//! container commands (CLIENT, COMMAND, CONFIG, OBJECT, MEMORY, PUBSUB).
 //!
 //! Owns: command identification and arity checks. Must not touch: option parsing or semantics
 //! (the group modules), reply bytes (`frame`), error text (`error`).
@@ -79,6 +79,8 @@ pub enum Group {
     SortedSet,
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH (`transactions`)
     Transaction,
+    /// SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD, BITFIELD_RO (`bitmap`)
+    Bitmap,
     /// (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, (S)PUBLISH, PUBSUB (`pubsub`)
     PubSub,
 }
@@ -96,6 +98,7 @@ impl Group {
             Group::Set => "set",
             Group::SortedSet => "sorted-set",
             Group::Transaction => "transactions",
+            Group::Bitmap => "bitmap",
             Group::PubSub => "pubsub",
         }
     }
@@ -158,6 +161,7 @@ commands! {
     GetRange => "getrange", 4, ["readonly"], 1, 1, 1, String;
     SetRange => "setrange", 4, ["write", "denyoom"], 1, 1, 1, String;
     Substr => "substr", 4, ["readonly"], 1, 1, 1, String;
+    Lcs => "lcs", -3, ["readonly"], 1, 2, 1, String;
     HSet => "hset", -4, ["write", "denyoom", "fast"], 1, 1, 1, Hash;
     HSetNx => "hsetnx", 4, ["write", "denyoom", "fast"], 1, 1, 1, Hash;
     HMSet => "hmset", -4, ["write", "denyoom", "fast"], 1, 1, 1, Hash;
@@ -246,6 +250,7 @@ commands! {
     ZInterStore => "zinterstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1, SortedSet;
     ZDiffStore => "zdiffstore", -4, ["write", "denyoom", "movablekeys"], 1, 1, 1, SortedSet;
     ZRandMember => "zrandmember", -2, ["readonly"], 1, 1, 1, SortedSet;
+    ZInterCard => "zintercard", -3, ["readonly", "movablekeys"], 0, 0, 0, SortedSet;
     ZScan => "zscan", -3, ["readonly"], 1, 1, 1, SortedSet;
     Multi => "multi", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, Transaction;
     Exec => "exec", 1, ["noscript", "loading", "stale", "skip_slowlog"], 0, 0, 0, Transaction;
@@ -257,6 +262,17 @@ commands! {
     LastSave => "lastsave", 1, ["loading", "stale", "fast"], 0, 0, 0, Server;
     Dump => "dump", 2, ["readonly"], 1, 1, 1, Keyspace;
     Restore => "restore", -4, ["write", "denyoom"], 1, 1, 1, Keyspace;
+    SetBit => "setbit", 4, ["write", "denyoom"], 1, 1, 1, Bitmap;
+    GetBit => "getbit", 3, ["readonly", "fast"], 1, 1, 1, Bitmap;
+    BitCount => "bitcount", -2, ["readonly"], 1, 1, 1, Bitmap;
+    BitPos => "bitpos", -3, ["readonly"], 1, 1, 1, Bitmap;
+    BitOp => "bitop", -4, ["write", "denyoom"], 2, -1, 1, Bitmap;
+    BitField => "bitfield", -2, ["write", "denyoom"], 1, 1, 1, Bitmap;
+    BitFieldRo => "bitfield_ro", -2, ["readonly", "fast"], 1, 1, 1, Bitmap;
+    Object => "object", -2, [], 0, 0, 0, Keyspace;
+    Sort => "sort", -2, ["write", "denyoom", "movablekeys"], 1, 1, 1, Keyspace;
+    SortRo => "sort_ro", -2, ["readonly", "movablekeys"], 1, 1, 1, Keyspace;
+    Memory => "memory", -2, [], 0, 0, 0, Server;
     Subscribe => "subscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, PubSub;
     Unsubscribe => "unsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, PubSub;
     PSubscribe => "psubscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, PubSub;
@@ -292,7 +308,19 @@ pub const SUBCOMMANDS: &[(Command, &str, i32)] = &[
     (Command::Config, "get", -3),
     (Command::Config, "set", -4),
     (Command::Config, "resetstat", 2),
+    (Command::Config, "rewrite", 2),
     (Command::Config, "help", 2),
+    (Command::Object, "encoding", 3),
+    (Command::Object, "freq", 3),
+    (Command::Object, "idletime", 3),
+    (Command::Object, "refcount", 3),
+    (Command::Object, "help", 2),
+    (Command::Memory, "doctor", 2),
+    (Command::Memory, "malloc-stats", 2),
+    (Command::Memory, "purge", 2),
+    (Command::Memory, "stats", 2),
+    (Command::Memory, "usage", -3),
+    (Command::Memory, "help", 2),
     (Command::PubSub, "channels", -2),
     (Command::PubSub, "numpat", 2),
     (Command::PubSub, "numsub", -2),
@@ -325,11 +353,16 @@ impl Command {
         by_name.get(name).copied()
     }
 
-    /// True for commands that take a subcommand (CLIENT, COMMAND, CONFIG).
+    /// True for commands that take a subcommand (CLIENT, COMMAND, CONFIG, OBJECT, MEMORY).
     pub fn is_container(self) -> bool {
         matches!(
             self,
-            Command::Client | Command::CommandInfo | Command::Config | Command::PubSub
+            Command::Client
+                | Command::CommandInfo
+                | Command::Config
+                | Command::Object
+                | Command::Memory
+                | Command::PubSub
         )
     }
 
@@ -383,6 +416,8 @@ fn container_upper(cmd: Command) -> &'static str {
     match cmd {
         Command::Client => "CLIENT",
         Command::CommandInfo => "COMMAND",
+        Command::Object => "OBJECT",
+        Command::Memory => "MEMORY",
         Command::PubSub => "PUBSUB",
         _ => "CONFIG",
     }

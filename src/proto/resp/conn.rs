@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use tokio::sync::Notify;
-
 use super::command::Command;
 use super::error::RespError;
-use super::frame::Version;
+use super::frame::{Args, Version};
 use crate::config::Limits;
 use crate::server::Shared;
+use crate::server::clients::Client;
 use crate::server::gate::Pass;
 use crate::server::pubsub::Mailbox;
+use crate::server::waiters::Parked;
 
 /// Source of client ids (CLIENT ID), process-wide like redis's.
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
@@ -58,6 +58,17 @@ pub struct Conn {
     pub multi: Option<Multi>,
     /// WATCHed keys and their marks (see `txn`).
     pub watched: Vec<Watched>,
+    /// This is a blocked client's request run on its behalf by the connection that fed its
+    /// key (see `types::blocking`): a blocking command makes one attempt and reports it in
+    /// `served`.
+    pub on_behalf: bool,
+    /// Set by that attempt: it answered (an element, or an error such as WRONGTYPE).
+    pub served: bool,
+    /// What other connections see of this one (CLIENT LIST); None when not a real
+    /// connection (a request run on another's behalf, unit tests).
+    pub client: Option<Arc<Client>>,
+    /// The part of `client.shown` last published by [`Conn::publish`].
+    published: Published,
     /// Where published messages wait for this connection: made at its first subscription and
     /// kept (see `pubsub`).
     pub mailbox: Option<Arc<Mailbox>>,
@@ -113,6 +124,9 @@ impl Subscriptions {
     }
 }
 
+/// (last command's name pointer and length, RESP3, blocked, MULTI queue length).
+type Published = (usize, usize, bool, bool, Option<usize>);
+
 impl Conn {
     /// State for a new connection.
     pub fn new(peer: Option<SocketAddr>, local: Option<SocketAddr>, now_ms: u64) -> Conn {
@@ -133,6 +147,86 @@ impl Conn {
             in_exec: false,
             multi: None,
             watched: Vec::new(),
+            on_behalf: false,
+            served: false,
+            client: None,
+            published: (0, 0, false, false, None),
+            mailbox: None,
+            subs: Subscriptions::default(),
+            tracking: None,
+        }
+    }
+
+    /// Publishes the subscription counts and the tracking state for CLIENT LIST (after
+    /// (P|S)(UN)SUBSCRIBE, CLIENT TRACKING, RESET).
+    pub fn publish_subs(&self) {
+        if let Some(client) = &self.client {
+            let mut s = client.shown.lock();
+            s.sub = self.subs.channels.len();
+            s.psub = self.subs.patterns.len();
+            s.ssub = self.subs.shard.len();
+            s.tracking = self.tracking.as_ref().map(|t| (t.redirect as i64, t.bcast));
+        }
+    }
+
+    /// Publishes what changed of the command, protocol, blocked and MULTI state for CLIENT
+    /// LIST (a lock only when something did).
+    pub fn publish(&mut self) {
+        let Some(client) = &self.client else {
+            return;
+        };
+        let now: Published = (
+            self.last.as_ptr() as usize,
+            self.last.len(),
+            self.version == Version::Resp3,
+            self.blocked.is_some(),
+            self.multi.as_ref().map(|m| m.queue.len()),
+        );
+        if now == self.published {
+            return;
+        }
+        self.published = now;
+        let mut s = client.shown.lock();
+        s.last = self.last;
+        s.resp = if now.2 { 3 } else { 2 };
+        s.blocked = now.3;
+        s.multi = now.4;
+    }
+
+    /// Publishes the name and library fields (after CLIENT SETNAME / SETINFO, HELLO SETNAME).
+    pub fn publish_names(&self) {
+        if let Some(client) = &self.client {
+            let mut s = client.shown.lock();
+            s.name = self.name.clone();
+            s.lib_name = self.lib_name.clone();
+            s.lib_ver = self.lib_ver.clone();
+        }
+    }
+
+    /// The state a blocked client's request runs in when another connection serves it: the
+    /// client's protocol version, no id of its own.
+    pub fn on_behalf(version: Version) -> Conn {
+        Conn {
+            id: 0,
+            version,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            peer: None,
+            local: None,
+            created_ms: 0,
+            commands: 0,
+            last: "NULL",
+            current: None,
+            blocked: None,
+            access: crate::auth::Access::ALL,
+            in_exec: false,
+            multi: None,
+            watched: Vec::new(),
+            on_behalf: true,
+            served: false,
+            client: None,
+            published: (0, 0, false, false, None),
             mailbox: None,
             subs: Subscriptions::default(),
             tracking: None,
@@ -174,16 +268,32 @@ pub(super) struct Queued {
     pub(super) ranges: Vec<(usize, usize)>,
 }
 
+impl Queued {
+    /// An owned copy of request `a`.
+    pub(super) fn of(a: &Args<'_>) -> Queued {
+        let mut buf = Vec::new();
+        let mut ranges = Vec::with_capacity(a.len());
+        for arg in a.iter_from(0) {
+            ranges.push((buf.len(), arg.len()));
+            buf.extend_from_slice(arg);
+        }
+        Queued { buf, ranges }
+    }
+
+    /// The request's arguments.
+    pub(super) fn args(&self) -> Args<'_> {
+        Args::new(&self.buf, &self.ranges)
+    }
+}
+
 /// A watched key and its mark at WATCH time: (CAS, expiry) of its item, None when absent.
 pub type Watched = (Box<[u8]>, Option<(u64, u64)>);
 
 /// A connection's blocked state (in [`Conn`]; the cycle is in `types::blocking`).
 #[derive(Debug)]
 pub struct Blocked {
-    /// Keys it waits on.
-    pub keys: Vec<Box<[u8]>>,
-    /// Woken by pushes.
-    pub notify: Arc<Notify>,
+    /// Its place in the key queues, its request and its outcome.
+    pub parked: Arc<Parked>,
     /// When to give up; None = never.
     pub deadline: Option<Instant>,
 }

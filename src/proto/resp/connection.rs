@@ -7,8 +7,6 @@
 //!
 //! Invariant: QUIT answers `+OK` and returns `Flow::Close`; nothing else here closes.
 
-use std::net::SocketAddr;
-
 use bytes::BytesMut;
 
 use super::acl;
@@ -24,6 +22,7 @@ use super::frame::{
 use super::server::{REDIS_VERSION, help};
 use super::{pubsub, tracking, txn};
 use crate::proto::Flow;
+use crate::server::clients::{Client, Shown};
 
 /// Runs a connection command (its arity is checked).
 pub(super) fn handle(
@@ -73,6 +72,7 @@ pub(super) fn handle(
         Command::Reset => {
             cx.conn.version = Version::Resp2;
             cx.conn.name = None;
+            cx.conn.publish_names();
             txn::reset(cx);
             pubsub::leave(cx.conn, cx.shared);
             tracking::off(cx.conn, cx.shared);
@@ -96,6 +96,7 @@ fn valid_client_name(name: &[u8]) -> Reply {
 
 fn set_name(conn: &mut Conn, name: &[u8]) {
     conn.name = (!name.is_empty()).then(|| name.into());
+    conn.publish_names();
 }
 
 fn hello(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
@@ -191,37 +192,44 @@ fn auth(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     }
 }
 
-fn client_line(cx: &Ctx<'_>) -> String {
-    let c = &*cx.conn;
+/// CLIENT INFO's line: this connection, published first so that it is current.
+fn client_line(cx: &mut Ctx<'_>) -> String {
+    cx.conn.publish();
     let now = cx.shared.clock.now_ms();
-    let addr = |a: Option<SocketAddr>| a.map_or_else(String::new, |a| a.to_string());
-    let lossy = |b: &Option<Box<[u8]>>| {
-        b.as_deref()
-            .map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
-    };
-    format!(
-        "id={} addr={} laddr={} fd=0 name={} age={} idle=0 flags={} db=0 sub={} psub={} ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}\n",
-        c.id,
-        addr(c.peer),
-        addr(c.local),
-        lossy(&c.name),
-        now.saturating_sub(c.created_ms) / 1000,
-        // redis: P for a subscriber, t for tracking, N for neither.
-        match (c.subs.any(), c.tracking.is_some()) {
-            (true, true) => "Pt",
-            (true, false) => "P",
-            (false, true) => "t",
-            (false, false) => "N",
-        },
-        c.subs.channels.len(),
-        c.subs.patterns.len(),
-        c.subs.shard.len(),
-        c.last,
-        c.tracking.as_ref().map_or(-1, |t| t.redirect as i64),
-        if c.version == Version::Resp3 { 3 } else { 2 },
-        lossy(&c.lib_name),
-        lossy(&c.lib_ver),
-    )
+    match &cx.conn.client {
+        Some(c) => c.line(now),
+        None => {
+            // Not a registered connection (unit tests): shown from its own state.
+            let c = &*cx.conn;
+            let client = Client::new(c.id, c.peer, c.local, c.created_ms);
+            *client.shown.lock() = Shown {
+                name: c.name.clone(),
+                lib_name: c.lib_name.clone(),
+                lib_ver: c.lib_ver.clone(),
+                last: c.last,
+                resp: if c.version == Version::Resp3 { 3 } else { 2 },
+                blocked: false,
+                multi: None,
+                sub: c.subs.channels.len(),
+                psub: c.subs.patterns.len(),
+                ssub: c.subs.shard.len(),
+                tracking: c.tracking.as_ref().map(|t| (t.redirect as i64, t.bcast)),
+            };
+            client.touch(now);
+            client.line(now)
+        }
+    }
+}
+
+/// CLIENT LIST: every RESP connection of the server.
+fn client_list(cx: &mut Ctx<'_>) -> String {
+    cx.conn.publish();
+    let now = cx.shared.clock.now_ms();
+    let all = cx.shared.clients.list();
+    if all.is_empty() {
+        return client_line(cx);
+    }
+    all.iter().map(|c| c.line(now)).collect()
 }
 
 fn on_off(arg: &[u8]) -> Reply {
@@ -234,6 +242,19 @@ fn on_off(arg: &[u8]) -> Reply {
 
 fn client(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let v = cx.conn.version;
+    // CLIENT LIST's `cmd=` names the subcommand, as redis does.
+    cx.conn.last = match sub.unwrap_or_default() {
+        "id" => "client|id",
+        "getname" => "client|getname",
+        "setname" => "client|setname",
+        "info" => "client|info",
+        "list" => "client|list",
+        "setinfo" => "client|setinfo",
+        "no-evict" => "client|no-evict",
+        "no-touch" => "client|no-touch",
+        "reply" => "client|reply",
+        _ => "client",
+    };
     match sub.unwrap_or_default() {
         "id" => encode_int(out, cx.conn.id as i64),
         "getname" => match &cx.conn.name {
@@ -246,12 +267,10 @@ fn client(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
             encode_ok(out);
         }
         "info" => {
-            cx.conn.last = "client|info";
             encode_verbatim(out, client_line(cx).as_bytes(), v);
         }
         "list" => {
-            cx.conn.last = "client|list";
-            encode_verbatim(out, client_line(cx).as_bytes(), v);
+            encode_verbatim(out, client_list(cx).as_bytes(), v);
         }
         "setinfo" => {
             let (attr, value) = (a.arg(2)?, a.arg(3)?);
@@ -264,6 +283,7 @@ fn client(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
                     String::from_utf8_lossy(attr).into_owned(),
                 ));
             }
+            cx.conn.publish_names();
             encode_ok(out);
         }
         "no-evict" | "no-touch" => {

@@ -155,6 +155,8 @@ pub enum RespError {
     WatchInsideMulti,
     /// `EXECABORT Transaction discarded because of previous errors.`
     ExecAbort,
+    /// `ERR Command not allowed inside a transaction` (redis's `no_multi` commands).
+    NotInMulti,
     /// `ERR MULTI queue too large (limits.max_output_buffer)`: ringcache's own bound.
     MultiQueueTooLarge,
     /// `EXECABORT Transaction discarded because of: <error without its code>`: EXEC itself
@@ -176,6 +178,37 @@ pub enum RespError {
     IdleTimeNegative,
     /// `ERR Invalid FREQ value, must be >= 0 and <= 255`
     FreqOutOfRange,
+    /// `ERR bit offset is not an integer or out of range`
+    BitOffset,
+    /// `ERR bit is not an integer or out of range` (SETBIT's value)
+    BitValue,
+    /// `ERR The bit argument must be 1 or 0.` (BITPOS)
+    BitArgument,
+    /// `ERR BITOP NOT must be called with a single source key.`
+    BitopNotOneKey,
+    /// `ERR Invalid bitfield type. ...`
+    BitfieldType,
+    /// `ERR Invalid OVERFLOW type specified`
+    OverflowType,
+    /// `ERR BITFIELD_RO only supports the GET subcommand`
+    BitfieldRoGetOnly,
+    /// `ERR An LFU maxmemory policy is not selected, ...` (OBJECT FREQ)
+    NoLfuPolicy,
+    /// `ERR An LRU maxmemory policy is not selected, ...` (OBJECT IDLETIME)
+    NoLruPolicy,
+    /// `ERR The specified keys must contain string values` (LCS)
+    LcsNotStrings,
+    /// `ERR If you want both the length and indexes, please just use IDX.` (LCS)
+    LcsLenAndIdx,
+    /// `ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len`
+    LcsTooLarge,
+    /// `ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be in
+    /// different slots.`: the BY pattern's keys may live on another node than the sorted key.
+    SortByCrossNode,
+    /// The GET equivalent of [`RespError::SortByCrossNode`].
+    SortGetCrossNode,
+    /// `ERR One or more scores can't be converted into double` (SORT)
+    SortNotDouble,
     /// `ERR Unknown option or number of arguments for CONFIG SET - '<name>'`
     ConfigSetUnknown(String),
     /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
@@ -209,6 +242,8 @@ pub enum RespError {
     PrefixOverlap(String, String),
     /// `ERR Prefix '<a>' overlaps with an existing prefix '<b>'. ...`
     PrefixOverlapExisting(String, String),
+    /// CONFIG REWRITE: the settings live in the TOML file named (or none is served).
+    ConfigRewrite(Option<String>),
 }
 
 impl RespError {
@@ -294,9 +329,37 @@ impl RespError {
             InvalidTtl => "ERR Invalid TTL value, must be >= 0",
             IdleTimeNegative => "ERR Invalid IDLETIME value, must be >= 0",
             FreqOutOfRange => "ERR Invalid FREQ value, must be >= 0 and <= 255",
+            BitOffset => "ERR bit offset is not an integer or out of range",
+            BitValue => "ERR bit is not an integer or out of range",
+            BitArgument => "ERR The bit argument must be 1 or 0.",
+            BitopNotOneKey => "ERR BITOP NOT must be called with a single source key.",
+            BitfieldType => {
+                "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is."
+            }
+            OverflowType => "ERR Invalid OVERFLOW type specified",
+            BitfieldRoGetOnly => "ERR BITFIELD_RO only supports the GET subcommand",
+            NoLfuPolicy => {
+                "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."
+            }
+            NoLruPolicy => {
+                "ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."
+            }
+            LcsNotStrings => "ERR The specified keys must contain string values",
+            LcsLenAndIdx => "ERR If you want both the length and indexes, please just use IDX.",
+            LcsTooLarge => {
+                "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
+            }
+            SortByCrossNode => {
+                "ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots."
+            }
+            SortGetCrossNode => {
+                "ERR GET option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots."
+            }
+            SortNotDouble => "ERR One or more scores can't be converted into double",
             ExecWithoutMulti => "ERR EXEC without MULTI",
             DiscardWithoutMulti => "ERR DISCARD without MULTI",
             WatchInsideMulti => "ERR WATCH inside MULTI is not allowed",
+            NotInMulti => "ERR Command not allowed inside a transaction",
             ExecAbort => "EXECABORT Transaction discarded because of previous errors.",
             MultiQueueTooLarge => "ERR MULTI queue too large (limits.max_output_buffer)",
             TimeoutNotFloat => "ERR timeout is not a float or out of range",
@@ -329,6 +392,7 @@ impl RespError {
             | NotInGroup(_)
             | ConfigSet(..)
             | ConfigSetUnknown(_)
+            | ConfigRewrite(_)
             | ExecAbortBecause(_)
             | SubscribedContext(_)
             | PubSubSyntax(_)
@@ -348,6 +412,12 @@ impl std::fmt::Display for RespError {
         }
         match self {
             InvalidExpire(cmd) => write!(f, "ERR invalid expire time in '{cmd}' command"),
+            // redis's text when it has no file to rewrite, then where the settings live.
+            ConfigRewrite(None) => f.write_str("ERR The server is running without a config file"),
+            ConfigRewrite(Some(file)) => write!(
+                f,
+                "ERR CONFIG REWRITE is not supported: the settings live in {file} (TOML), which is reloaded when it changes; edit it instead"
+            ),
             WrongArity(cmd) => write!(f, "ERR wrong number of arguments for '{cmd}' command"),
             WrongSubcommandArity(cmd, sub) => {
                 write!(f, "ERR wrong number of arguments for '{cmd}|{sub}' command")

@@ -16,8 +16,8 @@
 //! - Incomplete input gives `Ok(None)` and consumes nothing; the decoder remembers how far it
 //!   got so a large multibulk arriving in pieces is scanned once.
 //! - Bounded: a count line or inline line may grow to 64 KiB without a newline (redis's
-//!   `PROTO_INLINE_MAX_SIZE`), a bulk string to `max_request_size` (our `proto-max-bulk-len`),
-//!   a whole request to `max_request_size`. Past that framing is lost: error, then close.
+//!   `PROTO_INLINE_MAX_SIZE`), a bulk string to `proto_max_bulk_len` (redis's `proto-max-bulk-len`),
+//!   a whole request to `Limits::resp_request_max`. Past that framing is lost: error, then close.
 //! - Like redis, a count line ends at the first `\r` and the two bytes after a bulk are skipped
 //!   unchecked; `*0` and `*-1` are empty requests (no reply).
 
@@ -57,8 +57,8 @@ pub enum ProtoError {
     /// An inline command with an unterminated or badly closed quote.
     #[error("unbalanced quotes in request")]
     UnbalancedQuotes,
-    /// The whole request is larger than `max_request_size`.
-    #[error("request larger than max_request_size")]
+    /// The whole request is larger than `Limits::resp_request_max`.
+    #[error("request larger than the RESP request limit")]
     RequestTooLarge,
 }
 
@@ -169,7 +169,7 @@ impl Decoder {
             self.want = count as usize;
             self.pos = next;
         }
-        let bulk_max = limits.max_request_size;
+        let bulk_max = limits.proto_max_bulk_len;
         while self.ranges.len() < self.want {
             let at = self.pos;
             let Some(&first) = input.get(at) else {
@@ -192,7 +192,7 @@ impl Decoder {
             }
             let len = len as usize;
             let end = data + len + 2;
-            if end as u64 > limits.max_request_size.saturating_add(INLINE_MAX as u64) {
+            if end as u64 > limits.resp_request_max().saturating_add(INLINE_MAX as u64) {
                 self.want = 0;
                 return Err(ProtoError::RequestTooLarge);
             }
@@ -613,7 +613,7 @@ mod tests {
     #[test]
     fn framing_errors() {
         let limits = Limits {
-            max_request_size: 100,
+            proto_max_bulk_len: 100,
             ..Limits::default()
         };
         let cases: &[(&[u8], ProtoError)] = &[

@@ -5,7 +5,7 @@
 //! NOPERM, the RESP2 subscribe-mode gate), the per-command bookkeeping in `Conn` (`last`,
 //! `current`, `commands`), and the routing by the table's group column. Must not touch: any
 //! command's semantics (the group modules: `strings`, `keyspace`, `connection`, `server`,
-//! `types::{hash, list, set, zset}`, `txn`, `pubsub`), framing, sockets.
+//! `types::{hash, list, set, zset}`, `bitmaps`, `txn`, `pubsub`), framing, sockets.
 //!
 //! Invariants:
 //! - No handler runs before `command::parse` accepted the arity from the table, so every index
@@ -20,7 +20,9 @@ use super::command::{self, Command, Group};
 use super::conn::{Ctx, Reply};
 use super::error::RespError;
 use super::frame::{Args, Version, encode_error};
-use super::{acl, connection, keyspace, notify, pubsub, server, strings, tracking, txn, types};
+use super::{
+    acl, bitmaps, connection, keyspace, notify, pubsub, server, strings, tracking, txn, types,
+};
 use crate::proto::Flow;
 
 /// Handles one request (non-empty `args`), appending its reply to `out`.
@@ -71,9 +73,10 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         return Flow::Continue;
     }
     if cx.conn.multi.is_some() && txn::queues(cmd) {
-        txn::queue(args, cx, out);
+        txn::queue(cmd, args, cx, out);
         return Flow::Continue;
     }
+    serve_ready(cx);
     let mut flow = Flow::Continue;
     // Keyspace notifications and client-side caching: two relaxed loads when both are off.
     let tracking = cx.shared.pubsub.tracking.active();
@@ -91,21 +94,35 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         }
         Err(e) => encode_error(out, &e),
     }
-    if flow == Flow::Block {
-        return flow;
+    if flow != Flow::Block {
+        let changed = match marks {
+            Some(marks) => notify::after(cx.shared, cmd, marks, &out[mark..]),
+            None => Vec::new(),
+        };
+        if notifying {
+            notify::keymiss(cx.shared, cmd, args, &out[mark..]);
+        }
+        if tracking {
+            let ok = !matches!(out.get(mark), Some(b'-' | b'!'));
+            tracking::after_command(cx, cmd, args, &changed, ok, out);
+        }
     }
-    let changed = match marks {
-        Some(marks) => notify::after(cx.shared, cmd, marks, &out[mark..]),
-        None => Vec::new(),
-    };
-    if notifying {
-        notify::keymiss(cx.shared, cmd, args, &out[mark..]);
-    }
-    if tracking {
-        let ok = !matches!(out.get(mark), Some(b'-' | b'!'));
-        tracking::after_command(cx, cmd, args, &changed, ok, out);
-    }
+    // This request fed keys clients block on: they are served before it answers.
+    serve_ready(cx);
     flow
+}
+
+/// Serves the clients blocked on keys that got elements (one atomic load when there are
+/// none): after a request, so they are served before it answers, and before one, so a
+/// request racing a push from another connection cannot take an element first either. Not
+/// inside EXEC (its end serves) nor on a blocked client's behalf (the serving pass does).
+#[inline]
+fn serve_ready(cx: &mut Ctx<'_>) {
+    if cx.shared.waiters.has_ready() && !cx.conn.in_exec && !cx.conn.on_behalf {
+        types::blocking::serve_ready(cx, &mut |a, cx, out| {
+            handle(a, cx, out);
+        });
+    }
 }
 
 /// Runs `cmd` (its arity checked) in its group's module.
@@ -128,6 +145,7 @@ fn dispatch(
         Group::Set => types::set::handle(cmd, a, cx, out),
         Group::SortedSet => types::zset::handle(cmd, a, cx, out, flow),
         Group::PubSub => pubsub::handle(cmd, sub, a, cx, out),
+        Group::Bitmap => bitmaps::handle(cmd, a, cx, out),
         Group::Transaction => {
             let r = txn::handle(cmd, a, cx, out, &mut |a, cx, out| {
                 handle(a, cx, out);

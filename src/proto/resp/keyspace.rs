@@ -1,6 +1,6 @@
 //! Keyspace commands (redis's "generic" group): DEL/UNLINK, EXISTS, TOUCH, EXPIRE and its
 //! variants, TTL/PTTL/EXPIRETIME/PEXPIRETIME, PERSIST, TYPE, KEYS, SCAN, RANDOMKEY, RENAME,
-//! RENAMENX, COPY.
+//! RENAMENX, COPY; OBJECT is routed on to `object`, SORT and SORT_RO to `sort`.
 //!
 //! Owns: these commands' semantics and replies, SCAN's MATCH/TYPE options. Must not touch:
 //! framing, store internals, the string or container commands.
@@ -111,7 +111,7 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
                 .topology
                 .load()
                 .entry(a.arg(1)?, |e| match e.meta_mut() {
-                    Some(m) if m.expire_at != NEVER => {
+                    Some(mut m) if m.expire_at != NEVER => {
                         m.expire_at = NEVER;
                         true
                     }
@@ -120,6 +120,8 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
             encode_int(out, i64::from(done));
             Ok(())
         }
+        Command::Object => super::object::object(a, cx, out),
+        Command::Sort | Command::SortRo => super::sort::handle(cmd, a, cx, out),
         Command::Type => {
             let kind = shared
                 .topology
@@ -224,7 +226,7 @@ fn expire(
         }
         if when <= e.now_ms() as i64 {
             e.remove();
-        } else if let Some(m) = e.meta_mut() {
+        } else if let Some(mut m) = e.meta_mut() {
             m.expire_at = when as u64;
         }
         true
@@ -404,13 +406,16 @@ fn keys(shared: &Shared, pattern: &[u8], out: &mut BytesMut) {
 }
 
 fn random_key(topo: &Topology) -> Option<Vec<u8>> {
-    let total: u64 = topo.nodes.iter().map(|n| n.len()).sum();
+    // Draining nodes too: during a migration they still hold keys of the keyspace.
+    let nodes = topo.holders();
+    let total: u64 = nodes.iter().map(|n| n.len()).sum();
     if total == 0 {
         return None;
     }
+    // A node by its share of the items, then a random item of it; every node after it in
+    // turn if it holds only expired items.
     let mut pick = random_u64() % total;
-    let start = topo
-        .nodes
+    let start = nodes
         .iter()
         .position(|n| {
             if pick < n.len() {
@@ -421,26 +426,11 @@ fn random_key(topo: &Topology) -> Option<Vec<u8>> {
             }
         })
         .unwrap_or(0);
-    // From a random stripe of the chosen node, then every node from the start (all may hold
-    // only expired items).
-    let stripe = random_u64() % crate::store::node::STRIPES as u64;
-    let n = topo.nodes.len();
-    for (i, from) in
-        std::iter::once((start, stripe << 32)).chain((0..n).map(|i| ((start + i) % n, 0)))
-    {
-        let mut found = None;
-        let mut cursor = from;
-        loop {
-            cursor = topo.nodes[i].walk(cursor, 1, |k, _| found = Some(k.to_vec()));
-            if found.is_some() || cursor == 0 {
-                break;
-            }
-        }
-        if found.is_some() {
-            return found;
-        }
-    }
-    None
+    let r = random_u64();
+    let mut found = None;
+    (0..nodes.len())
+        .any(|i| nodes[(start + i) % nodes.len()].random_item(r, |k, _| found = Some(k.to_vec())));
+    found
 }
 
 /// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f] (IDLETIME and FREQ are

@@ -14,8 +14,9 @@
 //! `command` (the table: name, arity, flags, key positions, group), `handler` (the dispatcher),
 //! `txn` (MULTI/EXEC/WATCH), `pubsub` (the pub/sub commands and message frames), `notify`
 //! (keyspace notifications), `tracking` (CLIENT TRACKING and invalidations),
-//! one module per command group (`strings`, `keyspace`, `connection`, `server`, and `types` for
-//! the containers and the blocking pops), `error` (every error reply's text), `conn` (the
+//! one module per command group (`strings`, `keyspace`, `connection`, `server`, `bitmaps`, and
+//! `types` for the containers and the blocking pops; `lcs`, `sort` and `object` hold LCS, SORT
+//! and OBJECT/MEMORY for the groups that route them), `error` (every error reply's text), `conn` (the
 //! per-connection state and the handler context, below every group), `args`, `random`
 //! (helpers the groups share), `acl` (NOAUTH/NOPERM) and `float` (INCRBYFLOAT's long doubles).
 //! Must not touch: sockets, the read/write loop, connection counting, store internals.
@@ -41,6 +42,7 @@
 
 pub mod acl;
 mod args;
+mod bitmaps;
 mod command;
 pub mod conn;
 mod connection;
@@ -49,11 +51,14 @@ pub mod float;
 pub mod frame;
 pub mod handler;
 mod keyspace;
+mod lcs;
 pub mod notify;
+mod object;
 mod params;
 mod pubsub;
 mod random;
 mod server;
+mod sort;
 mod strings;
 mod tracking;
 mod txn;
@@ -68,6 +73,7 @@ use bytes::{Buf, BytesMut};
 
 use crate::metrics::CommandRecorder;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
+use crate::server::clients::Client;
 use crate::server::gate::Pass;
 use crate::server::{LimitsCache, Shared, Stats};
 use conn::{Conn, Ctx};
@@ -102,6 +108,9 @@ impl RespSession {
         let now = shared.clock.now_ms();
         let mut conn = Conn::new(peer, local, now);
         conn.access = shared.auth.load().initial();
+        let client = Client::new(conn.id, peer, local, now);
+        shared.clients.register(&client);
+        conn.client = Some(client);
         let metrics = shared
             .metrics
             .as_ref()
@@ -203,8 +212,9 @@ impl Drop for RespSession {
         }
         // A client that disconnects (or is shut down) while blocked leaves the queues.
         if let Some(b) = self.conn.blocked.take() {
-            self.shared.waiters.unregister(self.conn.id, &b.keys);
+            self.shared.waiters.leave(&b.parked);
         }
+        self.shared.clients.unregister(self.conn.id);
     }
 }
 
@@ -221,7 +231,7 @@ impl Session for RespSession {
         self.conn
             .blocked
             .as_ref()
-            .map(|b| (Arc::clone(&b.notify), b.deadline))
+            .map(|b| (Arc::clone(&b.parked.notify), b.deadline))
     }
 
     fn process(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Flow {
@@ -234,6 +244,10 @@ impl Session for RespSession {
         if self.conn.commands > 0 {
             Stats::add(&self.shared.stats.commands_processed, self.conn.commands);
             self.conn.commands = 0;
+            if let Some(c) = &self.conn.client {
+                c.touch(self.shared.clock.now_ms());
+            }
+            self.conn.publish();
         }
         flow
     }

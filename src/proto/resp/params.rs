@@ -236,7 +236,7 @@ pub const PARAMS: &[(&str, Kind, &str)] = &[
     ("protected-mode", Bool, "yes"),
     (
         "proto-max-bulk-len",
-        Memory(0, 9223372036854775807),
+        Memory(1048576, 9223372036854775807),
         "536870912",
     ),
     ("rdb-del-sync-files", Bool, "no"),

@@ -1,5 +1,6 @@
 //! Server commands: COMMAND (COUNT, LIST, INFO, DOCS), INFO, CONFIG (GET, SET, RESETSTAT),
-//! DBSIZE, FLUSHDB/FLUSHALL, TIME, and the HELP replies of the container commands.
+//! DBSIZE, FLUSHDB/FLUSHALL, TIME, and the HELP replies of the container commands; MEMORY is
+//! routed on to `object`.
 //!
 //! Owns: these replies, built from the command table (`command`) and the server's state.
 //! Must not touch: the keyspace beyond counting and flushing it, framing, the config file
@@ -22,6 +23,8 @@ use crate::persist::snapshot;
 use crate::server::Stats;
 use crate::server::pubsub::Kind;
 use crate::store::glob::glob;
+use crate::store::{Node, NodeStats};
+use std::sync::Arc;
 
 /// The redis version this server answers as (clients gate features on it).
 pub const REDIS_VERSION: &str = "7.0.15";
@@ -39,9 +42,10 @@ pub(super) fn handle(
     match cmd {
         Command::CommandInfo => command_info(sub, a, v, out),
         Command::Info => info(cx, a, out),
+        Command::Memory => super::object::memory(sub, a, cx, out),
         Command::DbSize => {
-            let topo = shared.topology.load();
-            encode_int(out, topo.nodes.iter().map(|n| n.len()).sum::<u64>() as i64);
+            let n = keyspace_count(cx, |holders| holders.iter().map(|n| n.len()).sum::<u64>());
+            encode_int(out, n as i64);
             Ok(())
         }
         Command::FlushDb | Command::FlushAll => {
@@ -86,8 +90,10 @@ pub(super) fn handle(
     }
 }
 
+/// A HELP reply as redis writes one: its header, `lines` (each subcommand, then its
+/// description indented by four spaces), and HELP with its own description.
 pub(super) fn help(out: &mut BytesMut, cmd: &str, lines: &[&str]) {
-    encode_array(out, lines.len() + 2);
+    encode_array(out, lines.len() + 3);
     encode_simple(
         out,
         format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").as_bytes(),
@@ -96,6 +102,7 @@ pub(super) fn help(out: &mut BytesMut, cmd: &str, lines: &[&str]) {
         encode_simple(out, l.as_bytes());
     }
     encode_simple(out, b"HELP");
+    encode_simple(out, b"    Prints this help.");
 }
 
 fn command_entry(cmd: Command, v: Version, out: &mut BytesMut) {
@@ -195,6 +202,21 @@ fn command_info(sub: Option<&str>, a: &Args<'_>, v: Version, out: &mut BytesMut)
     Ok(())
 }
 
+/// Runs `count` over every node holding keys of the keyspace: this ring's and, during a
+/// migration, the draining ones. During a migration it runs exclusively (no session batch and
+/// no chunk of the migrator in flight, see `server::gate`), so that no key is counted on two
+/// nodes or on none while it moves.
+fn keyspace_count<R>(cx: &Ctx<'_>, count: impl FnOnce(&[std::sync::Arc<Node>]) -> R) -> R {
+    let topo = cx.shared.topology.load();
+    match cx.pass {
+        Some(pass) if topo.is_migrating() => pass.gate().exclusive(pass, || {
+            let topo = cx.shared.topology.load();
+            count(&topo.holders())
+        }),
+        _ => count(&topo.holders()),
+    }
+}
+
 fn config_params(cx: &Ctx<'_>) -> Vec<(&'static str, String)> {
     let topo = cx.shared.topology.load();
     let max: u64 = topo.nodes.iter().map(|n| n.max_memory()).sum();
@@ -205,9 +227,21 @@ fn config_params(cx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("maxmemory-policy", "allkeys-lru".into()),
         ("maxclients", l.max_connections.to_string()),
         ("timeout", l.idle_timeout.as_secs().to_string()),
-        ("proto-max-bulk-len", l.max_request_size.to_string()),
-        ("client-query-buffer-limit", l.max_request_size.to_string()),
-        ("save", String::new()),
+        ("proto-max-bulk-len", l.proto_max_bulk_len.to_string()),
+        (
+            "client-query-buffer-limit",
+            l.resp_request_max().to_string(),
+        ),
+        (
+            "save",
+            cx.shared.snapshots.as_ref().map_or_else(String::new, |s| {
+                s.rules()
+                    .iter()
+                    .map(|r| format!("{} {}", r.after.as_secs(), r.changes))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
+        ),
         ("appendonly", "no".into()),
         ("databases", "1".into()),
         ("cluster-enabled", "no".into()),
@@ -256,18 +290,64 @@ fn config(cx: &mut Ctx<'_>, sub: Option<&str>, a: &Args<'_>, out: &mut BytesMut)
         }
         "set" => config_set(cx, a, out),
         "resetstat" => {
+            // INFO's counters restart from zero; the Prometheus counters (monotonic by
+            // contract) are not touched.
+            let topo = cx.shared.topology.load();
+            let stats: Vec<_> = topo.nodes.iter().map(|n| (n, n.stats())).collect();
+            *cx.shared.stat_baseline.lock() = stat_counters(cx, &stats).to_vec();
             encode_ok(out);
             Ok(())
         }
+        "rewrite" => Err(RespError::ConfigRewrite(
+            cx.shared.config_path.get().map(|p| p.display().to_string()),
+        )),
         _ => {
             help(
                 out,
                 "CONFIG",
-                &["GET <pattern>", "SET <directive> <value>", "RESETSTAT"],
+                &[
+                    "GET <pattern>",
+                    "    Return parameters matching the glob-like <pattern> and their values.",
+                    "SET <directive> <value>",
+                    "    Set the configuration <directive> to <value>.",
+                    "RESETSTAT",
+                    "    Reset statistics reported by the INFO command.",
+                    "REWRITE",
+                    "    Rewrite the configuration file.",
+                ],
             );
             Ok(())
         }
     }
+}
+
+/// INFO's `# Stats` counters, in order (CONFIG RESETSTAT restarts them from zero).
+const STAT_NAMES: [&str; 9] = [
+    "total_connections_received",
+    "total_commands_processed",
+    "total_net_input_bytes",
+    "total_net_output_bytes",
+    "rejected_connections",
+    "expired_keys",
+    "evicted_keys",
+    "keyspace_hits",
+    "keyspace_misses",
+];
+
+/// The counters behind [`STAT_NAMES`] since start, `stats` being the nodes' stats.
+fn stat_counters(cx: &Ctx<'_>, stats: &[(&Arc<Node>, NodeStats)]) -> [u64; 9] {
+    let s = &cx.shared.stats;
+    [
+        Stats::get(&s.total_connections),
+        Stats::get(&s.commands_processed) + cx.conn.commands,
+        Stats::get(&s.bytes_read),
+        Stats::get(&s.bytes_written),
+        Stats::get(&s.rejected_connections),
+        stats.iter().map(|(_, st)| st.expired).sum(),
+        stats.iter().map(|(_, st)| st.evictions).sum(),
+        Stats::get(&s.get_hits),
+        Stats::get(&s.get_misses),
+    ]
 }
 
 fn human(bytes: u64) -> String {
@@ -313,8 +393,22 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let stats: Vec<_> = topo.nodes.iter().map(|n| (n, n.stats())).collect();
     let used: u64 = stats.iter().map(|(_, st)| st.used_bytes).sum();
     let max: u64 = stats.iter().map(|(_, st)| st.max_bytes).sum();
-    let items: u64 = stats.iter().map(|(_, st)| st.items).sum();
-    let now = shared.clock.now_ms() / 1000;
+    let (mut items, mut expires, mut ttl_sum) = (0u64, 0u64, 0u128);
+    for st in keyspace_count(cx, |holders| {
+        holders.iter().map(|n| n.stats()).collect::<Vec<_>>()
+    }) {
+        items += st.items;
+        expires += st.ttl_items;
+        ttl_sum += st.ttl_sum;
+    }
+    let now_ms = shared.clock.now_ms();
+    // Mean remaining TTL in ms, as redis's avg_ttl (0 without keys with a TTL).
+    let avg_ttl = if expires > 0 {
+        (ttl_sum / u128::from(expires)).saturating_sub(u128::from(now_ms))
+    } else {
+        0
+    };
+    let now = now_ms / 1000;
     let uptime = now.saturating_sub(shared.started_unix);
     let mut text = String::new();
     for &section in DEFAULT {
@@ -386,35 +480,13 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             }
             "stats" => {
                 t.push_str("# Stats\r\n");
-                kv(
-                    t,
-                    "total_connections_received",
-                    Stats::get(&s.total_connections),
-                );
-                kv(
-                    t,
-                    "total_commands_processed",
-                    Stats::get(&s.commands_processed) + cx.conn.commands,
-                );
-                kv(t, "total_net_input_bytes", Stats::get(&s.bytes_read));
-                kv(t, "total_net_output_bytes", Stats::get(&s.bytes_written));
-                kv(
-                    t,
-                    "rejected_connections",
-                    Stats::get(&s.rejected_connections),
-                );
-                kv(
-                    t,
-                    "expired_keys",
-                    stats.iter().map(|(_, st)| st.expired).sum::<u64>(),
-                );
-                kv(
-                    t,
-                    "evicted_keys",
-                    stats.iter().map(|(_, st)| st.evictions).sum::<u64>(),
-                );
-                kv(t, "keyspace_hits", Stats::get(&s.get_hits));
-                kv(t, "keyspace_misses", Stats::get(&s.get_misses));
+                let now = stat_counters(cx, &stats);
+                let base = shared.stat_baseline.lock().clone();
+                for (i, name) in STAT_NAMES.iter().enumerate() {
+                    let since = now[i].saturating_sub(base.get(i).copied().unwrap_or(0));
+                    kv(t, name, since);
+                }
+                // Gauges: CONFIG RESETSTAT does not reset them (redis neither).
                 let ps = &shared.pubsub;
                 kv(t, "pubsub_channels", ps.len(Kind::Channel));
                 kv(t, "pubsub_patterns", ps.len(Kind::Pattern));
@@ -425,7 +497,7 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 kv(
                     t,
                     "client_output_buffer_limit_disconnections",
-                    Stats::get(&s.closed_output_buffer) + ps.overflows(),
+                    Stats::get(&shared.stats.closed_output_buffer) + ps.overflows(),
                 );
             }
             "replication" => {
@@ -436,7 +508,11 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             "keyspace" => {
                 t.push_str("# Keyspace\r\n");
                 if items > 0 {
-                    kv(t, "db0", format!("keys={items},expires=0,avg_ttl=0"));
+                    kv(
+                        t,
+                        "db0",
+                        format!("keys={items},expires={expires},avg_ttl={avg_ttl}"),
+                    );
                 }
             }
             _ => {
@@ -505,8 +581,8 @@ fn save(cx: &mut Ctx<'_>, background: bool, a: &Args<'_>, out: &mut BytesMut) ->
 }
 
 /// CONFIG SET name value [name value ...] (redis 7.0: all or nothing). Every redis 7.0 name
-/// is accepted and checked as redis checks it (`params`), remembered for CONFIG GET; `maxclients`
-/// and `timeout` change the live limits until the config file is next reloaded; what the
+/// is accepted and checked as redis checks it (`params`), remembered for CONFIG GET; `maxclients`,
+/// `timeout` and `proto-max-bulk-len` change the live limits until the config file is next reloaded; what the
 /// config file owns (memory budgets, passwords) is refused with the file's name.
 fn config_set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     if a.len() < 4 {
@@ -569,6 +645,25 @@ fn config_set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             "timeout" => {
                 let secs: u64 = value.parse().unwrap_or(0);
                 limits.idle_timeout = std::time::Duration::from_secs(secs);
+                limits_changed = true;
+            }
+            "save" => {
+                // The rules of `[snapshot]`, replaced until the next restart (without a
+                // `[snapshot]` section there is no file to save to: remembered only).
+                if let (Some(snap), Ok(rules)) = (
+                    &cx.shared.snapshots,
+                    crate::config::SaveRule::parse_list(value),
+                ) {
+                    snap.set_rules(rules);
+                }
+            }
+            "proto-max-bulk-len" => {
+                // Validated as redis does (at least 1mb); kept within what the config file
+                // accepts.
+                limits.proto_max_bulk_len = value
+                    .parse::<u64>()
+                    .unwrap_or(limits.proto_max_bulk_len)
+                    .min(crate::config::MAX_REQUEST_SIZE_CAP / 2);
                 limits_changed = true;
             }
             _ => {}

@@ -1,6 +1,6 @@
 //! String commands: GET, SET and its options, SETNX/SETEX/PSETEX, MGET, MSET/MSETNX, GETSET,
 //! GETDEL, GETEX, APPEND, STRLEN, INCR/DECR and their BY forms, INCRBYFLOAT, GETRANGE/SUBSTR,
-//! SETRANGE.
+//! SETRANGE; LCS is routed on to `lcs`.
 //!
 //! Owns: these commands' option parsing, checks (in redis-server 7.0's order) and replies, and
 //! the EX/PX/EXAT/PXAT expiry arithmetic (unix ms). Must not touch: framing, the `ArcSwap`s
@@ -180,6 +180,7 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
         Command::IncrByFloat => incr_by_float(shared, cx.limits, a, out),
         Command::GetRange | Command::Substr => getrange(shared, a, out),
         Command::SetRange => setrange(shared, cx.limits, a, out),
+        Command::Lcs => super::lcs::handle(cx, a, out),
         _ => Err(RespError::NotInGroup(cmd.wire())),
     }
 }
@@ -390,12 +391,12 @@ fn getex(shared: &Shared, a: &Args<'_>, v: Version, out: &mut BytesMut) -> Reply
                 e.remove();
             }
             ExpireOpt::At(t) => {
-                if let Some(m) = e.meta_mut() {
+                if let Some(mut m) = e.meta_mut() {
                     m.expire_at = t;
                 }
             }
             ExpireOpt::Persist => {
-                if let Some(m) = e.meta_mut() {
+                if let Some(mut m) = e.meta_mut() {
                     m.expire_at = NEVER;
                 }
             }
@@ -507,7 +508,7 @@ fn setrange(shared: &Shared, limits: &Limits, a: &Args<'_>, out: &mut BytesMut) 
             return Ok(old.len());
         }
         let end = (offset as u64).saturating_add(data.len() as u64);
-        if end > limits.max_value_size {
+        if end > limits.proto_max_bulk_len {
             return Err(RespError::StringTooLong);
         }
         let end = end as usize;

@@ -170,6 +170,7 @@ fn tracking(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         },
     );
     cx.conn.tracking = Some(Box::new(mode));
+    cx.conn.publish_subs();
     super::notify::refresh(cx.shared);
     encode_ok(out);
     Ok(())
@@ -179,6 +180,7 @@ fn tracking(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
 pub(super) fn off(conn: &mut Conn, shared: &Shared) {
     if conn.tracking.take().is_some() {
         shared.pubsub.tracking.disable(conn.id);
+        conn.publish_subs();
         super::notify::refresh(shared);
     }
 }

@@ -23,6 +23,7 @@ use super::command::Command;
 use super::conn::{Ctx, Multi, Queued, Reply};
 use super::error::RespError;
 use super::frame::{Args, encode_array, encode_error, encode_null_array, encode_ok, encode_simple};
+use super::types::blocking::serve_ready;
 use crate::server::Shared;
 
 /// Whether `cmd` is queued inside MULTI (the others run at once: EXEC, DISCARD, MULTI and
@@ -39,12 +40,18 @@ pub(super) fn queues(cmd: Command) -> bool {
     )
 }
 
-/// Queues request `a` of the open MULTI and answers `+QUEUED`.
-pub(super) fn queue(a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) {
+/// Queues request `a` (of command `cmd`) of the open MULTI and answers `+QUEUED`; a command
+/// redis flags `no_multi` (SAVE) is refused and aborts the transaction.
+pub(super) fn queue(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) {
     let limit = cx.limits.max_output_buffer;
     let Some(multi) = cx.conn.multi.as_mut() else {
         return;
     };
+    if cmd.flags().contains(&"no_multi") {
+        multi.dirty = true;
+        encode_error(out, &RespError::NotInMulti);
+        return;
+    }
     let size: usize = a.iter_from(0).map(|arg| arg.len() + 16).sum();
     if (multi.bytes + size) as u64 > limit {
         // A queue is held in memory until EXEC: bounded like the replies it will make.
@@ -53,13 +60,7 @@ pub(super) fn queue(a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) {
         return;
     }
     multi.bytes += size;
-    let mut buf = Vec::new();
-    let mut ranges = Vec::with_capacity(a.len());
-    for arg in a.iter_from(0) {
-        ranges.push((buf.len(), arg.len()));
-        buf.extend_from_slice(arg);
-    }
-    multi.queue.push(Queued { buf, ranges });
+    multi.queue.push(Queued::of(a));
     encode_simple(out, b"QUEUED");
 }
 
@@ -151,9 +152,11 @@ fn exec(
         encode_array(out, multi.queue.len());
         cx.conn.in_exec = true;
         for q in &multi.queue {
-            run(&Args::new(&q.buf, &q.ranges), cx, out);
+            run(&q.args(), cx, out);
         }
         cx.conn.in_exec = false;
+        // Clients blocked on keys the transaction fed are served before anyone else runs.
+        serve_ready(cx, run);
     };
     match cx.pass {
         Some(pass) => pass.gate().exclusive(pass, || body(cx)),

@@ -118,7 +118,7 @@ fn cas_changes_on_every_write() {
     let other = set(&node, b"other", b"x").expect("fits");
     assert!(c1 < c2 && c2 < c3 && c3 < other);
     node.entry(b"k", |e| {
-        let m = e.meta_mut().expect("live");
+        let mut m = e.meta_mut().expect("live");
         m.flags = 9; // metadata edits keep the CAS
         assert_eq!({ m.cas }, c3);
     });
@@ -566,7 +566,7 @@ fn run_model(seed: u64, max_memory: u64, ops: usize) {
             90..=94 => {
                 let expire_at = now + 1 + rng.below(3_000);
                 let touched = node.entry(&key, |e| {
-                    e.meta_mut().map(|m| m.expire_at = expire_at).is_some()
+                    e.meta_mut().map(|mut m| m.expire_at = expire_at).is_some()
                 });
                 match (touched, model.get_mut(&key)) {
                     (true, Some(m)) => m.expire_at = expire_at,

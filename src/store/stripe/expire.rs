@@ -5,7 +5,8 @@
 //! eviction order (evict.rs), charges and counters (`Stripe::release` does those), locks and
 //! the choice of stripe to sweep (the node's sweep driver and `flush`, in node.rs).
 //! Invariants: an expired item is never returned (every access checks `is_expired` with the
-//! entry's `now`); one sweep step looks at no more than its budget of slots.
+//! entry's `now`); one sweep step looks at no more than its budget of slots, and at none in a
+//! stripe without an item that has an expiry (the stripe's TTL counters).
 
 use super::{Acct, Garbage, Reason, Stripe};
 use crate::store::{ItemMeta, NEVER};
@@ -27,6 +28,12 @@ impl Stripe {
         acct: &Acct,
         garbage: &mut Garbage,
     ) -> (usize, bool, usize) {
+        if self.counters.ttl_items == 0 {
+            // No item here has an expiry: nothing to look at (a cache without TTLs pays no
+            // sweep at all).
+            self.sweep_cursor = 0;
+            return (0, true, 0);
+        }
         let mut removed = 0;
         let start = self.sweep_cursor as usize;
         let end = self.slab.len().min(start.saturating_add(budget));

@@ -5,6 +5,7 @@
 //! stripes, in order, and calls this on each). Invariant checked: see the `stripe.rs` header.
 
 use super::{NIL, Stripe};
+use crate::store::NEVER;
 use crate::store::hash::hash_key;
 use crate::store::value::Body;
 
@@ -20,6 +21,7 @@ impl Stripe {
     ) -> Result<(), String> {
         let n = self.slab.len();
         let (mut live, mut used) = (0u32, 0u64);
+        let (mut ttl_items, mut ttl_sum) = (0u64, 0u128);
         for (i, slot) in self.slab.iter().enumerate() {
             if !slot.live() {
                 if !slot.body.is_empty_alloc() || slot.visited() || slot.prev != NIL {
@@ -29,6 +31,11 @@ impl Stripe {
             }
             live += 1;
             used += slot.charge();
+            let expire_at = slot.meta.expire_at;
+            if expire_at != NEVER {
+                ttl_items += 1;
+                ttl_sum += u128::from(expire_at);
+            }
             let key = slot.key();
             let hash = hash_key(key);
             if stripe_of(hash) != si {
@@ -64,6 +71,12 @@ impl Stripe {
                 "stripe {si}: live {} / index {} / recomputed {live}",
                 self.live,
                 self.index.len()
+            ));
+        }
+        if (ttl_items, ttl_sum) != (self.counters.ttl_items, self.counters.ttl_sum) {
+            return Err(format!(
+                "stripe {si}: items with a TTL {} recomputed {ttl_items}",
+                self.counters.ttl_items
             ));
         }
         if used != self.used {

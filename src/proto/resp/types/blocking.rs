@@ -5,36 +5,38 @@
 //! connection driver does the waiting, see `Flow::Block` and `Session::waiting`).
 //!
 //! How a client blocks: the command registers the connection at the tail of each key's queue,
-//! then tries to pop, exactly like its non-blocking form (registering first means a push that
-//! lands during the attempt wakes it: no lost wake-up). Served or failed, it leaves the queues
-//! at once. If every key is empty it records the deadline in its `Conn` and returns
+//! then tries to serve itself, exactly like its non-blocking form (registering first means a
+//! push that lands during the attempt finds it: no lost wake-up). Served or failed, it leaves
+//! the queues at once. If every key is empty it records the deadline in its `Conn` and returns
 //! [`Flow::Block`] without consuming the request. The driver then waits for the connection's
 //! `Notify`, the deadline, shutdown or the peer closing, and calls `process` again, which runs
-//! the same request as a retry: served, failed (e.g. WRONGTYPE on BLMOVE's destination),
-//! timed out (null array, like redis), or blocked again with its place in the queues kept.
+//! the same request again: it sends the reply stored for it, or answers the timeout (null
+//! array, like redis), or keeps blocking.
 //! Inside EXEC a blocking command is its non-blocking form.
 //!
-//! Waking: every command that can add elements to a list or sorted set (pushes, LINSERT,
-//! LMOVE's destination, ZADD, ZINCRBY, the *STORE commands, RENAME, COPY) calls
-//! [`Waiters::notify`](crate::server::waiters::Waiters::notify) for the key, from any
-//! connection; that wakes only the head of the key's queue (arrival order). A client that
-//! leaves a queue from its head for any reason (served, failed, timed out, disconnected) wakes
-//! the next one (`Waiters::unregister`), so an element is never left behind while a client
-//! waits; a served client also notifies each of its keys. A woken client that finds the key
-//! empty again (a non-blocking pop got there first) stays at the head. `notify` costs one
-//! atomic load when nobody is blocked, so GET/SET and pushes without waiters pay nothing.
+//! Serving, as redis does it: every command that can add elements to a list or sorted set
+//! (pushes, LINSERT, LMOVE's destination, ZADD, ZINCRBY, the *STORE commands, RENAME, COPY)
+//! calls [`Waiters::notify`](crate::server::waiters::Waiters::notify) for the key, which marks
+//! it ready when clients wait on it. Before that command answers, its connection runs
+//! [`serve_ready`]: each waiting client's request runs once more on the client's behalf, in
+//! arrival order, until the key cannot serve the next one; the reply (an element, or an error
+//! such as WRONGTYPE from BLMOVE's destination, after which the element goes to the next
+//! client) is stored for the client, which is woken to send it. So no command that runs after
+//! the push (an LPOP from a third client) can take an element from a blocked client, and no
+//! element is left behind while a client that could take it waits. `notify` costs one atomic
+//! load when nobody is blocked, so GET/SET and pushes without waiters pay nothing; serving
+//! costs one more atomic load per command.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::sync::Notify;
 
 use crate::proto::Flow;
-use crate::proto::resp::conn::{Blocked, Ctx, Reply};
+use crate::proto::resp::conn::{Blocked, Conn, Ctx, Queued, Reply};
 use crate::proto::resp::error::RespError;
 use crate::proto::resp::float::LongDouble;
-use crate::proto::resp::frame::{Version, encode_null_array};
+use crate::proto::resp::frame::{Args, Version, encode_null_array};
+use crate::server::waiters::{Park, Parked};
 
 /// redis `getTimeoutFromObjectOrReply` (seconds, fractions allowed): None = block forever.
 fn parse_timeout(s: &[u8]) -> Result<Option<Duration>, RespError> {
@@ -56,10 +58,44 @@ fn parse_timeout(s: &[u8]) -> Result<Option<Duration>, RespError> {
     Ok((ms > 0.0).then(|| Duration::from_millis(ms as u64)))
 }
 
-/// Runs one attempt of a blocking command over `keys`: `attempt` tries to serve it (writing
+/// A blocked request as the serving connection runs it: its arguments and the client's
+/// protocol version (the reply is encoded for the client, not for the server).
+struct Retry {
+    request: Queued,
+    version: Version,
+}
+
+/// Serves the keys that got elements while clients wait on them (see
+/// `server::waiters`): each blocked request runs through `run` (the dispatcher) on its
+/// client's behalf, and its reply goes to the client. The connection that wrote calls this
+/// before it answers (not inside EXEC, whose end serves them all, nor on behalf of another).
+pub(crate) fn serve_ready(
+    cx: &Ctx<'_>,
+    run: &mut dyn FnMut(&Args<'_>, &mut Ctx<'_>, &mut BytesMut),
+) {
+    let (shared, limits) = (cx.shared, cx.limits);
+    shared.waiters.serve(|request| {
+        let retry = request
+            .downcast_ref::<Retry>()
+            .expect("RESP sessions park RESP requests");
+        let mut conn = Conn::on_behalf(retry.version);
+        let mut cx = Ctx {
+            shared,
+            limits,
+            conn: &mut conn,
+            pass: None,
+        };
+        let mut out = BytesMut::new();
+        run(&retry.request.args(), &mut cx, &mut out);
+        conn.served.then(|| out.to_vec())
+    });
+}
+
+/// Runs one attempt of blocking command `a` over `keys`: `attempt` tries to serve it (writing
 /// its reply and returning true). Otherwise blocks (first attempt), keeps blocking, or answers
 /// the timeout (null array).
 pub(crate) fn run(
+    a: &Args<'_>,
     cx: &mut Ctx<'_>,
     keys: &[&[u8]],
     timeout: &[u8],
@@ -67,57 +103,72 @@ pub(crate) fn run(
     flow: &mut Flow,
     attempt: impl FnOnce(&mut Ctx<'_>, &mut BytesMut) -> Result<bool, RespError>,
 ) -> Reply {
-    let first = cx.conn.blocked.is_none();
-    let timeout = if first { parse_timeout(timeout)? } else { None };
+    if cx.conn.on_behalf {
+        // Another connection serves this client: one attempt; an error is an answer too.
+        let r = attempt(cx, out);
+        cx.conn.served = !matches!(r, Ok(false));
+        return r.map(|_| ());
+    }
     if cx.conn.in_exec {
         // Inside MULTI/EXEC a blocking command is its non-blocking form (redis does the same).
+        parse_timeout(timeout)?;
         if !attempt(cx, out)? {
             encode_null_array(out, cx.conn.version);
         }
         return Ok(());
     }
     let waiters = &cx.shared.waiters;
-    if first {
-        // In the queues before the first attempt: a push that lands between a failed attempt
-        // and the registration would otherwise wake nobody, and the element would sit in the
-        // list while this client waits.
-        let b = Blocked {
-            keys: keys.iter().map(|k| Box::<[u8]>::from(*k)).collect(),
-            notify: Arc::new(Notify::new()),
-            deadline: timeout.map(|t| Instant::now() + t),
+    let Some(b) = &cx.conn.blocked else {
+        // First attempt. In the queues before it: a push that lands between a failed attempt
+        // and the registration would otherwise serve nobody, and the element would sit in the
+        // list while this client waits. The attempt holds the client's state, so a connection
+        // serving the key meanwhile waits for it, then finds the client gone or still waiting.
+        let timeout = parse_timeout(timeout)?;
+        let retry = Retry {
+            request: Queued::of(a),
+            version: cx.conn.version,
         };
-        waiters.register(cx.conn.id, &b.notify, &b.keys);
-        cx.conn.blocked = Some(Box::new(b));
-    }
-    let served = attempt(cx, out);
-    if !matches!(served, Ok(false)) {
-        if let Some(b) = cx.conn.blocked.take() {
-            waiters.unregister(cx.conn.id, &b.keys);
-        }
-        if served.is_ok() {
-            for k in keys {
-                waiters.notify(k);
-            }
-        }
-        return served.map(|_| ());
-    }
-    match &cx.conn.blocked {
-        Some(b) if b.deadline.is_some_and(|d| Instant::now() >= d) => {
-            let b = cx.conn.blocked.take().expect("blocked");
-            waiters.unregister(cx.conn.id, &b.keys);
-            encode_null_array(out, cx.conn.version);
+        let keys = keys.iter().map(|k| Box::<[u8]>::from(*k)).collect();
+        let parked = Parked::new(cx.conn.id, keys, Box::new(retry));
+        waiters.register(&parked);
+        let mut st = parked.state();
+        let served = attempt(cx, out);
+        if matches!(served, Ok(false)) {
+            drop(st);
+            cx.conn.blocked = Some(Box::new(Blocked {
+                parked,
+                deadline: timeout.map(|t| Instant::now() + t),
+            }));
+            *flow = Flow::Block;
             return Ok(());
         }
-        _ => {}
+        waiters.leave_locked(&parked, &mut st);
+        return served.map(|_| ());
+    };
+    // Woken, or the deadline passed: served on its behalf meanwhile, timed out, or still
+    // waiting (its key is served by whoever writes to it, in arrival order).
+    let timed_out = b.deadline.is_some_and(|d| Instant::now() >= d);
+    let parked = std::sync::Arc::clone(&b.parked);
+    let mut st = parked.state();
+    if *st == Park::Waiting && !timed_out {
+        *flow = Flow::Block;
+        return Ok(());
     }
-    *flow = Flow::Block;
+    match waiters.leave_locked(&parked, &mut st) {
+        Some(reply) => out.extend_from_slice(&reply),
+        None => encode_null_array(out, cx.conn.version),
+    }
+    drop(st);
+    cx.conn.blocked = None;
     Ok(())
 }
 
 /// A command that blocks only in its B* form (LMOVE/BLMOVE, RPOPLPUSH/BRPOPLPUSH,
 /// LMPOP/BLMPOP, ZMPOP/BZMPOP): with a `timeout`, [`run`]; without, one attempt, answered by
 /// `nothing` (the non-blocking form's null reply) when it served nothing.
+#[allow(clippy::too_many_arguments)] // `run`'s arguments plus the non-blocking form's reply.
 pub(crate) fn run_or_answer(
+    a: &Args<'_>,
     cx: &mut Ctx<'_>,
     keys: &[&[u8]],
     timeout: Option<&[u8]>,
@@ -127,7 +178,7 @@ pub(crate) fn run_or_answer(
     attempt: impl FnOnce(&mut Ctx<'_>, &mut BytesMut) -> Result<bool, RespError>,
 ) -> Reply {
     match timeout {
-        Some(t) if !cx.conn.in_exec => run(cx, keys, t, out, flow, attempt),
+        Some(t) if !cx.conn.in_exec => run(a, cx, keys, t, out, flow, attempt),
         _ => {
             // Inside EXEC the B* form is its non-blocking form, reply included (BRPOPLPUSH
             // answers a null bulk like RPOPLPUSH), after the timeout is checked.

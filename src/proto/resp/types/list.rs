@@ -259,7 +259,7 @@ pub(crate) fn handle(
                     None => Ok(false),
                 }
             };
-            blocking::run_or_answer(cx, &[src], timeout, out, flow, encode_null, attempt)
+            blocking::run_or_answer(a, cx, &[src], timeout, out, flow, encode_null, attempt)
         }
         Command::LMPop | Command::BLMPop => (|| {
             let blocking = cmd == Command::BLMPop;
@@ -280,7 +280,7 @@ pub(crate) fn handle(
                 })
             };
             let timeout = if blocking { Some(a.arg(1)?) } else { None };
-            blocking::run_or_answer(cx, &keys, timeout, out, flow, encode_null_array, attempt)
+            blocking::run_or_answer(a, cx, &keys, timeout, out, flow, encode_null_array, attempt)
         })(),
         Command::BLPop | Command::BRPop => {
             let front = cmd == Command::BLPop;
@@ -300,7 +300,7 @@ pub(crate) fn handle(
                     },
                 )
             };
-            blocking::run(cx, &keys, a.arg(a.len() - 1)?, out, flow, attempt)
+            blocking::run(a, cx, &keys, a.arg(a.len() - 1)?, out, flow, attempt)
         }
         _ => Err(RespError::NotInGroup(cmd.wire())),
     }

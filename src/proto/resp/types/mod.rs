@@ -11,6 +11,8 @@
 //! one node and no migration is running, every key is locked at once ([`Topology::entries`])
 //! and the command is atomic; otherwise each key is accessed on its own through
 //! `Topology::entry`, in the order redis touches them (not atomic, documented in README).
+//! [`with_keys_exclusive`] (BITOP) is atomic in the second case too: it runs the command alone
+//! in the server's gate, as EXEC runs its queue.
 //!
 //! Empty containers never exist: `Entry::update_container` removes a container a command
 //! emptied, and a command that would create an empty one (ZADD XX, ...) creates nothing.
@@ -68,6 +70,25 @@ pub(crate) fn with_keys<R>(
     topo.entries(keys, |locked| match locked {
         Some(l) => f(&mut Access::Locked(l)),
         None => f(&mut Access::Routed(topo)),
+    })
+}
+
+/// Like [`with_keys`], and atomic across nodes too: when the keys are not all locked on one
+/// node (they span nodes, or a migration runs), `f` runs inside the server's gate, alone, as
+/// EXEC runs (inside EXEC it already is). For commands that must never show a half state
+/// (BITOP).
+pub(crate) fn with_keys_exclusive<R>(
+    cx: &Ctx<'_>,
+    topo: &Topology,
+    keys: &[&[u8]],
+    f: impl FnOnce(&mut Access<'_, '_>) -> R,
+) -> R {
+    topo.entries(keys, |locked| match (locked, cx.pass) {
+        (Some(l), _) => f(&mut Access::Locked(l)),
+        (None, Some(pass)) if !cx.conn.in_exec => {
+            pass.gate().exclusive(pass, || f(&mut Access::Routed(topo)))
+        }
+        (None, _) => f(&mut Access::Routed(topo)),
     })
 }
 
@@ -543,13 +564,24 @@ pub(super) fn scan_args<'a>(a: &Args<'a>) -> Result<ScanArgs<'a>, RespError> {
 
 impl ScanArgs<'_> {
     /// The position window to return out of `len` elements, and the next cursor.
+    ///
+    /// Large collections are walked from the top position down, the cursor being the
+    /// position below which the walk continues (0 to start, 0 again at the end). The stores
+    /// only ever move an element *down* (a removal moves the last element into the hole, or
+    /// shifts the ones above it down by one; a score change keeps a sorted-set member's slot)
+    /// and append new elements at the top, so an element present from the first call to the
+    /// last cannot pass from below the cursor to above it unseen: it is returned, as redis
+    /// promises for its SCANs. It may be returned twice, as in redis.
     pub(super) fn window(&self, len: usize) -> (usize, usize, u64) {
         if len <= SCAN_ALL_MAX {
             return (0, len, 0);
         }
-        let start = (self.cursor as usize).min(len);
-        let end = start.saturating_add(self.count).min(len);
-        (start, end, if end >= len { 0 } else { end as u64 })
+        let end = match self.cursor {
+            0 => len,
+            c => usize::try_from(c).unwrap_or(usize::MAX).min(len),
+        };
+        let start = end.saturating_sub(self.count);
+        (start, end, start as u64)
     }
 
     pub(super) fn matches(&self, s: &[u8]) -> bool {

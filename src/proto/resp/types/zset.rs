@@ -473,7 +473,7 @@ pub(crate) fn handle(
                 })
             };
             let timeout = if blocking { Some(a.arg(1)?) } else { None };
-            blocking::run_or_answer(cx, &keys, timeout, out, flow, encode_null_array, attempt)
+            blocking::run_or_answer(a, cx, &keys, timeout, out, flow, encode_null_array, attempt)
         })(),
         Command::BZPopMin | Command::BZPopMax => {
             let max = cmd == Command::BZPopMax;
@@ -489,7 +489,7 @@ pub(crate) fn handle(
                     reply_double(out, s, v);
                 })
             };
-            blocking::run(cx, &keys, a.arg(a.len() - 1)?, out, flow, attempt)
+            blocking::run(a, cx, &keys, a.arg(a.len() - 1)?, out, flow, attempt)
         }
         Command::ZRemRangeByRank | Command::ZRemRangeByScore | Command::ZRemRangeByLex => (|| {
             let range = match cmd {
@@ -526,6 +526,7 @@ pub(crate) fn handle(
             combine_cmd(cx, cmd, a, out, true)
         }
         Command::ZRandMember => random_members::<ZSet>(&topo, a, v, out, Some("withscores")),
+        Command::ZInterCard => zintercard(cx, a, out),
         Command::ZScan => (|| {
             let s = scan_args(a)?;
             let (next, items) = topo
@@ -533,7 +534,7 @@ pub(crate) fn handle(
                     read::<ZSet, _>(e, |z| {
                         let (lo, hi, next) = s.window(z.len());
                         let mut items = Vec::new();
-                        for (m, sc) in z.range(lo, hi, false) {
+                        for (m, sc) in (lo..hi).map(|i| z.slot(i)) {
                             if s.matches(m) {
                                 items.push(m.to_vec());
                                 items.push(fmt_double(sc).into_bytes());
@@ -812,4 +813,78 @@ fn aggregate(a: f64, b: f64, agg: Agg) -> f64 {
             }
         }
     }
+}
+
+/// ZINTERCARD numkeys key... [LIMIT n]: the size of the intersection (sets count as sorted
+/// sets of score 1), at most `n` when `n > 0`. Every key's type is checked before a missing
+/// one makes the answer 0, as redis does; atomic when the keys share a node, like ZINTER.
+fn zintercard(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let n = parse_int(a.arg(1)?)?;
+    if n <= 0 {
+        return Err(RespError::NeedInputKey(Command::ZInterCard.wire()));
+    }
+    if n as u64 > (a.len() - 2) as u64 {
+        return Err(RespError::Syntax);
+    }
+    let n = n as usize;
+    let keys: Vec<&[u8]> = (0..n).map(|i| a.arg(2 + i)).collect::<Result<_, _>>()?;
+    let topo = cx.shared.topology.load();
+    // The first key's members are the candidates, filtered by each further key in place (no
+    // copy of the others: the same big key may be named thousands of times). None: a key is
+    // missing, the intersection is empty (every key's type is still checked).
+    let candidates = with_keys(&topo, &keys, |acc: &mut Access<'_, '_>| {
+        let mut candidates: Option<Vec<Vec<u8>>> = Some(Vec::new());
+        for (i, k) in keys.iter().enumerate() {
+            acc.entry(k, |e| {
+                let kind = kind_of(e);
+                let Some(c) = candidates.as_mut() else {
+                    return match kind {
+                        None | Some(Kind::ZSet | Kind::Set) => Ok(()),
+                        Some(_) => Err(RespError::WrongType),
+                    };
+                };
+                let found = match kind {
+                    None => None,
+                    Some(Kind::ZSet) if i == 0 => {
+                        read::<ZSet, _>(e, |z| *c = z.iter().map(|(m, _)| m.to_vec()).collect())?
+                    }
+                    Some(Kind::Set) if i == 0 => {
+                        read::<Set, _>(e, |s| *c = s.iter().map(<[u8]>::to_vec).collect())?
+                    }
+                    Some(Kind::ZSet) => read::<ZSet, _>(e, |z| c.retain(|m| z.score(m).is_some()))?,
+                    Some(Kind::Set) => read::<Set, _>(e, |s| c.retain(|m| s.contains(m)))?,
+                    Some(_) => return Err(RespError::WrongType),
+                };
+                if found.is_none() {
+                    candidates = None;
+                }
+                Ok(())
+            })?;
+        }
+        Ok::<_, RespError>(candidates)
+    })?;
+    // redis reads the options only after every key's type was checked.
+    let mut limit = 0usize;
+    let mut j = 2 + n;
+    while j < a.len() {
+        if is(a.arg(j)?, "limit") && j + 1 < a.len() {
+            let l = parse_int(a.arg(j + 1)?).map_err(|_| RespError::LimitNegative)?;
+            if l < 0 {
+                return Err(RespError::LimitNegative);
+            }
+            limit = l as usize;
+            j += 2;
+        } else {
+            return Err(RespError::Syntax);
+        }
+    }
+    let count = candidates.map_or(0, |c| {
+        if limit > 0 {
+            c.len().min(limit)
+        } else {
+            c.len()
+        }
+    });
+    encode_int(out, count as i64);
+    Ok(())
 }
