@@ -1,10 +1,10 @@
 //! The pub/sub registry: which connections listen on which channels, patterns and shard
-//! channels (each through its [`Mailbox`], see `mailbox`), the directory of connections that
-//! have a mailbox (CLIENT TRACKING REDIRECT), the keyspace-notification flags and the
-//! client-side caching state (`tracking`).
+//! channels (each through its [`Mailbox`], see `mailbox`), the keyspace-notification flags and
+//! the client-side caching state (`tracking`, which also keeps the directory of connections
+//! that have a mailbox).
 //!
-//! Owns: the channel → subscribers maps, the count of subscribers closed for falling behind,
-//! the directory. Must not touch: sockets, command parsing, reply encoding (a publisher passes
+//! Owns: the channel → subscribers maps, the count of subscribers closed for falling behind.
+//! Must not touch: sockets, command parsing, reply encoding (a publisher passes
 //! an [`Encode`] function from the protocol layer; the registry only copies the bytes it
 //! makes), the flags' meaning (`proto::resp::notify`).
 //!
