@@ -114,15 +114,16 @@ impl Client {
             b.as_deref()
                 .map_or_else(String::new, |b| String::from_utf8_lossy(b).into_owned())
         };
+        // In redis's order.
         let mut flags = String::new();
         if s.sub + s.psub + s.ssub > 0 {
             flags.push('P');
         }
-        if s.blocked {
-            flags.push('b');
-        }
         if s.multi.is_some() {
             flags.push('x');
+        }
+        if s.blocked {
+            flags.push('b');
         }
         if let Some((_, bcast)) = s.tracking {
             flags.push('t');
