@@ -55,10 +55,6 @@ pub struct Shared {
     pub waiters: Waiters,
     /// Lets EXEC run while no session handles a request (every session holds a pass).
     pub gate: Arc<Gate>,
-    /// The RESP connections, for CLIENT LIST.
-    pub clients: clients::Clients,
-    /// Counters as they were at the last CONFIG RESETSTAT (INFO shows what came since).
-    pub stat_baseline: parking_lot::Mutex<Vec<u64>>,
     /// The pub/sub registry: channel, pattern and shard-channel subscribers.
     pub pubsub: Arc<pubsub::Registry>,
     /// Where nodes report expired and evicted keys (keyspace notifications), once the protocol
@@ -68,6 +64,10 @@ pub struct Shared {
     report_key_events: std::sync::atomic::AtomicBool,
     /// Lua scripts and functions (EVAL, FCALL): the engine and the kill flag.
     pub scripts: Arc<Scripts>,
+    /// The RESP connections, for CLIENT LIST.
+    pub clients: clients::Clients,
+    /// Counters as they were at the last CONFIG RESETSTAT (INFO shows what came since).
+    pub stat_baseline: parking_lot::Mutex<Vec<u64>>,
     /// Redis parameters set by CONFIG SET (name -> value), shown by CONFIG GET.
     pub config_set: parking_lot::Mutex<hashbrown::HashMap<&'static str, String>>,
     /// The config file being served, when the server watches one (named in errors).
@@ -95,7 +95,6 @@ impl Shared {
             metrics: None,
             waiters: Waiters::default(),
             gate: Arc::new(Gate::default()),
-            clients: clients::Clients::default(),
             pubsub: {
                 let registry = pubsub::Registry::default();
                 registry.set_limit(out_limit);
@@ -104,6 +103,7 @@ impl Shared {
             key_events: std::sync::OnceLock::new(),
             report_key_events: std::sync::atomic::AtomicBool::new(false),
             scripts: Arc::new(Scripts::default()),
+            clients: clients::Clients::default(),
             snapshots: None,
             config_set: Default::default(),
             stat_baseline: Default::default(),

@@ -718,7 +718,7 @@ max_memory = "1MiB"
 /// Tracking connections in every mode while another connection writes; every connection's
 /// bytes (ids left out).
 fn tracking_streams(addr: SocketAddr) -> Vec<Vec<u8>> {
-    let mut streams = vec![Vec::new(); 7];
+    let mut streams = vec![Vec::new(); 9];
     // redis-server may have loaded a dump.rdb from the working directory.
     Peer::connect(addr).call(&[b"FLUSHALL"], 1);
     let resp3 = |p: &mut Peer| {
@@ -772,6 +772,22 @@ fn tracking_streams(addr: SocketAddr) -> Vec<Vec<u8>> {
     streams[5].extend(c5.call(&[b"GET", b"a"], 1));
     streams[5].extend(c5.call(&[b"GET", b"n"], 1));
     streams[5].extend(c5.call(&[b"SET", b"n", b"1"], 1));
+    // A redirect to a connection that never subscribed: accepted, and it is sent nothing.
+    let mut plain = Peer::connect(addr);
+    let plain_id = plain.call(&[b"CLIENT", b"ID"], 1);
+    let plain_id = String::from_utf8_lossy(&plain_id[1..plain_id.len() - 2]).into_owned();
+    let mut c6 = Peer::connect(addr);
+    streams[7].extend(c6.call(
+        &[
+            b"CLIENT",
+            b"TRACKING",
+            b"on",
+            b"REDIRECT",
+            plain_id.as_bytes(),
+        ],
+        1,
+    ));
+    streams[7].extend(c6.call(&[b"GET", b"a"], 1));
     let mut w = Peer::connect(addr);
     for cmd in [
         &[&b"SET"[..], b"a", b"1"][..],
@@ -790,6 +806,26 @@ fn tracking_streams(addr: SocketAddr) -> Vec<Vec<u8>> {
         .enumerate()
     {
         streams[i].extend(p.until_ping());
+    }
+    streams[8].extend(plain.until_ping());
+    streams[7].extend(c6.until_ping());
+    // Its target gone, the redirect is broken (TRACKINGINFO says so once an invalidation had
+    // nowhere to go; redis notices only then).
+    drop(plain);
+    streams[7].extend(c6.call(&[b"GET", b"a"], 1));
+    streams[6].extend(w.call(&[b"SET", b"a", b"3"], 1));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = c6.call(&[b"CLIENT", b"TRACKINGINFO"], 1);
+        let info = String::from_utf8_lossy(&info).into_owned();
+        if info.contains("broken_redirect") {
+            // The redirect's id differs between the servers.
+            let info = info.replace(&format!(":{plain_id}\r\n"), ":ID\r\n");
+            streams[7].extend(info.as_bytes());
+            break;
+        }
+        assert!(Instant::now() < deadline, "the redirect never broke");
+        std::thread::sleep(Duration::from_millis(5));
     }
     streams[6].extend(w.call(&[b"FLUSHALL"], 1));
     for (i, p) in [&mut c1, &mut target, &mut c3].into_iter().enumerate() {

@@ -54,10 +54,14 @@ pub struct Shown {
     pub blocked: bool,
     /// Commands queued in its open MULTI (`multi=`; flag `x`), None outside MULTI.
     pub multi: Option<usize>,
-    /// Channel, pattern and shard-channel subscriptions (`sub=`, `psub=`, `ssub=`; flag `P`).
-    pub subs: (usize, usize, usize),
-    /// CLIENT TRACKING's redirect client id while tracking is on (`redir=`; flag `t`).
-    pub redir: Option<u64>,
+    /// Channel subscriptions (`sub=`; flag `P` with the next two).
+    pub sub: usize,
+    /// Pattern subscriptions (`psub=`).
+    pub psub: usize,
+    /// Shard-channel subscriptions (`ssub=`).
+    pub ssub: usize,
+    /// CLIENT TRACKING on: (REDIRECT id or 0 for `redir=`, BCAST); flags `t`, `B`.
+    pub tracking: Option<(i64, bool)>,
 }
 
 impl Default for Shown {
@@ -70,8 +74,10 @@ impl Default for Shown {
             resp: 2,
             blocked: false,
             multi: None,
-            subs: (0, 0, 0),
-            redir: None,
+            sub: 0,
+            psub: 0,
+            ssub: 0,
+            tracking: None,
         }
     }
 }
@@ -110,7 +116,7 @@ impl Client {
         };
         // In redis's order.
         let mut flags = String::new();
-        if s.subs != (0, 0, 0) {
+        if s.sub + s.psub + s.ssub > 0 {
             flags.push('P');
         }
         if s.multi.is_some() {
@@ -119,8 +125,11 @@ impl Client {
         if s.blocked {
             flags.push('b');
         }
-        if s.redir.is_some() {
+        if let Some((_, bcast)) = s.tracking {
             flags.push('t');
+            if bcast {
+                flags.push('B');
+            }
         }
         if flags.is_empty() {
             flags.push('N');
@@ -133,12 +142,12 @@ impl Client {
             addr(self.local),
             lossy(&s.name),
             now_ms.saturating_sub(self.created_ms) / 1000,
-            s.subs.0,
-            s.subs.1,
-            s.subs.2,
+            s.sub,
+            s.psub,
+            s.ssub,
             s.multi.map_or(-1, |n| n as i64),
             s.last,
-            s.redir.map_or(-1, |r| r as i64),
+            s.tracking.map_or(-1, |(redirect, _)| redirect),
             s.resp,
             lossy(&s.lib_name),
             lossy(&s.lib_ver),

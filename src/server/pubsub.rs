@@ -1,10 +1,10 @@
 //! The pub/sub registry: which connections listen on which channels, patterns and shard
-//! channels (each through its [`Mailbox`], see `mailbox`), the directory of connections that
-//! have a mailbox (CLIENT TRACKING REDIRECT), the keyspace-notification flags and the
-//! client-side caching state (`tracking`).
+//! channels (each through its [`Mailbox`], see `mailbox`), the keyspace-notification flags and
+//! the client-side caching state (`tracking`, which also keeps the directory of connections
+//! that have a mailbox).
 //!
-//! Owns: the channel → subscribers maps, the count of subscribers closed for falling behind,
-//! the directory. Must not touch: sockets, command parsing, reply encoding (a publisher passes
+//! Owns: the channel → subscribers maps, the count of subscribers closed for falling behind.
+//! Must not touch: sockets, command parsing, reply encoding (a publisher passes
 //! an [`Encode`] function from the protocol layer; the registry only copies the bytes it
 //! makes), the flags' meaning (`proto::resp::notify`).
 //!
@@ -18,12 +18,12 @@
 //!   the two encodings differ in that byte only.
 //! - Lock order: a registry map, then a mailbox. Nothing takes a map while holding a mailbox.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
 
 use bytes::BytesMut;
 use hashbrown::HashMap;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 pub use super::mailbox::{Mailbox, Overflowed};
 use super::tracking::Tracking;
@@ -62,9 +62,6 @@ pub struct Registry {
     /// `limits.max_output_buffer`, for messages published from where no request's limits are
     /// at hand (the store's expiries and evictions).
     limit: AtomicU64,
-    /// Connections that have a mailbox, by client id (CLIENT TRACKING REDIRECT finds its
-    /// target here).
-    directory: Mutex<HashMap<u64, Weak<Mailbox>>>,
     /// Client-side caching.
     pub tracking: Tracking,
 }
@@ -79,7 +76,6 @@ impl Default for Registry {
             overflows: AtomicU64::new(0),
             keyspace: AtomicU32::new(0),
             limit: AtomicU64::new(64 << 20),
-            directory: Mutex::default(),
             tracking: Tracking::default(),
         }
     }
@@ -108,21 +104,14 @@ impl Registry {
         self.tracking.set_limit(limit);
     }
 
-    /// Lists a connection's mailbox under its client id.
+    /// Lists a connection's mailbox under its client id (see `Tracking::register`).
     pub fn register(&self, mailbox: &Arc<Mailbox>) {
-        self.directory
-            .lock()
-            .insert(mailbox.id(), Arc::downgrade(mailbox));
+        self.tracking.register(mailbox);
     }
 
     /// Removes a closing connection from the directory.
     pub fn deregister(&self, id: u64) {
-        self.directory.lock().remove(&id);
-    }
-
-    /// The mailbox of live client `id`, if it has one.
-    pub fn mailbox(&self, id: u64) -> Option<Arc<Mailbox>> {
-        self.directory.lock().get(&id).and_then(Weak::upgrade)
+        self.tracking.deregister(id);
     }
 
     fn map(&self, kind: Kind) -> &RwLock<HashMap<Box<[u8]>, Subscribers>> {

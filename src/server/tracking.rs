@@ -2,7 +2,8 @@
 //! their invalidation messages go.
 //!
 //! Owns: the tracking table (key → client ids, bounded by `tracking-table-max-keys`), the
-//! tracking clients (their mode and target mailbox) and the BCAST prefixes. Must not touch:
+//! tracking clients (their mode and target) and the BCAST prefixes, and the directory of
+//! connections that have a mailbox (where a REDIRECT is looked up at each message). Must not touch:
 //! command parsing, sockets; the messages' bytes come from the protocol layer's [`Encode`]
 //! (the same function pub/sub uses) through [`Invalidation`].
 //!
@@ -12,11 +13,11 @@
 //! - A key is forgotten once its invalidation is sent (redis: the client must read it again
 //!   to be told again); the table never holds more than `max_keys` keys: remembering one more
 //!   invalidates another (its clients are told, as redis does).
-//! - One mutex guards the table; mailboxes are pushed while holding it (mailbox locks come
-//!   after it, never the other way round).
+//! - One mutex guards the table; mailboxes are pushed while holding it (the directory's and
+//!   the mailboxes' locks come after it, never the other way round).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use bytes::BytesMut;
 use hashbrown::{HashMap, HashSet};
@@ -28,11 +29,21 @@ use super::mailbox::Mailbox;
 /// (`resp3`, a push) or as a RESP2 `__redis__:invalidate` pub/sub message.
 pub type Invalidation = fn(out: &mut BytesMut, keys: Option<&[&[u8]]>, resp3: bool);
 
+/// Where a tracking connection's invalidations go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Its own mailbox (RESP3 pushes).
+    Own(Arc<Mailbox>),
+    /// The REDIRECT client, found by id at each message: a client that has closed (or has no
+    /// mailbox, having never subscribed) gets nothing, and holds no memory here.
+    Redirect(u64),
+}
+
 /// One tracking connection.
 #[derive(Debug, Clone)]
 pub struct Client {
-    /// Where its invalidations go: its own mailbox, or its REDIRECT's.
-    pub target: Arc<Mailbox>,
+    /// Where its invalidations go.
+    pub target: Target,
     /// NOLOOP: not told about its own writes.
     pub noloop: bool,
     /// BCAST prefixes (empty: default mode, told about the keys it read).
@@ -50,6 +61,8 @@ struct Table {
 /// The server's tracking state.
 pub struct Tracking {
     active: AtomicUsize,
+    /// Connections that have a mailbox, by client id (REDIRECT targets are found here).
+    directory: Mutex<HashMap<u64, Weak<Mailbox>>>,
     /// The mailbox limit (`limits.max_output_buffer`).
     limit: AtomicU64,
     max_keys: AtomicUsize,
@@ -60,6 +73,7 @@ impl Default for Tracking {
     fn default() -> Tracking {
         Tracking {
             active: AtomicUsize::new(0),
+            directory: Mutex::default(),
             limit: AtomicU64::new(64 << 20),
             max_keys: AtomicUsize::new(1_000_000),
             table: Mutex::new(Table::default()),
@@ -92,6 +106,23 @@ impl Tracking {
     /// Keys tracked now (INFO `tracking_total_keys`).
     pub fn keys(&self) -> usize {
         self.table.lock().keys.len()
+    }
+
+    /// Lists a connection's mailbox under its client id.
+    pub fn register(&self, mailbox: &Arc<Mailbox>) {
+        self.directory
+            .lock()
+            .insert(mailbox.id(), Arc::downgrade(mailbox));
+    }
+
+    /// Removes a closing connection from the directory.
+    pub fn deregister(&self, id: u64) {
+        self.directory.lock().remove(&id);
+    }
+
+    /// The mailbox of live client `id`, if it has one.
+    pub fn mailbox(&self, id: u64) -> Option<Arc<Mailbox>> {
+        self.directory.lock().get(&id).and_then(Weak::upgrade)
     }
 
     /// Turns tracking on for client `id` (replacing its previous settings).
@@ -130,7 +161,7 @@ impl Tracking {
                         // Full: invalidate some key to make room.
                         if let Some(victim) = t.keys.keys().next().cloned() {
                             let limit = self.limit.load(Ordering::Relaxed);
-                            Self::invalidate_locked(&mut t, &victim, None, encode, limit);
+                            self.invalidate_locked(&mut t, &victim, None, encode, limit);
                         }
                     }
                     t.keys.insert(key.into(), HashSet::from([id]));
@@ -150,10 +181,25 @@ impl Tracking {
     ) -> Option<BytesMut> {
         let limit = self.limit.load(Ordering::Relaxed);
         let mut t = self.table.lock();
-        Self::invalidate_locked(&mut t, key, by, encode, limit)
+        self.invalidate_locked(&mut t, key, by, encode, limit)
+    }
+
+    /// Where `client`'s messages go now (None: nowhere, or nowhere they could be read).
+    fn target(&self, client: &Client, id: u64) -> Option<Arc<Mailbox>> {
+        let m = match &client.target {
+            Target::Own(m) => Arc::clone(m),
+            Target::Redirect(to) => self.mailbox(*to)?,
+        };
+        // RESP2 without REDIRECT, or to a redirect that is not in subscribe mode: an
+        // unrequested array would break its replies; redis sends nothing either.
+        if !m.is_resp3() && (m.id() == id || !m.is_subscribed()) {
+            return None;
+        }
+        Some(m)
     }
 
     fn invalidate_locked(
+        &self,
         t: &mut Table,
         key: &[u8],
         by: Option<u64>,
@@ -165,19 +211,16 @@ impl Tracking {
             if client.noloop && by == Some(id) {
                 return;
             }
-            let resp3 = client.target.is_resp3();
-            if !resp3 && (client.target.id() == id || !client.target.is_subscribed()) {
-                // RESP2 without REDIRECT, or to a redirect that is not in subscribe mode: an
-                // unrequested array would break its replies; redis sends nothing either.
+            let Some(target) = self.target(client, id) else {
                 return;
-            }
+            };
             let mut frame = BytesMut::new();
-            encode(&mut frame, Some(&[key]), resp3);
-            if by == Some(id) && client.target.id() == id {
+            encode(&mut frame, Some(&[key]), target.is_resp3());
+            if by == Some(id) && target.id() == id {
                 own.get_or_insert_with(BytesMut::new)
                     .extend_from_slice(&frame);
             } else {
-                client.target.push_raw(&frame, limit);
+                target.push_raw(&frame, limit);
             }
         };
         if let Some(ids) = t.keys.remove(key) {
@@ -203,15 +246,15 @@ impl Tracking {
         t.keys.clear();
         let mut own = None;
         for (&id, c) in &t.clients {
-            if !c.target.is_resp3() && (c.target.id() == id || !c.target.is_subscribed()) {
+            let Some(target) = self.target(c, id) else {
                 continue;
-            }
+            };
             let mut frame = BytesMut::new();
-            encode(&mut frame, None, c.target.is_resp3());
-            if by == Some(id) && c.target.id() == id {
+            encode(&mut frame, None, target.is_resp3());
+            if by == Some(id) && target.id() == id {
                 own = Some(frame);
             } else {
-                c.target.push_raw(&frame, limit);
+                target.push_raw(&frame, limit);
             }
         }
         own

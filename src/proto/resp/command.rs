@@ -378,8 +378,7 @@ impl Command {
         by_name.get(name).copied()
     }
 
-    /// True for commands that take a subcommand (CLIENT, COMMAND, CONFIG, OBJECT, MEMORY,
-    /// PUBSUB).
+    /// True for commands that take a subcommand (CLIENT, COMMAND, CONFIG, OBJECT, MEMORY).
     pub fn is_container(self) -> bool {
         matches!(
             self,

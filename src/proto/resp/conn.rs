@@ -15,7 +15,7 @@ use super::error::RespError;
 use super::frame::{Args, Version};
 use crate::config::Limits;
 use crate::server::Shared;
-use crate::server::clients::{Client, Shown};
+use crate::server::clients::Client;
 use crate::server::gate::Pass;
 use crate::server::pubsub::Mailbox;
 use crate::server::waiters::Parked;
@@ -124,17 +124,8 @@ impl Subscriptions {
     }
 }
 
-/// What [`Conn::publish`] last published of the state that changes per command (the last
-/// command by its name's address and length: names are static).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Published {
-    last: (usize, usize),
-    resp3: bool,
-    blocked: bool,
-    multi: Option<usize>,
-    subs: (usize, usize, usize),
-    redir: Option<u64>,
-}
+/// (last command's name pointer and length, RESP3, blocked, MULTI queue length).
+type Published = (usize, usize, bool, bool, Option<usize>);
 
 impl Conn {
     /// State for a new connection.
@@ -159,10 +150,22 @@ impl Conn {
             on_behalf: false,
             served: false,
             client: None,
-            published: Published::default(),
+            published: (0, 0, false, false, None),
             mailbox: None,
             subs: Subscriptions::default(),
             tracking: None,
+        }
+    }
+
+    /// Publishes the subscription counts and the tracking state for CLIENT LIST (after
+    /// (P|S)(UN)SUBSCRIBE, CLIENT TRACKING, RESET).
+    pub fn publish_subs(&self) {
+        if let Some(client) = &self.client {
+            let mut s = client.shown.lock();
+            s.sub = self.subs.channels.len();
+            s.psub = self.subs.patterns.len();
+            s.ssub = self.subs.shard.len();
+            s.tracking = self.tracking.as_ref().map(|t| (t.redirect as i64, t.bcast));
         }
     }
 
@@ -172,48 +175,22 @@ impl Conn {
         let Some(client) = &self.client else {
             return;
         };
-        let now = Published {
-            last: (self.last.as_ptr() as usize, self.last.len()),
-            resp3: self.version == Version::Resp3,
-            blocked: self.blocked.is_some(),
-            multi: self.multi.as_ref().map(|m| m.queue.len()),
-            subs: (
-                self.subs.channels.len(),
-                self.subs.patterns.len(),
-                self.subs.shard.len(),
-            ),
-            redir: self.tracking.as_ref().map(|t| t.redirect),
-        };
+        let now: Published = (
+            self.last.as_ptr() as usize,
+            self.last.len(),
+            self.version == Version::Resp3,
+            self.blocked.is_some(),
+            self.multi.as_ref().map(|m| m.queue.len()),
+        );
         if now == self.published {
             return;
         }
         self.published = now;
         let mut s = client.shown.lock();
         s.last = self.last;
-        s.resp = if now.resp3 { 3 } else { 2 };
-        s.blocked = now.blocked;
-        s.multi = now.multi;
-        s.subs = now.subs;
-        s.redir = now.redir;
-    }
-
-    /// This connection as CLIENT LIST shows it (from its own state, whether published or not).
-    pub fn shown(&self) -> Shown {
-        Shown {
-            name: self.name.clone(),
-            lib_name: self.lib_name.clone(),
-            lib_ver: self.lib_ver.clone(),
-            last: self.last,
-            resp: if self.version == Version::Resp3 { 3 } else { 2 },
-            blocked: self.blocked.is_some(),
-            multi: self.multi.as_ref().map(|m| m.queue.len()),
-            subs: (
-                self.subs.channels.len(),
-                self.subs.patterns.len(),
-                self.subs.shard.len(),
-            ),
-            redir: self.tracking.as_ref().map(|t| t.redirect),
-        }
+        s.resp = if now.2 { 3 } else { 2 };
+        s.blocked = now.3;
+        s.multi = now.4;
     }
 
     /// Publishes the name and library fields (after CLIENT SETNAME / SETINFO, HELLO SETNAME).
@@ -249,7 +226,7 @@ impl Conn {
             on_behalf: true,
             served: false,
             client: None,
-            published: Published::default(),
+            published: (0, 0, false, false, None),
             mailbox: None,
             subs: Subscriptions::default(),
             tracking: None,

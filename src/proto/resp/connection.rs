@@ -22,7 +22,7 @@ use super::frame::{
 use super::server::{REDIS_VERSION, help};
 use super::{pubsub, tracking, txn};
 use crate::proto::Flow;
-use crate::server::clients::Client;
+use crate::server::clients::{Client, Shown};
 
 /// Runs a connection command (its arity is checked).
 pub(super) fn handle(
@@ -202,7 +202,19 @@ fn client_line(cx: &mut Ctx<'_>) -> String {
             // Not a registered connection (unit tests): shown from its own state.
             let c = &*cx.conn;
             let client = Client::new(c.id, c.peer, c.local, c.created_ms);
-            *client.shown.lock() = c.shown();
+            *client.shown.lock() = Shown {
+                name: c.name.clone(),
+                lib_name: c.lib_name.clone(),
+                lib_ver: c.lib_ver.clone(),
+                last: c.last,
+                resp: if c.version == Version::Resp3 { 3 } else { 2 },
+                blocked: false,
+                multi: None,
+                sub: c.subs.channels.len(),
+                psub: c.subs.patterns.len(),
+                ssub: c.subs.shard.len(),
+                tracking: c.tracking.as_ref().map(|t| (t.redirect as i64, t.bcast)),
+            };
             client.touch(now);
             client.line(now)
         }

@@ -213,8 +213,6 @@ pub enum RespError {
     ConfigSetUnknown(String),
     /// `ERR CONFIG SET failed (possibly related to argument '<arg>') - ...`
     ConfigSet(String, String),
-    /// CONFIG REWRITE: the settings live in the TOML file named (or none is served).
-    ConfigRewrite(Option<String>),
     /// `ERR Can't execute '<cmd>': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET
     /// are allowed in this context` (a RESP2 connection with subscriptions).
     SubscribedContext(String),
@@ -244,6 +242,8 @@ pub enum RespError {
     PrefixOverlap(String, String),
     /// `ERR Prefix '<a>' overlaps with an existing prefix '<b>'. ...`
     PrefixOverlapExisting(String, String),
+    /// CONFIG REWRITE: the settings live in the TOML file named (or none is served).
+    ConfigRewrite(Option<String>),
     /// `NOSCRIPT No matching script. Please use EVAL.`
     NoScript,
     /// `ERR Number of keys can't be negative`

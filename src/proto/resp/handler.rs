@@ -96,19 +96,18 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         }
         Err(e) => encode_error(out, &e),
     }
-    if flow == Flow::Block {
-        return flow;
-    }
-    let changed = match marks {
-        Some(marks) => notify::after(cx.shared, cmd, marks, &out[mark..]),
-        None => Vec::new(),
-    };
-    if notifying {
-        notify::keymiss(cx.shared, cmd, args, &out[mark..]);
-    }
-    if tracking {
-        let ok = !matches!(out.get(mark), Some(b'-' | b'!'));
-        tracking::after_command(cx, cmd, args, &changed, ok, out);
+    if flow != Flow::Block {
+        let changed = match marks {
+            Some(marks) => notify::after(cx.shared, cmd, marks, &out[mark..]),
+            None => Vec::new(),
+        };
+        if notifying {
+            notify::keymiss(cx.shared, cmd, args, &out[mark..]);
+        }
+        if tracking {
+            let ok = !matches!(out.get(mark), Some(b'-' | b'!'));
+            tracking::after_command(cx, cmd, args, &changed, ok, out);
+        }
     }
     // This request fed keys clients block on: they are served before it answers.
     serve_ready(cx);
@@ -147,9 +146,9 @@ fn dispatch(
         Group::List => types::list::handle(cmd, a, cx, out, flow),
         Group::Set => types::set::handle(cmd, a, cx, out),
         Group::SortedSet => types::zset::handle(cmd, a, cx, out, flow),
-        Group::Bitmap => bitmaps::handle(cmd, a, cx, out),
         Group::PubSub => pubsub::handle(cmd, sub, a, cx, out),
         Group::Scripting => script::handle(cmd, sub, a, cx, out, flow),
+        Group::Bitmap => bitmaps::handle(cmd, a, cx, out),
         Group::Transaction => {
             let r = txn::handle(cmd, a, cx, out, flow, &mut |a, cx, out| {
                 handle(a, cx, out);

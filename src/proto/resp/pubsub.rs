@@ -73,6 +73,7 @@ fn mark_subscribed(conn: &Conn) {
     if let Some(m) = &conn.mailbox {
         m.set_subscribed(conn.subs.any());
     }
+    conn.publish_subs();
 }
 
 /// The message frames publishers put in mailboxes (see `server::pubsub::Encode`).

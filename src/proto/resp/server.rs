@@ -508,6 +508,7 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                     let since = now[i].saturating_sub(base.get(i).copied().unwrap_or(0));
                     kv(t, name, since);
                 }
+                // Gauges: CONFIG RESETSTAT does not reset them (redis neither).
                 let ps = &shared.pubsub;
                 kv(t, "pubsub_channels", ps.len(Kind::Channel));
                 kv(t, "pubsub_patterns", ps.len(Kind::Pattern));
@@ -518,7 +519,7 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 kv(
                     t,
                     "client_output_buffer_limit_disconnections",
-                    Stats::get(&s.closed_output_buffer) + ps.overflows(),
+                    Stats::get(&shared.stats.closed_output_buffer) + ps.overflows(),
                 );
             }
             "replication" => {

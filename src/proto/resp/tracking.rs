@@ -16,7 +16,7 @@ use super::error::RespError;
 use super::frame::{Args, encode_array, encode_bulk, encode_int, encode_map, encode_ok, parse_i64};
 use super::pubsub::{encode_invalidation, mailbox};
 use crate::server::Shared;
-use crate::server::tracking::Client;
+use crate::server::tracking::{Client, Target};
 
 /// CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO.
 pub(super) fn client(cx: &mut Ctx<'_>, sub: &str, a: &Args<'_>, out: &mut BytesMut) -> Reply {
@@ -77,8 +77,7 @@ fn tracking(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             j += 1;
             let id = parse_i64(a.arg(j)?).ok_or_else(|| RespError::NotInteger)?;
             // redis checks the target exists while parsing, before the other errors.
-            if id <= 0 || (cx.shared.pubsub.mailbox(id as u64).is_none() && id as u64 != cx.conn.id)
-            {
+            if id <= 0 || !live(cx, id as u64) {
                 return Err(RespError::NoSuchRedirect);
             }
             mode.redirect = id as u64;
@@ -153,12 +152,9 @@ fn tracking(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     prefixes.append(&mut mode.prefixes);
     mode.prefixes = prefixes;
     let target = if mode.redirect != 0 && mode.redirect != cx.conn.id {
-        cx.shared
-            .pubsub
-            .mailbox(mode.redirect)
-            .ok_or_else(|| RespError::NoSuchRedirect)?
+        Target::Redirect(mode.redirect)
     } else {
-        mailbox(cx.conn, cx.shared)
+        Target::Own(mailbox(cx.conn, cx.shared))
     };
     cx.shared.pubsub.tracking.enable(
         cx.conn.id,
@@ -170,15 +166,22 @@ fn tracking(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         },
     );
     cx.conn.tracking = Some(Box::new(mode));
+    cx.conn.publish_subs();
     super::notify::refresh(cx.shared);
     encode_ok(out);
     Ok(())
+}
+
+/// Whether client `id` is connected (itself, or a RESP connection of the server).
+fn live(cx: &Ctx<'_>, id: u64) -> bool {
+    id == cx.conn.id || cx.shared.clients.get(id).is_some()
 }
 
 /// Turns tracking off (CLIENT TRACKING OFF, RESET, a closing connection).
 pub(super) fn off(conn: &mut Conn, shared: &Shared) {
     if conn.tracking.take().is_some() {
         shared.pubsub.tracking.disable(conn.id);
+        conn.publish_subs();
         super::notify::refresh(shared);
     }
 }
@@ -211,10 +214,7 @@ fn trackinginfo(cx: &mut Ctx<'_>, out: &mut BytesMut) {
             if m.noloop {
                 flags.push(b"noloop");
             }
-            if m.redirect != 0
-                && m.redirect != cx.conn.id
-                && cx.shared.pubsub.mailbox(m.redirect).is_none()
-            {
+            if m.redirect != 0 && m.redirect != cx.conn.id && !live(cx, m.redirect) {
                 flags.push(b"broken_redirect");
             }
             encode_array(out, flags.len());
