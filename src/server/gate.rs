@@ -87,8 +87,10 @@ impl Gate {
     /// another exclusive caller runs: for callers off the runtime's workers; sessions use
     /// [`Gate::try_exclusive`].
     pub fn exclusive<R>(&self, pass: &Pass, f: impl FnOnce() -> R) -> R {
+        // Outside before waiting: the caller holding the gate may be waiting for this pass.
+        let was_inside = pass.inside.swap(false, SeqCst);
         let one = self.exclusive.lock();
-        self.run_exclusive(one, pass, f)
+        self.run_exclusive(one, was_inside, pass, f)
     }
 
     /// Like [`Gate::exclusive`], but None at once if another exclusive caller runs (the
@@ -96,16 +98,17 @@ impl Gate {
     /// runtime thread ever parks behind a long script.
     pub fn try_exclusive<R>(&self, pass: &Pass, f: impl FnOnce() -> R) -> Option<R> {
         let one = self.exclusive.try_lock()?;
-        Some(self.run_exclusive(one, pass, f))
+        let was_inside = pass.inside.swap(false, SeqCst);
+        Some(self.run_exclusive(one, was_inside, pass, f))
     }
 
     fn run_exclusive<R>(
         &self,
         one: parking_lot::MutexGuard<'_, ()>,
+        was_inside: bool,
         pass: &Pass,
         f: impl FnOnce() -> R,
     ) -> R {
-        let was_inside = pass.inside.swap(false, SeqCst);
         self.closed.store(true, SeqCst);
         let others: Vec<Arc<AtomicBool>> = self.passes.lock().clone();
         for flag in &others {
