@@ -91,9 +91,10 @@ impl Gate {
     /// call this (a cross-node BITOP and a DBSIZE during a migration, say) would otherwise
     /// each wait for the other, one for the mutex and one for the other's flag.
     pub fn exclusive<R>(&self, pass: &Pass, f: impl FnOnce() -> R) -> R {
+        // Outside before waiting: the caller holding the gate may be waiting for this pass.
         let was_inside = pass.inside.swap(false, SeqCst);
         let one = self.exclusive.lock();
-        self.run_exclusive(one, pass, was_inside, f)
+        self.run_exclusive(one, was_inside, pass, f)
     }
 
     /// Like [`Gate::exclusive`], but None at once if another exclusive caller runs (the
@@ -102,14 +103,14 @@ impl Gate {
     pub fn try_exclusive<R>(&self, pass: &Pass, f: impl FnOnce() -> R) -> Option<R> {
         let one = self.exclusive.try_lock()?;
         let was_inside = pass.inside.swap(false, SeqCst);
-        Some(self.run_exclusive(one, pass, was_inside, f))
+        Some(self.run_exclusive(one, was_inside, pass, f))
     }
 
     fn run_exclusive<R>(
         &self,
         one: parking_lot::MutexGuard<'_, ()>,
-        pass: &Pass,
         was_inside: bool,
+        pass: &Pass,
         f: impl FnOnce() -> R,
     ) -> R {
         self.closed.store(true, SeqCst);

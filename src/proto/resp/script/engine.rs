@@ -55,6 +55,28 @@ pub struct Flags {
     pub no_writes: bool,
 }
 
+/// One function registered by a library (FUNCTION LOAD; see `function`).
+pub(super) struct Func {
+    pub(super) name: String,
+    pub(super) callback: Function,
+    pub(super) description: Option<Vec<u8>>,
+    pub(super) flags: Vec<String>,
+}
+
+/// One function library: its code and its functions.
+pub(super) struct Library {
+    pub(super) code: Vec<u8>,
+    pub(super) functions: Vec<Func>,
+}
+
+/// The loaded libraries, by name, and which library each function belongs to. Defined here,
+/// with the engine that owns it, so that `function` depends on `engine` and not the reverse.
+#[derive(Default)]
+pub struct Registry {
+    pub(super) libraries: std::collections::BTreeMap<String, Library>,
+    pub(super) functions: std::collections::BTreeMap<String, String>,
+}
+
 /// A script in the EVAL cache.
 struct Cached {
     func: Function,
@@ -87,7 +109,7 @@ pub struct Engine {
     /// The error handler: adds redis's `source` and `line` to the error.
     pub(super) handler: Function,
     /// Function libraries (FUNCTION LOAD).
-    pub(super) libraries: super::function::Registry,
+    pub(super) libraries: Registry,
     scripts: HashMap<String, Cached>,
     /// Bytes of cached script bodies (INFO).
     cached_bytes: u64,

@@ -20,7 +20,7 @@ use super::super::error::RespError;
 use super::super::frame::{
     Args, encode_array, encode_bulk, encode_map, encode_null, encode_ok, encode_set,
 };
-use super::engine::{Engine, Kind, error_text, shebang};
+use super::engine::{Engine, Func, Kind, Library, Registry, error_text, shebang};
 use super::{exclusive, flush_mode, keys_and_args, kill, with_engine};
 use crate::persist::rdb;
 use crate::store::glob;
@@ -29,31 +29,10 @@ use std::sync::atomic::Ordering::Relaxed;
 /// How long a library's code may run while it loads (redis: 500 ms).
 const LOAD_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// One registered function.
-struct Func {
-    name: String,
-    callback: Function,
-    description: Option<Vec<u8>>,
-    flags: Vec<String>,
-}
-
 impl Func {
     fn no_writes(&self) -> bool {
         self.flags.iter().any(|f| f == "no-writes")
     }
-}
-
-/// One library.
-struct Library {
-    code: Vec<u8>,
-    functions: Vec<Func>,
-}
-
-/// The loaded libraries, by name, and which library each function belongs to.
-#[derive(Default)]
-pub struct Registry {
-    libraries: BTreeMap<String, Library>,
-    functions: BTreeMap<String, String>,
 }
 
 impl Registry {
