@@ -10,22 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 
-use common::TestServer;
+use common::{THREE_NODES, TestServer};
 use redis::Commands;
-
-const THREE_NODES: &str = r#"
-[[nodes]]
-name = "cache-a"
-max_memory = "64MiB"
-
-[[nodes]]
-name = "cache-b"
-max_memory = "64MiB"
-
-[[nodes]]
-name = "cache-c"
-max_memory = "64MiB"
-"#;
 
 fn connect(addr: std::net::SocketAddr) -> redis::Connection {
     redis::Client::open(format!("redis://{addr}/"))

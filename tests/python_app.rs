@@ -13,21 +13,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::TestServer;
-
-const THREE_NODES: &str = r#"
-[[nodes]]
-name = "cache-a"
-max_memory = "64MiB"
-
-[[nodes]]
-name = "cache-b"
-max_memory = "64MiB"
-
-[[nodes]]
-name = "cache-c"
-max_memory = "64MiB"
-"#;
+use common::{THREE_NODES, TestServer};
 
 #[test]
 fn redis_py_works_unchanged() {

@@ -10,25 +10,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
 use common::frame::Frame;
 use common::redis_server::RedisServer;
+use common::{THREE_NODES, TestServer};
 use ringcache::config::Limits;
 use ringcache::proto::resp::frame::Decoder;
-
-const THREE_NODES: &str = r#"
-[[nodes]]
-name = "cache-a"
-max_memory = "64MiB"
-
-[[nodes]]
-name = "cache-b"
-max_memory = "64MiB"
-
-[[nodes]]
-name = "cache-c"
-max_memory = "64MiB"
-"#;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Compare {

@@ -11,21 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
-use common::{ConfigFile, TestServer};
-
-const THREE_NODES: &str = r#"
-[[nodes]]
-name = "cache-a"
-max_memory = "64MiB"
-
-[[nodes]]
-name = "cache-b"
-max_memory = "64MiB"
-
-[[nodes]]
-name = "cache-c"
-max_memory = "64MiB"
-"#;
+use common::{ConfigFile, THREE_NODES, TestServer};
 
 fn connect(addr: std::net::SocketAddr) -> redis::Connection {
     redis::Client::open(format!("redis://{addr}/"))

@@ -5,22 +5,8 @@
 
 mod common;
 
-use common::TestServer;
+use common::{THREE_NODES, TestServer};
 use redis::Commands;
-
-const THREE_NODES: &str = r#"
-[[nodes]]
-name = "cache-a"
-max_memory = "64MiB"
-
-[[nodes]]
-name = "cache-b"
-max_memory = "64MiB"
-
-[[nodes]]
-name = "cache-c"
-max_memory = "64MiB"
-"#;
 
 const BY_ERROR: &str = "BY option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";
 const GET_ERROR: &str = "GET option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";

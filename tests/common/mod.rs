@@ -45,6 +45,21 @@ use ringcache::store::Clock;
 const LISTEN: &str = "[listen]\nmemcache = \"127.0.0.1:0\"\nresp = \"127.0.0.1:0\"\nany = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n";
 
 /// Two nodes of 64 MiB: the default test topology.
+/// Three nodes of 64 MiB (multi-key commands and scripts cross nodes).
+pub const THREE_NODES: &str = r#"
+[[nodes]]
+name = "cache-a"
+max_memory = "64MiB"
+
+[[nodes]]
+name = "cache-b"
+max_memory = "64MiB"
+
+[[nodes]]
+name = "cache-c"
+max_memory = "64MiB"
+"#;
+
 pub const TWO_NODES: &str = r#"
 [[nodes]]
 name = "cache-a"
