@@ -252,9 +252,9 @@ pub fn dump(value: &Value) -> Vec<u8> {
     w.out
 }
 
-/// The value of a `DUMP` payload (from ringcache or a Redis up to [`MAX_VERSION`]). Errors are
-/// what `RESTORE` answers `ERR DUMP payload version or checksum are wrong` to.
-pub fn restore(payload: &[u8]) -> Result<Value, RdbError> {
+/// A reader over the body of a DUMP / FUNCTION DUMP payload (body, 2-byte RDB version,
+/// CRC64), once the version and the checksum are checked.
+fn payload_reader(payload: &[u8]) -> Result<Reader<&[u8]>, RdbError> {
     let bad = |what: &str| RdbError {
         offset: 0,
         what: what.into(),
@@ -271,7 +271,7 @@ pub fn restore(payload: &[u8]) -> Result<Value, RdbError> {
     if stored != 0 && stored != CRC64.checksum(&payload[..body_len + 2]) {
         return Err(bad("payload checksum mismatch"));
     }
-    let mut r = Reader {
+    Ok(Reader {
         input: body,
         crc: CRC64.digest(),
         offset: 0,
@@ -281,7 +281,13 @@ pub fn restore(payload: &[u8]) -> Result<Value, RdbError> {
         max_len: 512 << 20,
         aux: Vec::new(),
         functions_skipped: 0,
-    };
+    })
+}
+
+/// The value of a `DUMP` payload (from ringcache or a Redis up to [`MAX_VERSION`]). Errors are
+/// what `RESTORE` answers `ERR DUMP payload version or checksum are wrong` to.
+pub fn restore(payload: &[u8]) -> Result<Value, RdbError> {
+    let mut r = payload_reader(payload)?;
     let kind = r.byte()?;
     let value = r.value(kind, b"", 0)?;
     if !r.input.is_empty() {
@@ -310,33 +316,7 @@ pub fn dump_functions(codes: &[&[u8]]) -> Vec<u8> {
 /// The libraries' code in a `FUNCTION DUMP` payload (from ringcache or Redis). Errors are
 /// what `FUNCTION RESTORE` answers `ERR DUMP payload version or checksum are wrong` to.
 pub fn restore_functions(payload: &[u8]) -> Result<Vec<Vec<u8>>, RdbError> {
-    let bad = |what: &str| RdbError {
-        offset: 0,
-        what: what.into(),
-    };
-    let Some(body_len) = payload.len().checked_sub(10) else {
-        return Err(bad("payload too short"));
-    };
-    let (body, footer) = payload.split_at(body_len);
-    let version = u16::from_le_bytes([footer[0], footer[1]]);
-    let stored = u64::from_le_bytes(footer[2..10].try_into().expect("8 bytes"));
-    if u32::from(version) > MAX_VERSION {
-        return Err(bad("payload version too new"));
-    }
-    if stored != 0 && stored != CRC64.checksum(&payload[..body_len + 2]) {
-        return Err(bad("payload checksum mismatch"));
-    }
-    let mut r = Reader {
-        input: body,
-        crc: CRC64.digest(),
-        offset: 0,
-        version: u32::from(version),
-        db: 0,
-        done: false,
-        max_len: 512 << 20,
-        aux: Vec::new(),
-        functions_skipped: 0,
-    };
+    let mut r = payload_reader(payload)?;
     let mut codes = Vec::new();
     while !r.input.is_empty() {
         if r.byte()? != OP_FUNCTION2 {

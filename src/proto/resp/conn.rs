@@ -130,8 +130,18 @@ type Published = (usize, usize, bool, bool, Option<usize>);
 impl Conn {
     /// State for a new connection.
     pub fn new(peer: Option<SocketAddr>, local: Option<SocketAddr>, now_ms: u64) -> Conn {
+        Conn::with_id(
+            NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            peer,
+            local,
+            now_ms,
+        )
+    }
+
+    /// The state of a connection with client id `id`, nothing set yet.
+    fn with_id(id: u64, peer: Option<SocketAddr>, local: Option<SocketAddr>, now_ms: u64) -> Conn {
         Conn {
-            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             version: Version::Resp2,
             name: None,
             lib_name: None,
@@ -207,29 +217,9 @@ impl Conn {
     /// client's protocol version, no id of its own.
     pub fn on_behalf(version: Version) -> Conn {
         Conn {
-            id: 0,
             version,
-            name: None,
-            lib_name: None,
-            lib_ver: None,
-            peer: None,
-            local: None,
-            created_ms: 0,
-            commands: 0,
-            last: "NULL",
-            current: None,
-            blocked: None,
-            access: crate::auth::Access::ALL,
-            in_exec: false,
-            multi: None,
-            watched: Vec::new(),
             on_behalf: true,
-            served: false,
-            client: None,
-            published: (0, 0, false, false, None),
-            mailbox: None,
-            subs: Subscriptions::default(),
-            tracking: None,
+            ..Conn::with_id(0, None, None, 0)
         }
     }
 }

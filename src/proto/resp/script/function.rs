@@ -493,7 +493,7 @@ pub(super) fn handle(
             with_engine(shared, |e| restore(e, &codes, policy))?;
             encode_ok(out);
         }
-        Some("help") => super::help_lines(out, "FUNCTION", FUNCTION_HELP),
+        Some("help") => super::super::server::help(out, "FUNCTION", FUNCTION_HELP),
         _ => {
             return Err(RespError::UnknownSubcommand(
                 String::from_utf8_lossy(a.arg(1)?).into_owned(),

@@ -29,7 +29,6 @@ use bytes::BytesMut;
 use super::command::Command;
 use super::conn::{Ctx, Reply};
 use super::error::RespError;
-use super::frame::encode_simple;
 use super::frame::{Args, encode_array, encode_bulk, encode_int, encode_ok, parse_i64};
 use crate::proto::Flow;
 use crate::server::Shared;
@@ -225,20 +224,6 @@ pub(super) fn flush_mode(a: &Args<'_>, function: bool) -> Result<(), RespError> 
     }
 }
 
-/// A HELP reply as redis 7.0's `addReplyHelp`: the header, `lines`, then HELP's own entry.
-pub(super) fn help_lines(out: &mut BytesMut, cmd: &str, lines: &[&str]) {
-    encode_array(out, lines.len() + 3);
-    encode_simple(
-        out,
-        format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").as_bytes(),
-    );
-    for l in lines {
-        encode_simple(out, l.as_bytes());
-    }
-    encode_simple(out, b"HELP");
-    encode_simple(out, b"    Prints this help.");
-}
-
 /// SCRIPT KILL / FUNCTION KILL: asks the running script to stop (redis's `scriptKill`).
 pub(super) fn kill(shared: &Shared, function: bool) -> Reply {
     let Some((_, running_function)) = shared.gate.script_running() else {
@@ -281,7 +266,7 @@ fn script(sub: Option<&'static str>, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut B
             kill(cx.shared, false)?;
             encode_ok(out);
         }
-        Some("help") => help_lines(out, "SCRIPT", SCRIPT_HELP),
+        Some("help") => super::server::help(out, "SCRIPT", SCRIPT_HELP),
         _ => {
             return Err(RespError::UnknownSubcommand(
                 String::from_utf8_lossy(a.arg(1)?).into_owned(),
