@@ -460,6 +460,7 @@ mod tests {
                 name: (*n).into(),
                 max_memory: 64 << 20,
                 weight: 1,
+                remote: None,
             })
             .collect();
         let cfg = RingConfig {

@@ -1,0 +1,332 @@
+//! memcached requests whose keys remote memcached members own: re-encoded from the decoded
+//! request and sent to the owner; a multi-key get is split into one `get` per remote key and
+//! answered in key order with the local hits.
+//!
+//! Owns: which requests leave the process, their wire form for the member, and how `noreply`
+//! and meta quiet mode are kept (the member is always asked for a reply, so that replies stay
+//! matched to requests on the shared connection; the client's settings drop it here).
+//! Must not touch: the link to the member, the local handler's semantics.
+//!
+//! A key owned by a Redis member gets `SERVER_ERROR` naming the member's protocol (the string
+//! subset is not translated yet). A failed member answers `SERVER_ERROR node ...` for a
+//! one-key request, and a miss for its keys in a multi-key get (as mcrouter does).
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::encode;
+use super::handler::{self, Handled};
+use super::parse::{GetCmd, Keys, MetaFlags, Request, StoreCmd};
+use crate::config::Limits;
+use crate::proto::Flow;
+use crate::proto::forward::{Combine, Forwarded, Part, Slot};
+use crate::route::remote::{Expect, Member, Protocol};
+use crate::server::Shared;
+
+/// Answers `request` here when a remote member owns its key(s) (forwarded or refused); None
+/// when every key is local.
+pub fn route(
+    request: &Request,
+    shared: &Shared,
+    limits: &Limits,
+    session: u64,
+    forwarded: &mut Forwarded,
+    out: &mut BytesMut,
+) -> Option<Handled> {
+    let topology = shared.topology.load();
+    if !topology.has_remote() {
+        return None;
+    }
+    let handled = Handled {
+        flow: Flow::Continue,
+        error: false,
+    };
+    if let Request::Get { cmd, exptime, keys } = request {
+        let owners: Vec<Option<&Arc<Member>>> =
+            keys.iter().map(|k| topology.remote_for(k)).collect();
+        if owners.iter().all(Option::is_none) {
+            return None;
+        }
+        if let Some(m) = owners
+            .iter()
+            .flatten()
+            .find(|m| m.protocol != Protocol::Memcache)
+        {
+            refuse(m, out);
+            return Some(handled);
+        }
+        if owners.len() == 1 {
+            let m = owners[0].expect("a remote owner");
+            let req = get_request(*cmd, *exptime, keys.iter().next().unwrap_or_default());
+            send(
+                forwarded,
+                out,
+                session,
+                m,
+                req,
+                Expect::Values,
+                Combine::Memcache,
+            );
+            return Some(handled);
+        }
+        for (key, owner) in keys.iter().zip(&owners) {
+            match owner {
+                Some(m) => {
+                    let req = get_request(*cmd, *exptime, key);
+                    let combine = Combine::MemcacheValues;
+                    send(forwarded, out, session, m, req, Expect::Values, combine);
+                }
+                None => {
+                    let mut one = BytesMut::new();
+                    let single = Request::Get {
+                        cmd: *cmd,
+                        exptime: *exptime,
+                        keys: Keys::single(key),
+                    };
+                    handler::handle(single, shared, limits, &mut one);
+                    out.extend_from_slice(one.strip_suffix(b"END\r\n").unwrap_or(&one));
+                }
+            }
+        }
+        out.extend_from_slice(b"END\r\n");
+        return Some(handled);
+    }
+    let key = key_of(request)?;
+    let m = topology.remote_for(key)?;
+    if m.protocol != Protocol::Memcache {
+        if !request.noreply() {
+            refuse(m, out);
+        }
+        return Some(handled);
+    }
+    let (req, expect, combine) = encode_request(request);
+    send(forwarded, out, session, m, req, expect, combine);
+    Some(handled)
+}
+
+fn refuse(m: &Member, out: &mut BytesMut) {
+    let text = format!(
+        "node {} speaks the resp protocol: memcached commands are not translated for it",
+        m.name()
+    );
+    encode::server_error(out, &text);
+}
+
+fn send(
+    forwarded: &mut Forwarded,
+    out: &BytesMut,
+    session: u64,
+    m: &Arc<Member>,
+    request: BytesMut,
+    expect: Expect,
+    combine: Combine,
+) {
+    forwarded.push(Slot {
+        at: out.len(),
+        parts: vec![Part {
+            member: Arc::clone(m),
+            reply: m.forward(session, request.freeze(), expect),
+        }],
+        combine,
+    });
+}
+
+/// The key of a one-key request; None for requests without one (answered locally).
+fn key_of(request: &Request) -> Option<&[u8]> {
+    match request {
+        Request::Store { key, .. }
+        | Request::Delete { key, .. }
+        | Request::Arith { key, .. }
+        | Request::Touch { key, .. }
+        | Request::MetaGet { key, .. }
+        | Request::MetaSet { key, .. }
+        | Request::MetaDelete { key, .. }
+        | Request::MetaArith { key, .. }
+        | Request::MetaDebug { key, .. } => Some(key),
+        _ => None,
+    }
+}
+
+fn get_request(cmd: GetCmd, exptime: i64, key: &[u8]) -> BytesMut {
+    let mut r = BytesMut::with_capacity(key.len() + 24);
+    match cmd {
+        GetCmd::Get => r.extend_from_slice(b"get "),
+        GetCmd::Gets => r.extend_from_slice(b"gets "),
+        GetCmd::Gat => r.extend_from_slice(format!("gat {exptime} ").as_bytes()),
+        GetCmd::Gats => r.extend_from_slice(format!("gats {exptime} ").as_bytes()),
+    }
+    r.extend_from_slice(key);
+    r.extend_from_slice(b"\r\n");
+    r
+}
+
+/// The member's form of a one-key request, the shape of its reply, and how the client gets it.
+fn encode_request(request: &Request) -> (BytesMut, Expect, Combine) {
+    let mut r = BytesMut::new();
+    let line = |r: &mut BytesMut, parts: &[&[u8]]| {
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                r.put_u8(b' ');
+            }
+            r.extend_from_slice(p);
+        }
+        r.extend_from_slice(b"\r\n");
+    };
+    let reply = |noreply: bool| {
+        if noreply {
+            Combine::Discard
+        } else {
+            Combine::Memcache
+        }
+    };
+    match request {
+        Request::Store {
+            cmd,
+            key,
+            flags,
+            exptime,
+            cas,
+            data,
+            noreply,
+        } => {
+            let name: &[u8] = match cmd {
+                StoreCmd::Set => b"set",
+                StoreCmd::Add => b"add",
+                StoreCmd::Replace => b"replace",
+                StoreCmd::Append => b"append",
+                StoreCmd::Prepend => b"prepend",
+                StoreCmd::Cas => b"cas",
+            };
+            let (flags, exptime, len, cas) = (
+                flags.to_string(),
+                exptime.to_string(),
+                data.len().to_string(),
+                cas.to_string(),
+            );
+            let mut parts: Vec<&[u8]> = vec![name, key, flags.as_bytes(), exptime.as_bytes()];
+            parts.push(len.as_bytes());
+            if *cmd == StoreCmd::Cas {
+                parts.push(cas.as_bytes());
+            }
+            line(&mut r, &parts);
+            r.extend_from_slice(data);
+            r.extend_from_slice(b"\r\n");
+            (r, Expect::Line, reply(*noreply))
+        }
+        Request::Delete { key, noreply } => {
+            line(&mut r, &[b"delete", key]);
+            (r, Expect::Line, reply(*noreply))
+        }
+        Request::Arith {
+            incr,
+            key,
+            delta,
+            noreply,
+        } => {
+            let name: &[u8] = if *incr { b"incr" } else { b"decr" };
+            line(&mut r, &[name, key, delta.to_string().as_bytes()]);
+            (r, Expect::Line, reply(*noreply))
+        }
+        Request::Touch {
+            key,
+            exptime,
+            noreply,
+        } => {
+            line(&mut r, &[b"touch", key, exptime.to_string().as_bytes()]);
+            (r, Expect::Line, reply(*noreply))
+        }
+        Request::MetaGet { key, flags } => meta(b"mg", key, None, flags, Quiet::Miss),
+        Request::MetaSet { key, flags, data } => meta(b"ms", key, Some(data), flags, Quiet::Done),
+        Request::MetaDelete { key, flags } => meta(b"md", key, None, flags, Quiet::Done),
+        Request::MetaArith { key, flags } => meta(b"ma", key, None, flags, Quiet::Success),
+        Request::MetaDebug { key, base64 } => {
+            let mut r = BytesMut::new();
+            r.extend_from_slice(b"me ");
+            key_token(&mut r, key, *base64);
+            if *base64 {
+                r.extend_from_slice(b" b");
+            }
+            r.extend_from_slice(b"\r\n");
+            (r, Expect::Line, Combine::Memcache)
+        }
+        _ => unreachable!("only one-key requests are forwarded"),
+    }
+}
+
+/// What meta quiet mode (`q`) leaves out.
+#[derive(Clone, Copy)]
+enum Quiet {
+    /// mg: the miss (`EN`).
+    Miss,
+    /// ms, md: the success (`HD`).
+    Done,
+    /// ma: any success (`HD` or `VA`).
+    Success,
+}
+
+fn key_token(r: &mut BytesMut, key: &[u8], base64: bool) {
+    if base64 {
+        r.extend_from_slice(STANDARD.encode(key).as_bytes());
+    } else {
+        r.extend_from_slice(key);
+    }
+}
+
+/// A meta request with `flags` as the client sent them, less `q` (kept here instead).
+fn meta(
+    name: &[u8],
+    key: &Bytes,
+    data: Option<&Bytes>,
+    f: &MetaFlags,
+    quiet: Quiet,
+) -> (BytesMut, Expect, Combine) {
+    let mut r = BytesMut::new();
+    r.extend_from_slice(name);
+    r.put_u8(b' ');
+    key_token(&mut r, key, f.base64);
+    if let Some(data) = data {
+        r.extend_from_slice(format!(" {}", data.len()).as_bytes());
+    }
+    for &c in f.order() {
+        let token = match c {
+            b'q' => continue,
+            b'N' => f.vivify.map(|v| v.to_string()),
+            b'R' => f.recache.map(|v| v.to_string()),
+            b'T' => f.ttl.map(|v| v.to_string()),
+            b'F' => Some(f.client_flags.to_string()),
+            b'C' => f.compare_cas.map(|v| v.to_string()),
+            b'E' => f.new_cas.map(|v| v.to_string()),
+            b'M' => f.mode.map(|m| char::from(m).to_string()),
+            b'D' => f.delta.map(|v| v.to_string()),
+            b'J' => f.initial.map(|v| v.to_string()),
+            b'O' => {
+                r.put_u8(b' ');
+                r.extend_from_slice(&f.opaque);
+                continue;
+            }
+            _ => None,
+        };
+        r.put_u8(b' ');
+        r.put_u8(c);
+        if let Some(t) = token {
+            r.extend_from_slice(t.as_bytes());
+        }
+    }
+    r.extend_from_slice(b"\r\n");
+    if let Some(data) = data {
+        r.extend_from_slice(data);
+        r.extend_from_slice(b"\r\n");
+    }
+    let combine = match (f.quiet, quiet) {
+        (false, _) => Combine::Memcache,
+        (true, Quiet::Miss) => Combine::MemcacheQuiet { drop: &[b"EN"] },
+        (true, Quiet::Done) => Combine::MemcacheQuiet { drop: &[b"HD"] },
+        (true, Quiet::Success) => Combine::MemcacheQuiet {
+            drop: &[b"HD", b"VA"],
+        },
+    };
+    (r, Expect::Meta, combine)
+}
