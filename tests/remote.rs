@@ -133,6 +133,18 @@ fn redis_members_hold_their_keys_and_multikey_commands_split() {
         .unwrap();
     let v: String = redis::cmd("GET").arg("{t}b").query(&mut c).unwrap();
     assert_eq!(v, "1");
+    // DBSIZE adds the members' counts; FLUSHALL empties every member too.
+    let total: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    let mut each = 0;
+    for conn in &mut direct {
+        each += redis::cmd("DBSIZE").query::<i64>(conn).unwrap();
+    }
+    assert!(total > each && each > 0, "{total} {each}");
+    let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut c).unwrap(), 0);
+    for conn in &mut direct {
+        assert_eq!(redis::cmd("DBSIZE").query::<i64>(conn).unwrap(), 0);
+    }
     // Blocking commands are not sent to a member.
     let e = redis::cmd("BLPOP")
         .arg(&x)
@@ -259,6 +271,12 @@ fn memcached_members_serve_text_and_meta_commands() {
         (format!("delete {k}\r\n"), "NOT_FOUND\r\n".into()),
     ] {
         raw.roundtrip(req.as_bytes(), reply.as_bytes());
+    }
+    // flush_all reaches the members.
+    raw.roundtrip(b"flush_all\r\n", b"OK\r\n");
+    for d in &direct {
+        let v: Option<String> = d.get(&keys[1]).unwrap();
+        assert_eq!(v, None);
     }
     // gets/cas through the member: the CAS it hands out is the one it checks.
     client.set(k, "a", 0).unwrap();

@@ -38,6 +38,9 @@ pub enum Combine {
     RespSum { local: i64 },
     /// RESP: `+OK` when every part answered it (MSET), else the first other reply.
     RespAllOk,
+    /// Every member flushed (`+OK` or memcached's `OK`): `+OK` (`resp`) or `OK`; else the
+    /// first failure as an error of the client's protocol.
+    Flushed { resp: bool },
     /// memcached: the member's reply as it is; a failure is a `SERVER_ERROR` line.
     Memcache,
     /// memcached: the member's reply unless it starts with one of `drop` (meta quiet mode).
@@ -188,6 +191,22 @@ fn combine(how: Combine, answers: &[(Arc<Member>, Answer)], out: &mut BytesMut) 
             }
             out.extend_from_slice(b"+OK\r\n");
         }
+        Combine::Flushed { resp } => {
+            for (m, a) in answers {
+                let why = match a {
+                    Ok(r) if &r[..] == b"+OK\r\n" || &r[..] == b"OK\r\n" => continue,
+                    Ok(r) => String::from_utf8_lossy(r).trim_end().to_string(),
+                    Err(e) => e.to_string(),
+                };
+                let text = format!("node {} did not flush: {why}", m.name());
+                match resp {
+                    true => out.extend_from_slice(format!("-ERR {text}\r\n").as_bytes()),
+                    false => out.extend_from_slice(format!("SERVER_ERROR {text}\r\n").as_bytes()),
+                }
+                return;
+            }
+            out.extend_from_slice(if resp { b"+OK\r\n" } else { b"OK\r\n" });
+        }
         Combine::Memcache => {
             for (m, a) in answers {
                 match a {
@@ -233,7 +252,7 @@ fn quiet_match(r: &[u8], code: &[u8]) -> bool {
 }
 
 /// The value of a RESP integer reply.
-fn integer(r: &[u8]) -> Option<i64> {
+pub fn integer(r: &[u8]) -> Option<i64> {
     let digits = r.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
     std::str::from_utf8(digits).ok()?.parse().ok()
 }

@@ -220,6 +220,11 @@ impl Topology {
         self.remotes[self.ring.lookup(key)].as_ref()
     }
 
+    /// Every remote member of this ring, in config order.
+    pub fn remotes(&self) -> impl Iterator<Item = &Arc<Member>> {
+        self.remotes.iter().flatten()
+    }
+
     /// The remote member at ring index `i`, if it is one.
     pub fn remote(&self, i: usize) -> Option<&Arc<Member>> {
         self.remotes.get(i).and_then(Option::as_ref)

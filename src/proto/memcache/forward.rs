@@ -7,6 +7,8 @@
 //! matched to requests on the shared connection; the client's settings drop it here).
 //! Must not touch: the link to the member, the local handler's semantics.
 //!
+//! `flush_all` reaches every member after the local nodes.
+//!
 //! A key owned by a Redis member gets `SERVER_ERROR` naming the member's protocol (the string
 //! subset is not translated yet). A failed member answers `SERVER_ERROR node ...` for a
 //! one-key request, and a miss for its keys in a multi-key get (as mcrouter does).
@@ -24,6 +26,7 @@ use crate::config::Limits;
 use crate::proto::Flow;
 use crate::proto::forward::{Combine, Forwarded, Part, Slot};
 use crate::route::remote::{Expect, Member, Protocol};
+use crate::route::topology::Topology;
 use crate::server::Shared;
 
 /// Answers `request` here when a remote member owns its key(s) (forwarded or refused); None
@@ -44,6 +47,12 @@ pub fn route(
         flow: Flow::Continue,
         error: false,
     };
+    if let Request::FlushAll { delay, noreply } = request {
+        flush_all(
+            *delay, *noreply, shared, limits, &topology, session, forwarded, out,
+        );
+        return Some(handled);
+    }
     if let Request::Get { cmd, exptime, keys } = request {
         let owners: Vec<Option<&Arc<Member>>> =
             keys.iter().map(|k| topology.remote_for(k)).collect();
@@ -105,6 +114,50 @@ pub fn route(
     let (req, expect, combine) = encode_request(request);
     send(forwarded, out, session, m, req, expect, combine);
     Some(handled)
+}
+
+/// flush_all: the local nodes, then every member (a Redis member as FLUSHALL, only without a
+/// delay, which Redis cannot do).
+#[allow(clippy::too_many_arguments)]
+fn flush_all(
+    delay: i64,
+    noreply: bool,
+    shared: &Shared,
+    limits: &Limits,
+    topology: &Topology,
+    session: u64,
+    forwarded: &mut Forwarded,
+    out: &mut BytesMut,
+) {
+    let mut reply = BytesMut::new();
+    let local = Request::FlushAll {
+        delay,
+        noreply: false,
+    };
+    handler::handle(local, shared, limits, &mut reply);
+    let mut parts = Vec::new();
+    for m in topology.remotes() {
+        let (request, expect) = match m.protocol {
+            Protocol::Memcache if delay > 0 => (format!("flush_all {delay}\r\n"), Expect::Line),
+            Protocol::Memcache => ("flush_all\r\n".to_string(), Expect::Line),
+            Protocol::Resp if delay > 0 => continue,
+            Protocol::Resp => ("*1\r\n$8\r\nFLUSHALL\r\n".to_string(), Expect::Resp),
+        };
+        parts.push(Part {
+            member: Arc::clone(m),
+            reply: m.forward(session, Bytes::from(request), expect),
+        });
+    }
+    let combine = if noreply {
+        Combine::Discard
+    } else {
+        Combine::Flushed { resp: false }
+    };
+    forwarded.push(Slot {
+        at: out.len(),
+        parts,
+        combine,
+    });
 }
 
 fn refuse(m: &Member, out: &mut BytesMut) {

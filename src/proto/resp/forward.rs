@@ -7,6 +7,9 @@
 //! `proto::forward`). Must not touch: the link to the member, the commands' own semantics
 //! (local keys still go through the groups).
 //!
+//! FLUSHALL and FLUSHDB also reach every member (memcached ones as `flush_all`), DBSIZE adds
+//! the Redis members' counts. KEYS, SCAN and RANDOMKEY see the in-process nodes only.
+//!
 //! Not forwarded (an error names the member): blocking commands, WATCH, and any request on a
 //! remote key inside MULTI/EXEC or a script (they need the member's own transaction); any
 //! command to a memcached member (only the string subset could be translated, not done yet).
@@ -20,8 +23,9 @@ use super::conn::Ctx;
 use super::error::RespError;
 use super::frame::{Args, Version, encode_error};
 use super::handler;
-use crate::proto::forward::{Combine, Part, Slot};
+use crate::proto::forward::{Combine, Part, Slot, integer};
 use crate::route::remote::{Expect, Member, Protocol, encode_command};
+use crate::route::topology::Topology;
 
 /// The keys of `cmd`'s request `a`: the table's positions, or for the commands whose keys move
 /// (`movablekeys`), the keys their numkeys argument counts.
@@ -79,6 +83,15 @@ pub(super) fn route(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byte
         return false;
     }
     let keys = keys(cmd, a);
+    if keys.is_empty() {
+        return match cmd {
+            Command::FlushAll | Command::FlushDb | Command::DbSize if cx.forward.is_some() => {
+                fan_out(cmd, a, &topology, cx, out);
+                true
+            }
+            _ => false,
+        };
+    }
     let owners: Vec<Option<&Arc<Member>>> = keys.iter().map(|k| topology.remote_for(k)).collect();
     let Some(first) = owners.iter().flatten().next().map(|m| Arc::clone(m)) else {
         return false;
@@ -133,6 +146,44 @@ pub(super) fn route(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byte
         _ => encode_error(out, &RespError::CrossSlot),
     }
     true
+}
+
+/// FLUSHALL/FLUSHDB (to every member, after the local nodes) and DBSIZE (summed; memcached
+/// members cannot count and add nothing).
+fn fan_out(cmd: Command, a: &Args<'_>, topology: &Topology, cx: &mut Ctx<'_>, out: &mut BytesMut) {
+    let mut reply = BytesMut::new();
+    handler::run_local(cmd, a, cx, &mut reply);
+    if reply.starts_with(b"-") {
+        out.extend_from_slice(&reply);
+        return;
+    }
+    let mut parts = Vec::new();
+    for m in topology.remotes() {
+        let mut request = BytesMut::new();
+        let expect = match (cmd, m.protocol) {
+            (Command::DbSize, Protocol::Memcache) => continue,
+            (_, Protocol::Memcache) => {
+                request.extend_from_slice(b"flush_all\r\n");
+                Expect::Line
+            }
+            (_, Protocol::Resp) => {
+                let parts: Vec<&[u8]> = (0..a.len()).filter_map(|i| a.try_get(i)).collect();
+                encode_command(&mut request, &parts);
+                Expect::Resp
+            }
+        };
+        parts.push(Part {
+            member: Arc::clone(m),
+            reply: m.forward(cx.conn.id, request.freeze(), expect),
+        });
+    }
+    let combine = match cmd {
+        Command::DbSize => Combine::RespSum {
+            local: integer(&reply).unwrap_or(0),
+        },
+        _ => Combine::Flushed { resp: true },
+    };
+    push(cx, out, parts, combine);
 }
 
 /// Sends `request` to `member` and leaves a slot for its reply at the end of `out`.
@@ -223,11 +274,7 @@ fn sum(
     let mut local_count = 0;
     if !mine.is_empty() {
         let reply = local(cx, cmd, &mine);
-        match reply
-            .strip_prefix(b":")
-            .and_then(|r| std::str::from_utf8(r.strip_suffix(b"\r\n")?).ok())
-            .and_then(|n| n.parse::<i64>().ok())
-        {
+        match integer(&reply) {
             Some(n) => local_count = n,
             None => {
                 out.extend_from_slice(&reply);
