@@ -103,6 +103,7 @@ impl App {
         if let (Some(addr), Some(recorder)) = (config.listen.metrics, shared.metrics.clone()) {
             let l = bind(addr, "metrics").await?;
             metrics = Some(l.local_addr()?);
+            admin::bind_remote_metrics(&recorder, &shared);
             tracker.spawn(admin::upkeep(Arc::clone(&recorder), shutdown.clone()));
             tracker.spawn(admin::serve(
                 l,

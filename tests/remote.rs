@@ -334,6 +334,18 @@ fn a_killed_member_fails_only_its_keys_fast_and_comes_back() {
             format!("VALUE {kl} 0 1\r\n1\r\nEND\r\n").as_bytes(),
         );
     }
+    // Counted per member, and shown in /ring.
+    let scrape = server.http_get("/metrics");
+    let errors = scrape
+        .lines()
+        .find(|l| l.starts_with("ringcache_remote_errors_total{node=\"ma\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(errors >= 20.0, "{scrape}");
+    assert!(scrape.contains("ringcache_remote_reply_duration_seconds_bucket{node=\"mb\""));
+    let ring = server.http_get("/ring");
+    let ma = format!("\"remote\":{{\"address\":\"{}\",\"protocol\":\"memcache\",\"connections\":2,\"connected\":0", a.addr);
+    assert!(ring.contains(&ma), "{ring}");
     // In a multi-key get, the dead member's keys are misses.
     raw.roundtrip(
         format!("get {ka} {kb}\r\n").as_bytes(),

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::reply::{self, Expect};
-use super::{RemoteError, Target};
+use super::{MemberStats, RemoteError, Target};
 
 /// First wait before reconnecting to a member that refused or dropped us.
 pub const RETRY_MIN: Duration = Duration::from_millis(50);
@@ -57,6 +57,13 @@ struct InFlight {
     answer: oneshot::Sender<Answer>,
 }
 
+impl InFlight {
+    /// Time since the request was queued (its deadline is the member's timeout after that).
+    fn age(&self, timeout: Duration) -> Duration {
+        timeout.saturating_sub(self.deadline.saturating_duration_since(Instant::now()))
+    }
+}
+
 /// The handle sessions send jobs through; the task behind it starts on first use.
 #[derive(Default)]
 pub struct Link {
@@ -68,7 +75,7 @@ pub struct Link {
 impl Link {
     /// Queues `job` (starting the connection task on the first call); the job is answered
     /// with an error at once when the queue is full or no runtime is running.
-    pub fn send(&self, target: &Arc<Target>, job: Job) {
+    pub fn send(&self, target: &Arc<Target>, stats: &Arc<MemberStats>, job: Job) {
         if self.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             let _ = job.answer.send(Err(RemoteError::Overloaded));
@@ -79,6 +86,7 @@ impl Link {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let task = Task {
                     target: Arc::clone(target),
+                    stats: Arc::clone(stats),
                     queued: Arc::clone(&self.queued),
                     connected: Arc::clone(&self.connected),
                 };
@@ -92,6 +100,11 @@ impl Link {
         }
     }
 
+    /// Requests queued or waiting for their reply on this connection.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// True while the connection is up.
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
@@ -100,6 +113,7 @@ impl Link {
 
 struct Task {
     target: Arc<Target>,
+    stats: Arc<MemberStats>,
     queued: Arc<AtomicUsize>,
     connected: Arc<AtomicBool>,
 }
@@ -226,6 +240,9 @@ impl Task {
                             let job = inflight.lock().expect("inflight").pop_front();
                             if let Some(job) = job {
                                 self.queued.fetch_sub(1, Ordering::Relaxed);
+                                if let Some(h) = self.stats.latency.get() {
+                                    h.record(job.age(self.target.timeout).as_secs_f64());
+                                }
                                 let _ = job.answer.send(Ok(reply));
                             }
                         }

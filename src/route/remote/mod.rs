@@ -87,9 +87,15 @@ pub struct Settings {
 /// Counters of one member.
 #[derive(Default)]
 pub struct MemberStats {
+    /// Requests sent (or refused for an overloaded queue).
     pub requests: AtomicU64,
+    /// Requests answered with an error of the member's (timeout, down, garbage, overloaded).
     pub errors: AtomicU64,
+    /// Of those, timeouts.
     pub timeouts: AtomicU64,
+    /// Seconds each reply took (queued to answered), once the metrics recorder bound it
+    /// (`admin`).
+    pub latency: std::sync::OnceLock<metrics::Histogram>,
 }
 
 /// Where and how to reach a member: what its connection tasks hold (not the member itself,
@@ -107,7 +113,7 @@ pub struct Member {
     pub target: Arc<Target>,
     pub protocol: Protocol,
     links: Vec<Link>,
-    pub stats: MemberStats,
+    pub stats: Arc<MemberStats>,
 }
 
 impl Member {
@@ -124,7 +130,7 @@ impl Member {
             links: (0..settings.connections.max(1))
                 .map(|_| Link::default())
                 .collect(),
-            stats: MemberStats::default(),
+            stats: Arc::default(),
         }
     }
 
@@ -152,6 +158,7 @@ impl Member {
         let link = &self.links[(session % self.links.len() as u64) as usize];
         link.send(
             &self.target,
+            &self.stats,
             Job {
                 request,
                 expect,
@@ -173,6 +180,16 @@ impl Member {
         if matches!(e, RemoteError::Timeout(_)) {
             self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The configured number of connections.
+    pub fn connections(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Requests queued or waiting for their reply.
+    pub fn in_flight(&self) -> usize {
+        self.links.iter().map(Link::queued).sum()
     }
 
     /// Connections currently open.
