@@ -1174,6 +1174,71 @@ weight = 3
     }
 
     #[test]
+    fn remote_nodes_parse_and_their_mistakes_name_the_field() {
+        let remote =
+            "\n[[nodes]]\nname = \"r\"\naddress = \"127.0.0.1:6379\"\nprotocol = \"resp\"\n";
+        let c = parse(&format!(
+            "{GOOD}{remote}password = \"pw\"\ntimeout = \"250ms\"\nconnections = 3\n"
+        ))
+        .unwrap();
+        let r = c.nodes[2].remote.as_ref().expect("remote");
+        assert_eq!(r.address, "127.0.0.1:6379");
+        assert_eq!(r.protocol, Protocol::Resp);
+        assert_eq!(r.timeout, Duration::from_millis(250));
+        assert_eq!(r.connections, 3);
+        assert_eq!(r.password.as_deref(), Some("pw"));
+        assert_eq!(c.nodes[2].max_memory, 0);
+        assert!(c.nodes[0].remote.is_none());
+        let defaults = parse(&format!("{GOOD}{remote}")).unwrap();
+        let r = defaults.nodes[2].remote.as_ref().unwrap();
+        assert_eq!(r.timeout, DEFAULT_REMOTE_TIMEOUT);
+        assert!(r.connections >= 1);
+        // Line 25 is the remote entry's `address`, 26 its `protocol`, 27 the added line.
+        expect_invalid(
+            &format!("{GOOD}{remote}max_memory = \"1MiB\"\n"),
+            "nodes[2].max_memory",
+            27,
+        );
+        expect_invalid(
+            &format!("{GOOD}{remote}timeout = \"0s\"\n"),
+            "nodes[2].timeout",
+            27,
+        );
+        expect_invalid(
+            &format!("{GOOD}{remote}connections = 0\n"),
+            "nodes[2].connections",
+            27,
+        );
+        let mc = remote.replace("\"resp\"", "\"memcache\"");
+        expect_invalid(
+            &format!("{GOOD}{mc}password = \"x\"\n"),
+            "nodes[2].password",
+            27,
+        );
+        expect_invalid(
+            &format!("{GOOD}{}", remote.replace("127.0.0.1:6379", "nowhere")),
+            "nodes[2].address",
+            25,
+        );
+        expect_invalid(
+            &format!("{GOOD}{}", remote.replace("protocol = \"resp\"\n", "")),
+            "nodes[2].protocol",
+            25,
+        );
+        expect_invalid(
+            &format!("{GOOD}\n[[nodes]]\nname = \"x\"\ntimeout = \"1s\"\n"),
+            "nodes[2].timeout",
+            25,
+        );
+        expect_invalid(
+            &format!("{GOOD}\n[[nodes]]\nname = \"x\"\n"),
+            "nodes[2]",
+            24,
+        );
+        assert!(parse(&format!("{GOOD}{}", remote.replace("resp", "http"))).is_err());
+    }
+
+    #[test]
     fn shipped_config_is_valid() {
         let text = include_str!("../config/ringcache.toml");
         let c = parse(text).expect("shipped config must be valid");

@@ -344,7 +344,10 @@ fn a_killed_member_fails_only_its_keys_fast_and_comes_back() {
     assert!(errors >= 20.0, "{scrape}");
     assert!(scrape.contains("ringcache_remote_reply_duration_seconds_bucket{node=\"mb\""));
     let ring = server.http_get("/ring");
-    let ma = format!("\"remote\":{{\"address\":\"{}\",\"protocol\":\"memcache\",\"connections\":2,\"connected\":0", a.addr);
+    let ma = format!(
+        "\"remote\":{{\"address\":\"{}\",\"protocol\":\"memcache\",\"connections\":2,\"connected\":0",
+        a.addr
+    );
     assert!(ring.contains(&ma), "{ring}");
     // In a multi-key get, the dead member's keys are misses.
     raw.roundtrip(
