@@ -444,3 +444,27 @@ fn hostile_members_cannot_hang_crash_or_block_other_keys() {
     let v: String = redis::cmd("GET").arg(&k).query(&mut c).unwrap();
     assert_eq!(v, "ok");
 }
+
+#[test]
+fn memccapable_passes_through_memcached_members() {
+    if !common::tool("memccapable", "libmemcached-tools") {
+        return;
+    }
+    let (Some(a), Some(b)) = (Memcached::start(), Memcached::start()) else {
+        return;
+    };
+    let server = TestServer::start(&ring(&[
+        ("ma", a.addr, "memcache"),
+        ("mb", b.addr, "memcache"),
+    ]));
+    let out = std::process::Command::new("memccapable")
+        .args(["-h", "127.0.0.1", "-p", &server.memcache.port().to_string()])
+        .args(["-a", "-t", "10"])
+        .output()
+        .expect("run memccapable");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.matches("[pass]").count() >= 25, "{text}");
+    assert!(!text.to_lowercase().contains("[fail]"), "{text}");
+    assert!(out.status.success(), "{text}");
+}
