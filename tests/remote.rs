@@ -468,3 +468,104 @@ fn memccapable_passes_through_memcached_members() {
     assert!(!text.to_lowercase().contains("[fail]"), "{text}");
     assert!(out.status.success(), "{text}");
 }
+
+#[test]
+fn each_protocol_reaches_the_other_protocols_members_for_strings() {
+    let (Some(r), Some(m)) = (RedisServer::start(), Memcached::start()) else {
+        return;
+    };
+    let server = TestServer::start(&ring(&[("rd", r.addr, "resp"), ("mc", m.addr, "memcache")]));
+    let key_on = |n: usize, tag: &str| {
+        (0..)
+            .map(|i| format!("{tag}{i}"))
+            .find(|k| owner(&server, k) == n)
+            .unwrap()
+    };
+    // A Redis client on a memcached member's keys.
+    let mut c = server.redis();
+    let mc_direct =
+        memcache::Client::connect(format!("memcache://{}?protocol=ascii", m.addr)).unwrap();
+    let k = key_on(2, "onmc");
+    let q = |c: &mut redis::Connection, args: &[&str]| -> redis::Value {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(c)
+            .unwrap_or_else(|e| redis::Value::SimpleString(format!("error: {e}")))
+    };
+    use redis::Value::{BulkString, Int, Nil, Okay};
+    let bulk = |s: &str| BulkString(s.as_bytes().to_vec());
+    assert_eq!(q(&mut c, &["SET", &k, "v1"]), Okay);
+    assert_eq!(mc_direct.get::<String>(&k).unwrap().as_deref(), Some("v1"));
+    assert_eq!(q(&mut c, &["GET", &k]), bulk("v1"));
+    assert_eq!(q(&mut c, &["SET", &k, "v2", "NX"]), Nil);
+    assert_eq!(q(&mut c, &["SET", &k, "v3", "XX", "EX", "100"]), Okay);
+    assert_eq!(q(&mut c, &["SETNX", &k, "x"]), Int(0));
+    assert_eq!(q(&mut c, &["EXPIRE", &k, "50"]), Int(1));
+    assert_eq!(q(&mut c, &["GETEX", &k, "EX", "60"]), bulk("v3"));
+    assert_eq!(q(&mut c, &["EXISTS", &k, &format!("{k}-no")]), Int(1));
+    let n = key_on(2, "counter");
+    assert_eq!(q(&mut c, &["INCR", &n]), Int(1));
+    assert_eq!(q(&mut c, &["INCRBY", &n, "41"]), Int(42));
+    assert_eq!(q(&mut c, &["DECRBY", &n, "2"]), Int(40));
+    assert_eq!(mc_direct.get::<String>(&n).unwrap().as_deref(), Some("40"));
+    assert_eq!(
+        q(&mut c, &["MSET", &k, "a", &n, "b", "{x}local", "c"]),
+        Okay
+    );
+    assert_eq!(
+        q(&mut c, &["MGET", &k, &n, "{x}local", "nope"]),
+        redis::Value::Array(vec![bulk("a"), bulk("b"), bulk("c"), Nil])
+    );
+    assert_eq!(q(&mut c, &["DEL", &k, &n, "{x}local", "nope"]), Int(3));
+    assert_eq!(mc_direct.get::<String>(&k).unwrap(), None);
+    match q(&mut c, &["HSET", &k, "f", "v"]) {
+        redis::Value::SimpleString(e) => assert!(e.contains("memcache protocol"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    // A memcached client on a Redis member's keys.
+    let mut rd_direct = direct_redis(r.addr);
+    let k = key_on(1, "onrd");
+    let mut raw = server.raw();
+    for (req, reply) in [
+        (format!("set {k} 0 0 2\r\nhi\r\n"), "STORED\r\n".to_string()),
+        (
+            format!("get {k}\r\n"),
+            format!("VALUE {k} 0 2\r\nhi\r\nEND\r\n"),
+        ),
+        (
+            format!("gets {k}\r\n"),
+            format!("VALUE {k} 0 2 0\r\nhi\r\nEND\r\n"),
+        ),
+        (format!("add {k} 0 0 1\r\nx\r\n"), "NOT_STORED\r\n".into()),
+        (
+            format!("replace {k} 0 100 2\r\n10\r\n"),
+            "STORED\r\n".into(),
+        ),
+        (format!("incr {k} 5\r\n"), "15\r\n".into()),
+        (format!("decr {k} 100\r\n"), "0\r\n".into()),
+        (format!("incr {k}-none 1\r\n"), "NOT_FOUND\r\n".into()),
+        (format!("touch {k} 0\r\n"), "TOUCHED\r\n".into()),
+        (
+            format!("gat 200 {k}\r\n"),
+            format!("VALUE {k} 0 1\r\n0\r\nEND\r\n"),
+        ),
+        (
+            format!("set {k} 3 0 1\r\nx\r\n"),
+            "SERVER_ERROR node rd speaks resp: only flags 0 can be stored\r\n".into(),
+        ),
+        (format!("delete {k}\r\n"), "DELETED\r\n".into()),
+        (format!("delete {k}\r\n"), "NOT_FOUND\r\n".into()),
+    ] {
+        raw.roundtrip(req.as_bytes(), reply.as_bytes());
+    }
+    raw.roundtrip(format!("set {k} 0 0 1\r\n7\r\n").as_bytes(), b"STORED\r\n");
+    let ttl: i64 = redis::cmd("TTL").arg(&k).query(&mut rd_direct).unwrap();
+    assert_eq!(ttl, -1);
+    raw.roundtrip(format!("touch {k} 100\r\n").as_bytes(), b"TOUCHED\r\n");
+    let ttl: i64 = redis::cmd("TTL").arg(&k).query(&mut rd_direct).unwrap();
+    assert!((98..=100).contains(&ttl), "{ttl}");
+    let v: String = redis::cmd("GET").arg(&k).query(&mut rd_direct).unwrap();
+    assert_eq!(v, "7");
+}

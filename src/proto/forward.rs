@@ -15,6 +15,7 @@ use bytes::BytesMut;
 use tokio::sync::oneshot;
 
 use crate::proto::Flow;
+use crate::proto::translate::{self, Map};
 use crate::route::remote::{Answer, Member, RemoteError};
 
 /// Slots a batch may hold before the session writes what it has (like `OUT_HIGH_WATER`).
@@ -24,6 +25,19 @@ pub const MAX_SLOTS: usize = 4096;
 pub struct Part {
     pub member: Arc<Member>,
     pub reply: oneshot::Receiver<Answer>,
+    /// How the member's reply reads in the client's protocol.
+    pub map: Map,
+}
+
+impl Part {
+    /// A part whose reply is used as the member sent it.
+    pub fn same(member: &Arc<Member>, reply: oneshot::Receiver<Answer>) -> Part {
+        Part {
+            member: Arc::clone(member),
+            reply,
+            map: Map::Same,
+        }
+    }
 }
 
 /// How a slot's parts become the client's reply.
@@ -118,6 +132,7 @@ impl Forwarded {
                 if let Err(e) = &answer {
                     part.member.count_error(e);
                 }
+                let answer = answer.map(|r| translate::apply(&part.map, r));
                 answers.push((part.member, answer));
             }
             combine(slot.combine, &answers, out);

@@ -5,6 +5,7 @@ pub mod any;
 pub mod forward;
 pub mod memcache;
 pub mod resp;
+pub mod translate;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -9,8 +9,10 @@
 //!
 //! `flush_all` reaches every member after the local nodes.
 //!
-//! A key owned by a Redis member gets `SERVER_ERROR` naming the member's protocol (the string
-//! subset is not translated yet). A failed member answers `SERVER_ERROR node ...` for a
+//! A key owned by a Redis member takes the string subset, translated: get/gets (GET; CAS 0),
+//! gat/gats (GETEX), set/add/replace (SET, NX, XX, EXAT; flags must be 0), delete (DEL),
+//! incr/decr (a script with memcached's rules: NOT_FOUND when missing, decr stops at 0), touch
+//! (EXPIREAT). append, prepend, cas and meta commands get `SERVER_ERROR` naming the protocol. A failed member answers `SERVER_ERROR node ...` for a
 //! one-key request, and a miss for its keys in a multi-key get (as mcrouter does).
 
 use std::sync::Arc;
@@ -25,7 +27,8 @@ use super::parse::{GetCmd, Keys, MetaFlags, Request, StoreCmd};
 use crate::config::Limits;
 use crate::proto::Flow;
 use crate::proto::forward::{Combine, Forwarded, Part, Slot};
-use crate::route::remote::{Expect, Member, Protocol};
+use crate::proto::translate::Map;
+use crate::route::remote::{Expect, Member, Protocol, encode_command};
 use crate::route::topology::Topology;
 use crate::server::Shared;
 
@@ -59,24 +62,27 @@ pub fn route(
         if owners.iter().all(Option::is_none) {
             return None;
         }
-        if let Some(m) = owners
-            .iter()
-            .flatten()
-            .find(|m| m.protocol != Protocol::Memcache)
-        {
-            refuse(m, out);
-            return Some(handled);
-        }
+        let now = shared.clock.now_ms() / 1000;
+        let get = |m: &Member, key: &[u8]| match m.protocol {
+            Protocol::Memcache => (get_request(*cmd, *exptime, key), Expect::Values, Map::Same),
+            Protocol::Resp => (
+                resp_get(*cmd, *exptime, key, now),
+                Expect::Resp,
+                Map::RespValue {
+                    key: Bytes::copy_from_slice(key),
+                    cas: cmd.with_cas(),
+                },
+            ),
+        };
         if owners.len() == 1 {
             let m = owners[0].expect("a remote owner");
-            let req = get_request(*cmd, *exptime, keys.iter().next().unwrap_or_default());
+            let (req, expect, map) = get(m, keys.iter().next().unwrap_or_default());
             send(
                 forwarded,
                 out,
                 session,
                 m,
-                req,
-                Expect::Values,
+                (req, expect, map),
                 Combine::Memcache,
             );
             return Some(handled);
@@ -84,9 +90,8 @@ pub fn route(
         for (key, owner) in keys.iter().zip(&owners) {
             match owner {
                 Some(m) => {
-                    let req = get_request(*cmd, *exptime, key);
                     let combine = Combine::MemcacheValues;
-                    send(forwarded, out, session, m, req, Expect::Values, combine);
+                    send(forwarded, out, session, m, get(m, key), combine);
                 }
                 None => {
                     let mut one = BytesMut::new();
@@ -105,15 +110,147 @@ pub fn route(
     }
     let key = key_of(request)?;
     let m = topology.remote_for(key)?;
-    if m.protocol != Protocol::Memcache {
-        if !request.noreply() {
-            refuse(m, out);
+    if m.protocol == Protocol::Resp {
+        let now = shared.clock.now_ms() / 1000;
+        match to_resp(request, now) {
+            Ok((req, map)) => {
+                let combine = if request.noreply() {
+                    Combine::Discard
+                } else {
+                    Combine::Memcache
+                };
+                send(
+                    forwarded,
+                    out,
+                    session,
+                    m,
+                    (req, Expect::Resp, map),
+                    combine,
+                );
+            }
+            Err(why) if !request.noreply() => {
+                encode::server_error(out, &format!("node {} speaks resp: {why}", m.name()));
+            }
+            Err(_) => {}
         }
         return Some(handled);
     }
     let (req, expect, combine) = encode_request(request);
-    send(forwarded, out, session, m, req, expect, combine);
+    send(
+        forwarded,
+        out,
+        session,
+        m,
+        (req, expect, Map::Same),
+        combine,
+    );
     Some(handled)
+}
+
+/// The Redis form of `get`/`gets` (GET) and `gat`/`gats` (GETEX) of `key`.
+fn resp_get(cmd: GetCmd, exptime: i64, key: &[u8], now: u64) -> BytesMut {
+    let mut r = BytesMut::new();
+    if !cmd.touches() {
+        encode_command(&mut r, &[b"GET", key]);
+        return r;
+    }
+    match resp_expiry(exptime, now) {
+        Expiry::Never => encode_command(&mut r, &[b"GETEX", key, b"PERSIST"]),
+        Expiry::At(at) => encode_command(&mut r, &[b"GETEX", key, b"EXAT", at.as_bytes()]),
+        Expiry::Gone => encode_command(&mut r, &[b"GETDEL", key]),
+    }
+    r
+}
+
+/// A memcached exptime in Redis's terms.
+enum Expiry {
+    Never,
+    /// Unix seconds, as text.
+    At(String),
+    /// Negative: already expired.
+    Gone,
+}
+
+fn resp_expiry(exptime: i64, now: u64) -> Expiry {
+    match exptime {
+        0 => Expiry::Never,
+        e if e < 0 => Expiry::Gone,
+        e if e <= 30 * 24 * 3600 => Expiry::At((now as i64 + e).to_string()),
+        e => Expiry::At(e.to_string()),
+    }
+}
+
+/// Redis does not go below zero on memcached's terms: decr stops at 0, and a missing key is
+/// NOT_FOUND (not created).
+const INCR_SCRIPT: &[u8] = b"if not redis.call('get', KEYS[1]) then return false end \
+return redis.call('incrby', KEYS[1], ARGV[1])";
+const DECR_SCRIPT: &[u8] = b"local v = redis.call('get', KEYS[1]) \
+if not v then return false end \
+local n = tonumber(v) \
+if not n or n ~= math.floor(n) or n < 0 then return redis.error_reply('ERR value is not an integer or out of range') end \
+n = n - tonumber(ARGV[1]) if n < 0 then n = 0 end \
+redis.call('set', KEYS[1], n, 'KEEPTTL') return n";
+const TOUCH_SCRIPT: &[u8] = b"if redis.call('exists', KEYS[1]) == 0 then return 0 end \
+redis.call('persist', KEYS[1]) return 1";
+
+/// The Redis request for a one-key memcached request on a Redis member, and how its reply
+/// reads; Err says why it is not translated.
+fn to_resp(request: &Request, now: u64) -> Result<(BytesMut, Map), &'static str> {
+    let mut r = BytesMut::new();
+    let map = match request {
+        Request::Store {
+            cmd,
+            key,
+            flags,
+            exptime,
+            data,
+            ..
+        } => {
+            if *flags != 0 {
+                return Err("only flags 0 can be stored");
+            }
+            let mut args: Vec<&[u8]> = vec![b"SET", key, data];
+            match cmd {
+                StoreCmd::Set => {}
+                StoreCmd::Add => args.push(b"NX"),
+                StoreCmd::Replace => args.push(b"XX"),
+                _ => return Err("append, prepend and cas are not translated"),
+            }
+            let at;
+            match resp_expiry(*exptime, now) {
+                Expiry::Never => {}
+                Expiry::At(t) => {
+                    at = t;
+                    args.extend([&b"EXAT"[..], at.as_bytes()]);
+                }
+                Expiry::Gone => args.extend([&b"EXAT"[..], b"1"]),
+            }
+            encode_command(&mut r, &args);
+            Map::RespStored
+        }
+        Request::Delete { key, .. } => {
+            encode_command(&mut r, &[b"DEL", key]);
+            Map::RespDeleted
+        }
+        Request::Arith {
+            incr, key, delta, ..
+        } => {
+            let script = if *incr { INCR_SCRIPT } else { DECR_SCRIPT };
+            let delta = delta.to_string();
+            encode_command(&mut r, &[b"EVAL", script, b"1", key, delta.as_bytes()]);
+            Map::RespNumber
+        }
+        Request::Touch { key, exptime, .. } => {
+            match resp_expiry(*exptime, now) {
+                Expiry::Never => encode_command(&mut r, &[b"EVAL", TOUCH_SCRIPT, b"1", key]),
+                Expiry::At(at) => encode_command(&mut r, &[b"EXPIREAT", key, at.as_bytes()]),
+                Expiry::Gone => encode_command(&mut r, &[b"EXPIREAT", key, b"1"]),
+            }
+            Map::RespTouched
+        }
+        _ => return Err("meta commands are not translated"),
+    };
+    Ok((r, map))
 }
 
 /// flush_all: the local nodes, then every member (a Redis member as FLUSHALL, only without a
@@ -143,10 +280,10 @@ fn flush_all(
             Protocol::Resp if delay > 0 => continue,
             Protocol::Resp => ("*1\r\n$8\r\nFLUSHALL\r\n".to_string(), Expect::Resp),
         };
-        parts.push(Part {
-            member: Arc::clone(m),
-            reply: m.forward(session, Bytes::from(request), expect),
-        });
+        parts.push(Part::same(
+            m,
+            m.forward(session, Bytes::from(request), expect),
+        ));
     }
     let combine = if noreply {
         Combine::Discard
@@ -160,21 +297,12 @@ fn flush_all(
     });
 }
 
-fn refuse(m: &Member, out: &mut BytesMut) {
-    let text = format!(
-        "node {} speaks the resp protocol: memcached commands are not translated for it",
-        m.name()
-    );
-    encode::server_error(out, &text);
-}
-
 fn send(
     forwarded: &mut Forwarded,
     out: &BytesMut,
     session: u64,
     m: &Arc<Member>,
-    request: BytesMut,
-    expect: Expect,
+    (request, expect, map): (BytesMut, Expect, Map),
     combine: Combine,
 ) {
     forwarded.push(Slot {
@@ -182,6 +310,7 @@ fn send(
         parts: vec![Part {
             member: Arc::clone(m),
             reply: m.forward(session, request.freeze(), expect),
+            map,
         }],
         combine,
     });

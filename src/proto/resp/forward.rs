@@ -12,7 +12,12 @@
 //!
 //! Not forwarded (an error names the member): blocking commands, WATCH, and any request on a
 //! remote key inside MULTI/EXEC or a script (they need the member's own transaction); any
-//! command to a memcached member (only the string subset could be translated, not done yet).
+//! command to a memcached member outside the string subset.
+//!
+//! A memcached member's keys take the string subset, translated (replies by
+//! `proto::translate`): GET, SET (NX, XX, EX, PX, EXAT, PXAT), SETNX, SETEX, PSETEX, GETEX,
+//! INCR/DECR/INCRBY/DECRBY (an `add` of 0 first, as Redis counts from 0; memcached's decr stops
+//! at 0), EXPIRE/PEXPIRE (`touch`), and in MGET, MSET, DEL, UNLINK, EXISTS, TOUCH.
 
 use std::sync::Arc;
 
@@ -24,6 +29,7 @@ use super::error::RespError;
 use super::frame::{Args, Version, encode_error};
 use super::handler;
 use crate::proto::forward::{Combine, Part, Slot, integer};
+use crate::proto::translate::Map;
 use crate::route::remote::{Expect, Member, Protocol, encode_command};
 use crate::route::topology::Topology;
 
@@ -115,22 +121,14 @@ pub(super) fn route(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byte
         );
         return refuse(out, why);
     }
-    if let Some(m) = owners
+    let memcache = owners
         .iter()
         .flatten()
-        .find(|m| m.protocol != Protocol::Resp)
-    {
-        let why = format!(
-            "node {} speaks the memcache protocol: {} is not translated for it",
-            m.name(),
-            cmd.wire()
-        );
-        return refuse(out, why);
-    }
+        .any(|m| m.protocol == Protocol::Memcache);
     let one_member = owners
         .iter()
         .all(|o| o.is_some_and(|m| Arc::ptr_eq(m, &first)));
-    if one_member {
+    if one_member && !memcache {
         let mut request = BytesMut::new();
         let parts: Vec<&[u8]> = (0..a.len()).filter_map(|i| a.try_get(i)).collect();
         encode_command(&mut request, &parts);
@@ -143,9 +141,209 @@ pub(super) fn route(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byte
             sum(cmd, &keys, &owners, cx, out)
         }
         Command::MultiSet => mset(a, &owners, cx, out),
+        _ if one_member => {
+            let resp3 = cx.conn.version == Version::Resp3;
+            let now = cx.shared.clock.now_ms() / 1000;
+            match to_memcache(cmd, a, resp3, now) {
+                Some((requests, combine)) => {
+                    let parts = requests
+                        .into_iter()
+                        .map(|(request, expect, map)| mc_part(cx, &first, request, expect, map))
+                        .collect();
+                    push(cx, out, parts, combine);
+                }
+                None => {
+                    let why = format!(
+                        "node {} speaks the memcache protocol: {} is not translated for it",
+                        first.name(),
+                        cmd.wire()
+                    );
+                    encode_error(out, &RespError::Remote(why));
+                }
+            }
+        }
         _ => encode_error(out, &RespError::CrossSlot),
     }
     true
+}
+
+/// A request for a memcached member whose reply reads as `map` says.
+fn mc_part(
+    cx: &Ctx<'_>,
+    member: &Arc<Member>,
+    request: BytesMut,
+    expect: Expect,
+    map: Map,
+) -> Part {
+    Part {
+        member: Arc::clone(member),
+        reply: member.forward(cx.conn.id, request.freeze(), expect),
+        map,
+    }
+}
+
+/// Largest relative memcached exptime: larger numbers are unix times.
+const MC_RELATIVE_MAX: i64 = 30 * 24 * 3600;
+
+/// A memcached exptime for a TTL of `secs` from now (`now` in unix seconds).
+fn mc_exptime(secs: i64, now: u64) -> i64 {
+    if secs > MC_RELATIVE_MAX {
+        secs.saturating_add(now as i64)
+    } else {
+        secs
+    }
+}
+
+/// A memcached exptime for unix time `at` (already past: expired).
+fn mc_exptime_at(at: i64, now: u64) -> i64 {
+    if at <= now as i64 {
+        -1
+    } else {
+        at.max(MC_RELATIVE_MAX + 1)
+    }
+}
+
+fn number(a: &Args<'_>, i: usize) -> Option<i64> {
+    std::str::from_utf8(a.try_get(i)?).ok()?.parse().ok()
+}
+
+/// memcached's `set`/`add` of `key` to `value` with `exptime`.
+fn mc_store(verb: &str, key: &[u8], value: &[u8], exptime: i64) -> BytesMut {
+    let mut r = BytesMut::with_capacity(key.len() + value.len() + 32);
+    r.extend_from_slice(verb.as_bytes());
+    r.extend_from_slice(b" ");
+    r.extend_from_slice(key);
+    r.extend_from_slice(format!(" 0 {exptime} {}\r\n", value.len()).as_bytes());
+    r.extend_from_slice(value);
+    r.extend_from_slice(b"\r\n");
+    r
+}
+
+fn mc_line(parts: &[&[u8]]) -> BytesMut {
+    let mut r = BytesMut::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            r.extend_from_slice(b" ");
+        }
+        r.extend_from_slice(p);
+    }
+    r.extend_from_slice(b"\r\n");
+    r
+}
+
+type McRequests = (Vec<(BytesMut, Expect, Map)>, Combine);
+
+/// The memcached requests for a Redis string command on one memcached member's key, and how
+/// their replies combine; None for what is not translated (options memcached cannot express
+/// included).
+fn to_memcache(cmd: Command, a: &Args<'_>, resp3: bool, now: u64) -> Option<McRequests> {
+    let key = a.try_get(1)?;
+    let one = |r: BytesMut, e: Expect, m: Map| Some((vec![(r, e, m)], Combine::Resp));
+    match cmd {
+        Command::Get => one(
+            mc_line(&[b"get", key]),
+            Expect::Values,
+            Map::McValue { resp3 },
+        ),
+        Command::Set => {
+            let value = a.try_get(2)?;
+            let (mut verb, mut exptime) = ("set", 0);
+            let mut i = 3;
+            while i < a.len() {
+                let opt = a.try_get(i)?.to_ascii_uppercase();
+                match opt.as_slice() {
+                    b"NX" => verb = "add",
+                    b"XX" => verb = "replace",
+                    b"EX" | b"PX" | b"EXAT" | b"PXAT" => {
+                        let n = number(a, i + 1).filter(|&n| n > 0)?;
+                        i += 1;
+                        exptime = match opt.as_slice() {
+                            b"EX" => mc_exptime(n, now),
+                            b"PX" => mc_exptime((n + 999) / 1000, now),
+                            b"EXAT" => mc_exptime_at(n, now),
+                            _ => mc_exptime_at((n + 999) / 1000, now),
+                        };
+                    }
+                    _ => return None,
+                }
+                i += 1;
+            }
+            let request = mc_store(verb, key, value, exptime);
+            one(request, Expect::Line, Map::McStored { resp3 })
+        }
+        Command::SetNx => one(
+            mc_store("add", key, a.try_get(2)?, 0),
+            Expect::Line,
+            Map::McStoredInt,
+        ),
+        Command::SetEx | Command::PSetEx => {
+            let n = number(a, 2).filter(|&n| n > 0)?;
+            let secs = if cmd == Command::SetEx {
+                n
+            } else {
+                (n + 999) / 1000
+            };
+            let request = mc_store("set", key, a.try_get(3)?, mc_exptime(secs, now));
+            one(request, Expect::Line, Map::McStored { resp3 })
+        }
+        Command::Incr | Command::Decr | Command::IncrBy | Command::DecrBy => {
+            let delta = match cmd {
+                Command::Incr => 1,
+                Command::Decr => -1,
+                Command::IncrBy => number(a, 2)?,
+                _ => number(a, 2)?.checked_neg()?,
+            };
+            // Redis counts from 0 for a missing key: `add` it first (refused if present).
+            let verb: &[u8] = if delta < 0 { b"decr" } else { b"incr" };
+            let amount = delta.unsigned_abs().to_string();
+            let requests = vec![
+                (mc_store("add", key, b"0", 0), Expect::Line, Map::Ignore),
+                (
+                    mc_line(&[verb, key, amount.as_bytes()]),
+                    Expect::Line,
+                    Map::McNumber,
+                ),
+            ];
+            Some((requests, Combine::Resp))
+        }
+        Command::Expire | Command::PExpire if a.len() == 3 => {
+            let n = number(a, 2)?;
+            let secs = if cmd == Command::Expire {
+                n
+            } else {
+                (n + 999) / 1000
+            };
+            let exptime = if secs <= 0 { -1 } else { mc_exptime(secs, now) };
+            let request = mc_line(&[b"touch", key, exptime.to_string().as_bytes()]);
+            one(request, Expect::Line, Map::McTouched)
+        }
+        Command::GetEx => {
+            let exptime = match a.len() {
+                2 => {
+                    return one(
+                        mc_line(&[b"get", key]),
+                        Expect::Values,
+                        Map::McValue { resp3 },
+                    );
+                }
+                3 if a.try_get(2)?.eq_ignore_ascii_case(b"persist") => 0,
+                4 => {
+                    let n = number(a, 3).filter(|&n| n > 0)?;
+                    match a.try_get(2)?.to_ascii_uppercase().as_slice() {
+                        b"EX" => mc_exptime(n, now),
+                        b"PX" => mc_exptime((n + 999) / 1000, now),
+                        b"EXAT" => mc_exptime_at(n, now),
+                        b"PXAT" => mc_exptime_at((n + 999) / 1000, now),
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            };
+            let request = mc_line(&[b"gat", exptime.to_string().as_bytes(), key]);
+            one(request, Expect::Values, Map::McValue { resp3 })
+        }
+        _ => None,
+    }
 }
 
 /// FLUSHALL/FLUSHDB (to every member, after the local nodes) and DBSIZE (summed; memcached
@@ -172,10 +370,10 @@ fn fan_out(cmd: Command, a: &Args<'_>, topology: &Topology, cx: &mut Ctx<'_>, ou
                 Expect::Resp
             }
         };
-        parts.push(Part {
-            member: Arc::clone(m),
-            reply: m.forward(cx.conn.id, request.freeze(), expect),
-        });
+        parts.push(Part::same(
+            m,
+            m.forward(cx.conn.id, request.freeze(), expect),
+        ));
     }
     let combine = match cmd {
         Command::DbSize => Combine::RespSum {
@@ -199,10 +397,10 @@ fn send(
 }
 
 fn part(cx: &Ctx<'_>, member: &Arc<Member>, request: BytesMut) -> Part {
-    Part {
-        member: Arc::clone(member),
-        reply: member.forward(cx.conn.id, request.freeze(), Expect::Resp),
-    }
+    Part::same(
+        member,
+        member.forward(cx.conn.id, request.freeze(), Expect::Resp),
+    )
 }
 
 fn push(cx: &mut Ctx<'_>, out: &BytesMut, parts: Vec<Part>, combine: Combine) {
@@ -233,6 +431,16 @@ fn mget(keys: &[&[u8]], owners: &[Option<&Arc<Member>>], cx: &mut Ctx<'_>, out: 
     out.extend_from_slice(format!("*{}\r\n", keys.len()).as_bytes());
     for (key, owner) in keys.iter().zip(owners) {
         match owner {
+            Some(m) if m.protocol == Protocol::Memcache => {
+                let part = mc_part(
+                    cx,
+                    m,
+                    mc_line(&[b"get", key]),
+                    Expect::Values,
+                    Map::McValue { resp3 },
+                );
+                push(cx, out, vec![part], Combine::RespNilOnError { resp3 });
+            }
             Some(m) => {
                 let mut request = BytesMut::new();
                 encode_command(&mut request, &[b"GET", key]);
@@ -284,13 +492,27 @@ fn sum(
     }
     let mut parts = Vec::new();
     for m in members(owners) {
+        let theirs = keys
+            .iter()
+            .zip(owners)
+            .filter(|(_, o)| o.is_some_and(|o| Arc::ptr_eq(o, m)))
+            .map(|(k, _)| *k);
+        if m.protocol == Protocol::Memcache {
+            // One request per key: `delete`, or `mg` (a hit answers HD) for EXISTS/TOUCH.
+            for key in theirs {
+                let part = match cmd {
+                    Command::Delete | Command::Unlink => {
+                        let r = mc_line(&[b"delete", key]);
+                        mc_part(cx, m, r, Expect::Line, Map::McDeleted)
+                    }
+                    _ => mc_part(cx, m, mc_line(&[b"mg", key]), Expect::Meta, Map::McHit),
+                };
+                parts.push(part);
+            }
+            continue;
+        }
         let mut args: Vec<&[u8]> = vec![cmd.wire().as_bytes()];
-        args.extend(
-            keys.iter()
-                .zip(owners)
-                .filter(|(_, o)| o.is_some_and(|o| Arc::ptr_eq(o, m)))
-                .map(|(k, _)| *k),
-        );
+        args.extend(theirs);
         let mut request = BytesMut::new();
         encode_command(&mut request, &args);
         parts.push(part(cx, m, request));
@@ -322,7 +544,19 @@ fn mset(a: &Args<'_>, owners: &[Option<&Arc<Member>>], cx: &mut Ctx<'_>, out: &m
         }
     }
     let mut parts = Vec::new();
+    let resp3 = cx.conn.version == Version::Resp3;
     for m in members(owners) {
+        let theirs = pairs
+            .iter()
+            .zip(owners)
+            .filter(|(_, o)| o.is_some_and(|o| Arc::ptr_eq(o, m)));
+        if m.protocol == Protocol::Memcache {
+            for ((k, v), _) in theirs {
+                let r = mc_store("set", k, v, 0);
+                parts.push(mc_part(cx, m, r, Expect::Line, Map::McStored { resp3 }));
+            }
+            continue;
+        }
         let mut args: Vec<&[u8]> = vec![b"MSET"];
         args.extend(
             pairs
