@@ -26,7 +26,7 @@ use serde::de::{self, Deserializer};
 use toml::Spanned;
 
 use crate::auth::{Auth, Category, Cidr, Secret, User};
-use crate::route::ring::HashKind;
+use crate::route::ring::{self, HashKind};
 use crate::tls::{self, Material};
 
 /// Why a config was refused. `Display` gives `file:line: field: reason`.
@@ -254,7 +254,7 @@ pub struct Allow {
 /// `[ring]`: how keys are placed on nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RingConfig {
-    /// Point and key hash scheme.
+    /// Point and key hash scheme (`hash`, and `distribution` for twemproxy's hashes).
     pub hash: HashKind,
     /// Points per unit of weight (160 is ketama's).
     pub points_per_weight: u32,
@@ -511,8 +511,22 @@ impl Config {
                 }
             },
         };
+        let hash = HashKind::from_config(
+            raw_ring.hash.as_ref().map(|h| h.get_ref().as_str()),
+            raw_ring.distribution.as_ref().map(|d| d.get_ref().as_str()),
+        )
+        .map_err(|(field, reason)| {
+            let (span, name) = match field {
+                ring::ConfigField::Hash => (raw_ring.hash.as_ref().map(Spanned::span), "ring.hash"),
+                ring::ConfigField::Distribution => (
+                    raw_ring.distribution.as_ref().map(Spanned::span),
+                    "ring.distribution",
+                ),
+            };
+            invalid(span.unwrap_or(0..0), name.into(), reason)
+        })?;
         let ring = RingConfig {
-            hash: raw_ring.hash.unwrap_or_default(),
+            hash,
             points_per_weight,
             hash_tags,
         };
@@ -858,7 +872,8 @@ struct RawUser {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawRing {
-    hash: Option<HashKind>,
+    hash: Option<Spanned<String>>,
+    distribution: Option<Spanned<String>>,
     points_per_weight: Option<Spanned<u32>>,
     hash_tags: Option<Spanned<String>>,
 }
@@ -1073,6 +1088,48 @@ weight = 3
     }
 
     #[test]
+    fn twemproxy_hash_and_distribution() {
+        use crate::route::ring::{Distribution, KeyHash};
+        let text = GOOD.replace(
+            "hash = \"ketama-md5\"",
+            "hash = \"fnv1a_64\"\ndistribution = \"modula\"",
+        );
+        let c = parse(&text).expect("valid");
+        assert_eq!(
+            c.ring.hash,
+            HashKind::Twemproxy(KeyHash::Fnv1a64, Distribution::Modula)
+        );
+        let text = GOOD.replace("hash = \"ketama-md5\"", "hash = \"hsieh\"");
+        let c = parse(&text).expect("valid");
+        assert_eq!(
+            c.ring.hash,
+            HashKind::Twemproxy(KeyHash::Hsieh, Distribution::Ketama)
+        );
+        // Line 7 is `hash = ...`; the distribution goes on line 8.
+        expect_invalid(
+            &GOOD.replace("hash = \"ketama-md5\"", "hash = \"fnv\""),
+            "ring.hash",
+            7,
+        );
+        expect_invalid(
+            &GOOD.replace(
+                "hash = \"ketama-md5\"",
+                "hash = \"md5\"\ndistribution = \"modulo\"",
+            ),
+            "ring.distribution",
+            8,
+        );
+        expect_invalid(
+            &GOOD.replace(
+                "hash = \"ketama-md5\"",
+                "hash = \"xxh3\"\ndistribution = \"modula\"",
+            ),
+            "ring.distribution",
+            8,
+        );
+    }
+
+    #[test]
     fn duplicate_node_names_the_second_one() {
         let text = GOOD.replace("name = \"cache-b\"", "name = \"cache-a\"");
         expect_invalid(&text, "nodes[1].name", 19);
@@ -1126,9 +1183,9 @@ weight = 3
                 "unknown field",
             ),
             (
-                GOOD.replace("hash = \"ketama-md5\"", "hash = \"crc32\""),
+                GOOD.replace("hash = \"ketama-md5\"", "hash = 32"),
                 7,
-                "unknown variant",
+                "invalid type",
             ),
             (
                 GOOD.replace(

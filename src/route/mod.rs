@@ -2,8 +2,10 @@
 //! state between rings and its background driver, and the keyspace walk of SCAN that stays
 //! exact across them.
 //!
-//! Imports point one way: `scan`, `rebalance` -> `topology` -> `migration` -> `ring`, store.
+//! Imports point one way: `scan`, `rebalance` -> `topology` -> `migration` -> `ring` ->
+//! `hashkit` (twemproxy's key hashes), store.
 
+pub mod hashkit;
 pub mod migration;
 pub mod rebalance;
 pub mod ring;
