@@ -11,6 +11,8 @@
 //! load as a pair); every error names the file, the line and the field, so an operator can fix
 //! it without guessing.
 
+pub mod twemproxy;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -500,12 +502,14 @@ impl Config {
             None => Some(*b"{}"),
             Some(s) if s.get_ref().is_empty() => None,
             Some(s) => match s.get_ref().as_bytes() {
-                [open, close] if open != close => Some([*open, *close]),
+                // Equal characters work as in twemproxy (`"$$"`: between the first `$` and the
+                // next one).
+                [open, close] => Some([*open, *close]),
                 _ => {
                     return Err(invalid(
                         s.span(),
                         "ring.hash_tags".into(),
-                        "must be two different characters such as \"{}\", or \"\" to disable"
+                        "must be two characters such as \"{}\" or \"$$\", or \"\" to disable"
                             .into(),
                     ));
                 }

@@ -15,13 +15,14 @@
 //!   on low factor bits only). `fnv1_64` is computed in 64 bits and its low 32 bits returned.
 //!   Every hash is 32-bit: ketama compares it with 32-bit points, modula takes it modulo.
 //! - `crc32` is libmemcached's: the standard CRC-32, then `(crc >> 16) & 0x7fff` (15 bits);
-//!   `crc32a` is the standard CRC-32. `crc16` is CRC-16/ARC.
+//!   `crc32a` is the standard CRC-32. `crc16` is 0.5's: the CRC-16/XMODEM table in a 32-bit
+//!   register that is never truncated (CRC-16/XMODEM in the low half, shifted state above).
 //! - `murmur` is MurmurHash2 with seed `0xdeadbeef * len`; `jenkins` is lookup3's `hashlittle`
 //!   with initval 13 (twemproxy's word-aligned reads give the byte-wise result).
 //! - An empty key is not hashed by twemproxy (`server_pool_hash` returns 0); that rule lives in
 //!   the ring, not here, so each function below is the plain C function.
 
-use crc::{CRC_16_ARC, CRC_32_ISO_HDLC, Crc};
+use crc::{CRC_32_ISO_HDLC, Crc};
 use md5::{Digest, Md5};
 
 /// One of twemproxy's `hash:` functions. Config spells each exactly as twemproxy does.
@@ -31,7 +32,7 @@ pub enum KeyHash {
     OneAtATime,
     /// The first four bytes of the md5 digest, little-endian.
     Md5,
-    /// CRC-16/ARC.
+    /// nutcracker 0.5's untruncated CRC-16/XMODEM.
     Crc16,
     /// libmemcached's 15-bit CRC-32 variant.
     Crc32,
@@ -101,7 +102,7 @@ impl KeyHash {
                 let d: [u8; 16] = Md5::digest(key).into();
                 u32::from_le_bytes([d[0], d[1], d[2], d[3]])
             }
-            KeyHash::Crc16 => u32::from(CRC16.checksum(key)),
+            KeyHash::Crc16 => crc16(key),
             KeyHash::Crc32 => (CRC32.checksum(key) >> 16) & 0x7fff,
             KeyHash::Crc32a => CRC32.checksum(key),
             KeyHash::Fnv1_64 => fnv1_64(key),
@@ -115,14 +116,45 @@ impl KeyHash {
     }
 }
 
-/// CRC-16/ARC: reflected 0x8005, init 0, no final xor: twemproxy's "Linux kernel" table.
-const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_ARC);
+/// The CRC-16/XMODEM table (polynomial 0x1021, not reflected) that nutcracker 0.5 uses.
+const CRC16_TABLE: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = (i as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
 /// The standard CRC-32 (reflected 0x04C11DB7, init and final xor all ones).
 const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
 
 /// A key byte read through C's signed `char` and converted to `uint32_t`: sign-extended.
 fn widen(byte: u8) -> u32 {
     byte as i8 as i32 as u32
+}
+
+/// nutcracker 0.5's `hash_crc16`: the XMODEM table driven in a `uint32_t` that is shifted left
+/// and never truncated: the low 16 bits are CRC-16/XMODEM, the high 16 the shifted-out state, so
+/// keys of two bytes or more hash past 0xffff (later twemproxy versions replaced it with a real
+/// CRC-16/ARC, which places keys differently; the golden vectors are from 0.5).
+fn crc16(key: &[u8]) -> u32 {
+    let mut crc: u32 = 0;
+    for &b in key {
+        let index = ((crc >> 8) ^ u32::from(b)) & 0xff;
+        crc = (crc << 8) ^ u32::from(CRC16_TABLE[index as usize]);
+    }
+    crc
 }
 
 fn one_at_a_time(key: &[u8]) -> u32 {
@@ -342,7 +374,18 @@ mod tests {
     #[test]
     fn crc_check_values() {
         // The catalogue check values of "123456789".
-        assert_eq!(KeyHash::Crc16.hash(b"123456789"), 0xBB3D);
+        // nutcracker 0.5's crc16: the low 16 bits are CRC-16/XMODEM (bits only move up, so the
+        // untruncated high bits never feed back), the rest is left-over shifted state.
+        assert_eq!(CRC16_TABLE[1], 0x1021);
+        assert_eq!(CRC16_TABLE[255], 0x1ef0);
+        let xmodem = Crc::<u16>::new(&crc::CRC_16_XMODEM);
+        assert_eq!(xmodem.checksum(b"123456789"), 0x31C3);
+        for key in [&b"a"[..], b"ab", b"\xff\x01", b"123456789"] {
+            let h = KeyHash::Crc16.hash(key);
+            assert_eq!(h & 0xffff, u32::from(xmodem.checksum(key)));
+        }
+        assert_eq!(KeyHash::Crc16.hash(b"a"), u32::from(xmodem.checksum(b"a")));
+        assert!(KeyHash::Crc16.hash(b"123456789") > 0xffff);
         assert_eq!(KeyHash::Crc32a.hash(b"123456789"), 0xCBF4_3926);
         assert_eq!(
             KeyHash::Crc32.hash(b"123456789"),

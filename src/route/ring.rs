@@ -65,13 +65,14 @@ pub enum Distribution {
     /// hashed with the pool's hash and looked up clockwise.
     #[default]
     Ketama,
-    /// `hash(key) % total weight` over a table holding each server `weight` times, in server
-    /// order: placement depends on the order of the nodes, and adding one moves most keys.
+    /// `hash(key) % total weight` over a table holding each server `weight` times, servers in
+    /// twemproxy's order (sorted by identity: shorter first, then bytewise; not config order).
+    /// Adding a server moves most keys.
     Modula,
     /// twemproxy picks a random server for every request. ringcache needs one owner per key
     /// (migration, multi-key grouping, read-after-write), so it picks a *stable* one instead:
-    /// `hash(key) % number of servers`, one slot per server, weights ignored as twemproxy
-    /// ignores them. No placement can equal twemproxy's, which has none.
+    /// `hash(key) % number of servers`, one slot per server in twemproxy's order, weights
+    /// ignored as twemproxy ignores them. No placement can equal twemproxy's, which has none.
     Random,
 }
 
@@ -223,8 +224,8 @@ impl Ring {
     /// Builds a ring.
     ///
     /// `nodes` are `(identity, weight)` in config order; the identity is the string the node's
-    /// points are made of (renaming it moves its keys, reordering nodes does not, except under
-    /// modula and random, which go by position). For an in-process node it is its name; for a
+    /// points are made of (renaming it moves its keys, reordering nodes does not). For an
+    /// in-process node it is its name; for a
     /// server taken over from twemproxy it must be twemproxy's server name: the `name` of a
     /// `host:port:weight name` entry, else `host:port`, else `host` when the port is 11211
     /// (see `config::twemproxy`). `points_per_weight` is the point density (use
@@ -237,8 +238,9 @@ impl Ring {
     ///   replaces twemproxy's 160 "points per server"; points are shared out by weight *relative
     ///   to the total* (twemproxy formula), so a node's point count depends on all the other
     ///   nodes too. Points are always md5 (`ketama_hash`); only the key hash varies.
-    /// - twemproxy modula: a table with each node `weight` times, in order; random: each node
-    ///   with a weight once (see [`Distribution::Random`]). Identities play no part.
+    /// - twemproxy modula: a table with each node `weight` times; random: each node with a
+    ///   weight once (see [`Distribution::Random`]). The identities only set the table's order
+    ///   (see [`Distribution::Modula`]).
     ///
     /// twemproxy compatibility assumes `"{name}-{i}"` fits its 86-byte buffer (names up to ~80
     /// bytes); longer names overrun it there, here they are simply hashed whole.
@@ -258,11 +260,12 @@ impl Ring {
                 .map(|&(_, w)| w.saturating_mul(points_per_weight))
                 .collect(),
             HashKind::Twemproxy(_, Distribution::Modula) => {
-                return Ring::slots(hash, hash_tags, nodes.iter().map(|&(_, w)| w).collect());
+                let counts = nodes.iter().map(|&(_, w)| w).collect();
+                return Ring::slots(hash, hash_tags, nodes, counts);
             }
             HashKind::Twemproxy(_, Distribution::Random) => {
                 let counts = nodes.iter().map(|&(_, w)| u32::from(w > 0)).collect();
-                return Ring::slots(hash, hash_tags, counts);
+                return Ring::slots(hash, hash_tags, nodes, counts);
             }
             HashKind::KetamaMd5 | HashKind::Twemproxy(_, Distribution::Ketama) => {
                 // u64: a u32 sum could wrap with large weights; twemproxy sums in u32 but rejects
@@ -304,10 +307,24 @@ impl Ring {
         Ring::assemble(hash, hash_tags, pairs, counts)
     }
 
-    /// A modula/random ring: `counts[n]` slots for node `n`, in node order.
-    fn slots(hash: HashKind, hash_tags: Option<[u8; 2]>, counts: Vec<u32>) -> Ring {
+    /// A modula/random ring: `counts[n]` consecutive slots for node `n`, nodes in twemproxy's
+    /// server order. That is not the config order: twemproxy sorts a pool's servers by name
+    /// (`conf_validate_server`, to find duplicates) with `string_compare`, which orders shorter
+    /// names first and equal lengths bytewise; its ring follows that order. So modula placement
+    /// depends on the set of identities, not on the order they are listed in.
+    fn slots(
+        hash: HashKind,
+        hash_tags: Option<[u8; 2]>,
+        nodes: &[(&str, u32)],
+        counts: Vec<u32>,
+    ) -> Ring {
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        // Ties (equal identities, which twemproxy refuses and config validation too) keep
+        // config order.
+        order.sort_by_key(|&i| (nodes[i].0.len(), nodes[i].0.as_bytes()));
         let mut owners = Vec::with_capacity(counts.iter().map(|&c| c as usize).sum());
-        for (index, &count) in counts.iter().enumerate() {
+        for index in order {
+            let count = counts[index];
             let index = u32::try_from(index).expect("node count fits in u32");
             owners.extend(std::iter::repeat_n(index, count as usize));
         }
@@ -1084,9 +1101,10 @@ mod tests {
     #[test]
     fn modula_follows_weights_and_order() {
         let kind = HashKind::Twemproxy(KeyHash::Crc32a, Distribution::Modula);
-        let ring = Ring::build(&[("a", 1), ("b", 3), ("c", 2)], kind, 160, None);
+        // twemproxy's server order: shorter identities first, then bytewise.
+        let ring = Ring::build(&[("bb", 1), ("b", 3), ("a", 2)], kind, 160, None);
         assert_eq!([ring.points(0), ring.points(1), ring.points(2)], [1, 3, 2]);
-        let table = [0, 1, 1, 1, 2, 2];
+        let table = [2, 2, 1, 1, 1, 0];
         for i in 0..2_000 {
             let k = key(i);
             let h = u64::from(KeyHash::Crc32a.hash(&k));
@@ -1102,7 +1120,7 @@ mod tests {
             (0..4).map(|n| ring.points(n)).collect::<Vec<_>>(),
             [1, 1, 0, 1]
         );
-        let owners = [0, 1, 3];
+        let owners = [0, 1, 3]; // "a" < "b" < "d"
         let mut hits = [0u32; 4];
         for i in 0..KEYS {
             let k = key(i);
