@@ -388,7 +388,8 @@ pub fn render(pool: &Pool, file: &str) -> String {
     let protocol = if pool.redis { "resp" } else { "memcache" };
     let _ = writeln!(
         out,
-        "# ringcache config for twemproxy pool {:?} of {file} (ringcache --from-twemproxy).\n\
+        "# ringcache config for twemproxy pool {:?}\n\
+         # (from {file} by ringcache --from-twemproxy).\n\
          # Keys are placed exactly as twemproxy places them (same hash, distribution, hash tag\n\
          # and server identities), so every key stays on the server that holds it now.\n",
         pool.name
@@ -399,18 +400,19 @@ pub fn render(pool: &Pool, file: &str) -> String {
     if listen.starts_with('/') {
         let _ = writeln!(
             out,
-            "# UNSUPPORTED: twemproxy listens on the unix socket {listen:?}; ringcache listens on\n\
-             # TCP only. Pick an address:\n# {protocol} = \"127.0.0.1:PORT\""
+            "# UNSUPPORTED: twemproxy listens on the unix socket {listen:?};\n\
+             # ringcache listens on TCP only. Pick an address:\n\
+             # {protocol} = \"127.0.0.1:PORT\""
         );
     } else {
         let _ = writeln!(
             out,
-            "{protocol} = {}           # twemproxy: listen{}",
+            "{protocol} = {}  # twemproxy listen{}",
             quote(listen),
             if pool.redis { ", redis: true" } else { "" }
         );
     }
-    out.push_str("# metrics = \"127.0.0.1:9100\"   # Prometheus /metrics and /ring, if wanted\n");
+    out.push_str("# metrics = \"127.0.0.1:9100\"  # Prometheus /metrics and /ring, if wanted\n");
 
     out.push_str("\n[ring]\n");
     let _ = writeln!(out, "hash = {}", quote(pool.hash.name()));
@@ -419,10 +421,12 @@ pub fn render(pool: &Pool, file: &str) -> String {
         Some(tag) => {
             let _ = writeln!(out, "hash_tags = {}", quote(&String::from_utf8_lossy(&tag)));
         }
-        None => out.push_str("hash_tags = \"\"                 # no hash_tag in twemproxy\n"),
+        None => out.push_str(
+            "hash_tags = \"\"  # no hash_tag in twemproxy (ringcache's default is \"{}\")\n",
+        ),
     }
     if pool.distribution == Distribution::Ketama {
-        out.push_str("points_per_weight = 160         # twemproxy's KETAMA_POINTS_PER_SERVER\n");
+        out.push_str("points_per_weight = 160  # twemproxy's KETAMA_POINTS_PER_SERVER\n");
     }
     if pool.distribution == Distribution::Random {
         out.push_str(
@@ -435,7 +439,7 @@ pub fn render(pool: &Pool, file: &str) -> String {
     if pool.client_connections > 0 {
         let _ = writeln!(
             out,
-            "\n[limits]\nmax_connections = {}         # twemproxy: client_connections",
+            "\n[limits]\nmax_connections = {}  # twemproxy client_connections",
             pool.client_connections
         );
     }
@@ -480,13 +484,14 @@ pub fn render(pool: &Pool, file: &str) -> String {
         }
     }
 
+    out.push_str(
+        "\n# One node per twemproxy server. `name` is twemproxy's identity of the server (its\n\
+         # name, else host:port, else host alone for port 11211): the ring points are made of\n\
+         # it, so changing it moves the server's keys.\n",
+    );
     for server in &pool.servers {
         out.push_str("\n[[nodes]]\n");
-        let _ = writeln!(
-            out,
-            "name = {}   # twemproxy's identity: its ring points are made of it",
-            quote(&server.identity())
-        );
+        let _ = writeln!(out, "name = {}", quote(&server.identity()));
         if server.port.is_none() {
             let _ = writeln!(
                 out,
