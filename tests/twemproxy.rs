@@ -407,3 +407,42 @@ fn from_twemproxy_output_is_a_ringcache_config() {
     }
     assert_eq!(checked, 3);
 }
+
+/// The whole path, config text to topology: a server configured with a twemproxy hash and
+/// distribution and nodes named by twemproxy identity (listed in another order than the
+/// nutcracker.yml, which twemproxy's placement does not depend on) routes every golden key to
+/// the node nutcracker chose.
+#[test]
+fn server_routes_like_nutcracker() {
+    for file in [
+        "modula-jenkins.txt",
+        "ketama-crc32a.txt",
+        "ketama-fnv1a_64-tag.txt",
+    ] {
+        let g = read_golden(&data_dir().join(file));
+        let mut body = format!(
+            "[ring]\nhash = \"{}\"\ndistribution = \"{}\"\nhash_tags = \"{}\"\n",
+            g.hash.name(),
+            g.distribution.name(),
+            g.hash_tag
+                .map_or(String::new(), |t| String::from_utf8_lossy(&t).into_owned())
+        );
+        for s in g.servers.iter().rev() {
+            body.push_str(&format!(
+                "\n[[nodes]]\nname = \"{}\"\nmax_memory = \"1MiB\"\nweight = {}\n",
+                s.identity(),
+                s.weight
+            ));
+        }
+        let server = common::TestServer::start(&body);
+        let topology = server.shared.topology.load();
+        for (key, want) in &g.keys {
+            assert_eq!(
+                topology.node_for(key).name(),
+                g.servers[*want].identity(),
+                "{file}: key {:?}",
+                String::from_utf8_lossy(key)
+            );
+        }
+    }
+}

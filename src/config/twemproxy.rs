@@ -405,6 +405,9 @@ pub fn render(pool: &Pool, file: &str) -> String {
              # {protocol} = \"127.0.0.1:PORT\""
         );
     } else {
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            out.push_str("# ringcache listens on an IP address and port: replace the host name\n");
+        }
         let _ = writeln!(
             out,
             "{protocol} = {}  # twemproxy listen{}",
@@ -634,7 +637,11 @@ beta:
 
     #[test]
     fn converts_each_pool_to_toml() {
+        let named = SAMPLE.replace("127.0.0.1:22121", "localhost:22121");
+        let out = convert(&named, "n.yml", Some("alpha")).expect("converts");
+        assert!(out.contains("replace the host name\nresp = \"localhost:22121\""));
         let out = convert(SAMPLE, "n.yml", None).expect("converts");
+        assert!(!out.contains("replace the host name"));
         assert!(out.contains("pool \"alpha\": save as alpha.toml"));
         // Every part is a TOML document of its own.
         let parts: Vec<&str> = out.split("\n# pool ").collect();
