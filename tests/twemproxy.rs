@@ -244,23 +244,7 @@ fn live_nutcracker_places_keys_like_the_ring() {
             yml.push_str(&format!("   - {l}\n"));
         }
     }
-    let conf = dir.join("nutcracker.yml");
-    std::fs::write(&conf, &yml).expect("write yml");
-    let mut nut = Command::new("nutcracker")
-        .arg("-c")
-        .arg(&conf)
-        .args(["-s", &free_port().to_string(), "-o"])
-        .arg(dir.join("log"))
-        .arg("-p")
-        .arg(dir.join("pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nutcracker starts");
-    for &port in &listen {
-        wait_listening(port, &mut nut, "nutcracker");
-    }
-    let _nut = Proc(nut);
+    let _nut = start_nutcracker(&dir, &yml, &listen);
 
     let pools = twemproxy::parse(&yml, "nutcracker.yml").expect("the yml we wrote parses");
     let keys: Vec<String> = (0..300)
@@ -311,6 +295,98 @@ fn live_nutcracker_places_keys_like_the_ring() {
                 pool.name
             );
         }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts nutcracker on `yml` (written into `dir`) and waits for its pools' `listen` ports.
+fn start_nutcracker(dir: &Path, yml: &str, listen: &[u16]) -> Proc {
+    let conf = dir.join("nutcracker.yml");
+    std::fs::write(&conf, yml).expect("write yml");
+    let mut nut = Command::new("nutcracker")
+        .arg("-c")
+        .arg(&conf)
+        .args(["-s", &free_port().to_string(), "-o"])
+        .arg(dir.join("log"))
+        .arg("-p")
+        .arg(dir.join("pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nutcracker starts");
+    for &port in listen {
+        wait_listening(port, &mut nut, "nutcracker");
+    }
+    Proc(nut)
+}
+
+/// twemproxy does not hash an empty key (hash 0), and its modula table follows the servers
+/// sorted by identity: an empty Redis key lands on the first server in that order, whatever
+/// the file order (checked over Redis: memcached has no empty keys).
+#[test]
+fn live_empty_key_goes_to_hash_0() {
+    if !common::tool("nutcracker", "nutcracker") || !common::tool("redis-server", "redis-server") {
+        return;
+    }
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let mut servers = Vec::new();
+    for &port in &ports {
+        let mut child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--port",
+            ])
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        wait_listening(port, &mut child, "redis-server");
+        servers.push(Proc(child));
+    }
+    let dir = std::env::temp_dir().join(format!("ringcache-twem-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let listen = [free_port(), free_port()];
+    let mut yml = String::new();
+    for (dist, port) in ["modula", "ketama"].iter().zip(listen) {
+        yml.push_str(&format!(
+            "{dist}:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: {dist}\n  \
+             redis: true\n  timeout: 2000\n  servers:\n"
+        ));
+        for (i, p) in ports.iter().enumerate() {
+            yml.push_str(&format!("   - 127.0.0.1:{p}:{}\n", 1 + i % 2));
+        }
+    }
+    let _nut = start_nutcracker(&dir, &yml, &listen);
+    let pools = twemproxy::parse(&yml, "nutcracker.yml").expect("parses");
+    for (pool, port) in pools.iter().zip(listen) {
+        for &p in &ports {
+            exchange(p, b"*1\r\n$8\r\nFLUSHALL\r\n", b"+OK\r\n", 1);
+        }
+        exchange(
+            port,
+            b"*3\r\n$3\r\nSET\r\n$0\r\n\r\n$1\r\nv\r\n",
+            b"+OK\r\n",
+            1,
+        );
+        let holders: Vec<usize> = ports
+            .iter()
+            .enumerate()
+            .filter(|&(_, &p)| {
+                exchange(p, b"*2\r\n$6\r\nEXISTS\r\n$0\r\n\r\n", b"\r\n", 1) == b":1\r\n"
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let nodes = pool.ring_nodes();
+        let nodes: Vec<(&str, u32)> = nodes.iter().map(|(n, w)| (n.as_str(), *w)).collect();
+        let ring = Ring::build(&nodes, pool.hash_kind(), 160, None);
+        assert_eq!(holders, [ring.lookup(b"")], "{}", pool.name);
+        assert_eq!(ring.hash_key(b""), 0);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
