@@ -1023,6 +1023,15 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+impl NodeConfig {
+    /// The string this node's ring points are made of (`Ring::build`'s identity): its `name`.
+    /// A server taken over from twemproxy is named by its twemproxy identity
+    /// (`twemproxy::Server::identity`), which keeps its keys where twemproxy put them.
+    pub fn ring_identity(&self) -> &str {
+        &self.name
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
