@@ -2,7 +2,9 @@
 //!
 //! Owns: the shape of `ringcache.toml` (`[listen]`, `[ring]`, `[limits]`, `[rebalance]`,
 //! `[snapshot]`, `[[nodes]]`), the
-//! size and duration units, and every check a config must pass before it is used.
+//! size and duration units, and every check a config must pass before it is used. The
+//! submodule [`twemproxy`] reads a twemproxy `nutcracker.yml` and writes the equivalent config
+//! (`ringcache --from-twemproxy`).
 //! Must not touch: sockets, the store, the live topology. The only I/O is reading the file
 //! ([`Config::load`]) and the TLS certificate and key it names (`listen.tls_cert`,
 //! `listen.tls_key`, read relative to the config file's directory).
