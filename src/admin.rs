@@ -306,9 +306,10 @@ pub fn ring_json(shared: &Shared) -> String {
     let mut out = String::with_capacity(1024);
     let _ = write!(
         out,
-        "{{\"generation\":{},\"hash\":\"{}\",\"points_per_weight\":{},\"nodes\":[",
+        "{{\"generation\":{},\"hash\":\"{}\",\"distribution\":\"{}\",\"points_per_weight\":{},\"nodes\":[",
         topology.generation,
         cfg.hash.name(),
+        cfg.hash.distribution().name(),
         cfg.points_per_weight
     );
     for (i, node) in topology.nodes.iter().enumerate() {

@@ -2,7 +2,9 @@
 //!
 //! Owns: the shape of `ringcache.toml` (`[listen]`, `[ring]`, `[limits]`, `[rebalance]`,
 //! `[snapshot]`, `[[nodes]]`), the
-//! size and duration units, and every check a config must pass before it is used.
+//! size and duration units, and every check a config must pass before it is used. The
+//! submodule [`twemproxy`] reads a twemproxy `nutcracker.yml` and writes the equivalent config
+//! (`ringcache --from-twemproxy`).
 //! Must not touch: sockets, the store, the live topology. The only I/O is reading the file
 //! ([`Config::load`]) and the TLS certificate and key it names (`listen.tls_cert`,
 //! `listen.tls_key`, read relative to the config file's directory).
@@ -10,6 +12,8 @@
 //! weights > 0, budgets > 0, at least one protocol listener, a TLS certificate and key that
 //! load as a pair); every error names the file, the line and the field, so an operator can fix
 //! it without guessing.
+
+pub mod twemproxy;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -27,7 +31,7 @@ use toml::Spanned;
 
 use crate::auth::{Auth, Category, Cidr, Secret, User};
 use crate::route::remote::{Protocol, Settings};
-use crate::route::ring::HashKind;
+use crate::route::ring::{self, HashKind};
 use crate::tls::{self, Material};
 
 /// Why a config was refused. `Display` gives `file:line: field: reason`.
@@ -255,7 +259,7 @@ pub struct Allow {
 /// `[ring]`: how keys are placed on nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RingConfig {
-    /// Point and key hash scheme.
+    /// Point and key hash scheme (`hash`, and `distribution` for twemproxy's hashes).
     pub hash: HashKind,
     /// Points per unit of weight (160 is ketama's).
     pub points_per_weight: u32,
@@ -509,19 +513,35 @@ impl Config {
             None => Some(*b"{}"),
             Some(s) if s.get_ref().is_empty() => None,
             Some(s) => match s.get_ref().as_bytes() {
-                [open, close] if open != close => Some([*open, *close]),
+                // Equal characters work as in twemproxy (`"$$"`: between the first `$` and the
+                // next one).
+                [open, close] => Some([*open, *close]),
                 _ => {
                     return Err(invalid(
                         s.span(),
                         "ring.hash_tags".into(),
-                        "must be two different characters such as \"{}\", or \"\" to disable"
+                        "must be two characters such as \"{}\" or \"$$\", or \"\" to disable"
                             .into(),
                     ));
                 }
             },
         };
+        let hash = HashKind::from_config(
+            raw_ring.hash.as_ref().map(|h| h.get_ref().as_str()),
+            raw_ring.distribution.as_ref().map(|d| d.get_ref().as_str()),
+        )
+        .map_err(|(field, reason)| {
+            let (span, name) = match field {
+                ring::ConfigField::Hash => (raw_ring.hash.as_ref().map(Spanned::span), "ring.hash"),
+                ring::ConfigField::Distribution => (
+                    raw_ring.distribution.as_ref().map(Spanned::span),
+                    "ring.distribution",
+                ),
+            };
+            invalid(span.unwrap_or(0..0), name.into(), reason)
+        })?;
         let ring = RingConfig {
-            hash: raw_ring.hash.unwrap_or_default(),
+            hash,
             points_per_weight,
             hash_tags,
         };
@@ -887,7 +907,8 @@ struct RawUser {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawRing {
-    hash: Option<HashKind>,
+    hash: Option<Spanned<String>>,
+    distribution: Option<Spanned<String>>,
     points_per_weight: Option<Spanned<u32>>,
     hash_tags: Option<Spanned<String>>,
 }
@@ -1124,6 +1145,15 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+impl NodeConfig {
+    /// The string this node's ring points are made of (`Ring::build`'s identity): its `name`.
+    /// A server taken over from twemproxy is named by its twemproxy identity
+    /// (`twemproxy::Server::identity`), which keeps its keys where twemproxy put them.
+    pub fn ring_identity(&self) -> &str {
+        &self.name
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1258,6 +1288,48 @@ weight = 3
     }
 
     #[test]
+    fn twemproxy_hash_and_distribution() {
+        use crate::route::ring::{Distribution, KeyHash};
+        let text = GOOD.replace(
+            "hash = \"ketama-md5\"",
+            "hash = \"fnv1a_64\"\ndistribution = \"modula\"",
+        );
+        let c = parse(&text).expect("valid");
+        assert_eq!(
+            c.ring.hash,
+            HashKind::Twemproxy(KeyHash::Fnv1a64, Distribution::Modula)
+        );
+        let text = GOOD.replace("hash = \"ketama-md5\"", "hash = \"hsieh\"");
+        let c = parse(&text).expect("valid");
+        assert_eq!(
+            c.ring.hash,
+            HashKind::Twemproxy(KeyHash::Hsieh, Distribution::Ketama)
+        );
+        // Line 7 is `hash = ...`; the distribution goes on line 8.
+        expect_invalid(
+            &GOOD.replace("hash = \"ketama-md5\"", "hash = \"fnv\""),
+            "ring.hash",
+            7,
+        );
+        expect_invalid(
+            &GOOD.replace(
+                "hash = \"ketama-md5\"",
+                "hash = \"md5\"\ndistribution = \"modulo\"",
+            ),
+            "ring.distribution",
+            8,
+        );
+        expect_invalid(
+            &GOOD.replace(
+                "hash = \"ketama-md5\"",
+                "hash = \"xxh3\"\ndistribution = \"modula\"",
+            ),
+            "ring.distribution",
+            8,
+        );
+    }
+
+    #[test]
     fn duplicate_node_names_the_second_one() {
         let text = GOOD.replace("name = \"cache-b\"", "name = \"cache-a\"");
         expect_invalid(&text, "nodes[1].name", 19);
@@ -1311,9 +1383,9 @@ weight = 3
                 "unknown field",
             ),
             (
-                GOOD.replace("hash = \"ketama-md5\"", "hash = \"crc32\""),
+                GOOD.replace("hash = \"ketama-md5\"", "hash = 32"),
                 7,
-                "unknown variant",
+                "invalid type",
             ),
             (
                 GOOD.replace(

@@ -23,6 +23,16 @@ struct Args {
     /// exit 0, or print where it is broken and exit 1. Serves nothing.
     #[arg(long, value_name = "FILE")]
     check_snapshot: Option<PathBuf>,
+
+    /// Read a twemproxy (nutcracker) config and print the equivalent ringcache config: same
+    /// listen address, hash, distribution, hash tag and server identities, so every key stays on
+    /// its server. A file with several pools prints one config per pool. Serves nothing.
+    #[arg(long, value_name = "NUTCRACKER_YML")]
+    from_twemproxy: Option<PathBuf>,
+
+    /// With --from-twemproxy: convert only this pool.
+    #[arg(long, value_name = "NAME", requires = "from_twemproxy")]
+    pool: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +57,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+
+    if let Some(file) = &args.from_twemproxy {
+        return from_twemproxy(file, args.pool.as_deref());
     }
 
     let config = match Config::load(&args.config) {
@@ -81,6 +95,29 @@ fn main() -> ExitCode {
         app.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// `--from-twemproxy`: prints the converted config; exit 2 if the file is not a valid twemproxy
+/// config, 1 if it cannot be read.
+fn from_twemproxy(file: &std::path::Path, pool: Option<&str>) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ringcache: {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = file.display().to_string();
+    match config::twemproxy::convert(&text, &name, pool) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ringcache: invalid twemproxy config: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// A multi-thread runtime with one worker per available core, unless only one core is available

@@ -333,7 +333,7 @@ fn summary(
     }
     let mut ring = Vec::new();
     if before.ring.hash != after.ring.hash {
-        ring.push(format!("hash {}", after.ring.hash.name()));
+        ring.push(format!("hash {}", after.ring.hash));
     }
     if before.ring.points_per_weight != after.ring.points_per_weight {
         ring.push(format!(

@@ -1,29 +1,35 @@
 //! Consistent-hashing ring: maps a key to the index of the node that owns it.
 //!
-//! Owns: placing node points on the ring (two schemes, [`HashKind`]), hashing keys (including the
-//! twemproxy hash-tag rule), and the lookup from a key hash to a node index.
+//! Owns: placing node points on the ring (the schemes of [`HashKind`]: native xxh3, and
+//! twemproxy's `hash` x `distribution` pairs, of which ketama-md5 is one), hashing keys
+//! (including the twemproxy hash-tag rule), and the lookup from a key hash to a node index.
 //!
 //! Must not touch: node storage, the topology swap, config parsing/validation (weights > 0, sane
 //! `points_per_weight`), rebalancing, any I/O. The ring is pure data, built once and never mutated;
-//! a new topology builds a new ring.
+//! a new topology builds a new ring. The twemproxy key hash functions live in `hashkit`.
 //!
 //! Invariants:
 //! - `hashes` is sorted ascending by `(point, node index)`; `owners[i]` is the node of `hashes[i]`
 //!   and is always `< len()`. Ties are broken by node index so placement never depends on sort
 //!   stability or input order of equal points.
+//! - Modula and random rings have no points: `hashes` is empty and `owners` is the slot table.
 //! - `buckets` only narrows the search: a lookup returns exactly what a binary search of the
 //!   whole `hashes` array would.
 //! - `lookup` never allocates and is deterministic across processes and platforms (no seeded
 //!   hashers): the same nodes and key give the same index everywhere.
 //! - [`HashKind::KetamaMd5`] places points exactly like twemproxy 0.5 (`distribution: ketama`,
-//!   `hash: md5`, named servers) and libmemcached `KETAMA_WEIGHTED`, including its float32 point
-//!   count (156 instead of 160 points for some node counts). Golden vectors from a real nutcracker
-//!   live in the tests.
+//!   `hash: md5`) and libmemcached `KETAMA_WEIGHTED`, including its float32 point count (156
+//!   instead of 160 points for some node counts). [`HashKind::Twemproxy`] does the same for every
+//!   twemproxy hash with `distribution: ketama` and `modula`; `tests/twemproxy.rs` checks both
+//!   against golden vectors from a real nutcracker. `random` is stable here, not random (see
+//!   [`Distribution::Random`]).
 
 use std::fmt;
 
 use md5::{Digest, Md5};
 use xxhash_rust::xxh3::xxh3_64;
+
+pub use crate::route::hashkit::KeyHash;
 
 /// Points per unit of weight that twemproxy/libmemcached use (`KETAMA_POINTS_PER_SERVER`); the
 /// natural default for `points_per_weight`.
@@ -36,9 +42,9 @@ const POINTS_PER_MD5: u32 = 4;
 /// keeps the ketama shift (32 - bits) positive.
 const MAX_BUCKET_BITS: u32 = 20;
 
-/// How node points and key hashes are computed. Config spells it `"xxh3"` or `"ketama-md5"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// How node points and key hashes are computed. Config spells it with `[ring] hash` (and
+/// `distribution` for twemproxy's hashes); see [`HashKind::from_config`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HashKind {
     /// 64-bit XXH3 points and key hashes; a node of weight `w` gets exactly
     /// `w * points_per_weight` points, so adding a node never changes anyone else's points.
@@ -46,17 +52,148 @@ pub enum HashKind {
     Xxh3,
     /// twemproxy/libmemcached-compatible ketama with md5 (32-bit points). Use it to keep key
     /// placement identical to an existing twemproxy (`hash: md5`) or libketama client fleet.
+    /// Same placement as `Twemproxy(KeyHash::Md5, Distribution::Ketama)`.
     KetamaMd5,
+    /// twemproxy's `hash` and `distribution` pair, placement identical to nutcracker 0.5.
+    Twemproxy(KeyHash, Distribution),
+}
+
+/// twemproxy's `distribution:` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Distribution {
+    /// Consistent hashing: md5 ketama points (160 per server, shared out by weight), the key
+    /// hashed with the pool's hash and looked up clockwise.
+    #[default]
+    Ketama,
+    /// `hash(key) % total weight` over a table holding each server `weight` times, servers in
+    /// twemproxy's order (sorted by identity: shorter first, then bytewise; not config order).
+    /// Adding a server moves most keys.
+    Modula,
+    /// twemproxy picks a random server for every request. ringcache needs one owner per key
+    /// (migration, multi-key grouping, read-after-write), so it picks a *stable* one instead:
+    /// `hash(key) % number of servers`, one slot per server in twemproxy's order, weights
+    /// ignored as twemproxy ignores them. No placement can equal twemproxy's, which has none.
+    Random,
+}
+
+impl Distribution {
+    /// twemproxy's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Distribution::Ketama => "ketama",
+            Distribution::Modula => "modula",
+            Distribution::Random => "random",
+        }
+    }
+
+    /// The distribution twemproxy calls `name`, if any.
+    pub fn from_name(name: &str) -> Option<Distribution> {
+        [
+            Distribution::Ketama,
+            Distribution::Modula,
+            Distribution::Random,
+        ]
+        .into_iter()
+        .find(|d| d.name() == name)
+    }
 }
 
 impl HashKind {
-    /// The config spelling: `"xxh3"` or `"ketama-md5"`.
+    /// The config spelling of `hash`: `"xxh3"`, `"ketama-md5"`, or a twemproxy hash name.
     pub fn name(self) -> &'static str {
         match self {
             HashKind::Xxh3 => "xxh3",
             HashKind::KetamaMd5 => "ketama-md5",
+            HashKind::Twemproxy(hash, _) => hash.name(),
         }
     }
+
+    /// The distribution: [`Distribution::Ketama`] for the two native schemes (both are
+    /// consistent hashing).
+    pub fn distribution(self) -> Distribution {
+        match self {
+            HashKind::Twemproxy(_, d) => d,
+            HashKind::Xxh3 | HashKind::KetamaMd5 => Distribution::Ketama,
+        }
+    }
+
+    /// Reads `[ring] hash` and `distribution`: `hash` is `"xxh3"` (the default), `"ketama-md5"`,
+    /// or one of twemproxy's hash names (`"fnv1a_64"`, `"md5"`, ...), which then takes
+    /// `distribution` (`"ketama"`, the default as in twemproxy, `"modula"` or `"random"`).
+    /// `distribution` with xxh3 or ketama-md5 can only be `"ketama"`. The error says which of
+    /// the two fields is wrong.
+    pub fn from_config(
+        hash: Option<&str>,
+        distribution: Option<&str>,
+    ) -> Result<HashKind, (ConfigField, String)> {
+        let dist = match distribution {
+            None => None,
+            Some(d) => Some(Distribution::from_name(d).ok_or_else(|| {
+                (
+                    ConfigField::Distribution,
+                    format!(
+                        "unknown distribution {d:?}: expected \"ketama\", \"modula\" or \"random\""
+                    ),
+                )
+            })?),
+        };
+        let kind = match hash {
+            None | Some("xxh3") => HashKind::Xxh3,
+            Some("ketama-md5") => HashKind::KetamaMd5,
+            Some(name) => match KeyHash::from_name(name) {
+                Some(h) => return Ok(HashKind::Twemproxy(h, dist.unwrap_or_default())),
+                None => {
+                    let names: Vec<&str> = KeyHash::ALL.iter().map(|h| h.name()).collect();
+                    return Err((
+                        ConfigField::Hash,
+                        format!(
+                            "unknown hash {name:?}: expected \"xxh3\", \"ketama-md5\" or a twemproxy \
+                             hash ({})",
+                            names.join(", ")
+                        ),
+                    ));
+                }
+            },
+        };
+        match dist {
+            None | Some(Distribution::Ketama) => Ok(kind),
+            Some(d) => Err((
+                ConfigField::Distribution,
+                format!(
+                    "distribution {:?} needs a twemproxy hash such as \"fnv1a_64\" (hash is {:?})",
+                    d.name(),
+                    kind.name()
+                ),
+            )),
+        }
+    }
+
+    /// Width of key hashes and points in bits: 64 for xxh3, 32 for the twemproxy schemes.
+    fn width(self) -> u32 {
+        match self {
+            HashKind::Xxh3 => u64::BITS,
+            HashKind::KetamaMd5 | HashKind::Twemproxy(..) => u32::BITS,
+        }
+    }
+}
+
+impl fmt::Display for HashKind {
+    /// `xxh3`, `ketama-md5`, or `fnv1a_64/modula` for a twemproxy pair.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HashKind::Twemproxy(h, d) => write!(f, "{}/{}", h.name(), d.name()),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// Which `[ring]` field a [`HashKind::from_config`] error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigField {
+    /// `ring.hash`.
+    Hash,
+    /// `ring.distribution`.
+    Distribution,
 }
 
 /// An immutable ring over `len()` nodes; [`Ring::lookup`] returns an index into the `nodes`
@@ -66,34 +203,44 @@ pub struct Ring {
     hash: HashKind,
     hash_tags: Option<[u8; 2]>,
     /// Sorted point values. Kept apart from `owners` so the binary search touches only this
-    /// dense array (better cache use than searching `(u64, u32)` pairs).
+    /// dense array (better cache use than searching `(u64, u32)` pairs). Empty for modula and
+    /// random, which have no points.
     hashes: Vec<u64>,
-    /// `owners[i]` = node index of `hashes[i]`.
+    /// `owners[i]` = node index of `hashes[i]`. For modula and random: the slot table, a key
+    /// goes to `owners[hash % owners.len()]`.
     owners: Vec<u32>,
     /// `buckets[b]` = index of the first point whose top bits (`point >> shift`) are `>= b`, plus
     /// a final `hashes.len()`. A lookup binary-searches only its bucket's few points: on a ring of
     /// 160k points (1,000 nodes) a whole-array search is ~17 dependent cache misses; measured
     /// ~0.5 µs per xxh3 lookup without buckets, ~0.1 µs with.
     buckets: Vec<u32>,
-    /// `64 - bucket bits` for xxh3, `32 - bucket bits` for ketama-md5 (32-bit points).
+    /// `64 - bucket bits` for xxh3, `32 - bucket bits` for the 32-bit twemproxy schemes.
     shift: u32,
-    /// Number of points each node got, by node index.
+    /// Number of points (modula, random: slots) each node got, by node index.
     counts: Vec<u32>,
 }
 
 impl Ring {
     /// Builds a ring.
     ///
-    /// `nodes` are `(name, weight)` in config order; the name is the node's identity on the ring
-    /// (renaming a node moves its keys, reordering nodes does not). `points_per_weight` is the
-    /// point density (use [`DEFAULT_POINTS_PER_WEIGHT`]); `hash_tags` is `Some([open, close])` to
-    /// route keys by the part between the delimiters.
+    /// `nodes` are `(identity, weight)` in config order; the identity is the string the node's
+    /// points are made of (renaming it moves its keys, reordering nodes does not). For an
+    /// in-process node it is its name; for a
+    /// server taken over from twemproxy it must be twemproxy's server name: the `name` of a
+    /// `host:port:weight name` entry, else `host:port`, else `host` when the port is 11211
+    /// (see `config::twemproxy`). `points_per_weight` is the point density (use
+    /// [`DEFAULT_POINTS_PER_WEIGHT`]); `hash_tags` is `Some([open, close])` to route keys by
+    /// the part between the delimiters.
     ///
     /// - [`HashKind::Xxh3`]: node `n` of weight `w` gets `w * points_per_weight` points
     ///   `xxh3_64("{name}-{i}")`.
-    /// - [`HashKind::KetamaMd5`]: `points_per_weight` replaces twemproxy's 160 "points per server";
-    ///   points are shared out by weight *relative to the total* (twemproxy formula), so a node's
-    ///   point count depends on all the other nodes too.
+    /// - [`HashKind::KetamaMd5`] and twemproxy's ketama with any key hash: `points_per_weight`
+    ///   replaces twemproxy's 160 "points per server"; points are shared out by weight *relative
+    ///   to the total* (twemproxy formula), so a node's point count depends on all the other
+    ///   nodes too. Points are always md5 (`ketama_hash`); only the key hash varies.
+    /// - twemproxy modula: a table with each node `weight` times; random: each node with a
+    ///   weight once (see [`Distribution::Random`]). The identities only set the table's order
+    ///   (see [`Distribution::Modula`]).
     ///
     /// twemproxy compatibility assumes `"{name}-{i}"` fits its 86-byte buffer (names up to ~80
     /// bytes); longer names overrun it there, here they are simply hashed whole.
@@ -112,7 +259,15 @@ impl Ring {
                 .iter()
                 .map(|&(_, w)| w.saturating_mul(points_per_weight))
                 .collect(),
-            HashKind::KetamaMd5 => {
+            HashKind::Twemproxy(_, Distribution::Modula) => {
+                let counts = nodes.iter().map(|&(_, w)| w).collect();
+                return Ring::slots(hash, hash_tags, nodes, counts);
+            }
+            HashKind::Twemproxy(_, Distribution::Random) => {
+                let counts = nodes.iter().map(|&(_, w)| u32::from(w > 0)).collect();
+                return Ring::slots(hash, hash_tags, nodes, counts);
+            }
+            HashKind::KetamaMd5 | HashKind::Twemproxy(_, Distribution::Ketama) => {
                 // u64: a u32 sum could wrap with large weights; twemproxy sums in u32 but rejects
                 // such configs long before.
                 let total: u64 = nodes.iter().map(|&(_, w)| u64::from(w)).sum();
@@ -136,7 +291,7 @@ impl Ring {
                         pairs.push((xxh3_64(&buf), index));
                     }
                 }
-                HashKind::KetamaMd5 => {
+                HashKind::KetamaMd5 | HashKind::Twemproxy(..) => {
                     for i in 0..count / POINTS_PER_MD5 {
                         point_name(&mut buf, name, i);
                         let digest = md5(&buf);
@@ -152,6 +307,38 @@ impl Ring {
         Ring::assemble(hash, hash_tags, pairs, counts)
     }
 
+    /// A modula/random ring: `counts[n]` consecutive slots for node `n`, nodes in twemproxy's
+    /// server order. That is not the config order: twemproxy sorts a pool's servers by name
+    /// (`conf_validate_server`, to find duplicates) with `string_compare`, which orders shorter
+    /// names first and equal lengths bytewise; its ring follows that order. So modula placement
+    /// depends on the set of identities, not on the order they are listed in.
+    fn slots(
+        hash: HashKind,
+        hash_tags: Option<[u8; 2]>,
+        nodes: &[(&str, u32)],
+        counts: Vec<u32>,
+    ) -> Ring {
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        // Ties (equal identities, which twemproxy refuses and config validation too) keep
+        // config order.
+        order.sort_by_key(|&i| (nodes[i].0.len(), nodes[i].0.as_bytes()));
+        let mut owners = Vec::with_capacity(counts.iter().map(|&c| c as usize).sum());
+        for index in order {
+            let count = counts[index];
+            let index = u32::try_from(index).expect("node count fits in u32");
+            owners.extend(std::iter::repeat_n(index, count as usize));
+        }
+        Ring {
+            hash,
+            hash_tags,
+            hashes: Vec::new(),
+            owners,
+            buckets: Vec::new(),
+            shift: 0,
+            counts,
+        }
+    }
+
     /// Sorts the points and splits them into the search arrays.
     fn assemble(
         hash: HashKind,
@@ -165,11 +352,7 @@ impl Ring {
         let (hashes, owners): (Vec<u64>, Vec<u32>) = pairs.into_iter().unzip();
         // 4-8 points per bucket: the table costs at most 1 byte per 12-byte point.
         let bits = (hashes.len() / 4).max(2).ilog2().min(MAX_BUCKET_BITS);
-        let width = match hash {
-            HashKind::Xxh3 => u64::BITS,
-            HashKind::KetamaMd5 => u32::BITS,
-        };
-        let shift = width - bits;
+        let shift = hash.width() - bits;
         let mut buckets = Vec::with_capacity((1 << bits) + 1);
         let mut at = 0;
         for bucket in 0..1u64 << bits {
@@ -202,6 +385,16 @@ impl Ring {
 
     /// Maps an already computed key hash (see [`Ring::hash_key`]) to a node index.
     fn lookup_hash(&self, hash: u64) -> usize {
+        if self.hashes.is_empty() {
+            // Modula/random (`modula_dispatch`: `continuum + hash % ncontinuum`), or no points.
+            let Ok(slots) = u64::try_from(self.owners.len()) else {
+                return 0;
+            };
+            return match hash.checked_rem(slots) {
+                Some(at) => self.owners[at as usize] as usize,
+                None => 0,
+            };
+        }
         let bucket = (hash >> self.shift) as usize;
         let (Some(&lo), Some(&hi)) = (self.buckets.get(bucket), self.buckets.get(bucket + 1))
         else {
@@ -218,17 +411,15 @@ impl Ring {
     }
 
     /// The hash [`Ring::lookup`] searches for: the hash-tag part of `key` (if configured and
-    /// present) hashed with this ring's [`HashKind`]. Ketama-md5 hashes are 32-bit, zero-extended.
+    /// present) hashed with this ring's [`HashKind`]. twemproxy hashes are 32-bit, zero-extended.
     pub fn hash_key(&self, key: &[u8]) -> u64 {
         let part = hashed_part(key, self.hash_tags);
         match self.hash {
             HashKind::Xxh3 => xxh3_64(part),
             // twemproxy's `server_pool_hash` returns 0 for an empty key instead of hashing it.
-            HashKind::KetamaMd5 if part.is_empty() => 0,
-            HashKind::KetamaMd5 => {
-                let d = md5(part);
-                u64::from(u32::from_le_bytes([d[0], d[1], d[2], d[3]]))
-            }
+            HashKind::KetamaMd5 | HashKind::Twemproxy(..) if part.is_empty() => 0,
+            HashKind::KetamaMd5 => u64::from(KeyHash::Md5.hash(part)),
+            HashKind::Twemproxy(h, _) => u64::from(h.hash(part)),
         }
     }
 
@@ -808,7 +999,7 @@ mod tests {
             let ring = Ring::build(&specs(&all, 1), hash, 160, None);
             let max = match hash {
                 HashKind::Xxh3 => u64::MAX,
-                HashKind::KetamaMd5 => u64::from(u32::MAX),
+                _ => u64::from(u32::MAX),
             };
             let mut probes = vec![0, 1, max - 1, max];
             for &p in ring.hashes.iter().step_by(7) {
@@ -834,7 +1025,7 @@ mod tests {
             assert_eq!(ring.len(), 1_000);
             let per_node = match hash {
                 HashKind::Xxh3 => 160,
-                HashKind::KetamaMd5 => ketama_points(1, 1_000, 1_000, 160) as usize,
+                _ => ketama_points(1, 1_000, 1_000, 160) as usize,
             };
             assert!((0..1_000).all(|n| ring.points(n) == per_node));
             let mut seen = vec![false; 1_000];
@@ -847,19 +1038,113 @@ mod tests {
 
     #[test]
     fn hash_kind_from_config() {
-        #[derive(serde::Deserialize)]
-        struct Config {
-            #[serde(default)]
-            hash: HashKind,
-        }
-        let parse = |s: &str| toml::from_str::<Config>(s).map(|c| c.hash);
-        assert_eq!(parse("hash = \"xxh3\"").ok(), Some(HashKind::Xxh3));
+        let parse = |h: Option<&str>, d: Option<&str>| HashKind::from_config(h, d);
+        assert_eq!(parse(Some("xxh3"), None), Ok(HashKind::Xxh3));
+        assert_eq!(parse(Some("ketama-md5"), None), Ok(HashKind::KetamaMd5));
+        assert_eq!(parse(None, None), Ok(HashKind::Xxh3));
         assert_eq!(
-            parse("hash = \"ketama-md5\"").ok(),
-            Some(HashKind::KetamaMd5)
+            parse(Some("ketama-md5"), Some("ketama")),
+            Ok(HashKind::KetamaMd5)
         );
-        assert_eq!(parse("").ok(), Some(HashKind::Xxh3));
-        assert!(parse("hash = \"ketama_md5\"").is_err());
+        assert_eq!(
+            parse(Some("fnv1a_64"), None),
+            Ok(HashKind::Twemproxy(KeyHash::Fnv1a64, Distribution::Ketama))
+        );
+        assert_eq!(
+            parse(Some("crc32a"), Some("modula")),
+            Ok(HashKind::Twemproxy(KeyHash::Crc32a, Distribution::Modula))
+        );
+        assert_eq!(
+            parse(Some("md5"), Some("random")),
+            Ok(HashKind::Twemproxy(KeyHash::Md5, Distribution::Random))
+        );
+        assert_eq!(
+            parse(Some("ketama_md5"), None).unwrap_err().0,
+            ConfigField::Hash
+        );
+        assert_eq!(
+            parse(Some("fnv1a-64"), None).unwrap_err().0,
+            ConfigField::Hash
+        );
+        assert_eq!(
+            parse(Some("md5"), Some("modulo")).unwrap_err().0,
+            ConfigField::Distribution
+        );
+        assert_eq!(
+            parse(None, Some("modula")).unwrap_err().0,
+            ConfigField::Distribution
+        );
+        assert_eq!(
+            parse(Some("ketama-md5"), Some("random")).unwrap_err().0,
+            ConfigField::Distribution
+        );
+        let kind = HashKind::Twemproxy(KeyHash::Fnv1a64, Distribution::Modula);
+        assert_eq!(kind.to_string(), "fnv1a_64/modula");
+        assert_eq!(HashKind::KetamaMd5.to_string(), "ketama-md5");
+    }
+
+    // ---- twemproxy schemes (golden vectors from nutcracker: tests/twemproxy.rs) -------------
+
+    #[test]
+    fn twemproxy_md5_ketama_equals_ketama_md5() {
+        let all = names("node-", 7);
+        let nodes: Vec<(&str, u32)> = all.iter().zip(1..).map(|(n, w)| (n.as_str(), w)).collect();
+        let a = Ring::build(&nodes, HashKind::KetamaMd5, 160, Some(*b"{}"));
+        let twem = HashKind::Twemproxy(KeyHash::Md5, Distribution::Ketama);
+        let b = Ring::build(&nodes, twem, 160, Some(*b"{}"));
+        for i in 0..KEYS {
+            assert_eq!(a.lookup(&key(i)), b.lookup(&key(i)));
+        }
+        assert_eq!(a.lookup(b""), b.lookup(b""));
+    }
+
+    #[test]
+    fn modula_follows_weights_and_order() {
+        let kind = HashKind::Twemproxy(KeyHash::Crc32a, Distribution::Modula);
+        // twemproxy's server order: shorter identities first, then bytewise.
+        let ring = Ring::build(&[("bb", 1), ("b", 3), ("a", 2)], kind, 160, None);
+        assert_eq!([ring.points(0), ring.points(1), ring.points(2)], [1, 3, 2]);
+        let table = [2, 2, 1, 1, 1, 0];
+        for i in 0..2_000 {
+            let k = key(i);
+            let h = u64::from(KeyHash::Crc32a.hash(&k));
+            assert_eq!(ring.lookup(&k), table[(h % 6) as usize]);
+        }
+    }
+
+    #[test]
+    fn random_is_stable_and_ignores_weights() {
+        let kind = HashKind::Twemproxy(KeyHash::Fnv1a64, Distribution::Random);
+        let ring = Ring::build(&[("a", 1), ("b", 5), ("c", 0), ("d", 2)], kind, 160, None);
+        assert_eq!(
+            (0..4).map(|n| ring.points(n)).collect::<Vec<_>>(),
+            [1, 1, 0, 1]
+        );
+        let owners = [0, 1, 3]; // "a" < "b" < "d"
+        let mut hits = [0u32; 4];
+        for i in 0..KEYS {
+            let k = key(i);
+            let node = ring.lookup(&k);
+            assert_eq!(node, ring.lookup(&k), "stable");
+            let h = u64::from(KeyHash::Fnv1a64.hash(&k));
+            assert_eq!(node, owners[(h % 3) as usize]);
+            hits[node] += 1;
+        }
+        assert_eq!(hits[2], 0);
+    }
+
+    #[test]
+    fn twemproxy_rings_with_no_weight_return_0() {
+        for d in [
+            Distribution::Ketama,
+            Distribution::Modula,
+            Distribution::Random,
+        ] {
+            let kind = HashKind::Twemproxy(KeyHash::Murmur, d);
+            let ring = Ring::build(&[("a", 0), ("b", 0)], kind, 160, None);
+            assert_eq!(ring.lookup(b"k"), 0);
+            assert_eq!(Ring::build(&[], kind, 160, None).lookup(b"k"), 0);
+        }
     }
 
     #[test]

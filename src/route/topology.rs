@@ -95,7 +95,10 @@ impl Topology {
                 },
             )
             .collect();
-        let weights: Vec<(&str, u32)> = specs.iter().map(|s| (s.name.as_str(), s.weight)).collect();
+        let weights: Vec<(&str, u32)> = specs
+            .iter()
+            .map(|s| (s.ring_identity(), s.weight))
+            .collect();
         Topology {
             generation,
             ring: Ring::build(&weights, ring.hash, ring.points_per_weight, ring.hash_tags),
