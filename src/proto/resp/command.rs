@@ -85,6 +85,8 @@ pub enum Group {
     PubSub,
     /// EVAL*, FCALL*, SCRIPT, FUNCTION (`scripting`)
     Scripting,
+    /// PFADD, PFCOUNT, PFMERGE, PFDEBUG, PFSELFTEST (`hyperloglog`)
+    HyperLogLog,
 }
 
 impl Group {
@@ -103,6 +105,7 @@ impl Group {
             Group::Bitmap => "bitmap",
             Group::PubSub => "pubsub",
             Group::Scripting => "scripting",
+            Group::HyperLogLog => "hyperloglog",
         }
     }
 }
@@ -270,6 +273,11 @@ commands! {
     BitCount => "bitcount", -2, ["readonly"], 1, 1, 1, Bitmap;
     BitPos => "bitpos", -3, ["readonly"], 1, 1, 1, Bitmap;
     BitOp => "bitop", -4, ["write", "denyoom"], 2, -1, 1, Bitmap;
+    PfAdd => "pfadd", -2, ["write", "denyoom", "fast"], 1, 1, 1, HyperLogLog;
+    PfCount => "pfcount", -2, ["readonly"], 1, -1, 1, HyperLogLog;
+    PfMerge => "pfmerge", -2, ["write", "denyoom"], 1, -1, 1, HyperLogLog;
+    PfDebug => "pfdebug", 3, ["write", "denyoom", "admin"], 2, 2, 1, HyperLogLog;
+    PfSelfTest => "pfselftest", 1, ["admin"], 0, 0, 0, HyperLogLog;
     BitField => "bitfield", -2, ["write", "denyoom"], 1, 1, 1, Bitmap;
     BitFieldRo => "bitfield_ro", -2, ["readonly", "fast"], 1, 1, 1, Bitmap;
     Object => "object", -2, [], 0, 0, 0, Keyspace;

@@ -17,6 +17,18 @@ use crate::store::StoreError;
 pub enum RespError {
     /// `ERR syntax error`
     Syntax,
+    /// `WRONGTYPE Key is not a valid HyperLogLog string value.`
+    HllInvalid,
+    /// `INVALIDOBJ Corrupted HLL object detected`
+    HllCorrupt,
+    /// `ERR The specified key does not exist` (PFDEBUG)
+    PfDebugNoKey,
+    /// `ERR HLL encoding is not sparse` (PFDEBUG DECODE)
+    HllNotSparse,
+    /// `ERR Unknown PFDEBUG subcommand '<sub>'`
+    PfDebugUnknown(String),
+    /// `TESTFAILED <why>` (PFSELFTEST)
+    HllTestFailed(String),
     /// `ERR value is not an integer or out of range`
     NotInteger,
     /// `ERR value is not a valid float`
@@ -328,6 +340,10 @@ impl RespError {
         use RespError::*;
         Some(match self {
             Syntax => "ERR syntax error",
+            HllInvalid => "WRONGTYPE Key is not a valid HyperLogLog string value.",
+            HllCorrupt => "INVALIDOBJ Corrupted HLL object detected",
+            PfDebugNoKey => "ERR The specified key does not exist",
+            HllNotSparse => "ERR HLL encoding is not sparse",
             NotInteger => "ERR value is not an integer or out of range",
             NotFloat => "ERR value is not a valid float",
             WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value",
@@ -482,6 +498,8 @@ impl RespError {
             FlushOption(false) => "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
             FlushOption(true) => "ERR FUNCTION FLUSH only supports SYNC|ASYNC option",
             InvalidExpire(_)
+            | PfDebugUnknown(_)
+            | HllTestFailed(_)
             | ScriptCompile(_)
             | ShebangEngine(_)
             | ShebangOption(_)
@@ -554,6 +572,8 @@ impl std::fmt::Display for RespError {
             ),
             NotInGroup(cmd) => write!(f, "ERR command '{cmd}' is not handled by its group"),
             SaveFailed(why) => write!(f, "ERR {why}"),
+            PfDebugUnknown(sub) => write!(f, "ERR Unknown PFDEBUG subcommand '{sub}'"),
+            HllTestFailed(why) => write!(f, "TESTFAILED {why}"),
             ExecAbortBecause(why) => {
                 let text = why.to_string();
                 let reason = text.split_once(' ').map_or(text.as_str(), |(_, r)| r);

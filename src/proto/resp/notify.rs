@@ -322,6 +322,8 @@ fn rules<'a>(cmd: Command, a: &Args<'a>) -> Option<Vec<(&'a [u8], Rule)>> {
         C::ZInterStore => one(gone_is_del(ZSET, "zinterstore")),
         C::ZDiffStore => one(gone_is_del(ZSET, "zdiffstore")),
         C::ZRangeStore => one(gone_is_del(ZSET, "zrangestore")),
+        // redis names PFMERGE's event `pfadd` too.
+        C::PfAdd | C::PfMerge => one(rule(STRING, "pfadd")),
         _ => None,
     }
 }
