@@ -87,6 +87,8 @@ pub enum Group {
     Scripting,
     /// PFADD, PFCOUNT, PFMERGE, PFDEBUG, PFSELFTEST (`hyperloglog`)
     HyperLogLog,
+    /// GEO* (`geo`)
+    Geo,
 }
 
 impl Group {
@@ -106,6 +108,7 @@ impl Group {
             Group::PubSub => "pubsub",
             Group::Scripting => "scripting",
             Group::HyperLogLog => "hyperloglog",
+            Group::Geo => "geo",
         }
     }
 }
@@ -278,6 +281,16 @@ commands! {
     PfMerge => "pfmerge", -2, ["write", "denyoom"], 1, -1, 1, HyperLogLog;
     PfDebug => "pfdebug", 3, ["write", "denyoom", "admin"], 2, 2, 1, HyperLogLog;
     PfSelfTest => "pfselftest", 1, ["admin"], 0, 0, 0, HyperLogLog;
+    GeoAdd => "geoadd", -5, ["write", "denyoom"], 1, 1, 1, Geo;
+    GeoDist => "geodist", -4, ["readonly"], 1, 1, 1, Geo;
+    GeoHash => "geohash", -2, ["readonly"], 1, 1, 1, Geo;
+    GeoPos => "geopos", -2, ["readonly"], 1, 1, 1, Geo;
+    GeoRadius => "georadius", -6, ["write", "denyoom", "movablekeys"], 1, 1, 1, Geo;
+    GeoRadiusRo => "georadius_ro", -6, ["readonly"], 1, 1, 1, Geo;
+    GeoRadiusByMember => "georadiusbymember", -5, ["write", "denyoom", "movablekeys"], 1, 1, 1, Geo;
+    GeoRadiusByMemberRo => "georadiusbymember_ro", -5, ["readonly"], 1, 1, 1, Geo;
+    GeoSearch => "geosearch", -7, ["readonly"], 1, 1, 1, Geo;
+    GeoSearchStore => "geosearchstore", -8, ["write", "denyoom"], 1, 2, 1, Geo;
     BitField => "bitfield", -2, ["write", "denyoom"], 1, 1, 1, Bitmap;
     BitFieldRo => "bitfield_ro", -2, ["readonly", "fast"], 1, 1, 1, Bitmap;
     Object => "object", -2, [], 0, 0, 0, Keyspace;

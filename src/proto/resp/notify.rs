@@ -324,6 +324,9 @@ fn rules<'a>(cmd: Command, a: &Args<'a>) -> Option<Vec<(&'a [u8], Rule)>> {
         C::ZRangeStore => one(gone_is_del(ZSET, "zrangestore")),
         // redis names PFMERGE's event `pfadd` too.
         C::PfAdd | C::PfMerge => one(rule(STRING, "pfadd")),
+        // GEOADD runs as ZADD in redis.
+        C::GeoAdd => one(rule(ZSET, "zadd")),
+        C::GeoSearchStore => Some(vec![(key(1)?, gone_is_del(ZSET, "geosearchstore"))]),
         _ => None,
     }
 }
