@@ -423,16 +423,154 @@ fn find<'a>(cmd: Command, a: &Args<'a>, z: Option<&ZSet>) -> Result<Found<'a>, R
         return Ok(Found::Missing(q));
     };
     let mut points = scan(z, &q.shape, if q.any { q.count as usize } else { 0 });
-    match q.sort {
-        // Stable, as glibc's qsort (a merge sort) is: equal distances keep the scan order.
-        Sort::Asc => points.sort_by(|x, y| x.dist.total_cmp(&y.dist)),
-        Sort::Desc => points.sort_by(|x, y| y.dist.total_cmp(&x.dist)),
-        Sort::None => {}
+    let returned = if q.count > 0 && (points.len() as u64) > q.count as u64 {
+        q.count as usize
+    } else {
+        points.len()
+    };
+    if q.sort != Sort::None {
+        // redis `sort_gp_asc` / `sort_gp_desc`.
+        let asc = |x: &Point, y: &Point| {
+            if x.dist > y.dist {
+                1
+            } else if x.dist == y.dist {
+                0
+            } else {
+                -1
+            }
+        };
+        let desc = |x: &Point, y: &Point| -asc(x, y);
+        let cmp: &dyn Fn(&Point, &Point) -> i32 = if q.sort == Sort::Asc { &asc } else { &desc };
+        if returned == points.len() {
+            // glibc's qsort is a merge sort: stable, equal distances keep the scan order.
+            points.sort_by(|x, y| cmp(x, y).cmp(&0));
+        } else {
+            pqsort(&mut points, cmp, 0, returned - 1);
+        }
     }
-    if q.count > 0 && (points.len() as u64) > q.count as u64 {
-        points.truncate(q.count as usize);
-    }
+    points.truncate(returned);
     Ok(Found::Points(q, points))
+}
+
+/// redis 7.0's `pqsort` (NetBSD's qsort, Bentley & McIlroy, sorting only what covers the
+/// ranks `lrange..=rrange`; without the switch to insertion sort later versions added), step
+/// for step, so that equal distances cut by COUNT pick redis's members. Never panics, whatever
+/// `cmp` answers.
+fn pqsort<T>(v: &mut [T], cmp: &dyn Fn(&T, &T) -> i32, lrange: usize, rrange: usize) {
+    pqsort_range(v, 0, v.len(), cmp, lrange, rrange);
+}
+
+fn pqsort_range<T>(
+    v: &mut [T],
+    mut a: usize,
+    mut n: usize,
+    cmp: &dyn Fn(&T, &T) -> i32,
+    lr: usize,
+    rr: usize,
+) {
+    let c = |v: &[T], x: usize, y: usize| cmp(&v[x], &v[y]);
+    let med3 = |v: &[T], a: usize, b: usize, d: usize| {
+        if c(v, a, b) < 0 {
+            if c(v, b, d) < 0 {
+                b
+            } else if c(v, a, d) < 0 {
+                d
+            } else {
+                a
+            }
+        } else if c(v, b, d) > 0 {
+            b
+        } else if c(v, a, d) < 0 {
+            a
+        } else {
+            d
+        }
+    };
+    let insertion = |v: &mut [T], a: usize, n: usize| {
+        for pm in a + 1..a + n {
+            let mut pl = pm;
+            while pl > a && c(v, pl - 1, pl) > 0 {
+                v.swap(pl, pl - 1);
+                pl -= 1;
+            }
+        }
+    };
+    let vecswap = |v: &mut [T], x: usize, y: usize, n: usize| {
+        for i in 0..n {
+            v.swap(x + i, y + i);
+        }
+    };
+    // Whether the ranks `lr..=rr` touch the part `a..a + n`.
+    let wanted = |a: usize, n: usize| !((lr < a && rr < a) || (lr >= a + n && rr >= a + n));
+    loop {
+        if n < 7 {
+            insertion(v, a, n);
+            return;
+        }
+        let mut pm = a + n / 2;
+        if n > 7 {
+            let mut pl = a;
+            let mut pn = a + n - 1;
+            if n > 40 {
+                let d = n / 8;
+                pl = med3(v, pl, pl + d, pl + 2 * d);
+                pm = med3(v, pm - d, pm, pm + d);
+                pn = med3(v, pn - 2 * d, pn - d, pn);
+            }
+            pm = med3(v, pl, pm, pn);
+        }
+        v.swap(a, pm);
+        let (mut pa, mut pb) = (a + 1, a + 1);
+        let (mut pc, mut pd) = (a + n - 1, a + n - 1);
+        loop {
+            while pb <= pc {
+                let r = c(v, pb, a);
+                if r > 0 {
+                    break;
+                }
+                if r == 0 {
+                    v.swap(pa, pb);
+                    pa += 1;
+                }
+                pb += 1;
+            }
+            while pb <= pc {
+                let r = c(v, pc, a);
+                if r < 0 {
+                    break;
+                }
+                if r == 0 {
+                    v.swap(pc, pd);
+                    pd -= 1;
+                }
+                pc -= 1;
+            }
+            if pb > pc {
+                break;
+            }
+            v.swap(pb, pc);
+            pb += 1;
+            pc -= 1;
+        }
+        let pn = a + n;
+        let r = (pa - a).min(pb - pa);
+        vecswap(v, a, pb - r, r);
+        let r = (pd - pc).min(pn - pd - 1);
+        vecswap(v, pb, pn - r, r);
+        let r = pb - pa;
+        if r > 1 && wanted(a, r) {
+            pqsort_range(v, a, r, cmp, lr, rr);
+        }
+        let r = pd - pc;
+        if r > 1 {
+            a = pn - r;
+            n = r;
+            if wanted(a, n) {
+                continue;
+            }
+        }
+        return;
+    }
 }
 
 /// redis `membersOfAllNeighbors`: the members inside `shape`, box by box, up to `limit`
@@ -571,6 +709,77 @@ fn reply_points(out: &mut BytesMut, q: &Query<'_>, points: &[Point], v: Version)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pqsort_sorts_the_ranks_asked_for_and_never_panics() {
+        let mut x = 0x1234_5678u64;
+        for n in 0..300usize {
+            let mut v: Vec<i64> = (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % 50) as i64
+                })
+                .collect();
+            let mut want = v.clone();
+            want.sort();
+            let cut = n / 3;
+            let cmp = |a: &i64, b: &i64| (a - b).signum() as i32;
+            if n > 0 {
+                pqsort(&mut v, &cmp, 0, cut);
+                assert_eq!(&v[..=cut], &want[..=cut]);
+            }
+            // A comparator that is no order at all still ends.
+            let chaos = |a: &i64, b: &i64| if (a ^ b) & 1 == 0 { -1 } else { 1 };
+            pqsort(&mut v, &chaos, 0, n.saturating_sub(1));
+        }
+    }
+
+    /// Ties redis 7.0's pqsort leaves in scan order, where later versions (and a plain stable
+    /// sort) would not: the order redis-server 7.0 answers for this input.
+    #[test]
+    fn pqsort_is_redis_7_0s() {
+        let vals = [0, 0, 0, 0, 1, 1, 1, 2, 1, 1, 1, 1, 3, 3];
+        let mut v: Vec<(i32, usize)> = vals.iter().copied().zip(0..).collect();
+        let cmp = |x: &(i32, usize), y: &(i32, usize)| (x.0 - y.0).signum();
+        pqsort(&mut v, &cmp, 0, 6);
+        let got: Vec<usize> = v[..7].iter().map(|p| p.1).collect();
+        assert_eq!(got, [0, 1, 2, 3, 8, 9, 11]);
+    }
+
+    /// The order redis's pqsort.c leaves 60 points with five distinct distances in after
+    /// sorting ranks 0..=6 (compiled from redis's source, same input).
+    #[test]
+    fn pqsort_matches_redis_on_ties() {
+        let n = 60u64;
+        let mut s = 0x1234567u64 * (n + 1);
+        let mut v: Vec<(f64, usize)> = (0..n as usize)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s % 5) as f64, i)
+            })
+            .collect();
+        let asc = |x: &(f64, usize), y: &(f64, usize)| {
+            if x.0 > y.0 {
+                1
+            } else if x.0 == y.0 {
+                0
+            } else {
+                -1
+            }
+        };
+        pqsort(&mut v, &asc, 0, 6);
+        let got: Vec<usize> = v.iter().map(|p| p.1).collect();
+        let want = [
+            34, 38, 16, 48, 2, 43, 5, 12, 22, 33, 46, 55, 21, 39, 42, 6, 30, 7, 59, 9, 58, 13, 52,
+            51, 0, 8, 10, 11, 20, 26, 29, 32, 36, 41, 57, 35, 1, 37, 25, 24, 40, 3, 23, 19, 44, 45,
+            18, 47, 17, 49, 50, 15, 14, 53, 54, 4, 31, 56, 28, 27,
+        ];
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn units_are_redis_units() {

@@ -419,15 +419,26 @@ pub fn is_zero(b: Bits) -> bool {
     b.is_zero()
 }
 
-/// redis `geohashGetDistance`: haversine, in meters.
+/// redis `geohashGetLatDistance`: the distance between two latitudes on one meridian.
+fn lat_distance(lat1d: f64, lat2d: f64) -> f64 {
+    EARTH_RADIUS_IN_METERS * (deg_rad(lat2d) - deg_rad(lat1d)).abs()
+}
+
+/// redis `geohashGetDistance`: haversine, in meters, with redis 7.0.8+'s shortcut when the
+/// longitudes are the same (its result differs from the haversine's in the last bits, which
+/// STOREDIST shows).
 pub fn distance(lon1d: f64, lat1d: f64, lon2d: f64, lat2d: f64) -> f64 {
-    let lat1r = deg_rad(lat1d);
     let lon1r = deg_rad(lon1d);
-    let lat2r = deg_rad(lat2d);
     let lon2r = deg_rad(lon2d);
-    let u = ((lat2r - lat1r) / 2.0).sin();
     let v = ((lon2r - lon1r) / 2.0).sin();
-    2.0 * EARTH_RADIUS_IN_METERS * (u * u + lat1r.cos() * lat2r.cos() * v * v).sqrt().asin()
+    if v == 0.0 {
+        return lat_distance(lat1d, lat2d);
+    }
+    let lat1r = deg_rad(lat1d);
+    let lat2r = deg_rad(lat2d);
+    let u = ((lat2r - lat1r) / 2.0).sin();
+    let a = u * u + lat1r.cos() * lat2r.cos() * v * v;
+    2.0 * EARTH_RADIUS_IN_METERS * a.sqrt().asin()
 }
 
 /// The distance from the shape's center to (`lon`, `lat`) in meters, if the point is inside
@@ -441,9 +452,11 @@ pub fn within(s: &Shape, lon: f64, lat: f64) -> Option<f64> {
         }
         ShapeKind::Box(w, h) => {
             let (w, h) = (w * s.conversion, h * s.conversion);
-            let lon_distance = distance(lon, lat, s.lon, lat);
-            let lat_distance = distance(lon, lat, lon, s.lat);
-            if lon_distance > w / 2.0 || lat_distance > h / 2.0 {
+            // Latitude first, as redis checks it (the cheaper leg).
+            if lat_distance(lat, s.lat) > h / 2.0 {
+                return None;
+            }
+            if distance(lon, lat, s.lon, lat) > w / 2.0 {
                 return None;
             }
             Some(distance(s.lon, s.lat, lon, lat))
