@@ -127,6 +127,17 @@ fn geoadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     }
     let key = a.arg(1)?;
     let r = cx.shared.topology.load().entry(key, |e| {
+        // Nothing to change: the set is not written at all (no new CAS, no event), as redis
+        // signals nothing when ZADD added and updated nothing.
+        let changes = |z: &ZSet| {
+            items.iter().any(|&(s, m)| match z.score(m) {
+                None => !xx,
+                Some(old) => !nx && old != s,
+            })
+        };
+        if read::<ZSet, _>(e, changes)? == Some(false) {
+            return Ok(Some((0, 0)));
+        }
         write::<ZSet, _>(e, !xx, |z| {
             let (mut added, mut changed) = (0i64, 0i64);
             for &(s, m) in &items {
@@ -255,7 +266,7 @@ enum Found<'a> {
 
 /// The destination GEORADIUS[BYMEMBER] STORE/STOREDIST or GEOSEARCHSTORE names, found the way
 /// the option parser consumes arguments (the parse itself checks everything).
-fn store_key<'a>(cmd: Command, a: &Args<'a>) -> Option<&'a [u8]> {
+pub(super) fn store_key<'a>(cmd: Command, a: &Args<'a>) -> Option<&'a [u8]> {
     let base = match cmd {
         Command::GeoSearchStore => return a.arg(1).ok(),
         Command::GeoRadius => 6,
