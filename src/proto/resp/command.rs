@@ -58,6 +58,16 @@ macro_rules! commands {
     };
 }
 
+impl Command {
+    /// redis's `may_replicate` flag, which COMMAND INFO does not show: a command flagged
+    /// read-only that may still change the value it reads (PFCOUNT stores the cardinality it
+    /// computed). A read-only script may not call it. (PUBLISH and SPUBLISH carry the flag in
+    /// redis too; not applied here yet.)
+    pub fn may_replicate(self) -> bool {
+        matches!(self, Command::PfCount)
+    }
+}
+
 /// A command group: redis's COMMAND DOCS `group`, and which module handles the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
