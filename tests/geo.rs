@@ -3,6 +3,7 @@
 //! random GEOSEARCH / GEORADIUS / GEORADIUSBYMEMBER queries (circles and boxes, every unit,
 //! ASC/DESC, COUNT with and without ANY, WITHDIST/WITHCOORD/WITHHASH), GEOSEARCHSTORE into
 //! destinations on other nodes, GEODIST, GEOPOS and GEOHASH: every reply must be identical.
+//! And GEOADD / GEOSEARCHSTORE wake a client blocked in BZPOPMIN on their key.
 
 mod common;
 
@@ -210,5 +211,67 @@ fn random_searches_answer_as_redis_answers() {
             .arg(format!("m{a}"))
             .arg(format!("m{b}"));
         same(&mut want, &mut got, &hash, "GEOHASH");
+    }
+}
+
+/// GEOADD and GEOSEARCHSTORE feed sorted sets like ZADD does: a client blocked in BZPOPMIN on
+/// the key (on any node) gets the member GEOADD added, with its 52-bit score.
+#[test]
+fn geoadd_and_geosearchstore_wake_a_blocked_bzpopmin() {
+    let server = TestServer::start(THREE_NODES);
+    let addr = server.resp;
+    for (key, write) in [
+        (
+            "geo:blocked",
+            vec!["GEOADD", "geo:blocked", "13.361389", "38.115556", "Palermo"],
+        ),
+        (
+            "geo:stored",
+            vec![
+                "GEOSEARCHSTORE",
+                "geo:stored",
+                "geo:blocked2",
+                "FROMLONLAT",
+                "13.3",
+                "38.1",
+                "BYRADIUS",
+                "100",
+                "km",
+            ],
+        ),
+    ] {
+        let mut setup = connect(addr);
+        let _: i64 = redis::cmd("GEOADD")
+            .arg("geo:blocked2")
+            .arg("13.361389")
+            .arg("38.115556")
+            .arg("Palermo")
+            .query(&mut setup)
+            .expect("geoadd");
+        let waiter = std::thread::spawn(move || {
+            let mut c = connect(addr);
+            let v: Option<(String, String, f64)> = redis::cmd("BZPOPMIN")
+                .arg(key)
+                .arg(10)
+                .query(&mut c)
+                .expect("bzpopmin");
+            v
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut w = connect(addr);
+        let _: i64 = redis::cmd(write[0])
+            .arg(&write[1..])
+            .query(&mut w)
+            .expect("write");
+        let got = waiter.join().expect("waiter");
+        assert_eq!(
+            got,
+            Some((
+                key.to_string(),
+                "Palermo".to_string(),
+                3_479_099_956_230_698.0
+            )),
+            "{write:?}"
+        );
     }
 }
