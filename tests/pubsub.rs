@@ -634,6 +634,8 @@ const KEYSPACE_WRITES: &[&[&str]] = &[
     &["GEORADIUS", "geo", "1", "1", "9", "km", "STORE", "geo"],
     &["PFMERGE", "hll2", "nohll", "hll"],
     &["PFDEBUG", "TODENSE", "hll"],
+    &["GEORADIUS", "nogeo", "1", "1", "9", "km"],
+    &["GEORADIUSBYMEMBER", "geo", "a", "9", "km"],
     // Reads: `keymiss` for the keys not found (class m), nothing else.
     &["GET", "missing"],
     &["MGET", "k3", "missing2", "k4"],

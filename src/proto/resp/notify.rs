@@ -357,13 +357,14 @@ fn rules<'a>(cmd: Command, a: &Args<'a>) -> Option<Vec<(&'a [u8], Rule)>> {
             (key(2)?, READ),
             (key(1)?, gone_is_del(ZSET, "geosearchstore")),
         ]),
-        C::GeoRadius | C::GeoRadiusByMember => Some(vec![
-            (key(1)?, READ),
-            (
-                super::geo::store_key(cmd, a)?,
-                gone_is_del(ZSET, "georadiusstore"),
-            ),
-        ]),
+        // Write commands (STORE is optional) that read their source first.
+        C::GeoRadius | C::GeoRadiusByMember => {
+            let mut keys = vec![(key(1)?, READ)];
+            if let Some(dst) = super::geo::store_key(cmd, a) {
+                keys.push((dst, gone_is_del(ZSET, "georadiusstore")));
+            }
+            Some(keys)
+        }
         // PFCOUNT of one key stores the cardinality it computed: no event, but redis signals
         // the key as modified (tracking clients drop it).
         C::PfCount if a.len() == 2 => one(SILENT),
