@@ -116,6 +116,19 @@ fn dense_put(r: &mut [u8], i: usize, v: u8) {
     }
 }
 
+/// Every register of dense registers `r` in order: four 6-bit registers per three bytes (redis
+/// `hllDenseRegHisto`'s unrolled reading).
+fn dense_all(r: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    r.chunks_exact(3).take(REGISTERS / 4).flat_map(|b| {
+        [
+            b[0] & 63,
+            ((b[0] >> 6) | (b[1] << 2)) & 63,
+            ((b[1] >> 4) | (b[2] << 4)) & 63,
+            b[2] >> 2,
+        ]
+    })
+}
+
 /// redis `hllDenseSet`: raises register `i` to `count`; true if it changed.
 fn dense_set(r: &mut [u8], i: usize, count: u8) -> bool {
     if count > dense_get(r, i) {
@@ -356,8 +369,8 @@ fn set(v: &mut Vec<u8>, index: usize, count: u8, max_bytes: u64) -> Result<bool,
 fn histogram(v: &[u8]) -> Result<[u64; 64], Corrupt> {
     let mut h = [0u64; 64];
     if v[4] == DENSE {
-        for i in 0..REGISTERS {
-            h[usize::from(dense_get(&v[HDR..], i))] += 1;
+        for r in dense_all(&v[HDR..]) {
+            h[usize::from(r)] += 1;
         }
         return Ok(h);
     }
@@ -446,8 +459,8 @@ pub fn write_cache(v: &mut [u8], card: u64) {
 /// redis `hllMerge`: `max[i] = max(max[i], register i)` over a valid HLL string.
 fn merge(max: &mut [u8; REGISTERS], v: &[u8]) -> Result<(), Corrupt> {
     if v[4] == DENSE {
-        for (i, m) in max.iter_mut().enumerate() {
-            *m = (*m).max(dense_get(&v[HDR..], i));
+        for (m, r) in max.iter_mut().zip(dense_all(&v[HDR..])) {
+            *m = (*m).max(r);
         }
         return Ok(());
     }
@@ -671,8 +684,8 @@ fn pfdebug(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 e.put(&[&v], flags, at, None).map_err(store_error)?;
             }
             encode_array(out, REGISTERS);
-            for i in 0..REGISTERS {
-                encode_int(out, i64::from(dense_get(&v[HDR..], i)));
+            for r in dense_all(&v[HDR..]) {
+                encode_int(out, i64::from(r));
             }
         } else if sub.eq_ignore_ascii_case(b"decode") {
             if v[4] != SPARSE {
@@ -789,11 +802,18 @@ mod tests {
     fn dense_registers_round_trip() {
         let mut r = vec![0u8; DENSE_SIZE - HDR];
         for i in 0..REGISTERS {
-            dense_put(&mut r, i, (i % 64) as u8);
+            dense_put(&mut r, i, ((i * 7) % 64) as u8);
         }
         for i in 0..REGISTERS {
-            assert_eq!(dense_get(&r, i), (i % 64) as u8);
+            assert_eq!(dense_get(&r, i), ((i * 7) % 64) as u8);
         }
+        let all: Vec<u8> = dense_all(&r).collect();
+        assert_eq!(all.len(), REGISTERS);
+        assert!(
+            all.iter()
+                .enumerate()
+                .all(|(i, &v)| v == ((i * 7) % 64) as u8)
+        );
     }
 
     #[test]
