@@ -16,7 +16,9 @@
 //!   redis's `WRONGTYPE Key is not a valid HyperLogLog string value.` (header) or
 //!   `INVALIDOBJ Corrupted HLL object detected` (opcodes).
 //! - PFCOUNT of one key stores the cardinality it computed (redis caches it in the value), so
-//!   the next GET shows it; PFADD stores only when the registers changed.
+//!   the next GET shows it; PFADD stores only when the registers changed. Both write a value
+//!   whose size does not change in place (`Entry::update_str`: a dense HLL, the cached
+//!   cardinality); a sparse HLL, which grows, is copied and stored whole.
 //! - PFMERGE reads its sources and writes its destination as one step, as BITOP does
 //!   (`types::with_keys_exclusive`); PFCOUNT of several keys reads them one by one.
 
@@ -538,6 +540,20 @@ fn hll_of(e: &Entry<'_>) -> Result<Option<(Vec<u8>, u32, u64)>, RespError> {
     }
 }
 
+/// True if `e` holds a valid dense HLL (errors as [`hll_of`] for what is not an HLL).
+fn dense_at(e: &Entry<'_>) -> Result<bool, RespError> {
+    match e.item() {
+        None => Ok(false),
+        Some(i) if i.kind() == Kind::Str => {
+            if !is_hll(i.value()) {
+                return Err(RespError::HllInvalid);
+            }
+            Ok(i.value()[4] == DENSE)
+        }
+        Some(_) => Err(RespError::WrongType),
+    }
+}
+
 /// Stores `v` at `e` (flags and expiry kept) if it differs from what is there.
 fn store_if_changed(e: &mut Entry<'_>, v: &[u8], flags: u32, at: u64) -> Reply {
     if e.item().map(|i| i.value()) == Some(v) {
@@ -555,6 +571,23 @@ fn pfadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let max = max_bytes(cx);
     let key = a.arg(1)?;
     let updated = cx.shared.topology.load().entry(key, |e| {
+        if dense_at(e)? {
+            // A dense HLL keeps its size: its registers change in place, no 12 KiB copy.
+            let updated = e
+                .update_str(|v| {
+                    let mut updated = false;
+                    for ele in a.iter_from(2) {
+                        let (index, count) = pat_len(ele);
+                        updated |= dense_set(&mut v[HDR..], index, count);
+                    }
+                    if updated {
+                        invalidate(v);
+                    }
+                    (updated, updated)
+                })
+                .map_err(store_error)?;
+            return Ok(updated.unwrap_or(false));
+        }
         let (mut v, flags, at, mut updated) = match hll_of(e)? {
             Some((v, flags, at)) => (v, flags, at, false),
             None => (new_sparse(), 0, NEVER, true),
@@ -587,14 +620,24 @@ fn pfcount(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let topo = cx.shared.topology.load();
     if a.len() == 2 {
         let card = topo.entry(a.arg(1)?, |e| {
-            let Some((mut v, flags, at)) = hll_of(e)? else {
-                return Ok(0);
+            let (card, cached) = match e.item() {
+                None => return Ok(0),
+                Some(i) if i.kind() == Kind::Str => {
+                    if !is_hll(i.value()) {
+                        return Err(RespError::HllInvalid);
+                    }
+                    count(i.value()).map_err(|_| RespError::HllCorrupt)?
+                }
+                Some(_) => return Err(RespError::WrongType),
             };
             e.mark_read();
-            let (card, cached) = count(&v).map_err(|_| RespError::HllCorrupt)?;
             if !cached {
-                write_cache(&mut v, card);
-                store_if_changed(e, &v, flags, at)?;
+                // The cache is 8 bytes of the header: written in place.
+                e.update_str(|v| {
+                    write_cache(v, card);
+                    ((), true)
+                })
+                .map_err(store_error)?;
             }
             Ok::<_, RespError>(card)
         })?;
