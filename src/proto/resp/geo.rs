@@ -684,15 +684,10 @@ fn search(cmd: Command, cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> R
         let n = z.len();
         acc.entry(dst, |e| store(e, Container::ZSet(z)))?;
         Ok::<_, RespError>(n)
-    });
-    match n {
-        Ok(n) => {
-            cx.shared.waiters.notify(dst);
-            encode_int(out, n as i64);
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
+    })?;
+    cx.shared.waiters.notify(dst);
+    encode_int(out, n as i64);
+    Ok(())
 }
 
 fn reply_points(out: &mut BytesMut, q: &Query<'_>, points: &[Point], v: Version) {
