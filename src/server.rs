@@ -71,6 +71,8 @@ pub struct Shared {
     pub clients: clients::Clients,
     /// Counters as they were at the last CONFIG RESETSTAT (INFO shows what came since).
     pub stat_baseline: parking_lot::Mutex<Vec<u64>>,
+    /// `hll-sparse-max-bytes`: the largest sparse HyperLogLog string before it turns dense.
+    pub hll_sparse_max_bytes: std::sync::atomic::AtomicU64,
     /// Redis parameters set by CONFIG SET (name -> value), shown by CONFIG GET.
     pub config_set: parking_lot::Mutex<hashbrown::HashMap<&'static str, String>>,
     /// The config file being served, when the server watches one (named in errors).
@@ -131,6 +133,7 @@ impl Shared {
             clients: clients::Clients::default(),
             snapshots: None,
             config_set: Default::default(),
+            hll_sparse_max_bytes: std::sync::atomic::AtomicU64::new(3000),
             stat_baseline: Default::default(),
             config_path: std::sync::OnceLock::new(),
             tls: None,

@@ -1,5 +1,5 @@
-//! COMMAND INFO and COMMAND DOCS describe the bitmap, LCS, ZINTERCARD, SORT, OBJECT and MEMORY
-//! commands as a real redis-server 7.0 does: name, arity, flags, first key, last key, step and
+//! COMMAND INFO and COMMAND DOCS describe the bitmap, LCS, ZINTERCARD, SORT, OBJECT, MEMORY,
+//! HyperLogLog and geo commands as a real redis-server 7.0 does: name, arity, flags, first key, last key, step and
 //! the documentation group, compared field by field (the parts ringcache generates from its
 //! command table; ACL categories, tips and key specs are not generated).
 
@@ -23,6 +23,21 @@ const COMMANDS: &[&str] = &[
     "sort_ro",
     "object",
     "memory",
+    "pfadd",
+    "pfcount",
+    "pfmerge",
+    "pfdebug",
+    "pfselftest",
+    "geoadd",
+    "geodist",
+    "geohash",
+    "geopos",
+    "georadius",
+    "georadius_ro",
+    "georadiusbymember",
+    "georadiusbymember_ro",
+    "geosearch",
+    "geosearchstore",
 ];
 
 /// A reply value as comparable text (sets sorted, simple and bulk strings alike).

@@ -1,4 +1,5 @@
-//! Random requests of the bitmap, LCS, ZINTERCARD, SORT, OBJECT and MEMORY commands, built
+//! Random requests of the bitmap, LCS, ZINTERCARD, SORT, OBJECT and MEMORY commands (and, in a
+//! second test, of the HyperLogLog and geo commands), built
 //! from their keywords, edge numbers and a few keys of every type, handled in-process: every
 //! request gets exactly one well-formed reply (never a panic or a hang), far offsets on a small
 //! node are refused without being allocated, and the node's accounting stays exact.
@@ -182,6 +183,141 @@ fn random_requests_get_one_well_formed_reply_each() {
         let mut args: Vec<&str> = vec![COMMANDS[next(COMMANDS.len())]];
         for _ in 0..next(8) {
             args.push(TOKENS[next(TOKENS.len())]);
+        }
+        let mut input = request(&args);
+        let mut out = BytesMut::new();
+        assert_eq!(
+            s.process(&mut input, &mut out),
+            Flow::Continue,
+            "round {round}: {args:?}"
+        );
+        assert!(input.is_empty(), "round {round}: {args:?} was handled");
+        assert_eq!(
+            reply_len(&out),
+            Some(out.len()),
+            "round {round}: {args:?} got one reply: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(node.used_bytes() <= node.max_memory());
+    }
+    node.validate().expect("accounting is exact");
+}
+
+const HLL_GEO_COMMANDS: &[&str] = &[
+    "PFADD",
+    "PFCOUNT",
+    "PFMERGE",
+    "PFDEBUG",
+    "GEOADD",
+    "GEOPOS",
+    "GEODIST",
+    "GEOHASH",
+    "GEOSEARCH",
+    "GEOSEARCHSTORE",
+    "GEORADIUS",
+    "GEORADIUS_RO",
+    "GEORADIUSBYMEMBER",
+    "GEORADIUSBYMEMBER_RO",
+];
+
+const HLL_GEO_TOKENS: &[&str] = &[
+    "hll",
+    "dense",
+    "bad",
+    "trunc",
+    "geo",
+    "zset",
+    "list",
+    "str",
+    "new",
+    "a",
+    "b",
+    "GETREG",
+    "DECODE",
+    "ENCODING",
+    "TODENSE",
+    "FROMMEMBER",
+    "FROMLONLAT",
+    "BYRADIUS",
+    "BYBOX",
+    "WITHDIST",
+    "WITHCOORD",
+    "WITHHASH",
+    "COUNT",
+    "ANY",
+    "ASC",
+    "DESC",
+    "STORE",
+    "STOREDIST",
+    "NX",
+    "XX",
+    "CH",
+    "m",
+    "km",
+    "mi",
+    "ft",
+    "yd",
+    "0",
+    "1",
+    "-1",
+    "3",
+    "13.36",
+    "38.11",
+    "180",
+    "-180",
+    "85.05112878",
+    "90",
+    "inf",
+    "-inf",
+    "nan",
+    "1e308",
+    "1e-308",
+    "",
+    "x",
+];
+
+/// The same for the HyperLogLog and geo commands, with valid (sparse and dense) and corrupted
+/// HLL strings among the keys: one well-formed reply each, exact accounting after.
+#[test]
+fn hll_and_geo_requests_get_one_well_formed_reply_each() {
+    let (mut s, node) = session();
+    let mut raw = |args: &[&[u8]]| {
+        let mut input = BytesMut::new();
+        input.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            input.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            input.extend_from_slice(a);
+            input.extend_from_slice(b"\r\n");
+        }
+        let mut out = BytesMut::new();
+        assert_eq!(s.process(&mut input, &mut out), Flow::Continue);
+    };
+    let header = b"HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80";
+    let bad = [&header[..], b"\x7f\xfe\x83\xff\xff"].concat();
+    let trunc = [&header[..], b"\x40"].concat();
+    raw(&[b"PFADD", b"hll", b"a", b"b", b"c"]);
+    raw(&[b"PFADD", b"dense", b"x"]);
+    raw(&[b"PFDEBUG", b"TODENSE", b"dense"]);
+    raw(&[b"SET", b"bad", &bad]);
+    raw(&[b"SET", b"trunc", &trunc]);
+    raw(&[
+        b"GEOADD", b"geo", b"13.36", b"38.11", b"a", b"15.08", b"37.5", b"b",
+    ]);
+    raw(&[b"ZADD", b"zset", b"-1", b"a", b"1e20", b"b"]);
+    raw(&[b"RPUSH", b"list", b"a"]);
+    raw(&[b"SET", b"str", b"HYLL"]);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    // Fewer rounds: a dense HLL is 12 KiB copied per write, slow in a debug build.
+    for round in 0..10_000 {
+        let mut args: Vec<&str> = vec![HLL_GEO_COMMANDS[next(HLL_GEO_COMMANDS.len())]];
+        for _ in 0..next(12) {
+            args.push(HLL_GEO_TOKENS[next(HLL_GEO_TOKENS.len())]);
         }
         let mut input = request(&args);
         let mut out = BytesMut::new();

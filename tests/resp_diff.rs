@@ -188,6 +188,8 @@ scripts! {
     sort_matches_redis_server_byte_for_byte => "sort.txt",
     pubsub_matches_redis_server_byte_for_byte => "pubsub.txt",
     scripting_matches_redis_server_byte_for_byte => "scripting.txt",
+    hyperloglog_matches_redis_server_byte_for_byte => "hll.txt",
+    geo_matches_redis_server_byte_for_byte => "geo.txt",
 }
 
 /// Runs `text` against redis-server and ringcache; every reply must match. A script ends with

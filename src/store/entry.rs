@@ -11,9 +11,10 @@
 //!
 //! Invariants: every entry is made by `Entry::open`, which reclaims an expired item before the
 //! closure sees the key, so an expired item is never returned; a write (`install`,
-//! `update_container`) marks its slot as `written` and the eviction that follows spares it;
-//! replaced and removed bodies go to the caller's `Garbage` and are dropped after the lock is
-//! released; `put` refuses, before changing anything, an item that could not fit even alone.
+//! `update_container`, `update_str`) marks its slot as `written` and the eviction that follows
+//! spares it; replaced and removed bodies go to the caller's `Garbage` and are dropped after
+//! the lock is released; `put` refuses, before changing anything, an item that could not fit
+//! even alone.
 
 use super::charge::alloc_size;
 use super::hash::hash_key;
@@ -412,6 +413,31 @@ impl Entry<'_> {
         self.stripe.recharge_container(i, charge, self.node.acct());
         self.stripe.slot_mut(i).meta.cas = self.node.next_cas();
         self.written = Some(i);
+        Ok(Some(r))
+    }
+
+    /// Runs `f` on the live string's value bytes in place: their length cannot change, so
+    /// neither does the charge. If `f` answers that it changed them, the item gets a new CAS
+    /// (flags, expiry and its SIEVE place stay) and is marked written. Ok(None) without a live
+    /// item, Err(WrongType) on a container. For byte-level rewrites of a big value without a
+    /// copy (a dense HyperLogLog's registers and cached cardinality).
+    pub fn update_str<R>(
+        &mut self,
+        f: impl FnOnce(&mut [u8]) -> (R, bool),
+    ) -> Result<Option<R>, StoreError> {
+        let Some(i) = self.live_slot() else {
+            return Ok(None);
+        };
+        let slot = self.stripe.slot_mut(i);
+        let klen = slot.klen() as usize;
+        let Body::Str(b) = &mut slot.body else {
+            return Err(StoreError::WrongType);
+        };
+        let (r, changed) = f(&mut b[klen..]);
+        if changed {
+            slot.meta.cas = self.node.next_cas();
+            self.written = Some(i);
+        }
         Ok(Some(r))
     }
 

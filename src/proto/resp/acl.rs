@@ -20,7 +20,9 @@ pub fn category(cmd: Command) -> Option<Category> {
         | Command::Config
         | Command::Keys
         | Command::Save
-        | Command::BgSave => Some(Category::Admin),
+        | Command::BgSave
+        | Command::PfDebug
+        | Command::PfSelfTest => Some(Category::Admin),
         _ if cmd.flags().contains(&"write") => Some(Category::Write),
         _ if cmd.flags().contains(&"readonly") => Some(Category::Read),
         _ => None,

@@ -58,6 +58,16 @@ macro_rules! commands {
     };
 }
 
+impl Command {
+    /// redis's `may_replicate` flag, which COMMAND INFO does not show: a command flagged
+    /// read-only that may still change the value it reads (PFCOUNT stores the cardinality it
+    /// computed). A read-only script may not call it. (PUBLISH and SPUBLISH carry the flag in
+    /// redis too; not applied here yet.)
+    pub fn may_replicate(self) -> bool {
+        matches!(self, Command::PfCount)
+    }
+}
+
 /// A command group: redis's COMMAND DOCS `group`, and which module handles the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
@@ -85,6 +95,10 @@ pub enum Group {
     PubSub,
     /// EVAL*, FCALL*, SCRIPT, FUNCTION (`scripting`)
     Scripting,
+    /// PFADD, PFCOUNT, PFMERGE, PFDEBUG, PFSELFTEST (`hyperloglog`)
+    HyperLogLog,
+    /// GEO* (`geo`)
+    Geo,
 }
 
 impl Group {
@@ -103,6 +117,8 @@ impl Group {
             Group::Bitmap => "bitmap",
             Group::PubSub => "pubsub",
             Group::Scripting => "scripting",
+            Group::HyperLogLog => "hyperloglog",
+            Group::Geo => "geo",
         }
     }
 }
@@ -270,6 +286,21 @@ commands! {
     BitCount => "bitcount", -2, ["readonly"], 1, 1, 1, Bitmap;
     BitPos => "bitpos", -3, ["readonly"], 1, 1, 1, Bitmap;
     BitOp => "bitop", -4, ["write", "denyoom"], 2, -1, 1, Bitmap;
+    PfAdd => "pfadd", -2, ["write", "denyoom", "fast"], 1, 1, 1, HyperLogLog;
+    PfCount => "pfcount", -2, ["readonly"], 1, -1, 1, HyperLogLog;
+    PfMerge => "pfmerge", -2, ["write", "denyoom"], 1, -1, 1, HyperLogLog;
+    PfDebug => "pfdebug", 3, ["write", "denyoom", "admin"], 2, 2, 1, HyperLogLog;
+    PfSelfTest => "pfselftest", 1, ["admin"], 0, 0, 0, HyperLogLog;
+    GeoAdd => "geoadd", -5, ["write", "denyoom"], 1, 1, 1, Geo;
+    GeoDist => "geodist", -4, ["readonly"], 1, 1, 1, Geo;
+    GeoHash => "geohash", -2, ["readonly"], 1, 1, 1, Geo;
+    GeoPos => "geopos", -2, ["readonly"], 1, 1, 1, Geo;
+    GeoRadius => "georadius", -6, ["write", "denyoom", "movablekeys"], 1, 1, 1, Geo;
+    GeoRadiusRo => "georadius_ro", -6, ["readonly"], 1, 1, 1, Geo;
+    GeoRadiusByMember => "georadiusbymember", -5, ["write", "denyoom", "movablekeys"], 1, 1, 1, Geo;
+    GeoRadiusByMemberRo => "georadiusbymember_ro", -5, ["readonly"], 1, 1, 1, Geo;
+    GeoSearch => "geosearch", -7, ["readonly"], 1, 1, 1, Geo;
+    GeoSearchStore => "geosearchstore", -8, ["write", "denyoom"], 1, 2, 1, Geo;
     BitField => "bitfield", -2, ["write", "denyoom"], 1, 1, 1, Bitmap;
     BitFieldRo => "bitfield_ro", -2, ["readonly", "fast"], 1, 1, 1, Bitmap;
     Object => "object", -2, [], 0, 0, 0, Keyspace;

@@ -17,6 +17,40 @@ use crate::store::StoreError;
 pub enum RespError {
     /// `ERR syntax error`
     Syntax,
+    /// `WRONGTYPE Key is not a valid HyperLogLog string value.`
+    HllInvalid,
+    /// `INVALIDOBJ Corrupted HLL object detected`
+    HllCorrupt,
+    /// `ERR The specified key does not exist` (PFDEBUG)
+    PfDebugNoKey,
+    /// `ERR HLL encoding is not sparse` (PFDEBUG DECODE)
+    HllNotSparse,
+    /// `ERR Unknown PFDEBUG subcommand '<sub>'`
+    PfDebugUnknown(String),
+    /// `TESTFAILED <why>` (PFSELFTEST)
+    HllTestFailed(String),
+    /// `ERR invalid longitude,latitude pair <lon>,<lat>` (`%f,%f`)
+    GeoInvalidPair(String),
+    /// `ERR unsupported unit provided. please use M, KM, FT, MI`
+    GeoUnit,
+    /// `ERR need numeric <radius|width|height>`
+    GeoNeedNumeric(&'static str),
+    /// `ERR radius cannot be negative`
+    GeoRadiusNegative,
+    /// `ERR height or width cannot be negative`
+    GeoBoxNegative,
+    /// `ERR could not decode requested zset member`
+    GeoMember,
+    /// `ERR COUNT must be > 0`
+    GeoCountNotPositive,
+    /// `ERR <what> is not compatible with WITHDIST, WITHHASH and WITHCOORD options`
+    GeoStoreWith(&'static str),
+    /// `ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for <cmd>`
+    GeoFrom(String),
+    /// `ERR exactly one of BYRADIUS and BYBOX can be specified for <cmd>`
+    GeoBy(String),
+    /// `ERR the ANY argument requires COUNT argument`
+    GeoAnyNeedsCount,
     /// `ERR value is not an integer or out of range`
     NotInteger,
     /// `ERR value is not a valid float`
@@ -334,6 +368,16 @@ impl RespError {
         use RespError::*;
         Some(match self {
             Syntax => "ERR syntax error",
+            HllInvalid => "WRONGTYPE Key is not a valid HyperLogLog string value.",
+            HllCorrupt => "INVALIDOBJ Corrupted HLL object detected",
+            PfDebugNoKey => "ERR The specified key does not exist",
+            HllNotSparse => "ERR HLL encoding is not sparse",
+            GeoUnit => "ERR unsupported unit provided. please use M, KM, FT, MI",
+            GeoRadiusNegative => "ERR radius cannot be negative",
+            GeoBoxNegative => "ERR height or width cannot be negative",
+            GeoMember => "ERR could not decode requested zset member",
+            GeoCountNotPositive => "ERR COUNT must be > 0",
+            GeoAnyNeedsCount => "ERR the ANY argument requires COUNT argument",
             NotInteger => "ERR value is not an integer or out of range",
             NotFloat => "ERR value is not a valid float",
             WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value",
@@ -489,6 +533,13 @@ impl RespError {
             FlushOption(false) => "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
             FlushOption(true) => "ERR FUNCTION FLUSH only supports SYNC|ASYNC option",
             InvalidExpire(_)
+            | PfDebugUnknown(_)
+            | HllTestFailed(_)
+            | GeoInvalidPair(_)
+            | GeoNeedNumeric(_)
+            | GeoStoreWith(_)
+            | GeoFrom(_)
+            | GeoBy(_)
             | ScriptCompile(_)
             | ShebangEngine(_)
             | ShebangOption(_)
@@ -563,6 +614,22 @@ impl std::fmt::Display for RespError {
             ),
             NotInGroup(cmd) => write!(f, "ERR command '{cmd}' is not handled by its group"),
             SaveFailed(why) => write!(f, "ERR {why}"),
+            PfDebugUnknown(sub) => write!(f, "ERR Unknown PFDEBUG subcommand '{sub}'"),
+            HllTestFailed(why) => write!(f, "TESTFAILED {why}"),
+            GeoInvalidPair(pair) => write!(f, "ERR invalid longitude,latitude pair {pair}"),
+            GeoNeedNumeric(what) => write!(f, "ERR need numeric {what}"),
+            GeoStoreWith(what) => write!(
+                f,
+                "ERR {what} is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
+            ),
+            GeoFrom(cmd) => write!(
+                f,
+                "ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for {cmd}"
+            ),
+            GeoBy(cmd) => write!(
+                f,
+                "ERR exactly one of BYRADIUS and BYBOX can be specified for {cmd}"
+            ),
             ExecAbortBecause(why) => {
                 let text = why.to_string();
                 let reason = text.split_once(' ').map_or(text.as_str(), |(_, r)| r);

@@ -60,6 +60,16 @@ impl LongDouble {
         Some(LongDouble(if neg { -v } else { v }))
     }
 
+    /// The long double equal to `d` (exact: every double is a long double).
+    pub fn from_f64(d: f64) -> LongDouble {
+        use rustc_apfloat::FloatConvert;
+        let mut loses = false;
+        let v: F80 = rustc_apfloat::ieee::Double::from_bits(u128::from(d.to_bits()))
+            .convert(&mut loses)
+            .value;
+        LongDouble(v)
+    }
+
     /// `self + other`, rounded to nearest.
     pub fn plus(self, other: LongDouble) -> LongDouble {
         LongDouble(self.0.add_r(other.0, Round::NearestTiesToEven).value)

@@ -57,11 +57,12 @@ pub(super) fn keys<'a>(cmd: Command, a: &Args<'a>) -> Vec<&'a [u8]> {
             keys.extend(counted(2));
             keys
         }
-        C::Sort | C::SortRo => {
+        C::Sort | C::SortRo | C::GeoRadius | C::GeoRadiusByMember => {
             let mut keys: Vec<&[u8]> = a.try_get(1).into_iter().collect();
             let store = (2..a.len()).find(|&i| {
-                a.try_get(i)
-                    .is_some_and(|w| w.eq_ignore_ascii_case(b"store"))
+                a.try_get(i).is_some_and(|w| {
+                    w.eq_ignore_ascii_case(b"store") || w.eq_ignore_ascii_case(b"storedist")
+                })
             });
             keys.extend(store.and_then(|i| a.try_get(i + 1)));
             keys

@@ -5,7 +5,7 @@
 //! NOPERM, the RESP2 subscribe-mode gate), the per-command bookkeeping in `Conn` (`last`,
 //! `current`, `commands`), the serving of blocked clients a request fed, and the routing by
 //! the table's group column. Must not touch: any command's semantics (the group modules:
-//! `strings`, `keyspace`, `connection`, `server`, `types::{hash, list, set, zset}`, `bitmaps`,
+//! `strings`, `keyspace`, `connection`, `server`, `types::{hash, list, set, zset}`, `bitmaps`, `hll`, `geo`,
 //! `txn`, `pubsub`, `script`), framing, sockets.
 //!
 //! Invariants:
@@ -22,8 +22,8 @@ use super::conn::{Ctx, Reply};
 use super::error::RespError;
 use super::frame::{Args, Version, encode_error};
 use super::{
-    acl, bitmaps, connection, forward, keyspace, notify, pubsub, script, server, strings, tracking,
-    txn, types,
+    acl, bitmaps, connection, forward, geo, hll, keyspace, notify, pubsub, script, server, strings,
+    tracking, txn, types,
 };
 use crate::proto::Flow;
 
@@ -164,6 +164,8 @@ fn dispatch(
         Group::PubSub => pubsub::handle(cmd, sub, a, cx, out),
         Group::Scripting => script::handle(cmd, sub, a, cx, out, flow),
         Group::Bitmap => bitmaps::handle(cmd, a, cx, out),
+        Group::HyperLogLog => hll::handle(cmd, a, cx, out),
+        Group::Geo => geo::handle(cmd, a, cx, out),
         Group::Transaction => {
             let r = txn::handle(cmd, a, cx, out, flow, &mut |a, cx, out| {
                 handle(a, cx, out);

@@ -14,7 +14,7 @@
 //! `command` (the table: name, arity, flags, key positions, group), `handler` (the dispatcher),
 //! `txn` (MULTI/EXEC/WATCH), `pubsub` (the pub/sub commands and message frames), `notify`
 //! (keyspace notifications), `tracking` (CLIENT TRACKING and invalidations),
-//! one module per command group (`strings`, `keyspace`, `connection`, `server`, `bitmaps`, and
+//! one module per command group (`strings`, `keyspace`, `connection`, `server`, `bitmaps`, `hll`, `geo` (with `geohash`), and
 //! `types` for the containers and the blocking pops; `lcs`, `sort` and `object` hold LCS, SORT
 //! and OBJECT/MEMORY for the groups that route them), `error` (every error reply's text), `conn` (the
 //! per-connection state and the handler context, below every group), `args`, `random`
@@ -50,7 +50,10 @@ pub mod error;
 pub mod float;
 mod forward;
 pub mod frame;
+mod geo;
+mod geohash;
 pub mod handler;
+mod hll;
 mod keyspace;
 mod lcs;
 pub mod notify;

@@ -155,6 +155,9 @@ struct Rule {
     expire: bool,
     /// What a key the command removed publishes.
     gone: Gone,
+    /// The command looks the key up for reading first: `keymiss` if it was absent (PFMERGE's
+    /// keys, the source of a geo STORE).
+    read: bool,
 }
 
 /// What a key that the command removed publishes.
@@ -174,6 +177,7 @@ const fn rule(class: u32, event: &'static str) -> Rule {
         event,
         expire: false,
         gone: Gone::EventThenDel,
+        read: false,
     }
 }
 
@@ -183,8 +187,19 @@ const fn gone_is_del(class: u32, event: &'static str) -> Rule {
         event,
         expire: false,
         gone: Gone::Del,
+        read: false,
     }
 }
+
+/// A key the command may change without any event (PFCOUNT's cached cardinality); only client
+/// tracking hears of it.
+const SILENT: Rule = rule(0, "");
+
+/// A key read before the write: `keymiss` if absent, nothing else of its own.
+const READ: Rule = Rule {
+    read: true,
+    ..SILENT
+};
 
 fn has_opt(a: &Args<'_>, from: usize, names: &[&[u8]]) -> bool {
     a.iter_from(from)
@@ -322,6 +337,37 @@ fn rules<'a>(cmd: Command, a: &Args<'a>) -> Option<Vec<(&'a [u8], Rule)>> {
         C::ZInterStore => one(gone_is_del(ZSET, "zinterstore")),
         C::ZDiffStore => one(gone_is_del(ZSET, "zdiffstore")),
         C::ZRangeStore => one(gone_is_del(ZSET, "zrangestore")),
+        C::PfAdd => one(rule(STRING, "pfadd")),
+        // PFMERGE reads every key (the destination too), then writes the destination, with
+        // PFADD's event.
+        C::PfMerge => Some(
+            std::iter::once((
+                key(1)?,
+                Rule {
+                    read: true,
+                    ..rule(STRING, "pfadd")
+                },
+            ))
+            .chain(a.iter_from(2).map(|k| (k, READ)))
+            .collect(),
+        ),
+        // GEOADD runs as ZADD in redis.
+        C::GeoAdd => one(rule(ZSET, "zadd")),
+        C::GeoSearchStore => Some(vec![
+            (key(2)?, READ),
+            (key(1)?, gone_is_del(ZSET, "geosearchstore")),
+        ]),
+        // Write commands (STORE is optional) that read their source first.
+        C::GeoRadius | C::GeoRadiusByMember => {
+            let mut keys = vec![(key(1)?, READ)];
+            if let Some(dst) = super::geo::store_key(cmd, a) {
+                keys.push((dst, gone_is_del(ZSET, "georadiusstore")));
+            }
+            Some(keys)
+        }
+        // PFCOUNT of one key stores the cardinality it computed: no event, but redis signals
+        // the key as modified (tracking clients drop it).
+        C::PfCount if a.len() == 2 => one(SILENT),
         _ => None,
     }
 }
@@ -431,17 +477,29 @@ pub(super) fn after<'a>(
     reply: &[u8],
 ) -> Vec<&'a [u8]> {
     let mut changed = Vec::new();
+    let registry = &shared.pubsub;
+    // Lookups for reading come first in redis, whatever the command answers then.
+    if registry.keyspace_flags() & KEYMISS != 0 {
+        for (key, r, was) in &before.keys {
+            if r.read && was.is_none() {
+                publish(registry, KEYMISS, "keymiss", key);
+            }
+        }
+    }
     if matches!(reply.first(), Some(b'-' | b'!')) || (reply == b":0\r\n" && zero_is_unchanged(cmd))
     {
         return changed;
     }
-    let registry = &shared.pubsub;
     for (key, r, was) in before.keys {
         let now = mark(shared, key);
         if now == was {
             continue;
         }
         changed.push(key);
+        // A silent or read-only rule (a geo STORE's source may be its destination too).
+        if r.event.is_empty() {
+            continue;
+        }
         if was.is_none() && now.is_some() {
             publish(registry, NEW, "new", key);
         }

@@ -659,6 +659,10 @@ fn config_set(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 limits_changed = true;
             }
             "notify-keyspace-events" => super::notify::configure(cx.shared, value),
+            "hll-sparse-max-bytes" => cx.shared.hll_sparse_max_bytes.store(
+                value.parse().unwrap_or(3000),
+                std::sync::atomic::Ordering::Relaxed,
+            ),
             "tracking-table-max-keys" => cx
                 .shared
                 .pubsub

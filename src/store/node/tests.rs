@@ -902,3 +902,44 @@ mod expire {
         node.validate().expect("valid");
     }
 }
+
+#[test]
+fn update_str_rewrites_in_place_and_keeps_the_charge() {
+    let node = Node::new("a", 1 << 20, Clock::mock(T0));
+    assert_eq!(
+        node.entry(b"s", |e| e.update_str(|v| (v.len(), true))),
+        Ok(None)
+    );
+    node.entry(b"s", |e| e.put(&[b"abcdef"], 7, T0 + 60_000, None))
+        .expect("fits");
+    let used = node.used_bytes();
+    let cas = node.entry(b"s", |e| e.item().map(|i| i.meta().cas));
+    // Unchanged: same CAS.
+    let n = node.entry(b"s", |e| e.update_str(|v| (v.len(), false)));
+    assert_eq!(n, Ok(Some(6)));
+    assert_eq!(node.entry(b"s", |e| e.item().map(|i| i.meta().cas)), cas);
+    // Changed: new bytes and CAS, same flags, expiry and charge.
+    node.entry(b"s", |e| {
+        e.update_str(|v| {
+            v[0] = b'X';
+            ((), true)
+        })
+    })
+    .expect("a string");
+    node.entry(b"s", |e| {
+        let i = e.item().expect("live");
+        assert_eq!(i.value(), b"Xbcdef");
+        assert_ne!(Some(i.meta().cas), cas);
+        assert_eq!((i.meta().flags, i.meta().expire_at), (7, T0 + 60_000));
+    });
+    assert_eq!(node.used_bytes(), used);
+    node.entry(b"h", |e| {
+        e.put_container(Container::ZSet(ZSet::default()), NEVER)
+    })
+    .expect("fits");
+    assert_eq!(
+        node.entry(b"h", |e| e.update_str(|_| ((), true))),
+        Err(StoreError::WrongType)
+    );
+    node.validate().expect("valid");
+}

@@ -846,6 +846,9 @@ fn dispatch(
     if flags.contains(&"noscript") || matches!(cmd, Command::Script | Command::Function) {
         return fail(in_script::NOT_ALLOWED);
     }
+    if read_only && cmd.may_replicate() {
+        return fail(in_script::WRITE_FROM_READ_ONLY);
+    }
     if flags.contains(&"write") {
         if read_only {
             return fail(in_script::WRITE_FROM_READ_ONLY);

@@ -7,12 +7,12 @@
 //! changed only through their own methods, which keep the memory charge current).
 //!
 //! Atomicity: a command over several keys (SMOVE, LMOVE, S*STORE, Z*STORE, ZRANGESTORE, and
-//! RENAME/COPY in `keyspace`, MSETNX in `strings`) runs inside [`with_keys`]: when all its keys are owned by
-//! one node and no migration is running, every key is locked at once ([`Topology::entries`])
-//! and the command is atomic; otherwise each key is accessed on its own through
-//! `Topology::entry`, in the order redis touches them (not atomic, documented in README).
-//! [`with_keys_exclusive`] (BITOP) is atomic in the second case too: it runs the command alone
-//! in the server's gate, as EXEC runs its queue.
+//! RENAME/COPY in `keyspace`, MSETNX in `strings`, the geo STOREs in `geo`) runs inside
+//! [`with_keys`]: when all its keys are owned by one node and no migration is running, every
+//! key is locked at once ([`Topology::entries`]) and the command is atomic; otherwise each key
+//! is accessed on its own through `Topology::entry`, in the order redis touches them (not
+//! atomic, documented in README). [`with_keys_exclusive`] (BITOP, PFMERGE) is atomic in the
+//! second case too: it runs the command alone in the server's gate, as EXEC runs its queue.
 //!
 //! Empty containers never exist: `Entry::update_container` removes a container a command
 //! emptied, and a command that would create an empty one (ZADD XX, ...) creates nothing.
