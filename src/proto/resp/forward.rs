@@ -27,11 +27,14 @@ use super::command::{Command, Group};
 use super::conn::Ctx;
 use super::error::RespError;
 use super::frame::{Args, Version, encode_error};
-use super::handler;
 use crate::proto::forward::{Combine, Part, Slot, integer};
 use crate::proto::translate::Map;
 use crate::route::remote::{Expect, Member, Protocol, encode_command};
 use crate::route::topology::Topology;
+
+/// Runs a command on the in-process nodes (every key local) into the buffer given: the
+/// dispatcher's `run_local`, passed in so that this module does not import the dispatcher.
+pub(super) type Local<'f> = &'f mut dyn FnMut(Command, &Args<'_>, &mut Ctx<'_>, &mut BytesMut);
 
 /// The keys of `cmd`'s request `a`: the table's positions, or for the commands whose keys move
 /// (`movablekeys`), the keys their numkeys argument counts.
@@ -84,7 +87,13 @@ pub(super) fn keys<'a>(cmd: Command, a: &Args<'a>) -> Vec<&'a [u8]> {
 
 /// Answers `cmd` here when a key of it is owned by a remote member (forwarded, split, or
 /// refused); false when every key is local, and the groups handle it as usual.
-pub(super) fn route(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> bool {
+pub(super) fn route(
+    cmd: Command,
+    a: &Args<'_>,
+    cx: &mut Ctx<'_>,
+    out: &mut BytesMut,
+    run: Local<'_>,
+) -> bool {
     let topology = cx.shared.topology.load();
     if !topology.has_remote() {
         return false;
@@ -93,7 +102,7 @@ pub(super) fn route(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byte
     if keys.is_empty() {
         return match cmd {
             Command::FlushAll | Command::FlushDb | Command::DbSize if cx.forward.is_some() => {
-                fan_out(cmd, a, &topology, cx, out);
+                fan_out(cmd, a, &topology, cx, out, run);
                 true
             }
             _ => false,
@@ -137,11 +146,11 @@ pub(super) fn route(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byte
         return true;
     }
     match cmd {
-        Command::MultiGet => mget(&keys, &owners, cx, out),
+        Command::MultiGet => mget(&keys, &owners, cx, out, run),
         Command::Delete | Command::Unlink | Command::Exists | Command::Touch => {
-            sum(cmd, &keys, &owners, cx, out)
+            sum(cmd, &keys, &owners, cx, out, run)
         }
-        Command::MultiSet => mset(a, &owners, cx, out),
+        Command::MultiSet => mset(a, &owners, cx, out, run),
         _ if one_member => {
             let resp3 = cx.conn.version == Version::Resp3;
             let now = cx.shared.clock.now_ms() / 1000;
@@ -349,9 +358,16 @@ fn to_memcache(cmd: Command, a: &Args<'_>, resp3: bool, now: u64) -> Option<McRe
 
 /// FLUSHALL/FLUSHDB (to every member, after the local nodes) and DBSIZE (summed; memcached
 /// members cannot count and add nothing).
-fn fan_out(cmd: Command, a: &Args<'_>, topology: &Topology, cx: &mut Ctx<'_>, out: &mut BytesMut) {
+fn fan_out(
+    cmd: Command,
+    a: &Args<'_>,
+    topology: &Topology,
+    cx: &mut Ctx<'_>,
+    out: &mut BytesMut,
+    run: Local<'_>,
+) {
     let mut reply = BytesMut::new();
-    handler::run_local(cmd, a, cx, &mut reply);
+    run(cmd, a, cx, &mut reply);
     if reply.starts_with(b"-") {
         out.extend_from_slice(&reply);
         return;
@@ -415,7 +431,7 @@ fn push(cx: &mut Ctx<'_>, out: &BytesMut, parts: Vec<Part>, combine: Combine) {
 }
 
 /// Runs `name keys...` on the local nodes (every key is local) into a fresh buffer.
-fn local(cx: &mut Ctx<'_>, cmd: Command, args: &[&[u8]]) -> BytesMut {
+fn local(cx: &mut Ctx<'_>, run: Local<'_>, cmd: Command, args: &[&[u8]]) -> BytesMut {
     let mut buf = Vec::new();
     let mut ranges = Vec::with_capacity(args.len() + 1);
     for p in std::iter::once(cmd.wire().as_bytes()).chain(args.iter().copied()) {
@@ -423,11 +439,17 @@ fn local(cx: &mut Ctx<'_>, cmd: Command, args: &[&[u8]]) -> BytesMut {
         buf.extend_from_slice(p);
     }
     let mut out = BytesMut::new();
-    handler::run_local(cmd, &Args::new(&buf, &ranges), cx, &mut out);
+    run(cmd, &Args::new(&buf, &ranges), cx, &mut out);
     out
 }
 
-fn mget(keys: &[&[u8]], owners: &[Option<&Arc<Member>>], cx: &mut Ctx<'_>, out: &mut BytesMut) {
+fn mget(
+    keys: &[&[u8]],
+    owners: &[Option<&Arc<Member>>],
+    cx: &mut Ctx<'_>,
+    out: &mut BytesMut,
+    run: Local<'_>,
+) {
     let resp3 = cx.conn.version == Version::Resp3;
     out.extend_from_slice(format!("*{}\r\n", keys.len()).as_bytes());
     for (key, owner) in keys.iter().zip(owners) {
@@ -448,7 +470,7 @@ fn mget(keys: &[&[u8]], owners: &[Option<&Arc<Member>>], cx: &mut Ctx<'_>, out: 
                 send(cx, out, m, request, Combine::RespNilOnError { resp3 });
             }
             None => {
-                let reply = local(cx, Command::MultiGet, &[key]);
+                let reply = local(cx, run, Command::MultiGet, &[key]);
                 // `*1\r\n` then the element.
                 out.extend_from_slice(reply.get(4..).unwrap_or_default());
             }
@@ -473,6 +495,7 @@ fn sum(
     owners: &[Option<&Arc<Member>>],
     cx: &mut Ctx<'_>,
     out: &mut BytesMut,
+    run: Local<'_>,
 ) {
     let mine: Vec<&[u8]> = keys
         .iter()
@@ -482,7 +505,7 @@ fn sum(
         .collect();
     let mut local_count = 0;
     if !mine.is_empty() {
-        let reply = local(cx, cmd, &mine);
+        let reply = local(cx, run, cmd, &mine);
         match integer(&reply) {
             Some(n) => local_count = n,
             None => {
@@ -521,10 +544,16 @@ fn sum(
     push(cx, out, parts, Combine::RespSum { local: local_count });
 }
 
-fn mset(a: &Args<'_>, owners: &[Option<&Arc<Member>>], cx: &mut Ctx<'_>, out: &mut BytesMut) {
+fn mset(
+    a: &Args<'_>,
+    owners: &[Option<&Arc<Member>>],
+    cx: &mut Ctx<'_>,
+    out: &mut BytesMut,
+    run: Local<'_>,
+) {
     if a.len() % 2 == 0 {
         // An odd number of key/value arguments: the group's own error.
-        handler::run_local(Command::MultiSet, a, cx, out);
+        run(Command::MultiSet, a, cx, out);
         return;
     }
     let pairs: Vec<(&[u8], &[u8])> = (1..a.len())
@@ -538,7 +567,7 @@ fn mset(a: &Args<'_>, owners: &[Option<&Arc<Member>>], cx: &mut Ctx<'_>, out: &m
         .flat_map(|((k, v), _)| [*k, *v])
         .collect();
     if !mine.is_empty() {
-        let reply = local(cx, Command::MultiSet, &mine);
+        let reply = local(cx, run, Command::MultiSet, &mine);
         if &reply[..] != b"+OK\r\n" {
             out.extend_from_slice(&reply);
             return;

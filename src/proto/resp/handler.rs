@@ -79,7 +79,7 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         return Flow::Continue;
     }
     // Keys owned by remote members leave here (one relaxed load when none is).
-    if cx.shared.has_remote() && forward::route(cmd, args, cx, out) {
+    if cx.shared.has_remote() && forward::route(cmd, args, cx, out, &mut run_local) {
         return Flow::Continue;
     }
     serve_ready(cx);
@@ -133,7 +133,7 @@ fn serve_ready(cx: &mut Ctx<'_>) {
 
 /// Runs `cmd` (arity checked by the caller, every key local) in its group, answering its
 /// error: a part of a request split between local nodes and remote members.
-pub(super) fn run_local(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) {
+fn run_local(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) {
     let mut flow = Flow::Continue;
     match dispatch(cmd, None, a, cx, out, &mut flow) {
         Ok(()) => {}
