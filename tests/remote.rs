@@ -568,4 +568,20 @@ fn each_protocol_reaches_the_other_protocols_members_for_strings() {
     assert!((98..=100).contains(&ttl), "{ttl}");
     let v: String = redis::cmd("GET").arg(&k).query(&mut rd_direct).unwrap();
     assert_eq!(v, "7");
+    // One get over all three kinds of node, a key twice, misses in between: key order kept.
+    let (kl, km) = (key_on(0, "l"), key_on(2, "m"));
+    raw.roundtrip(format!("set {kl} 1 0 1\r\nL\r\n").as_bytes(), b"STORED\r\n");
+    raw.roundtrip(format!("set {km} 2 0 1\r\nM\r\n").as_bytes(), b"STORED\r\n");
+    let km2 = key_on(2, "n");
+    raw.roundtrip(
+        format!("set {km2} 3 0 1\r\nN\r\n").as_bytes(),
+        b"STORED\r\n",
+    );
+    raw.roundtrip(
+        format!("get {km} {k} nope {kl} {km2} {km} {k}\r\n").as_bytes(),
+        format!(
+            "VALUE {km} 2 1\r\nM\r\nVALUE {k} 0 1\r\n7\r\nVALUE {kl} 1 1\r\nL\r\nVALUE {km2} 3 1\r\nN\r\nVALUE {km} 2 1\r\nM\r\nVALUE {k} 0 1\r\n7\r\nEND\r\n"
+        )
+        .as_bytes(),
+    );
 }

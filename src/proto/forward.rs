@@ -40,8 +40,18 @@ impl Part {
     }
 }
 
+/// Where each key of a multi-key memcached get is answered from, in the request's key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetKey {
+    /// An in-process node's reply for the key (its `VALUE` block, or nothing for a miss).
+    Local(bytes::Bytes),
+    /// The key, asked of the slot's part with this index (one `get` per member, its keys in
+    /// request order).
+    Member(usize, bytes::Bytes),
+}
+
 /// How a slot's parts become the client's reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Combine {
     /// RESP: the member's reply as it is.
     Resp,
@@ -61,9 +71,10 @@ pub enum Combine {
     MemcacheQuiet { drop: &'static [&'static [u8]] },
     /// memcached `noreply`: nothing, whatever the member answered.
     Discard,
-    /// memcached: the `VALUE` blocks of a get reply without its `END` (one key of a multi-key
-    /// get); a failure is a miss (nothing).
-    MemcacheValues,
+    /// memcached: a multi-key get answered by several members (one `get` each) and local
+    /// nodes, its `VALUE` blocks put back in the request's key order, then `END`; a failed
+    /// member's keys are misses.
+    MemcacheGet(Vec<GetKey>),
 }
 
 /// A reply still to come, and where it goes.
@@ -135,7 +146,7 @@ impl Forwarded {
                 let answer = answer.map(|r| translate::apply(&part.map, r));
                 answers.push((part.member, answer));
             }
-            combine(slot.combine, &answers, out);
+            combine(&slot.combine, &answers, out);
         }
         out.extend_from_slice(&rest[done - base..]);
         flow
@@ -147,7 +158,7 @@ pub fn failure(member: &Member, e: &RemoteError) -> String {
     format!("node {} at {} {e}", member.name(), member.target.address)
 }
 
-fn combine(how: Combine, answers: &[(Arc<Member>, Answer)], out: &mut BytesMut) {
+fn combine(how: &Combine, answers: &[(Arc<Member>, Answer)], out: &mut BytesMut) {
     let resp_error = |out: &mut BytesMut, m: &Member, e: &RemoteError| {
         out.extend_from_slice(b"-ERR ");
         out.extend_from_slice(failure(m, e).as_bytes());
@@ -162,7 +173,7 @@ fn combine(how: Combine, answers: &[(Arc<Member>, Answer)], out: &mut BytesMut) 
                 }
             }
         }
-        Combine::RespNilOnError { resp3 } => {
+        &Combine::RespNilOnError { resp3 } => {
             for (_, a) in answers {
                 match a {
                     Ok(r) if !r.starts_with(b"-") => out.extend_from_slice(r),
@@ -171,7 +182,7 @@ fn combine(how: Combine, answers: &[(Arc<Member>, Answer)], out: &mut BytesMut) 
                 }
             }
         }
-        Combine::RespSum { local } => {
+        &Combine::RespSum { local } => {
             let mut sum = local;
             for (m, a) in answers {
                 match a {
@@ -206,7 +217,7 @@ fn combine(how: Combine, answers: &[(Arc<Member>, Answer)], out: &mut BytesMut) 
             }
             out.extend_from_slice(b"+OK\r\n");
         }
-        Combine::Flushed { resp } => {
+        &Combine::Flushed { resp } => {
             for (m, a) in answers {
                 let why = match a {
                     Ok(r) if &r[..] == b"+OK\r\n" || &r[..] == b"OK\r\n" => continue,
@@ -248,16 +259,66 @@ fn combine(how: Combine, answers: &[(Arc<Member>, Answer)], out: &mut BytesMut) 
             }
         }
         Combine::Discard => {}
-        Combine::MemcacheValues => {
-            for (_, a) in answers {
-                if let Ok(r) = a {
-                    if r.starts_with(b"VALUE ") {
-                        out.extend_from_slice(r.strip_suffix(b"END\r\n").unwrap_or(r));
+        Combine::MemcacheGet(order) => {
+            // Each member's blocks, in its reply's order (the order its keys were asked in).
+            let mut blocks: Vec<std::collections::VecDeque<(&[u8], &[u8])>> = answers
+                .iter()
+                .map(|(_, a)| match a {
+                    Ok(r) => value_blocks(r).into_iter().collect(),
+                    Err(_) => Default::default(),
+                })
+                .collect();
+            for key in order {
+                match key {
+                    GetKey::Local(reply) => out.extend_from_slice(reply),
+                    GetKey::Member(i, key) => {
+                        let Some(queue) = blocks.get_mut(*i) else {
+                            continue;
+                        };
+                        if queue.front().is_some_and(|(k, _)| k == key) {
+                            let (_, block) = queue.pop_front().expect("front");
+                            out.extend_from_slice(block);
+                        }
                     }
                 }
             }
+            out.extend_from_slice(b"END\r\n");
         }
     }
+}
+
+/// The `(key, whole VALUE block)` pairs of a get reply, in order; stops at anything else.
+fn value_blocks(r: &[u8]) -> Vec<(&[u8], &[u8])> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(rest) = r.get(at..) {
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            break;
+        };
+        let Some(head) = rest[..nl]
+            .strip_suffix(b"\r")
+            .and_then(|h| h.strip_prefix(b"VALUE "))
+        else {
+            break;
+        };
+        let mut fields = head.split(|&b| b == b' ');
+        let (Some(key), Some(n)) = (fields.next(), fields.nth(1)) else {
+            break;
+        };
+        let Some(n) = std::str::from_utf8(n)
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            break;
+        };
+        let end = nl + 1 + n + 2;
+        if rest.len() < end {
+            break;
+        }
+        out.push((key, &rest[..end]));
+        at += end;
+    }
+    out
 }
 
 /// True when meta reply `r` has status `code` (`HD`, `EN`, ...).

@@ -26,7 +26,7 @@ use super::handler::{self, Handled};
 use super::parse::{GetCmd, Keys, MetaFlags, Request, StoreCmd};
 use crate::config::Limits;
 use crate::proto::Flow;
-use crate::proto::forward::{Combine, Forwarded, Part, Slot};
+use crate::proto::forward::{Combine, Forwarded, GetKey, Part, Slot};
 use crate::proto::translate::Map;
 use crate::route::remote::{Expect, Member, Protocol, encode_command};
 use crate::route::topology::Topology;
@@ -87,11 +87,36 @@ pub fn route(
             );
             return Some(handled);
         }
+        // One `get` per memcached member with its keys in request order, one request per key
+        // for a Redis member; the replies' blocks are put back in key order at the end.
+        let mut requests: Vec<(&Arc<Member>, BytesMut, Expect, Map)> = Vec::new();
+        let mut order = Vec::with_capacity(owners.len());
         for (key, owner) in keys.iter().zip(&owners) {
             match owner {
+                Some(m) if m.protocol == Protocol::Memcache => {
+                    let i = match requests.iter().position(|(r, ..)| Arc::ptr_eq(r, m)) {
+                        Some(i) => i,
+                        None => {
+                            let mut line = get_request(*cmd, *exptime, key);
+                            line.truncate(line.len() - 2 - key.len());
+                            requests.push((m, line, Expect::Values, Map::Same));
+                            requests.len() - 1
+                        }
+                    };
+                    let line = &mut requests[i].1;
+                    if line.last() != Some(&b' ') {
+                        line.extend_from_slice(b" ");
+                    }
+                    line.extend_from_slice(key);
+                    order.push(GetKey::Member(i, Bytes::copy_from_slice(key)));
+                }
                 Some(m) => {
-                    let combine = Combine::MemcacheValues;
-                    send(forwarded, out, session, m, get(m, key), combine);
+                    let (req, expect, map) = get(m, key);
+                    requests.push((m, req, expect, map));
+                    order.push(GetKey::Member(
+                        requests.len() - 1,
+                        Bytes::copy_from_slice(key),
+                    ));
                 }
                 None => {
                     let mut one = BytesMut::new();
@@ -101,11 +126,29 @@ pub fn route(
                         keys: Keys::single(key),
                     };
                     handler::handle(single, shared, limits, &mut one);
-                    out.extend_from_slice(one.strip_suffix(b"END\r\n").unwrap_or(&one));
+                    let block = one.strip_suffix(b"END\r\n").unwrap_or(&one);
+                    order.push(GetKey::Local(Bytes::copy_from_slice(block)));
                 }
             }
         }
-        out.extend_from_slice(b"END\r\n");
+        let parts = requests
+            .into_iter()
+            .map(|(m, mut request, expect, map)| {
+                if expect == Expect::Values {
+                    request.extend_from_slice(b"\r\n");
+                }
+                Part {
+                    member: Arc::clone(m),
+                    reply: m.forward(session, request.freeze(), expect),
+                    map,
+                }
+            })
+            .collect();
+        forwarded.push(Slot {
+            at: out.len(),
+            parts,
+            combine: Combine::MemcacheGet(order),
+        });
         return Some(handled);
     }
     let key = key_of(request)?;
