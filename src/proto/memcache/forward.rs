@@ -1,6 +1,7 @@
-//! memcached requests whose keys remote memcached members own: re-encoded from the decoded
-//! request and sent to the owner; a multi-key get is split into one `get` per remote key and
-//! answered in key order with the local hits.
+//! memcached requests whose keys remote members own: re-encoded from the decoded request and
+//! sent to the owner; a multi-key get is split into one `get` per memcached member (its keys in
+//! request order; one request per key for a Redis member) and answered in key order with the
+//! local hits.
 //!
 //! Owns: which requests leave the process, their wire form for the member, and how `noreply`
 //! and meta quiet mode are kept (the member is always asked for a reply, so that replies stay
@@ -12,8 +13,10 @@
 //! A key owned by a Redis member takes the string subset, translated: get/gets (GET; CAS 0),
 //! gat/gats (GETEX), set/add/replace (SET, NX, XX, EXAT; flags must be 0), delete (DEL),
 //! incr/decr (a script with memcached's rules: NOT_FOUND when missing, decr stops at 0), touch
-//! (EXPIREAT). append, prepend, cas and meta commands get `SERVER_ERROR` naming the protocol. A failed member answers `SERVER_ERROR node ...` for a
-//! one-key request, and a miss for its keys in a multi-key get (as mcrouter does).
+//! (EXPIREAT). append, prepend, cas and meta commands get `SERVER_ERROR` naming the protocol.
+//!
+//! A failed member answers `SERVER_ERROR node ...` for a one-key request, and a miss for its
+//! keys in a multi-key get (as mcrouter does).
 
 use std::sync::Arc;
 
