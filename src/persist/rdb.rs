@@ -25,7 +25,7 @@
 
 use std::io::{self, Read, Write};
 
-use crc::{CRC_64_REDIS, Crc, Digest};
+use crc::{CRC_64_REDIS, Crc, Digest, Table};
 
 /// The RDB version ringcache writes: Redis 7.0's, loadable by Redis 7.0 and later and by
 /// Valkey (which refuses 12 and up).
@@ -35,7 +35,9 @@ pub const MAX_VERSION: u32 = 12;
 /// The AUX field that carries the memcached flags of the next key.
 pub const AUX_MCFLAGS: &[u8] = b"rc-mcflags";
 
-const CRC64: Crc<u64> = Crc::<u64>::new(&CRC_64_REDIS);
+/// Slice-by-16 tables (32 KiB): the checksum covers every byte of a file, and the one-table
+/// form (a byte per step) took a tenth of the time of loading one.
+const CRC64: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_REDIS);
 
 // Opcodes (redis src/rdb.h).
 const OP_SLOT_INFO: u8 = 244;
@@ -128,7 +130,7 @@ pub struct RdbError {
 /// [`Writer::select_db`] and the records, then [`Writer::finish`] (EOF and the CRC64).
 pub struct Writer<W: Write> {
     out: W,
-    crc: Digest<'static, u64>,
+    crc: Digest<'static, u64, Table<16>>,
 }
 
 impl<W: Write> Writer<W> {
@@ -366,7 +368,7 @@ enum Len {
 /// Reads an RDB file record by record. Keys in any database are returned with their `db`.
 pub struct Reader<R: Read> {
     input: R,
-    crc: Digest<'static, u64>,
+    crc: Digest<'static, u64, Table<16>>,
     offset: u64,
     version: u32,
     db: u64,
@@ -719,16 +721,16 @@ impl<R: Read> Reader<R> {
     fn string(&mut self) -> Result<Vec<u8>, RdbError> {
         match self.len()? {
             Len::Plain(n) => self.bytes(n),
-            Len::Special(ENC_INT8) => Ok((self.byte()? as i8).to_string().into_bytes()),
+            Len::Special(ENC_INT8) => Ok(int_bytes(i64::from(self.byte()? as i8))),
             Len::Special(ENC_INT16) => {
                 let mut b = [0u8; 2];
                 self.exact(&mut b)?;
-                Ok(i16::from_le_bytes(b).to_string().into_bytes())
+                Ok(int_bytes(i64::from(i16::from_le_bytes(b))))
             }
             Len::Special(ENC_INT32) => {
                 let mut b = [0u8; 4];
                 self.exact(&mut b)?;
-                Ok(i32::from_le_bytes(b).to_string().into_bytes())
+                Ok(int_bytes(i64::from(i32::from_le_bytes(b))))
             }
             Len::Special(ENC_LZF) => {
                 let clen = self.plain_len()?;
@@ -750,17 +752,20 @@ impl<R: Read> Reader<R> {
         if n > self.max_len {
             return Err(self.err(format!("string of {n} bytes over the limit")));
         }
-        let mut buf = Vec::with_capacity(n.min(64 << 10) as usize);
-        let got = (&mut self.input)
-            .take(n)
-            .read_to_end(&mut buf)
-            .map_err(|e| self.err(e.to_string()))?;
-        if got as u64 != n {
-            self.offset += got as u64;
-            return Err(self.err("truncated file".into()));
+        // Up to 64 KiB (nearly every string) in one exact read into an exact allocation, so
+        // that the buffer becomes a store element without a copy; beyond, in 64 KiB steps.
+        const STEP: u64 = 64 << 10;
+        let mut buf = Vec::with_capacity(n.min(STEP) as usize);
+        while (buf.len() as u64) < n {
+            let at = buf.len();
+            let step = (n - at as u64).min(STEP) as usize;
+            buf.resize(at + step, 0);
+            if self.input.read_exact(&mut buf[at..]).is_err() {
+                return Err(self.err("truncated file".into()));
+            }
+            self.crc.update(&buf[at..]);
+            self.offset += step as u64;
         }
-        self.crc.update(&buf);
-        self.offset += n;
         Ok(buf)
     }
 
@@ -941,8 +946,9 @@ impl<'a> Cur<'a> {
     }
 }
 
+/// The decimal text of `v` in an exact allocation (it becomes a store element as it is).
 fn int_bytes(v: i64) -> Vec<u8> {
-    v.to_string().into_bytes()
+    itoa::Buffer::new().format(v).as_bytes().to_vec()
 }
 
 /// The entries of a ziplist (Redis ≤ 6.2 lists, hashes and sorted sets).

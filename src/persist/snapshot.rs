@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use crate::config::{SaveRule, SnapshotConfig};
 use crate::persist::rdb::{RdbError, Reader, Record, Value, Writer};
 use crate::route::topology::Topology;
-use crate::store::{Container, Entry, Hash, Item, Kind, NEVER, Set, StoreError, ZSet};
+use crate::store::{Container, Entry, Hash, Item, Kind, List, NEVER, Set, StoreError, ZSet};
 
 /// Items copied out of a node per stripe lock hold while saving.
 const CHUNK: usize = 256;
@@ -411,27 +411,14 @@ pub fn value_of(item: &Item<'_>) -> Value {
     }
 }
 
-/// A store container holding `value` (not a string).
+/// A store container holding `value` (not a string), built in one pass: each element's buffer
+/// becomes the store's without a copy, indexes are sized once and hash each element once.
 fn container(value: Value) -> Container {
     match value {
         Value::String(_) => unreachable!("strings are stored with put"),
-        Value::List(items) => {
-            Container::List(items.into_iter().map(Vec::into_boxed_slice).collect())
-        }
-        Value::Set(items) => {
-            let mut s = Set::default();
-            for m in &items {
-                s.insert(m);
-            }
-            Container::Set(s)
-        }
-        Value::Hash(pairs) => {
-            let mut h = Hash::default();
-            for (f, v) in &pairs {
-                h.insert(f, v);
-            }
-            Container::Hash(h)
-        }
+        Value::List(items) => Container::List(List::from_items(items)),
+        Value::Set(items) => Container::Set(Set::from_members(items)),
+        Value::Hash(pairs) => Container::Hash(Hash::from_pairs(pairs)),
         Value::ZSet(pairs) => {
             let mut z = ZSet::default();
             for (m, s) in &pairs {
