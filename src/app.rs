@@ -22,6 +22,7 @@ use crate::config::{CacheListener, Config};
 use crate::net::listener;
 use crate::net::stop::Ticker;
 use crate::persist::snapshot::{self, Snapshots};
+use crate::proto::resp::load_from_snapshot;
 use crate::reload::Reloader;
 use crate::route::topology::Topology;
 use crate::server::Shared;
@@ -194,25 +195,25 @@ async fn load_snapshot(shared: &Shared, path: &Path) -> std::io::Result<()> {
     let topology = shared.topology.load_full();
     let now = shared.clock.now_ms();
     let file = path.to_path_buf();
-    let loaded = tokio::task::spawn_blocking(move || snapshot::load(&topology, &file, now))
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let scripts = Arc::clone(&shared.scripts);
+    let loaded = tokio::task::spawn_blocking(move || {
+        // Each library as redis loads it: as FUNCTION LOAD would, a failure fails the load.
+        let mut functions = |code: &[u8]| load_from_snapshot(&scripts, code).map(drop);
+        snapshot::load(&topology, &file, now, &mut functions)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
     tracing::info!(
         path = %path.display(),
         keys = loaded.keys,
         expired = loaded.expired,
         too_large = loaded.too_large,
+        libraries = loaded.functions,
         bytes = loaded.bytes,
         ms = loaded.duration.as_millis() as u64,
         "snapshot loaded"
     );
-    if loaded.functions_skipped > 0 {
-        tracing::warn!(
-            libraries = loaded.functions_skipped,
-            "the snapshot's function libraries were skipped (no scripting)"
-        );
-    }
     Ok(())
 }
 
@@ -221,7 +222,8 @@ fn save_now(shared: &Shared, snapshots: &Snapshots, why: &str) {
     let topology = shared.topology.load_full();
     let writes = snapshot::writes(&topology);
     let now_s = shared.clock.now_ms() / 1000;
-    match snapshots.save(&topology, now_s, writes) {
+    let functions = shared.scripts.library_code();
+    match snapshots.save(&topology, &functions, now_s, writes) {
         Ok(saved) => tracing::info!(
             why,
             keys = saved.keys,

@@ -1,12 +1,15 @@
 //! The Redis RDB file format: a pure codec, no I/O of its own beyond the `Read`/`Write` it is
 //! given.
 //!
-//! Owns: [`Writer`] (what ringcache writes: `REDIS0010`, AUX fields, SELECTDB/RESIZEDB,
-//! EXPIRETIME_MS, the plain value types 0/1/2/4/5 that every Redis since 2.x and Valkey load,
-//! strings over 20 bytes LZF-compressed when that saves space, EOF and the CRC64) and [`Reader`] (everything Redis 7.0 writes and what older versions
-//! wrote: int-encoded and LZF strings, linked/ziplist/quicklist/quicklist-2 lists, intset,
-//! hashtable and listpack sets, zipmap/ziplist/listpack/hashtable hashes, ziplist/listpack/zset/
-//! zset-2 sorted sets, the expiry opcodes, IDLE/FREQ, RESIZEDB, SLOT_INFO, AUX anywhere).
+//! Owns: [`Writer`] (what ringcache writes: `REDIS0010`, AUX fields, FUNCTION2 records (the
+//! code of function libraries), SELECTDB/RESIZEDB, EXPIRETIME_MS, the plain value types
+//! 0/1/2/4/5 that every Redis since 2.x and Valkey load, strings over 20 bytes LZF-compressed
+//! when that saves space, EOF and the CRC64) and [`Reader`] (everything Redis 7.0 writes and
+//! what older versions wrote: int-encoded and LZF strings, linked/ziplist/quicklist/quicklist-2
+//! lists, intset, hashtable and listpack sets, zipmap/ziplist/listpack/hashtable hashes,
+//! ziplist/listpack/zset/zset-2 sorted sets, the expiry opcodes, IDLE/FREQ, RESIZEDB,
+//! SLOT_INFO, AUX anywhere, and FUNCTION2 records, whose code it hands to the caller in
+//! [`Reader::functions`]: loading a library is scripting's business, above this layer).
 //! Also the `DUMP`/`RESTORE` payload ([`dump`], [`restore`]): a value in the same encoding,
 //! the 2-byte RDB version and a CRC64.
 //! Must not touch: the store or the ring; values are the neutral [`Value`], converted by the
@@ -163,6 +166,13 @@ impl<W: Write> Writer<W> {
         self.len(expires)
     }
 
+    /// A function library: its code (shebang line included) in a FUNCTION2 record. Redis 7.0
+    /// writes these after the AUX fields and before the first database.
+    pub fn function(&mut self, code: &[u8]) -> io::Result<()> {
+        self.put(&[OP_FUNCTION2])?;
+        self.string(code)
+    }
+
     /// Writes one key (its `db` is not written: see [`Writer::select_db`]).
     pub fn record(&mut self, r: &Record) -> io::Result<()> {
         if r.flags != 0 {
@@ -282,7 +292,7 @@ fn payload_reader(payload: &[u8]) -> Result<Reader<&[u8]>, RdbError> {
         done: false,
         max_len: 512 << 20,
         aux: Vec::new(),
-        functions_skipped: 0,
+        functions: Vec::new(),
     })
 }
 
@@ -378,8 +388,9 @@ pub struct Reader<R: Read> {
     pub max_len: u64,
     /// The AUX fields read so far (`redis-ver`, `ctime`, ...), except `rc-mcflags`.
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Function libraries (FUNCTION2) skipped: scripting is not part of this codec.
-    pub functions_skipped: u64,
+    /// The code of the function libraries (FUNCTION2 records) read and not yet taken: this
+    /// codec only carries them, the caller loads them (scripting is above this layer).
+    pub functions: Vec<Vec<u8>>,
 }
 
 impl<R: Read> Reader<R> {
@@ -394,7 +405,7 @@ impl<R: Read> Reader<R> {
             done: false,
             max_len: 512 << 20,
             aux: Vec::new(),
-            functions_skipped: 0,
+            functions: Vec::new(),
         };
         let mut magic = [0u8; 9];
         r.exact(&mut magic)?;
@@ -475,8 +486,8 @@ impl<R: Read> Reader<R> {
                     self.byte()?;
                 }
                 OP_FUNCTION2 => {
-                    self.string()?;
-                    self.functions_skipped += 1;
+                    let code = self.string()?;
+                    self.functions.push(code);
                 }
                 OP_FUNCTION_PRE_GA => {
                     return Err(self.err_at(at, "pre-release function format".into()));
@@ -1180,6 +1191,23 @@ mod tests {
         let bytes = write(&records);
         assert_eq!(&bytes[..9], b"REDIS0010");
         assert_eq!(read_all(&bytes).expect("read"), records);
+    }
+
+    #[test]
+    fn function_libraries_travel_before_the_keys() {
+        let code = b"#!lua name=lib\nredis.register_function('f', function() return 1 end)";
+        let mut w = Writer::new(Vec::new(), &[("redis-ver", "7.0.0")]).expect("header");
+        w.function(code).expect("function");
+        w.select_db(0, 1, 0).expect("db");
+        w.record(&rec("k", Value::String(b"v".to_vec())))
+            .expect("record");
+        let bytes = w.finish().expect("finish");
+        let mut r = Reader::new(&bytes[..]).expect("header");
+        let first = r.next_record().expect("read").expect("a key");
+        // The library came before the key, and is handed over as its code.
+        assert_eq!(first.key, b"k");
+        assert_eq!(r.functions, [code.to_vec()]);
+        assert!(r.next_record().expect("read").is_none());
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Saving a ring's keys into one RDB file and loading one into any ring.
 //!
-//! Owns: [`save`] (walks every node of a topology stripe chunk by stripe chunk, copying a chunk
-//! of items out under one stripe lock and encoding it outside the lock, into a temporary file
-//! that is fsynced and renamed over the snapshot, so a crash mid-save never leaves a broken
-//! file in place), [`load`] (routes each record through the current ring, so the file is
-//! placement-free) and [`check`] (reads a file without serving it).
-//! Must not touch: sockets, protocols, the `ArcSwap` of the server (callers pass the topology
+//! Owns: [`save`] (writes the function libraries' code it is given, then walks every node of
+//! a topology stripe chunk by stripe chunk, copying a chunk of items out under one stripe lock
+//! and encoding it outside the lock, into a temporary file that is fsynced and renamed over
+//! the snapshot, so a crash mid-save never leaves a broken file in place), [`load`] (routes
+//! each record through the current ring, so the file is placement-free, and hands each
+//! function library's code to the caller's [`Functions`] callback: scripting lives above this
+//! layer) and [`check`] (reads a file without serving it).
+//! Must not touch: sockets, protocols, scripting, the `ArcSwap` of the server (callers pass the topology
 //! they loaded).
 //! Invariants: each key is written as it is at the moment its chunk is copied: a snapshot is
 //! consistent per key, not a point in time across keys. A save that meets a running migration
@@ -50,8 +52,8 @@ pub struct Loaded {
     pub expired: u64,
     /// Keys refused because they can never fit in their node.
     pub too_large: u64,
-    /// Function libraries in the file that were skipped.
-    pub functions_skipped: u64,
+    /// Function libraries in the file, loaded through the caller's callback.
+    pub functions: u64,
     /// Bytes read.
     pub bytes: u64,
     /// Time the load took.
@@ -77,7 +79,21 @@ pub enum SnapshotError {
         /// Where and what.
         source: RdbError,
     },
+    /// A function library in the file did not load (as redis, the whole load fails).
+    #[error("{path}: RDB offset {offset}: failed loading function library: {what}")]
+    Function {
+        /// The snapshot file.
+        path: PathBuf,
+        /// Offset of the record after the library's.
+        offset: u64,
+        /// Which library and why, as the callback said.
+        what: String,
+    },
 }
+
+/// What loading a snapshot does with a function library's code (the FUNCTION2 records): load
+/// it into the server's registry, or only check it. The error names the library and says why.
+pub type Functions<'a> = &'a mut dyn FnMut(&[u8]) -> Result<(), String>;
 
 /// The snapshot settings of a server and what its saves did: one save at a time, the `save`
 /// rules, and the numbers INFO, LASTSAVE and the metrics show.
@@ -114,17 +130,19 @@ impl Snapshots {
         }
     }
 
-    /// Saves `topology` to the configured path now (waiting for a save already running).
-    /// `writes` is the server's write count at this moment (see [`Snapshots::due`]).
+    /// Saves `topology` and the function libraries' `functions` (their code) to the
+    /// configured path now (waiting for a save already running). `writes` is the server's
+    /// write count at this moment (see [`Snapshots::due`]).
     pub fn save(
         &self,
         topology: &Topology,
+        functions: &[Vec<u8>],
         now_unix: u64,
         writes: u64,
     ) -> Result<Saved, SnapshotError> {
         let _one = self.saving.lock();
         self.in_progress.store(true, Ordering::Relaxed);
-        let result = save(topology, &self.config.path, now_unix);
+        let result = save(topology, functions, &self.config.path, now_unix);
         self.in_progress.store(false, Ordering::Relaxed);
         match &result {
             Ok(saved) => {
@@ -204,9 +222,15 @@ pub fn writes(topology: &Topology) -> u64 {
     topology.nodes.iter().map(|n| n.stats().total_items).sum()
 }
 
-/// Writes every live key of `topology` to `path` (through `path.tmp`, fsynced, renamed).
-/// `ctime_s` is the unix time written in the `ctime` AUX field.
-pub fn save(topology: &Topology, path: &Path, ctime_s: u64) -> Result<Saved, SnapshotError> {
+/// Writes every function library of `functions` (their code) and every live key of
+/// `topology` to `path` (through `path.tmp`, fsynced, renamed). `ctime_s` is the unix time
+/// written in the `ctime` AUX field.
+pub fn save(
+    topology: &Topology,
+    functions: &[Vec<u8>],
+    path: &Path,
+    ctime_s: u64,
+) -> Result<Saved, SnapshotError> {
     let started = Instant::now();
     let topology = settled(topology);
     let used: u64 = topology.nodes.iter().map(|n| n.stats().used_bytes).sum();
@@ -225,6 +249,10 @@ pub fn save(topology: &Topology, path: &Path, ctime_s: u64) -> Result<Saved, Sna
     let result = (|| -> io::Result<u64> {
         let file = File::create(&tmp)?;
         let mut w = Writer::new(BufWriter::with_capacity(1 << 20, file), &aux)?;
+        // Where redis 7.0 writes them: after the AUX fields, before the first database.
+        for code in functions {
+            w.function(code)?;
+        }
         let keys: u64 = topology.nodes.iter().map(|n| n.len()).sum();
         w.select_db(0, keys, 0)?;
         let mut written = 0u64;
@@ -276,8 +304,15 @@ pub fn save(topology: &Topology, path: &Path, ctime_s: u64) -> Result<Saved, Sna
 
 /// Loads `path` into `topology`: each key goes to its owner on the current ring; keys whose
 /// TTL passed (by `now_ms`) are skipped; a node without room evicts as it would under writes.
-/// On a format error, the keys before it stay loaded and the error says where it stopped.
-pub fn load(topology: &Topology, path: &Path, now_ms: u64) -> Result<Loaded, SnapshotError> {
+/// Each function library's code goes to `functions` as it is read; one that fails fails the
+/// load. On a format error, the keys before it stay loaded and the error says where it
+/// stopped.
+pub fn load(
+    topology: &Topology,
+    path: &Path,
+    now_ms: u64,
+    functions: Functions<'_>,
+) -> Result<Loaded, SnapshotError> {
     let started = Instant::now();
     let file = File::open(path).map_err(|source| SnapshotError::Io {
         path: path.to_path_buf(),
@@ -311,6 +346,7 @@ pub fn load(topology: &Topology, path: &Path, now_ms: u64) -> Result<Loaded, Sna
                 path: path.to_path_buf(),
                 source,
             })?;
+        loaded.functions += take_functions(&mut reader, path, functions)?;
         let Some(r) = record else { break };
         let expire_at = match r.expire_ms {
             Some(at) if at <= now_ms => {
@@ -327,14 +363,37 @@ pub fn load(topology: &Topology, path: &Path, now_ms: u64) -> Result<Loaded, Sna
             Err(StoreError::OutOfMemory | StoreError::WrongType) => loaded.too_large += 1,
         }
     }
-    loaded.functions_skipped = reader.functions_skipped;
     loaded.bytes = reader.offset();
     loaded.duration = started.elapsed();
     Ok(loaded)
 }
 
-/// Reads `path` to its end without storing anything: the number of keys and the bytes read.
+/// Hands the function libraries the reader has met to `functions`; how many.
+fn take_functions<R: io::Read>(
+    reader: &mut Reader<R>,
+    path: &Path,
+    functions: Functions<'_>,
+) -> Result<u64, SnapshotError> {
+    let mut n = 0;
+    for code in std::mem::take(&mut reader.functions) {
+        functions(&code).map_err(|what| SnapshotError::Function {
+            path: path.to_path_buf(),
+            offset: reader.offset(),
+            what,
+        })?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Reads `path` to its end without storing anything: the number of keys and the bytes read
+/// (function libraries are read and not checked: see [`check_with`]).
 pub fn check(path: &Path) -> Result<(u64, u64), SnapshotError> {
+    check_with(path, &mut |_| Ok(()))
+}
+
+/// [`check`], handing each function library's code to `functions` (to check it).
+pub fn check_with(path: &Path, functions: Functions<'_>) -> Result<(u64, u64), SnapshotError> {
     let file = File::open(path).map_err(|source| SnapshotError::Io {
         path: path.to_path_buf(),
         source,
@@ -345,7 +404,12 @@ pub fn check(path: &Path) -> Result<(u64, u64), SnapshotError> {
     };
     let mut reader = Reader::new(BufReader::with_capacity(1 << 20, file)).map_err(format)?;
     let mut keys = 0;
-    while reader.next_record().map_err(format)?.is_some() {
+    loop {
+        let record = reader.next_record().map_err(format)?;
+        take_functions(&mut reader, path, functions)?;
+        if record.is_none() {
+            break;
+        }
         keys += 1;
     }
     Ok((keys, reader.offset()))
@@ -515,13 +579,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ringcache-snap-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("dump.rdb");
-        let saved = save(&three, &path, NOW / 1000).expect("save");
+        let saved = save(&three, &[], &path, NOW / 1000).expect("save");
         assert_eq!(saved.keys, 2000);
         assert_eq!(check(&path).expect("check").0, 2000);
         let want = dump(&three);
         for names in [&["p", "q", "r", "s", "t"][..], &["solo"]] {
             let t = ring(names);
-            let loaded = load(&t, &path, NOW).expect("load");
+            let loaded = load(&t, &path, NOW, &mut |_| Ok(())).expect("load");
             assert_eq!(loaded.keys, 2000);
             assert_eq!(dump(&t).len(), want.len());
             for (got, want) in dump(&t).iter().zip(&want) {
@@ -537,7 +601,7 @@ mod tests {
             }
         }
         // Loaded later than the TTL: those keys are skipped.
-        let late = load(&ring(&["x"]), &path, NOW + 120_000).expect("load");
+        let late = load(&ring(&["x"]), &path, NOW + 120_000, &mut |_| Ok(())).expect("load");
         assert_eq!((late.keys, late.expired), (2000 - 667, 667));
         let _ = std::fs::remove_dir_all(&dir);
     }
