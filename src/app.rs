@@ -209,6 +209,7 @@ async fn load_snapshot(shared: &Shared, path: &Path) -> std::io::Result<()> {
         keys = loaded.keys,
         expired = loaded.expired,
         too_large = loaded.too_large,
+        evicted = loaded.evicted,
         libraries = loaded.functions,
         bytes = loaded.bytes,
         ms = loaded.duration.as_millis() as u64,

@@ -293,6 +293,7 @@ fn payload_reader(payload: &[u8]) -> Result<Reader<&[u8]>, RdbError> {
         max_len: 512 << 20,
         aux: Vec::new(),
         functions: Vec::new(),
+        db_size: None,
     })
 }
 
@@ -391,6 +392,9 @@ pub struct Reader<R: Read> {
     /// The code of the function libraries (FUNCTION2 records) read and not yet taken: this
     /// codec only carries them, the caller loads them (scripting is above this layer).
     pub functions: Vec<Vec<u8>>,
+    /// The key count of the last RESIZEDB record, not yet taken: a hint (from the file, so
+    /// untrusted) to size the store before the keys arrive.
+    pub db_size: Option<u64>,
 }
 
 impl<R: Read> Reader<R> {
@@ -406,6 +410,7 @@ impl<R: Read> Reader<R> {
             max_len: 512 << 20,
             aux: Vec::new(),
             functions: Vec::new(),
+            db_size: None,
         };
         let mut magic = [0u8; 9];
         r.exact(&mut magic)?;
@@ -449,7 +454,7 @@ impl<R: Read> Reader<R> {
                 }
                 OP_SELECTDB => self.db = self.plain_len()?,
                 OP_RESIZEDB => {
-                    self.plain_len()?;
+                    self.db_size = Some(self.plain_len()?);
                     self.plain_len()?;
                 }
                 OP_SLOT_INFO => {

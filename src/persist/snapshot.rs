@@ -52,6 +52,8 @@ pub struct Loaded {
     pub expired: u64,
     /// Keys refused because they can never fit in their node.
     pub too_large: u64,
+    /// Items evicted while loading, to make room in a node too small for its share.
+    pub evicted: u64,
     /// Function libraries in the file, loaded through the caller's callback.
     pub functions: u64,
     /// Bytes read.
@@ -324,6 +326,9 @@ pub fn load(
             source,
         }
     })?;
+    let file_len = std::fs::metadata(path).map_or(0, |m| m.len());
+    let evictions = |t: &Topology| t.nodes.iter().map(|n| n.stats().evictions).sum::<u64>();
+    let evicted_before = evictions(topology);
     let mut loaded = Loaded::default();
     let mut progress = (started, 0u64, 0u64);
     loop {
@@ -347,6 +352,9 @@ pub fn load(
                 source,
             })?;
         loaded.functions += take_functions(&mut reader, path, functions)?;
+        if let Some(keys) = reader.db_size.take() {
+            reserve(topology, keys, file_len);
+        }
         let Some(r) = record else { break };
         let expire_at = match r.expire_ms {
             Some(at) if at <= now_ms => {
@@ -363,9 +371,32 @@ pub fn load(
             Err(StoreError::OutOfMemory | StoreError::WrongType) => loaded.too_large += 1,
         }
     }
+    for node in &topology.nodes {
+        node.trim();
+    }
+    loaded.evicted = evictions(topology) - evicted_before;
     loaded.bytes = reader.offset();
     loaded.duration = started.elapsed();
     Ok(loaded)
+}
+
+/// Sizes each node for its share (by weight) of the `keys` a file of `file_len` bytes says it
+/// holds (RESIZEDB), so that loading does not regrow and rehash the stripes step by step. The
+/// count comes from the file: it is believed only as far as the file could hold that many keys.
+fn reserve(topology: &Topology, keys: u64, file_len: u64) {
+    // The smallest record (a one-byte key, an empty string) takes 3 bytes.
+    let keys = keys.min(file_len / 3);
+    if keys == 0 {
+        return;
+    }
+    let item_bytes = file_len / keys;
+    let total: u64 = (0..topology.nodes.len())
+        .map(|i| u64::from(topology.weight(i)))
+        .sum();
+    for (i, node) in topology.nodes.iter().enumerate() {
+        let share = keys * u64::from(topology.weight(i)) / total.max(1);
+        node.reserve(share, item_bytes);
+    }
 }
 
 /// Hands the function libraries the reader has met to `functions`; how many.
@@ -505,11 +536,15 @@ mod tests {
     const NOW: u64 = 1_800_000_000_000;
 
     fn ring(names: &[&str]) -> Topology {
+        ring_of(names, 64 << 20)
+    }
+
+    fn ring_of(names: &[&str], max_memory: u64) -> Topology {
         let specs: Vec<NodeConfig> = names
             .iter()
             .map(|n| NodeConfig {
                 name: (*n).into(),
-                max_memory: 64 << 20,
+                max_memory,
                 weight: 1,
             })
             .collect();
@@ -603,6 +638,48 @@ mod tests {
         // Loaded later than the TTL: those keys are skipped.
         let late = load(&ring(&["x"]), &path, NOW + 120_000, &mut |_| Ok(())).expect("load");
         assert_eq!((late.keys, late.expired), (2000 - 667, 667));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The stripes are sized from RESIZEDB before the keys arrive; a node too small for the
+    /// file still evicts as under writes, stays within its budget, and the load says how many
+    /// items it dropped; what the reservation did not use is given back.
+    #[test]
+    fn a_load_sizes_the_nodes_once_and_a_small_node_evicts() {
+        let big = ring(&["a", "b"]);
+        for i in 0..30_000u32 {
+            big.entry(format!("key:{i}").as_bytes(), |e| {
+                e.put(&[&[b'x'; 100]], 0, NEVER, None).map(drop)
+            })
+            .expect("fits");
+        }
+        let dir = std::env::temp_dir().join(format!("ringcache-reserve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("dump.rdb");
+        save(&big, &[], &path, NOW / 1000).expect("save");
+
+        let roomy = ring(&["p", "q", "r"]);
+        let loaded = load(&roomy, &path, NOW, &mut |_| Ok(())).expect("load");
+        assert_eq!((loaded.keys, loaded.evicted), (30_000, 0));
+        for node in &roomy.nodes {
+            node.validate().expect("valid");
+            // Nearly all of the slab holds items: the reservation was trimmed.
+            let stats = node.stats();
+            let slack = node.fixed_bytes() / crate::store::node::SLOT_BYTES;
+            assert!(
+                slack < stats.items / 2,
+                "{slack} free slots for {}",
+                stats.items
+            );
+        }
+
+        let small = ring_of(&["tiny"], 1 << 20);
+        let loaded = load(&small, &path, NOW, &mut |_| Ok(())).expect("load");
+        assert!(loaded.evicted > 0, "{loaded:?}");
+        let node = &small.nodes[0];
+        node.validate().expect("valid");
+        assert!(node.used_bytes() <= node.max_memory());
+        assert_eq!(node.len(), loaded.keys - loaded.evicted);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
