@@ -620,7 +620,13 @@ impl<R: Read> Reader<R> {
                             } else {
                                 listpack(&blob)
                             };
-                            items.extend(node.ok_or_else(|| self.blob_err(key, "quicklist"))?);
+                            let node = node.ok_or_else(|| self.blob_err(key, "quicklist"))?;
+                            // A one-node list (most) keeps the node's vector as it is.
+                            if items.is_empty() {
+                                items = node;
+                            } else {
+                                items.extend(node);
+                            }
                         }
                         other => {
                             return Err(self.err(format!("unknown quicklist container {other}")));
@@ -975,8 +981,10 @@ fn ziplist(b: &[u8]) -> Option<Vec<Vec<u8>>> {
         return None;
     }
     c.le(4)?; // offset of the tail
-    c.le(2)?; // entry count (saturates at 65535; the walk below is what counts)
-    let mut items = Vec::new();
+    // The entry count saturates at 65535 and comes from the file: the walk below is what
+    // counts, the count only sizes the vector (an entry takes at least 2 bytes).
+    let count = c.le(2)? as usize;
+    let mut items = Vec::with_capacity(count.min(b.len() / 2));
     loop {
         let first = *b.get(c.i)?;
         if first == 0xff {
@@ -1019,8 +1027,9 @@ fn listpack(b: &[u8]) -> Option<Vec<Vec<u8>>> {
     if total != b.len() {
         return None;
     }
-    c.le(2)?; // element count (saturates at 65535)
-    let mut items = Vec::new();
+    // As in a ziplist: the count only sizes the vector.
+    let count = c.le(2)? as usize;
+    let mut items = Vec::with_capacity(count.min(b.len() / 2));
     loop {
         let start = c.i;
         let enc = c.u8()?;

@@ -515,7 +515,7 @@ fn container(value: Value) -> Container {
         Value::Set(items) => Container::Set(Set::from_members(items)),
         Value::Hash(pairs) => Container::Hash(Hash::from_pairs(pairs)),
         Value::ZSet(pairs) => {
-            let mut z = ZSet::default();
+            let mut z = ZSet::with_capacity(pairs.len());
             for (m, s) in &pairs {
                 z.insert(m, *s);
             }
