@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
-"""Snapshot load time, ringcache against redis-server, on the same RDB files, in one run.
+"""Snapshot load and save time, ringcache against redis-server, on the same RDB files.
 
     benches/snapshot.py                       # both data sets, 3 rounds each
     ROUNDS=5 benches/snapshot.py strings      # one data set
     RINGCACHE=target/release/ringcache DATA=/tmp/snapbench benches/snapshot.py
+    SAVE=0 benches/snapshot.py                # load only (a save needs the file's size free)
 
 For each data set (see benches/snapshot_gen.py: `strings` = 1M x 100-byte strings, `mix` =
 about 304k keys of every type and size), a redis-server (Debian's, 7.0) is filled through
 `redis-cli --pipe` and SAVEs its RDB file once (kept in DATA, reused by later runs). Then, in
 turn for ROUNDS rounds, each server is started on that file and timed until it is ready:
 redis-server until PING answers PONG (it answers -LOADING before), ringcache until its ready
-line (printed after the load). Each server's own figure is shown too (redis: "DB loaded from
-disk: N seconds"; ringcache: "snapshot loaded ... ms=N"), and the CPU time each used until
-ready (/proc/PID/stat), which a busy machine disturbs less than wall time. Needs redis-server and redis-cli;
-builds the release binary unless RINGCACHE is set. Not part of the tests (timings are not
-assertions): numbers go to BENCHMARKS.md with the command that made them.
+line (printed after the load). Then each server SAVEs what it loaded (timed until +OK; the
+size of the file it wrote is shown), in a scratch directory that holds the data set's file as
+a hard link (the save renames its file over the link: the data set stays). Each server's own
+load figure is shown too (redis: "DB loaded from disk: N seconds"; ringcache: "snapshot
+loaded ... ms=N"), and the CPU time each used until ready (/proc/PID/stat), which a busy
+machine disturbs less than wall time. Needs redis-server and redis-cli; builds the release
+binary unless RINGCACHE is set. Not part of the tests (timings are not assertions): numbers go
+to BENCHMARKS.md with the command that made them.
 """
 import os
 import re
@@ -46,6 +50,24 @@ def ping(port: int) -> bytes:
             return s.recv(64)
     except OSError:
         return b""
+
+
+def save(port: int) -> float:
+    """Seconds a SAVE takes (until +OK); NaN with SAVE=0 in the environment (no disk room)."""
+    if os.environ.get("SAVE") == "0":
+        return float("nan")
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=300) as s:
+        s.sendall(b"SAVE\r\n")
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            chunk = s.recv(64)
+            if not chunk:
+                break
+            reply += chunk
+    if reply != b"+OK\r\n":
+        sys.exit(f"SAVE answered {reply!r}")
+    return time.monotonic() - start
 
 
 def cpu_seconds(pid: int) -> float:
@@ -85,35 +107,54 @@ def make_rdb(which: str) -> str:
     return path
 
 
-def time_redis(rdb: str) -> tuple[float, float, float]:
-    """Seconds until PING answers, redis's own load time, CPU seconds until then."""
-    port = free_port()
-    log = os.path.join(os.path.dirname(rdb), "redis.log")
-    start = time.monotonic()
-    srv = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", os.path.dirname(rdb), "--dbfilename", os.path.basename(rdb),
-         "--logfile", log])
+def scratch(rdb: str) -> str:
+    """A scratch directory holding `rdb` as a hard link (copy if it cannot): a SAVE there
+    renames its new file over the link, and the data set stays as it was."""
+    work = tempfile.mkdtemp(prefix="snapbench-", dir=os.path.dirname(rdb))
     try:
-        while ping(port) != b"+PONG\r\n":
-            time.sleep(0.002)
-        ready = time.monotonic() - start
-        cpu = cpu_seconds(srv.pid)
+        os.link(rdb, os.path.join(work, "dump.rdb"))
+    except OSError:
+        shutil.copy(rdb, os.path.join(work, "dump.rdb"))
+    return work
+
+
+def time_redis(rdb: str) -> tuple[float, float, float, float, int]:
+    """Seconds until PING answers, redis's own load time, CPU seconds until then, then the
+    seconds a SAVE takes and the size of the file it wrote."""
+    port = free_port()
+    work = scratch(rdb)
+    log = os.path.join(work, "redis.log")
+    try:
+        start = time.monotonic()
+        srv = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+             "--dir", work, "--dbfilename", "dump.rdb", "--logfile", log])
+        try:
+            while ping(port) != b"+PONG\r\n":
+                time.sleep(0.002)
+            ready = time.monotonic() - start
+            cpu = cpu_seconds(srv.pid)
+            saved = save(port)
+            size = os.path.getsize(os.path.join(work, "dump.rdb")) if saved == saved else 0
+        finally:
+            srv.terminate()
+            srv.wait()
+        own = re.findall(r"DB loaded from disk: ([0-9.]+) seconds", open(log).read())
+        return ready, float(own[-1]) if own else float("nan"), cpu, saved, size
     finally:
-        srv.terminate()
-        srv.wait()
-    own = re.findall(r"DB loaded from disk: ([0-9.]+) seconds", open(log).read())
-    return ready, float(own[-1]) if own else float("nan"), cpu
+        shutil.rmtree(work)
 
 
-def time_ringcache(binary: str, rdb: str) -> tuple[float, float, float]:
-    """Seconds until the ready line, ringcache's own load time, CPU seconds until then."""
-    work = tempfile.mkdtemp(prefix="snapbench-")
+def time_ringcache(binary: str, rdb: str) -> tuple[float, float, float, float, int]:
+    """Seconds until the ready line, ringcache's own load time, CPU seconds until then, then
+    the seconds a SAVE takes and the size of the file it wrote."""
+    work = scratch(rdb)
     try:
         config = os.path.join(work, "ringcache.toml")
+        port = free_port()
         with open(config, "w") as f:
-            f.write(f'[listen]\nresp = "127.0.0.1:{free_port()}"\n\n'
-                    f'[snapshot]\npath = "{rdb}"\nsave = ""\non_shutdown = false\n\n')
+            f.write(f'[listen]\nresp = "127.0.0.1:{port}"\n\n'
+                    f'[snapshot]\npath = "dump.rdb"\nsave = ""\non_shutdown = false\n\n')
             for name in ("cache-a", "cache-b", "cache-c", "cache-d"):
                 f.write(f'[[nodes]]\nname = "{name}"\nmax_memory = "2GiB"\n\n')
         start = time.monotonic()
@@ -126,11 +167,13 @@ def time_ringcache(binary: str, rdb: str) -> tuple[float, float, float]:
             cpu = cpu_seconds(srv.pid)
             if not line.startswith(b"ringcache ready"):
                 sys.exit(f"ringcache did not start: {open(os.path.join(work, 'log')).read()}")
+            saved = save(port)
+            size = os.path.getsize(os.path.join(work, "dump.rdb")) if saved == saved else 0
         finally:
             srv.terminate()
             srv.wait()
         own = re.findall(r"snapshot loaded.* ms=(\d+)", open(os.path.join(work, "log")).read())
-        return ready, int(own[-1]) / 1000 if own else float("nan"), cpu
+        return ready, int(own[-1]) / 1000 if own else float("nan"), cpu, saved, size
     finally:
         shutil.rmtree(work)
 
@@ -146,8 +189,9 @@ def main() -> None:
         target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
         binary = os.path.join(target, "release", "ringcache")
     sets = sys.argv[1:] or ["strings", "mix"]
-    print("| data set | server | ready (s) | own load figure (s) | CPU until ready (s) |")
-    print("|---|---|---|---|---|")
+    print("| data set | server | ready (s) | own load figure (s) | CPU until ready (s) "
+          "| SAVE (s) | saved file (MiB) |")
+    print("|---|---|---|---|---|---|---|")
     for which in sets:
         rdb = make_rdb(which)
         results = {"redis-server": [], "ringcache": []}
@@ -155,17 +199,20 @@ def main() -> None:
             results["redis-server"].append(time_redis(rdb))
             results["ringcache"].append(time_ringcache(binary, rdb))
         for server, runs in results.items():
-            ready = " / ".join(f"{r:.2f}" for r, _, _ in runs)
-            own = " / ".join(f"{o:.2f}" for _, o, _ in runs)
-            cpu = " / ".join(f"{c:.2f}" for _, _, c in runs)
-            print(f"| {which} | {server} | {ready} | {own} | {cpu} |", flush=True)
+            col = lambda i: " / ".join(f"{r[i]:.2f}" for r in runs)
+            mib = runs[-1][4] / (1 << 20)
+            print(f"| {which} | {server} | {col(0)} | {col(1)} | {col(2)} | {col(3)} "
+                  f"| {mib:.1f} |", flush=True)
 
         def med(server: str, i: int) -> float:
             return sorted(r[i] for r in results[server])[len(results[server]) // 2]
 
-        ratio = [med("ringcache", i) / med("redis-server", i) for i in (0, 2)]
-        print(f"| {which} | ratio of medians | {ratio[0]:.2f}x | | {ratio[1]:.2f}x |",
-              flush=True)
+        def ratio(i: int) -> str:
+            ours, theirs = med("ringcache", i), med("redis-server", i)
+            return f"{ours / theirs:.2f}x" if theirs > 0 else "-"
+
+        print(f"| {which} | ratio of medians | {ratio(0)} | | {ratio(2)} | {ratio(3)} "
+              f"| {ratio(4)} |", flush=True)
 
 
 if __name__ == "__main__":
