@@ -70,6 +70,7 @@ mod txn;
 pub mod types;
 
 pub use command::Command;
+pub use script::load_from_snapshot;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
