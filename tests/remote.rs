@@ -585,3 +585,31 @@ fn each_protocol_reaches_the_other_protocols_members_for_strings() {
         .as_bytes(),
     );
 }
+
+#[test]
+fn a_resp3_client_gets_resp3_replies_from_redis_members() {
+    let Some(r) = RedisServer::start_with(&["--requirepass", "pw"]) else {
+        return;
+    };
+    let body = format!(
+        "[[nodes]]\nname = \"rd\"\naddress = \"{}\"\nprotocol = \"resp\"\npassword = \"pw\"\n",
+        r.addr
+    );
+    let server = TestServer::start(&body);
+    let mut c3 = server.redis_with(redis::ProtocolVersion::RESP3);
+    let _: () = redis::cmd("HSET")
+        .arg("h")
+        .arg("f")
+        .arg("v")
+        .query(&mut c3)
+        .unwrap();
+    let v: redis::Value = redis::cmd("HGETALL").arg("h").query(&mut c3).unwrap();
+    assert!(matches!(v, redis::Value::Map(_)), "{v:?}");
+    let _: () = redis::cmd("SADD").arg("s").arg("a").query(&mut c3).unwrap();
+    let v: redis::Value = redis::cmd("SMEMBERS").arg("s").query(&mut c3).unwrap();
+    assert!(matches!(v, redis::Value::Set(_)), "{v:?}");
+    // The same through a RESP2 client: arrays, on its own connections.
+    let mut c2 = server.redis();
+    let v: redis::Value = redis::cmd("HGETALL").arg("h").query(&mut c2).unwrap();
+    assert!(matches!(v, redis::Value::Array(_)), "{v:?}");
+}

@@ -414,10 +414,13 @@ fn send(
 }
 
 fn part(cx: &Ctx<'_>, member: &Arc<Member>, request: BytesMut) -> Part {
-    Part::same(
-        member,
-        member.forward(cx.conn.id, request.freeze(), Expect::Resp),
-    )
+    let request = request.freeze();
+    let reply = if cx.conn.version == Version::Resp3 {
+        member.forward_resp3(cx.conn.id, request, Expect::Resp)
+    } else {
+        member.forward(cx.conn.id, request, Expect::Resp)
+    };
+    Part::same(member, reply)
 }
 
 fn push(cx: &mut Ctx<'_>, out: &BytesMut, parts: Vec<Part>, combine: Combine) {

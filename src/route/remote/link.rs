@@ -1,6 +1,7 @@
 //! One persistent, pipelined connection to a remote member, shared by every session.
 //!
-//! Owns: connecting (with AUTH for a Redis member that has a password), writing queued
+//! Owns: connecting (with AUTH for a Redis member that has a password, HELLO 3 for a RESP3
+//! link), writing queued
 //! requests in batches, matching replies to requests strictly in order, the per-request
 //! timeout, and reconnecting with back-off.
 //! Must not touch: what requests or replies mean (only where a reply ends, `reply.rs`).
@@ -70,9 +71,19 @@ pub struct Link {
     queue: OnceLock<mpsc::UnboundedSender<Job>>,
     queued: Arc<AtomicUsize>,
     connected: Arc<AtomicBool>,
+    /// The connection speaks RESP3 (`HELLO 3` on connect), for RESP3 clients' requests.
+    resp3: bool,
 }
 
 impl Link {
+    /// A link whose connection speaks RESP3 (`resp3`) or the server's default.
+    pub fn new(resp3: bool) -> Link {
+        Link {
+            resp3,
+            ..Link::default()
+        }
+    }
+
     /// Queues `job` (starting the connection task on the first call); the job is answered
     /// with an error at once when the queue is full or no runtime is running.
     pub fn send(&self, target: &Arc<Target>, stats: &Arc<MemberStats>, job: Job) {
@@ -89,6 +100,7 @@ impl Link {
                     stats: Arc::clone(stats),
                     queued: Arc::clone(&self.queued),
                     connected: Arc::clone(&self.connected),
+                    resp3: self.resp3,
                 };
                 rt.spawn(task.run(rx));
             }
@@ -112,6 +124,7 @@ impl Link {
 }
 
 struct Task {
+    resp3: bool,
     target: Arc<Target>,
     stats: Arc<MemberStats>,
     queued: Arc<AtomicUsize>,
@@ -173,28 +186,41 @@ impl Task {
             .map_err(|e| RemoteError::Down(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         let mut stream = stream;
-        if let Some(password) = &m.password {
-            let mut req = BytesMut::new();
-            super::encode_command(&mut req, &[b"AUTH", password.as_bytes()]);
-            let reply = tokio::time::timeout(timeout, async {
-                stream.write_all(&req).await?;
-                let mut buf = BytesMut::new();
-                loop {
-                    if let Ok(Some(n)) = reply::frame_len(Expect::Resp, &buf) {
-                        return Ok::<_, std::io::Error>(buf.split_to(n));
-                    }
-                    if stream.read_buf(&mut buf).await? == 0 || buf.len() > reply::MAX_LINE {
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
-                    }
+        // RESP3 links say HELLO 3 (with the password, if any); RESP2 ones AUTH if needed.
+        let mut req = BytesMut::new();
+        match (self.resp3, &m.password) {
+            (true, Some(pw)) => super::encode_command(
+                &mut req,
+                &[b"HELLO", b"3", b"AUTH", b"default", pw.as_bytes()],
+            ),
+            (true, None) => super::encode_command(&mut req, &[b"HELLO", b"3"]),
+            (false, Some(pw)) => super::encode_command(&mut req, &[b"AUTH", pw.as_bytes()]),
+            (false, None) => return Ok(stream),
+        }
+        let reply = tokio::time::timeout(timeout, async {
+            stream.write_all(&req).await?;
+            let mut buf = BytesMut::new();
+            loop {
+                if let Ok(Some(n)) = reply::frame_len(Expect::Resp, &buf) {
+                    return Ok::<_, std::io::Error>(buf.split_to(n));
                 }
-            })
-            .await
-            .map_err(|_| RemoteError::Down("AUTH timed out".into()))?
-            .map_err(|e| RemoteError::Down(e.to_string()))?;
-            if &reply[..] != b"+OK\r\n" {
-                let text = String::from_utf8_lossy(&reply).trim().to_string();
-                return Err(RemoteError::Down(format!("AUTH refused: {text}")));
+                if stream.read_buf(&mut buf).await? == 0 || buf.len() > reply::MAX_LINE {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
             }
+        })
+        .await
+        .map_err(|_| RemoteError::Down("handshake timed out".into()))?
+        .map_err(|e| RemoteError::Down(e.to_string()))?;
+        let accepted = if self.resp3 {
+            reply.starts_with(b"%")
+        } else {
+            &reply[..] == b"+OK\r\n"
+        };
+        if !accepted {
+            let what = if self.resp3 { "HELLO 3" } else { "AUTH" };
+            let text = String::from_utf8_lossy(&reply).trim().to_string();
+            return Err(RemoteError::Down(format!("{what} refused: {text}")));
         }
         Ok(stream)
     }

@@ -113,6 +113,8 @@ pub struct Member {
     pub target: Arc<Target>,
     pub protocol: Protocol,
     links: Vec<Link>,
+    /// RESP3 connections (Redis members only, opened when a RESP3 client first needs one).
+    links3: Vec<Link>,
     pub stats: Arc<MemberStats>,
 }
 
@@ -128,7 +130,10 @@ impl Member {
             }),
             protocol: settings.protocol,
             links: (0..settings.connections.max(1))
-                .map(|_| Link::default())
+                .map(|_| Link::new(false))
+                .collect(),
+            links3: (0..settings.connections.max(1))
+                .map(|_| Link::new(true))
                 .collect(),
             stats: Arc::default(),
         }
@@ -153,9 +158,30 @@ impl Member {
         request: Bytes,
         expect: Expect,
     ) -> oneshot::Receiver<Answer> {
+        self.forward_on(&self.links, session, request, expect)
+    }
+
+    /// [`Member::forward`] for a RESP3 client: on a connection that said `HELLO 3`, so that
+    /// replies come in RESP3 (maps, sets, doubles, ...) as the client expects.
+    pub fn forward_resp3(
+        &self,
+        session: u64,
+        request: Bytes,
+        expect: Expect,
+    ) -> oneshot::Receiver<Answer> {
+        self.forward_on(&self.links3, session, request, expect)
+    }
+
+    fn forward_on(
+        &self,
+        links: &[Link],
+        session: u64,
+        request: Bytes,
+        expect: Expect,
+    ) -> oneshot::Receiver<Answer> {
         let (answer, rx) = oneshot::channel();
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let link = &self.links[(session % self.links.len() as u64) as usize];
+        let link = &links[(session % links.len() as u64) as usize];
         link.send(
             &self.target,
             &self.stats,
@@ -189,12 +215,20 @@ impl Member {
 
     /// Requests queued or waiting for their reply.
     pub fn in_flight(&self) -> usize {
-        self.links.iter().map(Link::queued).sum()
+        self.links
+            .iter()
+            .chain(&self.links3)
+            .map(Link::queued)
+            .sum()
     }
 
     /// Connections currently open.
     pub fn connected(&self) -> usize {
-        self.links.iter().filter(|l| l.is_connected()).count()
+        self.links
+            .iter()
+            .chain(&self.links3)
+            .filter(|l| l.is_connected())
+            .count()
     }
 }
 
