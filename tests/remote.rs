@@ -613,3 +613,52 @@ fn a_resp3_client_gets_resp3_replies_from_redis_members() {
     let v: redis::Value = redis::cmd("HGETALL").arg("h").query(&mut c2).unwrap();
     assert!(matches!(v, redis::Value::Array(_)), "{v:?}");
 }
+
+#[test]
+fn a_reply_over_the_output_limit_closes_only_its_connection_with_remote_parts_pending() {
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let body = format!(
+        "[limits]\nmax_output_buffer = \"64KiB\"\n\n{}",
+        ring(&[("rd", r.addr, "resp")])
+    );
+    let server = TestServer::start(&body);
+    let key_on = |n: usize, tag: &str| {
+        (0..)
+            .map(|i| format!("{tag}{i}"))
+            .find(|k| owner(&server, k) == n)
+            .unwrap()
+    };
+    let mut c = server.redis();
+    let big = "x".repeat(40 << 10);
+    let (l1, l2, rk) = (key_on(0, "a"), key_on(0, "b"), key_on(1, "c"));
+    for k in [&l1, &l2, &rk] {
+        let _: () = redis::cmd("SET").arg(k).arg(&big).query(&mut c).unwrap();
+    }
+    // A GET of a remote key, then an MGET whose local parts pass the limit, pipelined.
+    let mut raw = server.raw_resp();
+    raw.send(
+        format!(
+            "*2\r\n$3\r\nGET\r\n${}\r\n{rk}\r\n*4\r\n$4\r\nMGET\r\n${}\r\n{rk}\r\n${}\r\n{l1}\r\n${}\r\n{l2}\r\n",
+            rk.len(),
+            rk.len(),
+            l1.len(),
+            l2.len()
+        )
+        .as_bytes(),
+    );
+    let got = raw.read_to_close();
+    assert!(
+        got.starts_with(format!("${}\r\n", big.len()).as_bytes()),
+        "{}",
+        got.len()
+    );
+    assert_eq!(
+        got.len(),
+        big.len() + 2 + format!("${}\r\n", big.len()).len()
+    );
+    // The server goes on.
+    let v: String = redis::cmd("GET").arg(&rk).query(&mut c).unwrap();
+    assert_eq!(v.len(), big.len());
+}

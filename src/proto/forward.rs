@@ -120,6 +120,22 @@ impl Forwarded {
         }
     }
 
+    /// Slots so far in this batch.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True when no slot is waiting (as `!pending()`).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// A request's replies passed the output limit and were cut from the output: its slots
+    /// (those after the first `keep`) go too, their replies unread.
+    pub fn truncate(&mut self, keep: usize) {
+        self.slots.truncate(keep);
+    }
+
     /// Waits for every slot's parts and puts each reply in place in `out`; returns the flow
     /// the batch ended with.
     pub async fn settle(&mut self, out: &mut BytesMut) -> Flow {
@@ -128,12 +144,14 @@ impl Forwarded {
         let Some(first) = slots.first() else {
             return flow;
         };
-        let base = first.at;
+        let base = first.at.min(out.len());
         let rest = out.split_off(base);
         let mut done = base;
         for slot in slots {
-            out.extend_from_slice(&rest[done - base..slot.at - base]);
-            done = slot.at;
+            // Slots are in order and within `out` (see `truncate`); clamped all the same.
+            let at = slot.at.clamp(done, base + rest.len());
+            out.extend_from_slice(&rest[done - base..at - base]);
+            done = at;
             let mut answers = Vec::with_capacity(slot.parts.len());
             for part in slot.parts {
                 let answer = part

@@ -213,6 +213,7 @@ impl MemcacheSession {
                     let command = command_index(&request);
                     let started = self.metrics.as_mut().and_then(CommandRecorder::start);
                     let mark = out.len();
+                    let slots = self.forwarded.len();
                     let done = if self.shared.has_remote() {
                         let fwd = &mut self.forwarded;
                         match forward::route(&request, &self.shared, limits, self.id, fwd, out) {
@@ -226,6 +227,7 @@ impl MemcacheSession {
                         m.record(command, done.error, started);
                     }
                     if output_over_limit(out, mark, limits, &self.shared) {
+                        self.forwarded.truncate(slots);
                         return Flow::Close;
                     }
                     if done.flow == Flow::Close {

@@ -157,6 +157,7 @@ impl RespSession {
                         Flow::Continue
                     } else {
                         let mark = out.len();
+                        let slots = self.forwarded.len();
                         let started = self.metrics.as_mut().and_then(CommandRecorder::start);
                         let mut cx = Ctx {
                             shared: &self.shared,
@@ -184,6 +185,7 @@ impl RespSession {
                             m.record(command, error, started);
                         }
                         if output_over_limit(out, mark, limits, &self.shared) {
+                            self.forwarded.truncate(slots);
                             Flow::Close
                         } else {
                             flow
