@@ -357,7 +357,7 @@ fn bitop(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let (dest, sources) = (keys[0], &keys[1..]);
     let limits = cx.limits;
     let topo = cx.shared.topology.load();
-    let len = with_keys_exclusive(cx, &topo, &keys, |acc| {
+    let Some(len) = with_keys_exclusive(cx, &topo, &keys, |acc| {
         // Folded one source at a time, straight from its entry: however many sources (the
         // same big key may be named thousands of times), only the result is held. A missing
         // source, or the part past a shorter one's end, is zeros.
@@ -403,8 +403,10 @@ fn bitop(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         acc.entry(dest, |e| e.put(&[&res], 0, NEVER, None))
             .map_err(store_error)?;
         Ok::<_, RespError>(max)
-    })?;
-    encode_int(out, len as i64);
+    }) else {
+        return Ok(()); // Retried once the gate opens.
+    };
+    encode_int(out, len? as i64);
     Ok(())
 }
 

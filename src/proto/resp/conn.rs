@@ -65,6 +65,9 @@ pub struct Conn {
     pub on_behalf: bool,
     /// Set by that attempt: it answered (an element, or an error such as WRONGTYPE).
     pub served: bool,
+    /// Set by a command that found the server's gate held by another exclusive caller (a
+    /// script): its reply is dropped and the request retried once the gate opens.
+    pub retry: std::cell::Cell<bool>,
     /// What other connections see of this one (CLIENT LIST); None when not a real
     /// connection (a request run on another's behalf, unit tests).
     pub client: Option<Arc<Client>>,
@@ -160,6 +163,7 @@ impl Conn {
             watched: Vec::new(),
             on_behalf: false,
             served: false,
+            retry: std::cell::Cell::new(false),
             client: None,
             published: (0, 0, false, false, None),
             mailbox: None,

@@ -100,6 +100,11 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         }
         Err(e) => encode_error(out, &e),
     }
+    if cx.conn.retry.take() {
+        // The gate is held by a script: no reply; the session waits for it and retries.
+        out.truncate(mark);
+        flow = Flow::Block;
+    }
     if flow != Flow::Block {
         let changed = match marks {
             Some(marks) => notify::after(cx.shared, cmd, marks, &out[mark..]),

@@ -673,7 +673,7 @@ fn pfmerge(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let limit = max_bytes(cx);
     let keys: Vec<&[u8]> = a.iter_from(1).collect();
     let topo = cx.shared.topology.load();
-    with_keys_exclusive(cx, &topo, &keys, |acc| {
+    let Some(merged) = with_keys_exclusive(cx, &topo, &keys, |acc| {
         let mut max = Box::new([0u8; REGISTERS]);
         let mut dense = false;
         for k in &keys {
@@ -709,7 +709,10 @@ fn pfmerge(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             e.put(&[&v], flags, at, None).map_err(store_error)?;
             Ok::<_, RespError>(())
         })
-    })?;
+    }) else {
+        return Ok(()); // Retried once the gate opens.
+    };
+    merged?;
     encode_ok(out);
     Ok(())
 }

@@ -45,7 +45,9 @@ pub(super) fn handle(
         Command::Memory => super::object::memory(sub, a, cx, out),
         Command::DbSize => {
             let n = keyspace_count(cx, |holders| holders.iter().map(|n| n.len()).sum::<u64>());
-            encode_int(out, n as i64);
+            if let Some(n) = n {
+                encode_int(out, n as i64);
+            }
             Ok(())
         }
         Command::FlushDb | Command::FlushAll => {
@@ -205,15 +207,22 @@ fn command_info(sub: Option<&str>, a: &Args<'_>, v: Version, out: &mut BytesMut)
 /// Runs `count` over every node holding keys of the keyspace: this ring's and, during a
 /// migration, the draining ones. During a migration it runs exclusively (no session batch and
 /// no chunk of the migrator in flight, see `server::gate`), so that no key is counted on two
-/// nodes or on none while it moves.
-fn keyspace_count<R>(cx: &Ctx<'_>, count: impl FnOnce(&[std::sync::Arc<Node>]) -> R) -> R {
+/// nodes or on none while it moves; None (not run) when a script holds the gate: the request
+/// is retried once it opens (`Conn::retry`).
+fn keyspace_count<R>(cx: &Ctx<'_>, count: impl FnOnce(&[std::sync::Arc<Node>]) -> R) -> Option<R> {
     let topo = cx.shared.topology.load();
     match cx.pass {
-        Some(pass) if topo.is_migrating() => pass.gate().exclusive(pass, || {
-            let topo = cx.shared.topology.load();
-            count(&topo.holders())
-        }),
-        _ => count(&topo.holders()),
+        Some(pass) if topo.is_migrating() => {
+            let r = pass.gate().try_exclusive(pass, || {
+                let topo = cx.shared.topology.load();
+                count(&topo.holders())
+            });
+            if r.is_none() {
+                cx.conn.retry.set(true);
+            }
+            r
+        }
+        _ => Some(count(&topo.holders())),
     }
 }
 
@@ -394,9 +403,12 @@ fn info(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let used: u64 = stats.iter().map(|(_, st)| st.used_bytes).sum();
     let max: u64 = stats.iter().map(|(_, st)| st.max_bytes).sum();
     let (mut items, mut expires, mut ttl_sum) = (0u64, 0u64, 0u128);
-    for st in keyspace_count(cx, |holders| {
+    let Some(holders) = keyspace_count(cx, |holders| {
         holders.iter().map(|n| n.stats()).collect::<Vec<_>>()
-    }) {
+    }) else {
+        return Ok(()); // Retried once the gate opens.
+    };
+    for st in holders {
         items += st.items;
         expires += st.ttl_items;
         ttl_sum += st.ttl_sum;

@@ -76,19 +76,27 @@ pub(crate) fn with_keys<R>(
 /// Like [`with_keys`], and atomic across nodes too: when the keys are not all locked on one
 /// node (they span nodes, or a migration runs), `f` runs inside the server's gate, alone, as
 /// EXEC runs (inside EXEC it already is). For commands that must never show a half state
-/// (BITOP).
+/// (BITOP, PFMERGE). None (`f` not run) when another exclusive caller (a script) holds the
+/// gate: the request is retried once it opens (`Conn::retry`), so no runtime thread parks
+/// behind a long script.
 pub(crate) fn with_keys_exclusive<R>(
     cx: &Ctx<'_>,
     topo: &Topology,
     keys: &[&[u8]],
     f: impl FnOnce(&mut Access<'_, '_>) -> R,
-) -> R {
+) -> Option<R> {
     topo.entries(keys, |locked| match (locked, cx.pass) {
-        (Some(l), _) => f(&mut Access::Locked(l)),
+        (Some(l), _) => Some(f(&mut Access::Locked(l))),
         (None, Some(pass)) if !cx.conn.in_exec => {
-            pass.gate().exclusive(pass, || f(&mut Access::Routed(topo)))
+            let r = pass
+                .gate()
+                .try_exclusive(pass, || f(&mut Access::Routed(topo)));
+            if r.is_none() {
+                cx.conn.retry.set(true);
+            }
+            r
         }
-        (None, _) => f(&mut Access::Routed(topo)),
+        (None, _) => Some(f(&mut Access::Routed(topo))),
     })
 }
 
