@@ -228,12 +228,20 @@ pub fn save(topology: &Topology, path: &Path, ctime_s: u64) -> Result<Saved, Sna
         let keys: u64 = topology.nodes.iter().map(|n| n.len()).sum();
         w.select_db(0, keys, 0)?;
         let mut written = 0u64;
+        let mut skipped = 0u64;
         let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
         for node in &topology.nodes {
             let mut cursor = 0;
             loop {
                 chunk.clear();
-                cursor = node.walk(cursor, CHUNK, |key, item| chunk.push(record(key, &item)));
+                cursor = node.walk(cursor, CHUNK, |key, item| {
+                    // Streams are not saved yet (no RDB stream type): skipped, and counted.
+                    if let Some(r) = record(key, &item) {
+                        chunk.push(r);
+                    } else {
+                        skipped += 1;
+                    }
+                });
                 for r in &chunk {
                     w.record(r)?;
                 }
@@ -246,6 +254,12 @@ pub fn save(topology: &Topology, path: &Path, ctime_s: u64) -> Result<Saved, Sna
                 // (milliseconds) behind it, so BGSAVE costs request latency one chunk at most.
                 std::thread::yield_now();
             }
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                keys = skipped,
+                "stream keys not saved: no RDB stream type yet"
+            );
         }
         let out = w.finish()?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
@@ -367,12 +381,12 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// A copy of one store item as an RDB record.
-fn record(key: &[u8], item: &Item<'_>) -> Record {
+/// A copy of one store item as an RDB record; None for a stream (not saved yet).
+fn record(key: &[u8], item: &Item<'_>) -> Option<Record> {
     let meta = item.meta();
-    let value = value_of(item);
+    let value = value_of(item)?;
     debug_assert_eq!(item.kind() == Kind::Str, matches!(value, Value::String(_)));
-    Record {
+    Some(Record {
         db: 0,
         key: key.to_vec(),
         value,
@@ -382,7 +396,7 @@ fn record(key: &[u8], item: &Item<'_>) -> Record {
         } else {
             0
         },
-    }
+    })
 }
 
 /// Stores `value` (with memcached `flags` for a string) as the entry's item, replacing any.
@@ -398,9 +412,10 @@ pub fn store(
     }
 }
 
-/// A copy of one store item's value (DUMP, snapshots).
-pub fn value_of(item: &Item<'_>) -> Value {
-    match item.container() {
+/// A copy of one store item's value (DUMP, snapshots); None for a stream, which has no RDB
+/// form here yet.
+pub fn value_of(item: &Item<'_>) -> Option<Value> {
+    Some(match item.container() {
         None => Value::String(item.value().to_vec()),
         Some(Container::List(l)) => Value::List(l.iter().map(<[u8]>::to_vec).collect()),
         Some(Container::Set(s)) => Value::Set(s.iter().map(<[u8]>::to_vec).collect()),
@@ -408,7 +423,8 @@ pub fn value_of(item: &Item<'_>) -> Value {
             Value::Hash(h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect())
         }
         Some(Container::ZSet(z)) => Value::ZSet(z.iter().map(|(m, s)| (m.to_vec(), s)).collect()),
-    }
+        Some(Container::Stream(_)) => return None,
+    })
 }
 
 /// A store container holding `value` (not a string).
@@ -474,7 +490,7 @@ mod tests {
         let mut all = Vec::new();
         for node in &t.nodes {
             node.walk(0, usize::MAX, |k, item| {
-                let mut r = record(k, &item);
+                let mut r = record(k, &item).expect("no streams in these tests");
                 if let Value::Set(m) = &mut r.value {
                     m.sort();
                 }

@@ -99,6 +99,8 @@ pub enum Group {
     HyperLogLog,
     /// GEO* (`geo`)
     Geo,
+    /// X* (`stream`)
+    Stream,
 }
 
 impl Group {
@@ -119,6 +121,7 @@ impl Group {
             Group::Scripting => "scripting",
             Group::HyperLogLog => "hyperloglog",
             Group::Geo => "geo",
+            Group::Stream => "stream",
         }
     }
 }
@@ -301,6 +304,14 @@ commands! {
     GeoRadiusByMemberRo => "georadiusbymember_ro", -5, ["readonly"], 1, 1, 1, Geo;
     GeoSearch => "geosearch", -7, ["readonly"], 1, 1, 1, Geo;
     GeoSearchStore => "geosearchstore", -8, ["write", "denyoom"], 1, 2, 1, Geo;
+    XAdd => "xadd", -5, ["write", "denyoom", "fast"], 1, 1, 1, Stream;
+    XRange => "xrange", -4, ["readonly"], 1, 1, 1, Stream;
+    XRevRange => "xrevrange", -4, ["readonly"], 1, 1, 1, Stream;
+    XLen => "xlen", 2, ["readonly", "fast"], 1, 1, 1, Stream;
+    XDel => "xdel", -3, ["write", "fast"], 1, 1, 1, Stream;
+    XTrim => "xtrim", -4, ["write"], 1, 1, 1, Stream;
+    XSetId => "xsetid", -3, ["write", "denyoom", "fast"], 1, 1, 1, Stream;
+    XRead => "xread", -4, ["readonly", "blocking", "movablekeys"], 0, 0, 0, Stream;
     BitField => "bitfield", -2, ["write", "denyoom"], 1, 1, 1, Bitmap;
     BitFieldRo => "bitfield_ro", -2, ["readonly", "fast"], 1, 1, 1, Bitmap;
     Object => "object", -2, [], 0, 0, 0, Keyspace;

@@ -146,10 +146,12 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
         Command::Copy => copy(shared, a, out),
         Command::Dump => {
             let payload = shared.topology.load().entry(a.arg(1)?, |e| {
-                e.item().map(|i| rdb::dump(&snapshot::value_of(&i)))
+                e.item()
+                    .map(|i| snapshot::value_of(&i).map(|v| rdb::dump(&v)))
             });
             match payload {
-                Some(p) => encode_bulk(out, &p),
+                Some(Some(p)) => encode_bulk(out, &p),
+                Some(None) => return Err(RespError::DumpStream),
                 None => encode_null(out, v),
             }
             Ok(())
@@ -167,6 +169,7 @@ fn type_name(kind: Option<Kind>) -> &'static str {
         Some(Kind::List) => "list",
         Some(Kind::Set) => "set",
         Some(Kind::ZSet) => "zset",
+        Some(Kind::Stream) => "stream",
     }
 }
 

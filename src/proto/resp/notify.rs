@@ -43,7 +43,7 @@ pub const ZSET: u32 = 1 << 7;
 pub const EXPIRED: u32 = 1 << 8;
 /// `e`: evicted keys.
 pub const EVICTED: u32 = 1 << 9;
-/// `t`: stream commands (none here).
+/// `t`: stream commands.
 pub const STREAM: u32 = 1 << 10;
 /// `m`: key misses.
 pub const KEYMISS: u32 = 1 << 11;
@@ -338,6 +338,11 @@ fn rules<'a>(cmd: Command, a: &Args<'a>) -> Option<Vec<(&'a [u8], Rule)>> {
         C::ZDiffStore => one(gone_is_del(ZSET, "zdiffstore")),
         C::ZRangeStore => one(gone_is_del(ZSET, "zrangestore")),
         C::PfAdd => one(rule(STRING, "pfadd")),
+        // XADD's trim (MAXLEN/MINID) is not announced as a second `xtrim` event here.
+        C::XAdd => one(rule(STREAM, "xadd")),
+        C::XDel => one(rule(STREAM, "xdel")),
+        C::XTrim => one(rule(STREAM, "xtrim")),
+        C::XSetId => one(rule(STREAM, "xsetid")),
         // PFMERGE reads every key (the destination too), then writes the destination, with
         // PFADD's event.
         C::PfMerge => Some(

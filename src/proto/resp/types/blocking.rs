@@ -1,4 +1,5 @@
-//! Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP).
+//! Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP) and
+//! blocking stream reads (XREAD BLOCK, in `stream`).
 //!
 //! Owns: the try/block/retry cycle of a blocking command; the per-key waiter queues are
 //! `server::waiters::Waiters` (one per server in `Shared`). Must not touch: sockets (the
@@ -103,6 +104,22 @@ pub(crate) fn run(
     flow: &mut Flow,
     attempt: impl FnOnce(&mut Ctx<'_>, &mut BytesMut) -> Result<bool, RespError>,
 ) -> Reply {
+    // Parsing is pure: a request that parsed when it blocked parses the same on every retry.
+    let timeout = parse_timeout(timeout)?;
+    run_with_timeout(a, cx, keys, timeout, out, flow, attempt)
+}
+
+/// [`run`] with the timeout already parsed (None = forever): XREAD/XREADGROUP give theirs in
+/// milliseconds.
+pub(crate) fn run_with_timeout(
+    a: &Args<'_>,
+    cx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    timeout: Option<Duration>,
+    out: &mut BytesMut,
+    flow: &mut Flow,
+    attempt: impl FnOnce(&mut Ctx<'_>, &mut BytesMut) -> Result<bool, RespError>,
+) -> Reply {
     if cx.conn.on_behalf {
         // Another connection serves this client: one attempt; an error is an answer too.
         let r = attempt(cx, out);
@@ -111,7 +128,6 @@ pub(crate) fn run(
     }
     if cx.conn.in_exec {
         // Inside MULTI/EXEC a blocking command is its non-blocking form (redis does the same).
-        parse_timeout(timeout)?;
         if !attempt(cx, out)? {
             encode_null_array(out, cx.conn.version);
         }
@@ -123,7 +139,6 @@ pub(crate) fn run(
         // and the registration would otherwise serve nobody, and the element would sit in the
         // list while this client waits. The attempt holds the client's state, so a connection
         // serving the key meanwhile waits for it, then finds the client gone or still waiting.
-        let timeout = parse_timeout(timeout)?;
         let retry = Retry {
             request: Queued::of(a),
             version: cx.conn.version,

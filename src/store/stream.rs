@@ -1,0 +1,394 @@
+//! The stream: entries in ID order, redis's node layout (for `~` trimming), and its charge.
+//!
+//! Owns: `Stream`, `StreamId` and their charge. Must not touch: slots, locks, protocols.
+//!
+//! Layout: entries live in one `VecDeque` in ID order (XADD appends at the back, trimming
+//! pops at the front, XDEL removes in the middle, an O(n) shift that redis pays too in its
+//! listpacks); a lookup is a binary search. Besides the entries the stream keeps the shape of
+//! redis's radix tree of listpacks (`nodes`: first ID, last ID, live and deleted counts of each
+//! node, a node holding at most [`NODE_MAX_ENTRIES`] entries, deleted ones included, as
+//! `stream-node-max-entries` says), because approximate trimming (`MAXLEN ~`, `MINID ~`)
+//! removes whole nodes only and its result is visible (XLEN). redis's byte limit per node
+//! (`stream-node-max-bytes`, 4 KiB) is not modelled: entries of more than about 40 bytes
+//! each make redis start nodes earlier than here.
+//!
+//! Charge: entry and node buffers by capacity, plus the running sum of every entry's field
+//! array and field/value allocations (`heap`), so `charge` is O(1).
+
+use std::collections::VecDeque;
+use std::mem::size_of;
+
+use super::charge::alloc_size;
+
+/// redis's `stream-node-max-entries` default.
+pub const NODE_MAX_ENTRIES: u32 = 100;
+
+/// A stream entry ID: milliseconds and sequence number, ordered as redis orders them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    /// Milliseconds part.
+    pub ms: u64,
+    /// Sequence part.
+    pub seq: u64,
+}
+
+impl StreamId {
+    /// The largest ID (`+`).
+    pub const MAX: StreamId = StreamId {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    };
+    /// The smallest ID (`-`, `0-0`).
+    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
+
+    /// The next ID, None past `MAX` (redis `streamIncrID`).
+    pub fn incr(self) -> Option<StreamId> {
+        if self.seq == u64::MAX {
+            if self.ms == u64::MAX {
+                return None;
+            }
+            return Some(StreamId {
+                ms: self.ms + 1,
+                seq: 0,
+            });
+        }
+        Some(StreamId {
+            ms: self.ms,
+            seq: self.seq + 1,
+        })
+    }
+
+    /// The previous ID, None below `MIN` (redis `streamDecrID`).
+    pub fn decr(self) -> Option<StreamId> {
+        if self.seq == 0 {
+            if self.ms == 0 {
+                return None;
+            }
+            return Some(StreamId {
+                ms: self.ms - 1,
+                seq: u64::MAX,
+            });
+        }
+        Some(StreamId {
+            ms: self.ms,
+            seq: self.seq - 1,
+        })
+    }
+
+    /// `ms-seq`, as redis writes it.
+    pub fn to_text(self) -> String {
+        format!("{}-{}", self.ms, self.seq)
+    }
+}
+
+/// A field and its value.
+pub type Field = (Box<[u8]>, Box<[u8]>);
+
+/// One stream entry.
+#[derive(Debug, Clone)]
+pub struct StreamEntry {
+    /// Its ID.
+    pub id: StreamId,
+    /// Its fields, in the order given to XADD.
+    pub fields: Box<[Field]>,
+}
+
+impl StreamEntry {
+    fn heap(&self) -> u64 {
+        alloc_size(self.fields.len() * size_of::<Field>())
+            + self
+                .fields
+                .iter()
+                .map(|(f, v)| alloc_size(f.len()) + alloc_size(v.len()))
+                .sum::<u64>()
+    }
+}
+
+/// One redis radix-tree node (a listpack): what approximate trimming sees.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    /// ID of its first entry (its master ID).
+    first: StreamId,
+    /// ID of the last entry appended to it (deleted or not).
+    last: StreamId,
+    /// Entries not deleted.
+    live: u32,
+    /// Entries marked deleted.
+    deleted: u32,
+}
+
+/// How XADD and XTRIM trim (redis `streamAddTrimArgs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trim {
+    /// Keep at most this many entries.
+    MaxLen(u64),
+    /// Drop entries below this ID.
+    MinId(StreamId),
+}
+
+/// Redis stream.
+#[derive(Debug, Clone, Default)]
+pub struct Stream {
+    entries: VecDeque<StreamEntry>,
+    nodes: VecDeque<Node>,
+    /// Σ entry heaps.
+    heap: u64,
+    /// The last ID ever given (XADD, XSETID).
+    pub last_id: StreamId,
+    /// The largest ID ever deleted by XDEL (or set by XSETID).
+    pub max_deleted_id: StreamId,
+    /// Entries ever added (XADD, or set by XSETID).
+    pub entries_added: u64,
+}
+
+impl Stream {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if there is no entry (an empty stream is still a key, unlike other containers).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes charged: entry and node buffers, field arrays and their bytes. O(1).
+    pub fn charge(&self) -> u64 {
+        self.buffers() + self.heap
+    }
+
+    /// The charge recounted entry by entry.
+    pub fn recompute_charge(&self) -> u64 {
+        self.buffers() + self.entries.iter().map(StreamEntry::heap).sum::<u64>()
+    }
+
+    fn buffers(&self) -> u64 {
+        alloc_size(self.entries.capacity() * size_of::<StreamEntry>())
+            + alloc_size(self.nodes.capacity() * size_of::<Node>())
+    }
+
+    /// The first entry's ID (0-0 when empty).
+    pub fn first_id(&self) -> StreamId {
+        self.entries.front().map_or(StreamId::MIN, |e| e.id)
+    }
+
+    /// The last entry's ID (0-0 when empty), redis `streamLastValidID`.
+    pub fn last_entry_id(&self) -> StreamId {
+        self.entries.back().map_or(StreamId::MIN, |e| e.id)
+    }
+
+    /// The first and last entries.
+    pub fn edges(&self) -> (Option<&StreamEntry>, Option<&StreamEntry>) {
+        (self.entries.front(), self.entries.back())
+    }
+
+    /// Number of radix-tree nodes redis would have (XINFO STREAM FULL shows it).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Appends an entry with `id` (greater than `last_id`, checked by the caller).
+    pub fn append(&mut self, id: StreamId, fields: impl Iterator<Item = (Box<[u8]>, Box<[u8]>)>) {
+        let entry = StreamEntry {
+            id,
+            fields: fields.collect(),
+        };
+        self.heap += entry.heap();
+        self.entries.push_back(entry);
+        match self.nodes.back_mut() {
+            Some(n) if n.live + n.deleted < NODE_MAX_ENTRIES => {
+                n.live += 1;
+                n.last = id;
+            }
+            _ => self.nodes.push_back(Node {
+                first: id,
+                last: id,
+                live: 1,
+                deleted: 0,
+            }),
+        }
+        self.last_id = id;
+        self.entries_added += 1;
+    }
+
+    fn position(&self, id: StreamId) -> Result<usize, usize> {
+        self.entries.binary_search_by(|e| e.id.cmp(&id))
+    }
+
+    /// Index of the node holding `id`.
+    fn node_of(&self, id: StreamId) -> usize {
+        self.nodes
+            .partition_point(|n| n.first <= id)
+            .saturating_sub(1)
+    }
+
+    /// Deletes the entry `id`; true if it was there (XDEL). Updates `max_deleted_id`.
+    pub fn delete(&mut self, id: StreamId) -> bool {
+        let Ok(pos) = self.position(id) else {
+            return false;
+        };
+        let e = self.entries.remove(pos).expect("found");
+        self.heap -= e.heap();
+        let n = self.node_of(id);
+        let node = &mut self.nodes[n];
+        node.live -= 1;
+        node.deleted += 1;
+        if node.live == 0 {
+            self.nodes.remove(n);
+        }
+        if id > self.max_deleted_id {
+            self.max_deleted_id = id;
+        }
+        self.shrink();
+        true
+    }
+
+    /// redis `streamTrim`: whole nodes from the head, then (exact only) single entries of the
+    /// first node left; at most `limit` entries when `limit > 0`. Returns how many went.
+    pub fn trim(&mut self, how: Trim, approx: bool, limit: u64) -> u64 {
+        let mut deleted = 0u64;
+        while let Some(node) = self.nodes.front().copied() {
+            if let Trim::MaxLen(max) = how {
+                if self.entries.len() as u64 <= max {
+                    break;
+                }
+            }
+            let live = u64::from(node.live);
+            if limit > 0 && deleted + live > limit {
+                break;
+            }
+            let whole = match how {
+                Trim::MaxLen(max) => self.entries.len() as u64 - live >= max,
+                Trim::MinId(min) => node.last < min,
+            };
+            if whole {
+                for _ in 0..live {
+                    self.pop_front();
+                }
+                self.nodes.pop_front();
+                deleted += live;
+                continue;
+            }
+            if approx {
+                break;
+            }
+            let mut from_node = 0u32;
+            while from_node < node.live {
+                let stop = match how {
+                    Trim::MaxLen(max) => self.entries.len() as u64 <= max,
+                    Trim::MinId(min) => self.entries.front().is_none_or(|e| e.id >= min),
+                };
+                if stop {
+                    break;
+                }
+                self.pop_front();
+                from_node += 1;
+            }
+            let n = &mut self.nodes[0];
+            n.live -= from_node;
+            n.deleted += from_node;
+            deleted += u64::from(from_node);
+            break;
+        }
+        self.shrink();
+        deleted
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(e) = self.entries.pop_front() {
+            self.heap -= e.heap();
+        }
+    }
+
+    fn shrink(&mut self) {
+        let len = self.entries.len();
+        if self.entries.capacity() > 8 && len <= self.entries.capacity() / 4 {
+            self.entries.shrink_to(len * 2);
+        }
+        let len = self.nodes.len();
+        if self.nodes.capacity() > 8 && len <= self.nodes.capacity() / 4 {
+            self.nodes.shrink_to(len * 2);
+        }
+    }
+
+    /// The entries with `start <= id <= end`, ascending (or descending when `rev`).
+    pub fn range(
+        &self,
+        start: StreamId,
+        end: StreamId,
+        rev: bool,
+    ) -> Box<dyn Iterator<Item = &StreamEntry> + '_> {
+        if start > end {
+            return Box::new(std::iter::empty());
+        }
+        let lo = self.position(start).unwrap_or_else(|i| i);
+        let hi = match self.position(end) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        };
+        let it = self.entries.range(lo..hi.max(lo));
+        if rev {
+            Box::new(it.rev())
+        } else {
+            Box::new(it)
+        }
+    }
+
+    /// The entry `id`.
+    pub fn get(&self, id: StreamId) -> Option<&StreamEntry> {
+        self.position(id).ok().map(|i| &self.entries[i])
+    }
+
+    /// Every entry, ascending.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &StreamEntry> {
+        self.entries.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(ms: u64, seq: u64) -> StreamId {
+        StreamId { ms, seq }
+    }
+
+    fn add(s: &mut Stream, n: u64) {
+        for i in 0..n {
+            let ms = s.last_id.ms + 1;
+            let _ = i;
+            s.append(
+                id(ms, 0),
+                std::iter::once((b"f".to_vec().into(), vec![7u8; 30].into())),
+            );
+        }
+    }
+
+    #[test]
+    fn approximate_trimming_removes_whole_nodes_of_a_hundred() {
+        let mut s = Stream::default();
+        add(&mut s, 250);
+        assert_eq!(s.node_count(), 3);
+        assert_eq!(s.trim(Trim::MaxLen(120), true, 0), 100);
+        assert_eq!(s.len(), 150);
+        assert_eq!(s.trim(Trim::MaxLen(120), false, 0), 30);
+        assert_eq!(s.len(), 120);
+        assert_eq!(s.first_id(), id(131, 0));
+        // The partly trimmed node still counts its deleted entries: it stays full.
+        assert!(s.delete(id(200, 0)));
+        assert!(!s.delete(id(200, 0)));
+        assert_eq!(s.max_deleted_id, id(200, 0));
+        assert_eq!(s.trim(Trim::MinId(id(201, 0)), true, 0), 69);
+        assert_eq!(s.first_id(), id(201, 0));
+        assert_eq!(s.charge(), s.recompute_charge());
+        let r: Vec<_> = s
+            .range(id(240, 0), StreamId::MAX, true)
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(r.len(), 11);
+        assert_eq!(r[0], id(250, 0));
+        assert_eq!(id(1, u64::MAX).incr(), Some(id(2, 0)));
+        assert_eq!(StreamId::MAX.incr(), None);
+        assert_eq!(StreamId::MIN.decr(), None);
+    }
+}
