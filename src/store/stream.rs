@@ -139,6 +139,249 @@ pub struct Stream {
     pub max_deleted_id: StreamId,
     /// Entries ever added (XADD, or set by XSETID).
     pub entries_added: u64,
+    /// Consumer groups, by name.
+    groups: Vec<Group>,
+    /// Σ group heaps (names, PELs, consumers), refreshed by `groups_mut`.
+    group_heap: u64,
+}
+
+/// A pending entry of a consumer group (redis `streamNACK`).
+#[derive(Debug, Clone, Copy)]
+pub struct Pending {
+    /// The entry's ID.
+    pub id: StreamId,
+    /// Its consumer (`Consumer::tag`).
+    pub consumer: u32,
+    /// Unix ms of its last delivery.
+    pub delivery_time: u64,
+    /// Times delivered.
+    pub delivery_count: u64,
+}
+
+/// A consumer of a group.
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    /// Its name.
+    pub name: Box<[u8]>,
+    /// Its identity in `Pending::consumer` (names are not copied into every pending entry).
+    pub tag: u32,
+    /// Unix ms it was last seen (read or claimed).
+    pub seen_time: u64,
+    /// Its pending entries.
+    pub pending: u64,
+}
+
+/// A consumer group (redis `streamCG`).
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Its name.
+    pub name: Box<[u8]>,
+    /// The last ID delivered to it.
+    pub last_id: StreamId,
+    /// Entries read (redis `entries_read`); None when unknown (-1).
+    pub entries_read: Option<u64>,
+    /// Pending entries, by ID.
+    pub pel: Vec<Pending>,
+    /// Consumers, by name.
+    pub consumers: Vec<Consumer>,
+    next_tag: u32,
+}
+
+impl Group {
+    fn new(name: &[u8], last_id: StreamId, entries_read: Option<u64>) -> Group {
+        Group {
+            name: name.into(),
+            last_id,
+            entries_read,
+            pel: Vec::new(),
+            consumers: Vec::new(),
+            next_tag: 0,
+        }
+    }
+
+    fn heap(&self) -> u64 {
+        alloc_size(self.name.len())
+            + alloc_size(self.pel.capacity() * size_of::<Pending>())
+            + alloc_size(self.consumers.capacity() * size_of::<Consumer>())
+            + self
+                .consumers
+                .iter()
+                .map(|c| alloc_size(c.name.len()))
+                .sum::<u64>()
+    }
+
+    /// The consumer named `name`.
+    pub fn consumer(&self, name: &[u8]) -> Option<&Consumer> {
+        self.consumers
+            .binary_search_by(|c| (*c.name).cmp(name))
+            .ok()
+            .map(|i| &self.consumers[i])
+    }
+
+    /// The consumer with `tag`.
+    pub fn consumer_by_tag(&self, tag: u32) -> Option<&Consumer> {
+        self.consumers.iter().find(|c| c.tag == tag)
+    }
+
+    /// The consumer named `name`, created if absent (true when created); `seen` updates
+    /// its seen time.
+    pub fn consumer_or_create(&mut self, name: &[u8], now: u64) -> (u32, bool) {
+        match self.consumers.binary_search_by(|c| (*c.name).cmp(name)) {
+            Ok(i) => {
+                let c = &mut self.consumers[i];
+                c.seen_time = now;
+                (c.tag, false)
+            }
+            Err(i) => {
+                let tag = self.next_tag;
+                self.next_tag = self.next_tag.wrapping_add(1);
+                self.consumers.insert(
+                    i,
+                    Consumer {
+                        name: name.into(),
+                        tag,
+                        seen_time: now,
+                        pending: 0,
+                    },
+                );
+                (tag, true)
+            }
+        }
+    }
+
+    /// Creates consumer `name` (XGROUP CREATECONSUMER); false if it exists.
+    pub fn consumer_or_create_new(&mut self, name: &[u8], now: u64) -> bool {
+        if self.consumer(name).is_some() {
+            return false;
+        }
+        self.consumer_or_create(name, now).1
+    }
+
+    /// Deletes consumer `name`, with its pending entries; how many it had, None if absent.
+    pub fn delete_consumer(&mut self, name: &[u8]) -> Option<u64> {
+        let i = self
+            .consumers
+            .binary_search_by(|c| (*c.name).cmp(name))
+            .ok()?;
+        let c = self.consumers.remove(i);
+        self.pel.retain(|p| p.consumer != c.tag);
+        Some(c.pending)
+    }
+
+    fn pel_pos(&self, id: StreamId) -> Result<usize, usize> {
+        self.pel.binary_search_by(|p| p.id.cmp(&id))
+    }
+
+    /// The pending entry `id`.
+    pub fn pending(&self, id: StreamId) -> Option<&Pending> {
+        self.pel_pos(id).ok().map(|i| &self.pel[i])
+    }
+
+    fn count(&mut self, tag: u32, delta: i64) {
+        if let Some(c) = self.consumers.iter_mut().find(|c| c.tag == tag) {
+            c.pending = c.pending.saturating_add_signed(delta);
+        }
+    }
+
+    /// Removes the pending entry `id` (XACK); true if it was there.
+    pub fn ack(&mut self, id: StreamId) -> bool {
+        match self.pel_pos(id) {
+            Ok(i) => {
+                let p = self.pel.remove(i);
+                self.count(p.consumer, -1);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Records the delivery of `id` to consumer `tag` at `now` (XREADGROUP `>`): a new
+    /// pending entry, or one taken over from its former consumer with its count reset.
+    pub fn deliver(&mut self, id: StreamId, tag: u32, now: u64) {
+        match self.pel_pos(id) {
+            Ok(i) => {
+                let old = self.pel[i].consumer;
+                self.pel[i] = Pending {
+                    id,
+                    consumer: tag,
+                    delivery_time: now,
+                    delivery_count: 1,
+                };
+                self.count(old, -1);
+            }
+            Err(i) => self.pel.insert(
+                i,
+                Pending {
+                    id,
+                    consumer: tag,
+                    delivery_time: now,
+                    delivery_count: 1,
+                },
+            ),
+        }
+        self.count(tag, 1);
+    }
+
+    /// Creates a pending entry with no consumer yet (XCLAIM FORCE); `claim` gives it one.
+    pub fn force_pending(&mut self, id: StreamId, now: u64) {
+        if let Err(i) = self.pel_pos(id) {
+            self.pel.insert(
+                i,
+                Pending {
+                    id,
+                    consumer: u32::MAX,
+                    delivery_time: now,
+                    delivery_count: 1,
+                },
+            );
+        }
+    }
+
+    /// Gives pending entry `id` to consumer `tag` with `delivery_time`; the count is set to
+    /// `count` if given, else incremented unless `keep_count`.
+    pub fn claim(
+        &mut self,
+        id: StreamId,
+        tag: u32,
+        delivery_time: u64,
+        count: Option<u64>,
+        keep_count: bool,
+    ) {
+        let Ok(i) = self.pel_pos(id) else { return };
+        let old = self.pel[i].consumer;
+        let p = &mut self.pel[i];
+        p.delivery_time = delivery_time;
+        match count {
+            Some(n) => p.delivery_count = n,
+            None if !keep_count => p.delivery_count += 1,
+            None => {}
+        }
+        if old != tag {
+            p.consumer = tag;
+            self.count(old, -1);
+            self.count(tag, 1);
+        }
+    }
+
+    /// Updates the delivery of a pending entry re-read from history (XREADGROUP with an ID).
+    pub fn redeliver(&mut self, id: StreamId, now: u64) {
+        if let Ok(i) = self.pel_pos(id) {
+            self.pel[i].delivery_time = now;
+            self.pel[i].delivery_count += 1;
+        }
+    }
+
+    /// The pending entries from `start` (by ID), of consumer `tag` if given.
+    pub fn pel_from(
+        &self,
+        start: StreamId,
+        tag: Option<u32>,
+    ) -> impl Iterator<Item = &Pending> + '_ {
+        let lo = self.pel_pos(start).unwrap_or_else(|i| i);
+        self.pel[lo..]
+            .iter()
+            .filter(move |p| tag.is_none_or(|t| p.consumer == t))
+    }
 }
 
 impl Stream {
@@ -165,6 +408,122 @@ impl Stream {
     fn buffers(&self) -> u64 {
         alloc_size(self.entries.capacity() * size_of::<StreamEntry>())
             + alloc_size(self.nodes.capacity() * size_of::<Node>())
+            + alloc_size(self.groups.capacity() * size_of::<Group>())
+            + self.group_heap
+    }
+
+    /// The consumer groups, by name.
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// The group named `name`.
+    pub fn group(&self, name: &[u8]) -> Option<&Group> {
+        self.group_pos(name).ok().map(|i| &self.groups[i])
+    }
+
+    fn group_pos(&self, name: &[u8]) -> Result<usize, usize> {
+        self.groups.binary_search_by(|g| (*g.name).cmp(name))
+    }
+
+    /// Runs `f` on group `name` (None if absent) and re-charges the groups
+    /// (O(groups + consumers): groups are few).
+    pub fn group_mut<R>(
+        &mut self,
+        name: &[u8],
+        f: impl FnOnce(&mut Group, &Stream) -> R,
+    ) -> Option<R> {
+        let i = self.group_pos(name).ok()?;
+        let mut g = std::mem::replace(&mut self.groups[i], Group::new(b"", StreamId::MIN, None));
+        let r = f(&mut g, self);
+        self.groups[i] = g;
+        self.recharge_groups();
+        Some(r)
+    }
+
+    /// Creates group `name`; false if it exists.
+    pub fn create_group(
+        &mut self,
+        name: &[u8],
+        last_id: StreamId,
+        entries_read: Option<u64>,
+    ) -> bool {
+        match self.group_pos(name) {
+            Ok(_) => false,
+            Err(i) => {
+                self.groups
+                    .insert(i, Group::new(name, last_id, entries_read));
+                self.recharge_groups();
+                true
+            }
+        }
+    }
+
+    /// Deletes group `name`; true if it existed.
+    pub fn destroy_group(&mut self, name: &[u8]) -> bool {
+        match self.group_pos(name) {
+            Ok(i) => {
+                self.groups.remove(i);
+                self.recharge_groups();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn recharge_groups(&mut self) {
+        self.group_heap = self.groups.iter().map(Group::heap).sum();
+    }
+
+    /// redis `streamRangeHasTombstones` from `start` to the end.
+    pub fn has_tombstones_from(&self, start: StreamId) -> bool {
+        if self.is_empty() || self.max_deleted_id == StreamId::MIN {
+            return false;
+        }
+        if self.first_id() > self.max_deleted_id {
+            return false;
+        }
+        start <= self.max_deleted_id
+    }
+
+    /// redis `streamEstimateDistanceFromFirstEverEntry`: None when unknown.
+    pub fn estimate_entries_read(&self, id: StreamId) -> Option<u64> {
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        if self.is_empty() && id <= self.last_id {
+            return Some(self.entries_added);
+        }
+        if id == self.last_id {
+            return Some(self.entries_added);
+        }
+        if id > self.last_id {
+            return None;
+        }
+        let first = self.first_id();
+        if self.max_deleted_id == StreamId::MIN || self.max_deleted_id < first {
+            if id < first {
+                return Some(self.entries_added - self.len() as u64);
+            }
+            if id == first {
+                return Some(self.entries_added - self.len() as u64 + 1);
+            }
+        }
+        None
+    }
+
+    /// redis `streamReplyWithCGLag`: None when unknown.
+    pub fn lag(&self, g: &Group) -> Option<u64> {
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        if let Some(read) = g.entries_read {
+            if !self.has_tombstones_from(g.last_id) {
+                return Some(self.entries_added.wrapping_sub(read));
+            }
+        }
+        self.estimate_entries_read(g.last_id)
+            .map(|read| self.entries_added.wrapping_sub(read))
     }
 
     /// The first entry's ID (0-0 when empty).

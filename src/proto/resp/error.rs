@@ -17,6 +17,24 @@ use crate::store::StoreError;
 pub enum RespError {
     /// `ERR syntax error`
     Syntax,
+    /// `ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.`
+    XGroupNeedsKey,
+    /// `BUSYGROUP Consumer Group name already exists`
+    BusyGroup,
+    /// `ERR value for ENTRIESREAD must be positive or -1`
+    EntriesReadNegative,
+    /// `ERR Missing GROUP option for XREADGROUP`
+    XReadGroupMissingGroup,
+    /// `NOGROUP No such key '<key>' or consumer group '<group>' in XREADGROUP with GROUP option`
+    NoGroupRead(String, String),
+    /// `NOGROUP No such key '<key>' or consumer group '<group>'`
+    NoGroup(String, String),
+    /// `NOGROUP No such consumer group '<group>' for key name '<key>'`
+    NoGroupForKey(String, String),
+    /// `ERR <text>`: an option's own error text (XCLAIM's `Invalid ... argument for XCLAIM`)
+    StreamArg(&'static str),
+    /// `ERR Unrecognized XCLAIM option '<opt>'`
+    XClaimOption(String),
     /// `ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.`
     XReadGroupOption,
     /// `ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.`
@@ -57,11 +75,9 @@ pub enum RespError {
     EntriesAddedNegative,
     /// `ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.`
     XReadUnbalanced,
-    /// `ERR Unbalanced XREADGROUP list of streams: for each stream key an ID or '>' must be specified.`
-    XReadGroupUnbalanced,
     /// `ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.`
     XReadGreaterId,
-    /// `ERR The $ ID is meaningful only for XREAD`
+    /// `ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.`
     XReadGroupDollar,
     /// `ERR timeout is not an integer or out of range`
     TimeoutNotInteger,
@@ -412,6 +428,12 @@ impl RespError {
         use RespError::*;
         Some(match self {
             Syntax => "ERR syntax error",
+            XGroupNeedsKey => {
+                "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."
+            }
+            BusyGroup => "BUSYGROUP Consumer Group name already exists",
+            EntriesReadNegative => "ERR value for ENTRIESREAD must be positive or -1",
+            XReadGroupMissingGroup => "ERR Missing GROUP option for XREADGROUP",
             XReadGroupOption => {
                 "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."
             }
@@ -453,13 +475,12 @@ impl RespError {
             XReadUnbalanced => {
                 "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."
             }
-            XReadGroupUnbalanced => {
-                "ERR Unbalanced XREADGROUP list of streams: for each stream key an ID or '>' must be specified."
-            }
             XReadGreaterId => {
                 "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option."
             }
-            XReadGroupDollar => "ERR The $ ID is meaningful only for XREAD",
+            XReadGroupDollar => {
+                "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set."
+            }
             TimeoutNotInteger => "ERR timeout is not an integer or out of range",
             DumpStream => "ERR DUMP of a stream is not supported yet",
             HllInvalid => "WRONGTYPE Key is not a valid HyperLogLog string value.",
@@ -661,6 +682,11 @@ impl RespError {
             | SubscribedContext(_)
             | PubSubSyntax(_)
             | DenyBlocking(_)
+            | NoGroupRead(..)
+            | NoGroup(..)
+            | NoGroupForKey(..)
+            | StreamArg(_)
+            | XClaimOption(_)
             | BlockInScript(_)
             | PrefixOverlap(..)
             | PrefixOverlapExisting(..)
@@ -743,6 +769,19 @@ impl std::fmt::Display for RespError {
                 f,
                 "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try PUBSUB HELP."
             ),
+            NoGroupRead(key, group) => write!(
+                f,
+                "NOGROUP No such key '{key}' or consumer group '{group}' in XREADGROUP with GROUP option"
+            ),
+            NoGroup(key, group) => {
+                write!(f, "NOGROUP No such key '{key}' or consumer group '{group}'")
+            }
+            NoGroupForKey(group, key) => write!(
+                f,
+                "NOGROUP No such consumer group '{group}' for key name '{key}'"
+            ),
+            StreamArg(text) => write!(f, "ERR {text}"),
+            XClaimOption(opt) => write!(f, "ERR Unrecognized XCLAIM option '{opt}'"),
             BlockInScript(cmd) => {
                 write!(
                     f,

@@ -56,6 +56,13 @@ pub(super) fn handle(
         Command::XTrim => xtrim(cx, a, out),
         Command::XSetId => xsetid(cx, a, out),
         Command::XRead => xread(cx, a, out, flow),
+        Command::XReadGroup => xread(cx, a, out, flow),
+        Command::XGroup => xgroup(cx, a, out),
+        Command::XAck => xack(cx, a, out),
+        Command::XPending => xpending(cx, a, out),
+        Command::XClaim => xclaim(cx, a, out),
+        Command::XAutoClaim => xautoclaim(cx, a, out),
+        Command::XInfo => xinfo(cx, a, out),
         _ => Err(RespError::NotInGroup(cmd.wire())),
     }
 }
@@ -496,8 +503,11 @@ fn parse_block_ms(s: &[u8]) -> Result<Option<Duration>, RespError> {
     Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
 }
 
-/// Parsed XREAD arguments.
+/// Parsed XREAD/XREADGROUP arguments.
 struct ReadArgs<'a> {
+    /// XREADGROUP: group and consumer.
+    group: Option<(&'a [u8], &'a [u8])>,
+    noack: bool,
     block: Option<Option<Duration>>,
     count: usize,
     keys: Vec<&'a [u8]>,
@@ -505,8 +515,14 @@ struct ReadArgs<'a> {
     ids_at: usize,
 }
 
-fn parse_read<'a>(a: &Args<'a>, in_script: bool) -> Result<ReadArgs<'a>, RespError> {
+fn parse_read<'a>(
+    a: &Args<'a>,
+    in_script: bool,
+    xreadgroup: bool,
+) -> Result<ReadArgs<'a>, RespError> {
     let mut r = ReadArgs {
+        group: None,
+        noack: false,
         block: None,
         count: 0,
         keys: Vec::new(),
@@ -529,13 +545,22 @@ fn parse_read<'a>(a: &Args<'a>, in_script: bool) -> Result<ReadArgs<'a>, RespErr
             r.count = parse_int(a.arg(i + 1)?)?.max(0) as usize;
             i += 2;
         } else if is(o, "group") && more >= 2 {
-            return Err(RespError::XReadGroupOption);
+            if !xreadgroup {
+                return Err(RespError::XReadGroupOption);
+            }
+            r.group = Some((a.arg(i + 1)?, a.arg(i + 2)?));
+            i += 3;
         } else if is(o, "noack") {
-            return Err(RespError::XReadNoAckOption);
+            if !xreadgroup {
+                return Err(RespError::XReadNoAckOption);
+            }
+            r.noack = true;
+            i += 1;
         } else if is(o, "streams") && more > 0 {
             streams_at = i + 1;
             let n = a.len() - streams_at;
             if n % 2 != 0 {
+                // redis 7.0 names XREAD and `$` for XREADGROUP too.
                 return Err(RespError::XReadUnbalanced);
             }
             r.keys = (0..n / 2)
@@ -550,31 +575,57 @@ fn parse_read<'a>(a: &Args<'a>, in_script: bool) -> Result<ReadArgs<'a>, RespErr
     if streams_at == 0 {
         return Err(RespError::Syntax);
     }
+    if xreadgroup && r.group.is_none() {
+        return Err(RespError::XReadGroupMissingGroup);
+    }
     Ok(r)
 }
 
 fn xread(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut, flow: &mut Flow) -> Reply {
-    let r = parse_read(a, cx.conn.in_script)?;
+    let xreadgroup = a.arg(0)?.eq_ignore_ascii_case(b"xreadgroup");
+    let r = parse_read(a, cx.conn.in_script, xreadgroup)?;
     let topo = cx.shared.topology.load();
     // The IDs, `$` resolved to the stream's last ID now, in redis's order (WRONGTYPE of a key
-    // before a bad ID of a later one).
-    let mut ids = Vec::with_capacity(r.keys.len());
+    // before a bad ID of a later one). `>` (XREADGROUP) is None.
+    let mut ids: Vec<Option<StreamId>> = Vec::with_capacity(r.keys.len());
     for (k, key) in r.keys.iter().enumerate() {
         let arg = a.arg(r.ids_at + k)?;
-        let last = topo.entry(key, |e| read::<S, _>(e, |s| s.last_id))?;
+        let found = topo.entry(key, |e| {
+            read::<S, _>(e, |s| {
+                (s.last_id, r.group.map(|(g, _)| s.group(g).is_some()))
+            })
+        })?;
+        if let Some((g, _)) = r.group {
+            if !matches!(found, Some((_, Some(true)))) {
+                return Err(RespError::NoGroupRead(lossy(key), lossy(g)));
+            }
+        }
         let id = if arg == b"$" {
-            last.unwrap_or(StreamId::MIN)
+            if xreadgroup {
+                return Err(RespError::XReadGroupDollar);
+            }
+            Some(found.map_or(StreamId::MIN, |f| f.0))
         } else if arg == b">" {
-            return Err(RespError::XReadGreaterId);
+            if !xreadgroup {
+                return Err(RespError::XReadGreaterId);
+            }
+            None
         } else {
-            strict_id(arg)?
+            Some(strict_id(arg)?)
         };
         ids.push(id);
     }
     let count = r.count;
     let keys = r.keys.clone();
+    let (group, noack) = (r.group, r.noack);
     let attempt = |cx: &mut Ctx<'_>, out: &mut BytesMut| -> Result<bool, RespError> {
-        read_once(cx, &keys, &ids, count, out)
+        match group {
+            None => {
+                let ids: Vec<StreamId> = ids.iter().map(|i| i.unwrap_or(StreamId::MAX)).collect();
+                read_once(cx, &keys, &ids, count, out)
+            }
+            Some((g, c)) => read_group_once(cx, &keys, &ids, g, c, count, noack, out),
+        }
     };
     let Some(timeout) = r.block else {
         if !attempt(cx, out)? {
@@ -582,6 +633,9 @@ fn xread(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut, flow: &mut Flow) ->
         }
         return Ok(());
     };
+    if xreadgroup {
+        return super::types::blocking::run_with_timeout(a, cx, &keys, timeout, out, flow, attempt);
+    }
     // The parked request carries the resolved IDs (no `$`), so a retry on the client's behalf
     // reads what was added after it blocked.
     let mut buf = Vec::new();
@@ -589,7 +643,7 @@ fn xread(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut, flow: &mut Flow) ->
     for (j, arg) in a.iter_from(0).enumerate() {
         let text;
         let arg = if j >= r.ids_at {
-            text = ids[j - r.ids_at].to_text();
+            text = ids[j - r.ids_at].unwrap_or(StreamId::MAX).to_text();
             text.as_bytes()
         } else {
             arg
@@ -599,6 +653,792 @@ fn xread(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut, flow: &mut Flow) ->
     }
     let resolved = Args::new(&buf, &ranges);
     super::types::blocking::run_with_timeout(&resolved, cx, &keys, timeout, out, flow, attempt)
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Writes the reply of XREAD/XREADGROUP from its per-stream parts (`[key, entries]`).
+fn reply_parts(out: &mut BytesMut, parts: Vec<BytesMut>, v: Version) {
+    if v == Version::Resp2 {
+        encode_array(out, parts.len());
+    } else {
+        encode_map(out, parts.len(), v);
+    }
+    for p in parts {
+        out.extend_from_slice(&p);
+    }
+}
+
+/// One XREADGROUP attempt: per stream, the consumer's history from its ID, or (`>`) the
+/// entries after the group's last ID, delivered (added to the PEL unless `noack`).
+/// Ok(false) if nothing was served.
+#[allow(clippy::too_many_arguments)] // The parsed request, passed through.
+fn read_group_once(
+    cx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    ids: &[Option<StreamId>],
+    group: &[u8],
+    consumer: &[u8],
+    count: usize,
+    noack: bool,
+    out: &mut BytesMut,
+) -> Result<bool, RespError> {
+    let v = cx.conn.version;
+    let now = cx.shared.clock.now_ms();
+    let topo = cx.shared.topology.load();
+    let n = if count == 0 { usize::MAX } else { count };
+    let mut parts: Vec<BytesMut> = Vec::new();
+    for (key, &id) in keys.iter().zip(ids) {
+        let part = topo.entry(key, |e| -> Result<Option<BytesMut>, RespError> {
+            check::<S>(e)?;
+            if e.item().is_none() {
+                return Ok(None);
+            }
+            let r = write::<S, _>(e, false, |s| -> Result<Option<BytesMut>, RespError> {
+                let Some(g) = s.group(group) else {
+                    return Err(RespError::NoGroupRead(lossy(key), lossy(group)));
+                };
+                let mut b = BytesMut::new();
+                if v == Version::Resp2 {
+                    encode_array(&mut b, 2);
+                }
+                encode_bulk(&mut b, key);
+                match id {
+                    Some(after) => {
+                        // History strictly after the ID given, as redis reads it.
+                        let Some(start) = after.incr() else {
+                            encode_array(&mut b, 0);
+                            return Ok(Some(b));
+                        };
+                        let r = s.group_mut(group, |g, s| {
+                            let (tag, _) = g.consumer_or_create(consumer, now);
+                            let pending: Vec<StreamId> =
+                                g.pel_from(start, Some(tag)).take(n).map(|p| p.id).collect();
+                            encode_array(&mut b, pending.len());
+                            for pid in pending {
+                                match s.get(pid) {
+                                    Some(entry) => {
+                                        encode_entry(&mut b, entry);
+                                        g.redeliver(pid, now);
+                                    }
+                                    None => {
+                                        encode_array(&mut b, 2);
+                                        encode_id(&mut b, pid);
+                                        encode_null_array(&mut b, v);
+                                    }
+                                }
+                            }
+                        });
+                        debug_assert!(r.is_some());
+                        Ok(Some(b))
+                    }
+                    None => {
+                        if s.is_empty() || s.last_entry_id() <= g.last_id {
+                            return Ok(None);
+                        }
+                        let Some(from) = g.last_id.incr() else {
+                            return Ok(None);
+                        };
+                        let picked: Vec<StreamId> = s
+                            .range(from, StreamId::MAX, false)
+                            .take(n)
+                            .map(|e| e.id)
+                            .collect();
+                        s.group_mut(group, |g, s| {
+                            let (tag, _) = g.consumer_or_create(consumer, now);
+                            encode_array(&mut b, picked.len());
+                            for &eid in &picked {
+                                if let Some(entry) = s.get(eid) {
+                                    encode_entry(&mut b, entry);
+                                }
+                                if eid > g.last_id {
+                                    match g.entries_read {
+                                        Some(r) if !s.has_tombstones_from(eid) => {
+                                            g.entries_read = Some(r + 1);
+                                        }
+                                        _ if s.entries_added > 0 => {
+                                            g.entries_read = s.estimate_entries_read(eid);
+                                        }
+                                        _ => {}
+                                    }
+                                    g.last_id = eid;
+                                }
+                                if !noack {
+                                    g.deliver(eid, tag, now);
+                                }
+                            }
+                        });
+                        Ok(Some(b))
+                    }
+                }
+            })?;
+            r.transpose().map(Option::flatten)
+        })?;
+        if let Some(b) = part {
+            parts.push(b);
+        }
+    }
+    if parts.is_empty() {
+        return Ok(false);
+    }
+    reply_parts(out, parts, v);
+    Ok(true)
+}
+
+/// The group named in argument 2 of XGROUP-style commands must exist on a stream at `key`.
+fn xgroup(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let sub = a.arg(1)?.to_ascii_lowercase();
+    if sub == b"help" {
+        super::server::help(
+            out,
+            "XGROUP",
+            &[
+                "CREATE <key> <groupname> <id|$> [option]",
+                "    Create a new consumer group. Options are:",
+                "    * MKSTREAM",
+                "      Create the empty stream if it does not exist.",
+                "    * ENTRIESREAD entries_read",
+                "      Set the group's entries_read counter (internal use).",
+                "CREATECONSUMER <key> <groupname> <consumer>",
+                "    Create a new consumer in the specified group.",
+                "DELCONSUMER <key> <groupname> <consumer>",
+                "    Remove the specified consumer.",
+                "DESTROY <key> <groupname>",
+                "    Remove the specified group.",
+                "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
+                "    Set the current group ID and entries_read counter.",
+            ],
+        );
+        return Ok(());
+    }
+    let key = a.arg(2)?;
+    let name = a.arg(3)?;
+    let create = sub == b"create";
+    let mut mkstream = false;
+    let mut entries_read: Option<u64> = None;
+    if create || sub == b"setid" {
+        let mut i = 5;
+        while i < a.len() {
+            if create && is(a.arg(i)?, "mkstream") {
+                mkstream = true;
+                i += 1;
+            } else if is(a.arg(i)?, "entriesread") && i + 1 < a.len() {
+                let n = parse_int(a.arg(i + 1)?)?;
+                if n < -1 {
+                    return Err(RespError::EntriesReadNegative);
+                }
+                entries_read = u64::try_from(n).ok();
+                i += 2;
+            } else {
+                return Err(subcommand_syntax(a));
+            }
+        }
+    }
+    let now = cx.shared.clock.now_ms();
+    let topo = cx.shared.topology.load();
+    topo.entry(key, |e| -> Reply {
+        check::<S>(e)?;
+        let exists = e.item().is_some();
+        let has_group = exists && read::<S, _>(e, |s| s.group(name).is_some())?.unwrap_or(false);
+        if !mkstream {
+            if !exists {
+                return Err(RespError::XGroupNeedsKey);
+            }
+            if !has_group && matches!(&sub[..], b"setid" | b"createconsumer" | b"delconsumer") {
+                return Err(RespError::NoGroupForKey(lossy(name), lossy(key)));
+            }
+        }
+        match &sub[..] {
+            b"create" if (5..=8).contains(&a.len()) => {
+                let id_arg = a.arg(4)?;
+                let id = if id_arg == b"$" {
+                    read::<S, _>(e, |s| s.last_id)?.unwrap_or(StreamId::MIN)
+                } else {
+                    strict_id(id_arg)?
+                };
+                if !exists {
+                    e.put_container(S::default().into_container(), crate::store::NEVER)
+                        .map_err(store_error)?;
+                }
+                let made = write::<S, _>(e, false, |s| s.create_group(name, id, entries_read))?
+                    .unwrap_or(false);
+                if !made {
+                    return Err(RespError::BusyGroup);
+                }
+                encode_ok(out);
+            }
+            b"setid" if a.len() == 5 || a.len() == 7 => {
+                let id_arg = a.arg(4)?;
+                let id = if id_arg == b"$" {
+                    read::<S, _>(e, |s| s.last_id)?.unwrap_or(StreamId::MIN)
+                } else {
+                    parse_id(id_arg, false, 0, false)?.id
+                };
+                write::<S, _>(e, false, |s| {
+                    s.group_mut(name, |g, _| {
+                        g.last_id = id;
+                        g.entries_read = entries_read;
+                    })
+                })?;
+                encode_ok(out);
+            }
+            b"destroy" if a.len() == 4 => {
+                let gone =
+                    exists && write::<S, _>(e, false, |s| s.destroy_group(name))?.unwrap_or(false);
+                encode_int(out, i64::from(gone));
+            }
+            b"createconsumer" if a.len() == 5 => {
+                let consumer = a.arg(4)?;
+                let made = write::<S, _>(e, false, |s| {
+                    s.group_mut(name, |g, _| g.consumer_or_create_new(consumer, now))
+                })?
+                .flatten()
+                .unwrap_or(false);
+                encode_int(out, i64::from(made));
+            }
+            b"delconsumer" if a.len() == 5 => {
+                let consumer = a.arg(4)?;
+                let n = write::<S, _>(e, false, |s| {
+                    s.group_mut(name, |g, _| g.delete_consumer(consumer))
+                })?
+                .flatten()
+                .flatten()
+                .unwrap_or(0);
+                encode_int(out, n as i64);
+            }
+            _ => return Err(subcommand_syntax(a)),
+        }
+        Ok(())
+    })?;
+    if sub == b"destroy" {
+        // Clients blocked in XREADGROUP on this group are answered (NOGROUP).
+        cx.shared.waiters.notify(key);
+    }
+    Ok(())
+}
+
+/// redis `addReplySubcommandSyntaxError`.
+fn subcommand_syntax(a: &Args<'_>) -> RespError {
+    let cmd = lossy(a.arg(0).unwrap_or(b"")).to_ascii_uppercase();
+    let upper: &'static str = if cmd == "XGROUP" { "XGROUP" } else { "XINFO" };
+    RespError::SubcommandOrArity(lossy(a.arg(1).unwrap_or(b"")), upper)
+}
+
+fn xack(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let (key, name) = (a.arg(1)?, a.arg(2)?);
+    let topo = cx.shared.topology.load();
+    let n = topo.entry(key, |e| -> Result<i64, RespError> {
+        check::<S>(e)?;
+        let has = read::<S, _>(e, |s| s.group(name).is_some())?.unwrap_or(false);
+        if !has {
+            return Ok(0);
+        }
+        let ids = a
+            .iter_from(3)
+            .map(strict_id)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(write::<S, _>(e, false, |s| {
+            s.group_mut(name, |g, _| ids.iter().filter(|&&id| g.ack(id)).count())
+        })?
+        .flatten()
+        .unwrap_or(0) as i64)
+    })?;
+    encode_int(out, n);
+    Ok(())
+}
+
+fn xpending(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let (key, name) = (a.arg(1)?, a.arg(2)?);
+    let summary = a.len() == 3;
+    if a.len() != 3 && !(6..=9).contains(&a.len()) {
+        return Err(RespError::Syntax);
+    }
+    let mut range = (StreamId::MIN, StreamId::MAX, 0i64, 0i64, None::<&[u8]>);
+    if a.len() >= 6 {
+        let mut at = 3;
+        if is(a.arg(3)?, "idle") {
+            range.3 = parse_int(a.arg(4)?)?;
+            if a.len() < 8 {
+                return Err(RespError::Syntax);
+            }
+            at += 2;
+        }
+        range.2 = parse_int(a.arg(at + 2)?)?.max(0);
+        let (mut start, startex) = interval_id(a.arg(at)?, 0)?;
+        if startex {
+            start = start
+                .incr()
+                .ok_or_else(|| RespError::IntervalStartInvalid)?;
+        }
+        let (mut end, endex) = interval_id(a.arg(at + 1)?, u64::MAX)?;
+        if endex {
+            end = end.decr().ok_or_else(|| RespError::IntervalEndInvalid)?;
+        }
+        range.0 = start;
+        range.1 = end;
+        if at + 3 < a.len() {
+            range.4 = Some(a.arg(at + 3)?);
+        }
+    }
+    let (start, end, mut count, minidle, consumer) = range;
+    let v = cx.conn.version;
+    let now = cx.shared.clock.now_ms();
+    let topo = cx.shared.topology.load();
+    topo.entry(key, |e| -> Reply {
+        let done = read::<S, _>(e, |s| -> Reply {
+            let Some(g) = s.group(name) else {
+                return Err(RespError::NoGroup(lossy(key), lossy(name)));
+            };
+            if summary {
+                encode_array(out, 4);
+                encode_int(out, g.pel.len() as i64);
+                if g.pel.is_empty() {
+                    encode_null(out, v);
+                    encode_null(out, v);
+                    encode_null_array(out, v);
+                    return Ok(());
+                }
+                encode_id(out, g.pel[0].id);
+                encode_id(out, g.pel[g.pel.len() - 1].id);
+                let with: Vec<_> = g.consumers.iter().filter(|c| c.pending > 0).collect();
+                encode_array(out, with.len());
+                for c in with {
+                    encode_array(out, 2);
+                    encode_bulk(out, &c.name);
+                    encode_bulk(out, c.pending.to_string().as_bytes());
+                }
+                return Ok(());
+            }
+            let tag = match consumer {
+                Some(c) => match g.consumer(c) {
+                    Some(c) => Some(c.tag),
+                    None => {
+                        encode_array(out, 0);
+                        return Ok(());
+                    }
+                },
+                None => None,
+            };
+            let mut rows = Vec::new();
+            for p in g.pel_from(start, tag) {
+                if count == 0 || p.id > end {
+                    break;
+                }
+                let idle = now as i64 - p.delivery_time as i64;
+                if minidle != 0 && idle < minidle {
+                    continue;
+                }
+                count -= 1;
+                rows.push((p.id, p.consumer, idle.max(0), p.delivery_count));
+            }
+            encode_array(out, rows.len());
+            for (id, tag, idle, n) in rows {
+                encode_array(out, 4);
+                encode_id(out, id);
+                encode_bulk(out, g.consumer_by_tag(tag).map_or(&b""[..], |c| &c.name));
+                encode_int(out, idle);
+                encode_int(out, n as i64);
+            }
+            Ok(())
+        })?;
+        match done {
+            Some(r) => r,
+            None => Err(RespError::NoGroup(lossy(key), lossy(name))),
+        }
+    })
+}
+
+fn xclaim(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let (key, name, consumer) = (a.arg(1)?, a.arg(2)?, a.arg(3)?);
+    let now = cx.shared.clock.now_ms();
+    let topo = cx.shared.topology.load();
+    topo.entry(key, |e| -> Reply {
+        check::<S>(e)?;
+        let has = read::<S, _>(e, |s| s.group(name).is_some())?.unwrap_or(false);
+        if !has {
+            return Err(RespError::NoGroup(lossy(key), lossy(name)));
+        }
+        let minidle = super::frame::parse_i64(a.arg(4)?)
+            .ok_or(RespError::StreamArg(
+                "Invalid min-idle-time argument for XCLAIM",
+            ))?
+            .max(0);
+        let mut ids = Vec::new();
+        let mut j = 5;
+        while j < a.len() {
+            match strict_id(a.arg(j)?) {
+                Ok(id) => ids.push(id),
+                Err(_) => break,
+            }
+            j += 1;
+        }
+        let (mut force, mut justid) = (false, false);
+        let mut retrycount: Option<u64> = None;
+        let mut delivery: Option<i64> = None;
+        let mut last_id = StreamId::MIN;
+        while j < a.len() {
+            let more = a.len() - 1 - j;
+            let opt = a.arg(j)?;
+            let num = |j: usize, what: &'static str| {
+                super::frame::parse_i64(a.arg(j)?).ok_or(RespError::StreamArg(what))
+            };
+            if is(opt, "force") {
+                force = true;
+            } else if is(opt, "justid") {
+                justid = true;
+            } else if is(opt, "idle") && more > 0 {
+                j += 1;
+                delivery = Some(now as i64 - num(j, "Invalid IDLE option argument for XCLAIM")?);
+            } else if is(opt, "time") && more > 0 {
+                j += 1;
+                delivery = Some(num(j, "Invalid TIME option argument for XCLAIM")?);
+            } else if is(opt, "retrycount") && more > 0 {
+                j += 1;
+                let n = num(j, "Invalid RETRYCOUNT option argument for XCLAIM")?;
+                // redis: a negative count means "not given".
+                retrycount = u64::try_from(n).ok();
+            } else if is(opt, "lastid") && more > 0 {
+                j += 1;
+                last_id = strict_id(a.arg(j)?)?;
+            } else {
+                return Err(RespError::XClaimOption(lossy(opt)));
+            }
+            j += 1;
+        }
+        let delivery = match delivery {
+            Some(d) if d >= 0 && d <= now as i64 => d as u64,
+            _ => now,
+        };
+        let v = cx.conn.version;
+        write::<S, _>(e, false, |s| {
+            s.group_mut(name, |g, s| {
+                if last_id > g.last_id {
+                    g.last_id = last_id;
+                }
+                let mut body = BytesMut::new();
+                let mut n = 0;
+                let mut tag = None;
+                for &id in &ids {
+                    if s.get(id).is_none() {
+                        if let Some(p) = g.pending(id).copied() {
+                            g.ack(p.id);
+                        }
+                        continue;
+                    }
+                    if force && g.pending(id).is_none() {
+                        g.force_pending(id, now);
+                    }
+                    let Some(p) = g.pending(id).copied() else {
+                        continue;
+                    };
+                    if p.consumer != u32::MAX && minidle > 0 {
+                        let idle = now as i64 - p.delivery_time as i64;
+                        if idle < minidle {
+                            continue;
+                        }
+                    }
+                    let t = *tag.get_or_insert_with(|| g.consumer_or_create(consumer, now).0);
+                    g.claim(id, t, delivery, retrycount, justid);
+                    if justid {
+                        encode_id(&mut body, id);
+                    } else {
+                        match s.get(id) {
+                            Some(entry) => encode_entry(&mut body, entry),
+                            None => encode_null(&mut body, v),
+                        }
+                    }
+                    n += 1;
+                }
+                encode_array(out, n);
+                out.extend_from_slice(&body);
+            })
+        })?;
+        Ok(())
+    })
+}
+
+fn xautoclaim(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let (key, name, consumer) = (a.arg(1)?, a.arg(2)?, a.arg(3)?);
+    let minidle = super::frame::parse_i64(a.arg(4)?)
+        .ok_or(RespError::StreamArg(
+            "Invalid min-idle-time argument for XAUTOCLAIM",
+        ))?
+        .max(0);
+    let (mut start, startex) = interval_id(a.arg(5)?, 0)?;
+    if startex {
+        start = start
+            .incr()
+            .ok_or_else(|| RespError::IntervalStartInvalid)?;
+    }
+    let mut count: i64 = 100;
+    let mut justid = false;
+    let mut j = 6;
+    while j < a.len() {
+        let more = a.len() - 1 - j;
+        let opt = a.arg(j)?;
+        if is(opt, "count") && more > 0 {
+            let max = i64::MAX / 16;
+            count = match super::frame::parse_i64(a.arg(j + 1)?) {
+                Some(n) if (1..=max).contains(&n) => n,
+                _ => return Err(RespError::GeoCountNotPositive),
+            };
+            j += 1;
+        } else if is(opt, "justid") {
+            justid = true;
+        } else {
+            return Err(RespError::Syntax);
+        }
+        j += 1;
+    }
+    let now = cx.shared.clock.now_ms();
+    let topo = cx.shared.topology.load();
+    topo.entry(key, |e| -> Reply {
+        check::<S>(e)?;
+        let has = read::<S, _>(e, |s| s.group(name).is_some())?.unwrap_or(false);
+        if !has {
+            return Err(RespError::NoGroup(lossy(key), lossy(name)));
+        }
+        write::<S, _>(e, false, |s| {
+            s.group_mut(name, |g, s| {
+                let mut attempts = count * 10;
+                let mut deleted = Vec::new();
+                let mut body = BytesMut::new();
+                let mut n = 0;
+                let mut tag = None;
+                // The PEL position walked (entries removed as they go keep it in place).
+                let mut pos = g.pel.partition_point(|p| p.id < start);
+                loop {
+                    if attempts == 0 {
+                        break;
+                    }
+                    attempts -= 1;
+                    if count == 0 || pos >= g.pel.len() {
+                        break;
+                    }
+                    let p = g.pel[pos];
+                    if s.get(p.id).is_none() {
+                        g.ack(p.id);
+                        deleted.push(p.id);
+                        count -= 1;
+                        continue;
+                    }
+                    pos += 1;
+                    if minidle > 0 && (now as i64 - p.delivery_time as i64) < minidle {
+                        continue;
+                    }
+                    let t = *tag.get_or_insert_with(|| g.consumer_or_create(consumer, now).0);
+                    g.claim(p.id, t, now, None, justid);
+                    if justid {
+                        encode_id(&mut body, p.id);
+                    } else if let Some(entry) = s.get(p.id) {
+                        encode_entry(&mut body, entry);
+                    }
+                    n += 1;
+                    count -= 1;
+                }
+                let next = g.pel.get(pos).map_or(StreamId::MIN, |p| p.id);
+                encode_array(out, 3);
+                encode_id(out, next);
+                encode_array(out, n);
+                out.extend_from_slice(&body);
+                encode_array(out, deleted.len());
+                for id in deleted {
+                    encode_id(out, id);
+                }
+            })
+        })?;
+        Ok(())
+    })
+}
+
+fn xinfo(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let sub = a.arg(1)?.to_ascii_lowercase();
+    if sub == b"help" {
+        super::server::help(
+            out,
+            "XINFO",
+            &[
+                "CONSUMERS <key> <groupname>",
+                "    Show consumers of <groupname>.",
+                "GROUPS <key>",
+                "    Show the stream consumer groups.",
+                "STREAM <key> [FULL [COUNT <count>]",
+                "    Show information about the stream.",
+            ],
+        );
+        return Ok(());
+    }
+    let key = a.arg(2)?;
+    let v = cx.conn.version;
+    let now = cx.shared.clock.now_ms();
+    let topo = cx.shared.topology.load();
+    topo.entry(key, |e| -> Reply {
+        let done = read::<S, _>(e, |s| -> Reply {
+            match &sub[..] {
+                b"consumers" => {
+                    let name = a.arg(3)?;
+                    let Some(g) = s.group(name) else {
+                        return Err(RespError::NoGroupForKey(lossy(name), lossy(key)));
+                    };
+                    encode_array(out, g.consumers.len());
+                    for c in &g.consumers {
+                        encode_map(out, 3, v);
+                        encode_bulk(out, b"name");
+                        encode_bulk(out, &c.name);
+                        encode_bulk(out, b"pending");
+                        encode_int(out, c.pending as i64);
+                        encode_bulk(out, b"idle");
+                        encode_int(out, (now as i64 - c.seen_time as i64).max(0));
+                    }
+                    Ok(())
+                }
+                b"groups" => {
+                    encode_array(out, s.groups().len());
+                    for g in s.groups() {
+                        encode_map(out, 6, v);
+                        encode_bulk(out, b"name");
+                        encode_bulk(out, &g.name);
+                        encode_bulk(out, b"consumers");
+                        encode_int(out, g.consumers.len() as i64);
+                        encode_bulk(out, b"pending");
+                        encode_int(out, g.pel.len() as i64);
+                        encode_bulk(out, b"last-delivered-id");
+                        encode_id(out, g.last_id);
+                        encode_bulk(out, b"entries-read");
+                        match g.entries_read {
+                            Some(n) => encode_int(out, n as i64),
+                            None => encode_null(out, v),
+                        }
+                        encode_bulk(out, b"lag");
+                        match s.lag(g) {
+                            Some(n) => encode_int(out, n as i64),
+                            None => encode_null(out, v),
+                        }
+                    }
+                    Ok(())
+                }
+                b"stream" => {
+                    let (full, count) = info_stream_args(a)?;
+                    info_stream(out, s, full, count, v);
+                    Ok(())
+                }
+                _ => Err(subcommand_syntax(a)),
+            }
+        })?;
+        match done {
+            Some(r) => r,
+            None => Err(RespError::NoSuchKey),
+        }
+    })
+}
+
+/// `XINFO STREAM key [FULL [COUNT n]]`: (full, count), count 0 meaning all.
+fn info_stream_args(a: &Args<'_>) -> Result<(bool, usize), RespError> {
+    if a.len() <= 3 {
+        return Ok((false, 10));
+    }
+    if !is(a.arg(3)?, "full") {
+        return Err(subcommand_syntax(a));
+    }
+    if a.len() == 4 {
+        return Ok((true, 10));
+    }
+    if a.len() != 6 || !is(a.arg(4)?, "count") {
+        return Err(subcommand_syntax(a));
+    }
+    Ok((true, parse_int(a.arg(5)?)?.max(0) as usize))
+}
+
+/// XINFO STREAM [FULL [COUNT n]] (redis 7.0.15's fields; `radix-tree-nodes` is an estimate:
+/// ringcache has no radix tree).
+fn info_stream(out: &mut BytesMut, s: &Stream, full: bool, count: usize, v: Version) {
+    encode_map(out, if full { 9 } else { 10 }, v);
+    let kv_int = |out: &mut BytesMut, k: &[u8], n: i64| {
+        encode_bulk(out, k);
+        encode_int(out, n);
+    };
+    kv_int(out, b"length", s.len() as i64);
+    kv_int(out, b"radix-tree-keys", s.node_count() as i64);
+    kv_int(out, b"radix-tree-nodes", s.node_count() as i64 + 1);
+    encode_bulk(out, b"last-generated-id");
+    encode_id(out, s.last_id);
+    encode_bulk(out, b"max-deleted-entry-id");
+    encode_id(out, s.max_deleted_id);
+    kv_int(out, b"entries-added", s.entries_added as i64);
+    encode_bulk(out, b"recorded-first-entry-id");
+    encode_id(out, s.first_id());
+    if !full {
+        kv_int(out, b"groups", s.groups().len() as i64);
+        let (first, last) = s.edges();
+        for (k, e) in [(&b"first-entry"[..], first), (&b"last-entry"[..], last)] {
+            encode_bulk(out, k);
+            match e {
+                Some(e) => encode_entry(out, e),
+                None => encode_null(out, v),
+            }
+        }
+        return;
+    }
+    let n = if count == 0 { usize::MAX } else { count };
+    let entries: Vec<&StreamEntry> = s.iter().take(n).collect();
+    encode_bulk(out, b"entries");
+    encode_array(out, entries.len());
+    for e in entries {
+        encode_entry(out, e);
+    }
+    encode_bulk(out, b"groups");
+    encode_array(out, s.groups().len());
+    for g in s.groups() {
+        encode_map(out, 7, v);
+        encode_bulk(out, b"name");
+        encode_bulk(out, &g.name);
+        encode_bulk(out, b"last-delivered-id");
+        encode_id(out, g.last_id);
+        encode_bulk(out, b"entries-read");
+        match g.entries_read {
+            Some(r) => encode_int(out, r as i64),
+            None => encode_null(out, v),
+        }
+        encode_bulk(out, b"lag");
+        match s.lag(g) {
+            Some(l) => encode_int(out, l as i64),
+            None => encode_null(out, v),
+        }
+        let pel: Vec<_> = g.pel.iter().take(n).collect();
+        kv_int(out, b"pel-count", g.pel.len() as i64);
+        encode_bulk(out, b"pending");
+        encode_array(out, pel.len());
+        for p in pel {
+            encode_array(out, 4);
+            encode_id(out, p.id);
+            encode_bulk(
+                out,
+                g.consumer_by_tag(p.consumer).map_or(&b""[..], |c| &c.name),
+            );
+            encode_int(out, p.delivery_time as i64);
+            encode_int(out, p.delivery_count as i64);
+        }
+        encode_bulk(out, b"consumers");
+        encode_array(out, g.consumers.len());
+        for c in &g.consumers {
+            encode_map(out, 4, v);
+            encode_bulk(out, b"name");
+            encode_bulk(out, &c.name);
+            kv_int(out, b"seen-time", c.seen_time as i64);
+            kv_int(out, b"pel-count", c.pending as i64);
+            let mine: Vec<_> = g.pel_from(StreamId::MIN, Some(c.tag)).take(n).collect();
+            encode_bulk(out, b"pending");
+            encode_array(out, mine.len());
+            for p in mine {
+                encode_array(out, 3);
+                encode_id(out, p.id);
+                encode_int(out, p.delivery_time as i64);
+                encode_int(out, p.delivery_count as i64);
+            }
+        }
+    }
 }
 
 /// One XREAD attempt: the entries after each key's ID; Ok(false) if there is none.
@@ -641,14 +1481,7 @@ fn read_once(
     if parts.is_empty() {
         return Ok(false);
     }
-    if v == Version::Resp2 {
-        encode_array(out, parts.len());
-    } else {
-        encode_map(out, parts.len(), v);
-    }
-    for p in parts {
-        out.extend_from_slice(&p);
-    }
+    reply_parts(out, parts, v);
     Ok(true)
 }
 
