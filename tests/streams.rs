@@ -443,3 +443,70 @@ fn a_consumer_group_delivers_every_entry_once_and_xautoclaim_rescues_a_dead_cons
     assert_eq!(server.shared.waiters.len(), 0);
     assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
 }
+
+/// The keyspace events (`__keyevent@0__:<event>` → key) a run of stream commands publishes.
+fn stream_events(addr: std::net::SocketAddr) -> Vec<(String, String)> {
+    let mut c = connect(addr);
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("Etgn")
+        .query(&mut c)
+        .expect("config set");
+    let mut sub = connect(addr);
+    sub.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut ps = sub.as_pubsub();
+    ps.psubscribe("__keyevent@0__:*").expect("psubscribe");
+    let script: &[&[&str]] = &[
+        &["XADD", "ev", "1-1", "a", "1"],
+        &["XADD", "ev", "2-1", "a", "1"],
+        &["XADD", "ev", "MAXLEN", "1", "3-1", "a", "1"],
+        &["XDEL", "ev", "9-9"],
+        &["XDEL", "ev", "3-1"],
+        &["XTRIM", "ev", "MAXLEN", "5"],
+        &["XADD", "ev", "4-1", "a", "1"],
+        &["XTRIM", "ev", "MAXLEN", "0"],
+        &["XSETID", "ev", "10-0"],
+        &["XGROUP", "CREATE", "ev", "g", "0"],
+        &["XGROUP", "CREATE", "ev2", "g", "$", "MKSTREAM"],
+        &["XGROUP", "SETID", "ev", "g", "0"],
+        &["XGROUP", "CREATECONSUMER", "ev", "g", "c"],
+        &["XGROUP", "CREATECONSUMER", "ev", "g", "c"],
+        &["XGROUP", "DELCONSUMER", "ev", "g", "c"],
+        &["XGROUP", "DESTROY", "ev", "g"],
+        &["XGROUP", "DESTROY", "ev", "g"],
+        &["XADD", "ev", "NOMKSTREAM", "11-1", "a", "1"],
+        &["XADD", "none", "NOMKSTREAM", "1-1", "a", "1"],
+        &["DEL", "ev", "ev2"],
+    ];
+    for cmd in script {
+        let mut r = redis::cmd(cmd[0]);
+        for a in &cmd[1..] {
+            r.arg(*a);
+        }
+        let _: Value = r.query(&mut c).expect("command");
+    }
+    let mut got = Vec::new();
+    loop {
+        let msg = ps.get_message().expect("message");
+        let channel = msg.get_channel_name().to_string();
+        let key: String = msg.get_payload().expect("payload");
+        let done = channel.ends_with(":del");
+        got.push((channel, key));
+        if done {
+            return got;
+        }
+    }
+}
+
+#[test]
+fn stream_commands_publish_the_keyspace_events_redis_server_publishes() {
+    let Some(redis) = common::redis_server::RedisServer::start() else {
+        return;
+    };
+    let server = TestServer::start(TWO_NODES);
+    let want = stream_events(redis.addr);
+    let got = stream_events(server.resp);
+    assert_eq!(got, want);
+}

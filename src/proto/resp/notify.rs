@@ -338,11 +338,24 @@ fn rules<'a>(cmd: Command, a: &Args<'a>) -> Option<Vec<(&'a [u8], Rule)>> {
         C::ZDiffStore => one(gone_is_del(ZSET, "zdiffstore")),
         C::ZRangeStore => one(gone_is_del(ZSET, "zrangestore")),
         C::PfAdd => one(rule(STRING, "pfadd")),
-        // XADD's trim (MAXLEN/MINID) is not announced as a second `xtrim` event here.
-        C::XAdd => one(rule(STREAM, "xadd")),
+        // XADD publishes its own events (`new`, `xadd`, `xtrim` when its trim removed
+        // entries): the key is marked here for client tracking only.
+        C::XAdd => one(SILENT),
         C::XDel => one(rule(STREAM, "xdel")),
         C::XTrim => one(rule(STREAM, "xtrim")),
         C::XSetId => one(rule(STREAM, "xsetid")),
+        C::XGroup => {
+            let sub = a.arg(1).ok()?.to_ascii_lowercase();
+            let event = match &sub[..] {
+                b"create" => "xgroup-create",
+                b"setid" => "xgroup-setid",
+                b"destroy" => "xgroup-destroy",
+                b"createconsumer" => "xgroup-createconsumer",
+                b"delconsumer" => "xgroup-delconsumer",
+                _ => return None,
+            };
+            Some(vec![(key(2)?, rule(STREAM, event))])
+        }
         // PFMERGE reads every key (the destination too), then writes the destination, with
         // PFADD's event.
         C::PfMerge => Some(
@@ -450,6 +463,8 @@ fn zero_is_unchanged(cmd: Command) -> bool {
     matches!(
         cmd,
         C::SAdd
+            | C::XDel
+            | C::XTrim
             | C::SRem
             | C::HDel
             | C::HSetNx

@@ -26,6 +26,7 @@ use super::frame::{
     Args, Version, encode_array, encode_bulk, encode_int, encode_map, encode_null,
     encode_null_array, encode_ok,
 };
+use super::notify;
 use super::types::{check, is, read, write};
 use crate::proto::Flow;
 use crate::store::stream::{StreamEntry, Trim};
@@ -279,66 +280,81 @@ fn xadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let key = a.arg(1)?;
     let now = cx.shared.clock.now_ms();
     let topo = cx.shared.topology.load();
-    let added = topo.entry(key, |e| -> Result<Option<StreamId>, RespError> {
-        check::<S>(e)?;
-        if e.item().is_none() && t.nomkstream {
-            return Ok(None);
-        }
-        if e.item().is_none() {
-            e.put_container(S::default().into_container(), crate::store::NEVER)
-                .map_err(store_error)?;
-        }
-        let r = write::<S, _>(e, false, |s| -> Result<StreamId, RespError> {
-            if s.last_id == StreamId::MAX {
-                return Err(RespError::StreamExhausted);
+    let added = topo.entry(
+        key,
+        |e| -> Result<Option<(StreamId, bool, bool)>, RespError> {
+            check::<S>(e)?;
+            if e.item().is_none() && t.nomkstream {
+                return Ok(None);
             }
-            let last = s.last_id;
-            let id = match &t.id {
-                None => {
-                    if now > last.ms {
-                        StreamId { ms: now, seq: 0 }
-                    } else {
-                        last.incr().ok_or_else(|| RespError::StreamExhausted)?
-                    }
+            let created = e.item().is_none();
+            if created {
+                e.put_container(S::default().into_container(), crate::store::NEVER)
+                    .map_err(store_error)?;
+            }
+            let r = write::<S, _>(e, false, |s| -> Result<(StreamId, bool, bool), RespError> {
+                if s.last_id == StreamId::MAX {
+                    return Err(RespError::StreamExhausted);
                 }
-                Some(p) if !p.seq_given => {
-                    let ms = p.id.ms;
-                    if ms == last.ms {
-                        if last.seq == u64::MAX {
+                let last = s.last_id;
+                let id = match &t.id {
+                    None => {
+                        if now > last.ms {
+                            StreamId { ms: now, seq: 0 }
+                        } else {
+                            last.incr().ok_or_else(|| RespError::StreamExhausted)?
+                        }
+                    }
+                    Some(p) if !p.seq_given => {
+                        let ms = p.id.ms;
+                        if ms == last.ms {
+                            if last.seq == u64::MAX {
+                                return Err(RespError::XAddIdTooSmall);
+                            }
+                            StreamId {
+                                ms,
+                                seq: last.seq + 1,
+                            }
+                        } else if ms > last.ms {
+                            StreamId { ms, seq: 0 }
+                        } else {
                             return Err(RespError::XAddIdTooSmall);
                         }
-                        StreamId {
-                            ms,
-                            seq: last.seq + 1,
+                    }
+                    Some(p) => {
+                        if p.id <= last {
+                            return Err(RespError::XAddIdTooSmall);
                         }
-                    } else if ms > last.ms {
-                        StreamId { ms, seq: 0 }
-                    } else {
-                        return Err(RespError::XAddIdTooSmall);
+                        p.id
                     }
-                }
-                Some(p) => {
-                    if p.id <= last {
-                        return Err(RespError::XAddIdTooSmall);
-                    }
-                    p.id
-                }
-            };
-            let fields = a
-                .pairs_from(t.fields_at)
-                .map(|(f, v)| (Box::<[u8]>::from(f), Box::<[u8]>::from(v)));
-            s.append(id, fields);
-            if let Some(how) = t.trim {
-                s.trim(how, t.approx, t.limit);
-            }
-            Ok(id)
-        })?;
-        r.transpose()
-    })?;
+                };
+                let fields = a
+                    .pairs_from(t.fields_at)
+                    .map(|(f, v)| (Box::<[u8]>::from(f), Box::<[u8]>::from(v)));
+                s.append(id, fields);
+                let trimmed = t.trim.is_some_and(|how| s.trim(how, t.approx, t.limit) > 0);
+                Ok((id, created, trimmed))
+            })?;
+            r.transpose()
+        },
+    )?;
     match added {
-        Some(id) => {
+        Some((id, created, trimmed)) => {
             encode_id(out, id);
             cx.shared.waiters.notify(key);
+            // redis's events, in its order: `new` (dbAdd), `xadd`, then `xtrim` when the trim
+            // removed entries (the rule in `notify` is silent for XADD: one rule per key
+            // cannot say the second).
+            if notify::enabled(cx.shared) {
+                let registry = &cx.shared.pubsub;
+                if created {
+                    notify::publish(registry, notify::NEW, "new", key);
+                }
+                notify::publish(registry, notify::STREAM, "xadd", key);
+                if trimmed {
+                    notify::publish(registry, notify::STREAM, "xtrim", key);
+                }
+            }
         }
         None => encode_null(out, cx.conn.version),
     }
@@ -885,21 +901,37 @@ fn xgroup(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 encode_ok(out);
             }
             b"destroy" if a.len() == 4 => {
-                let gone =
-                    exists && write::<S, _>(e, false, |s| s.destroy_group(name))?.unwrap_or(false);
+                // Nothing written (no new CAS, no event) when there is no such group.
+                let gone = has_group
+                    && write::<S, _>(e, false, |s| s.destroy_group(name))?.unwrap_or(false);
                 encode_int(out, i64::from(gone));
             }
             b"createconsumer" if a.len() == 5 => {
                 let consumer = a.arg(4)?;
-                let made = write::<S, _>(e, false, |s| {
-                    s.group_mut(name, |g, _| g.consumer_or_create_new(consumer, now))
+                let known = read::<S, _>(e, |s| {
+                    s.group(name)
+                        .is_some_and(|g| g.consumer(consumer).is_some())
                 })?
-                .flatten()
                 .unwrap_or(false);
+                let made = !known
+                    && write::<S, _>(e, false, |s| {
+                        s.group_mut(name, |g, _| g.consumer_or_create_new(consumer, now))
+                    })?
+                    .flatten()
+                    .unwrap_or(false);
                 encode_int(out, i64::from(made));
             }
             b"delconsumer" if a.len() == 5 => {
                 let consumer = a.arg(4)?;
+                let known = read::<S, _>(e, |s| {
+                    s.group(name)
+                        .is_some_and(|g| g.consumer(consumer).is_some())
+                })?
+                .unwrap_or(false);
+                if !known {
+                    encode_int(out, 0);
+                    return Ok(());
+                }
                 let n = write::<S, _>(e, false, |s| {
                     s.group_mut(name, |g, _| g.delete_consumer(consumer))
                 })?
