@@ -510,3 +510,84 @@ fn stream_commands_publish_the_keyspace_events_redis_server_publishes() {
     let got = stream_events(server.resp);
     assert_eq!(got, want);
 }
+
+/// DUMP of a stream (entries in several nodes, a deleted entry, groups with pending entries
+/// and consumers) restores into redis-server, which then answers what ringcache answers.
+#[test]
+fn a_dumped_stream_restores_into_redis_server() {
+    let Some(redis) = common::redis_server::RedisServer::start() else {
+        return;
+    };
+    let server = TestServer::start(TWO_NODES);
+    let mut c = server.redis();
+    let mut r = connect(redis.addr);
+    for i in 1..=250u64 {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg("d").arg(format!("{i}-1")).arg("n").arg(i);
+        if i % 7 == 0 {
+            cmd.arg("extra").arg("x".repeat(i as usize));
+        }
+        let _: String = cmd.query(&mut c).expect("xadd");
+    }
+    let script: &[&[&str]] = &[
+        &["XDEL", "d", "3-1", "150-1"],
+        &["XGROUP", "CREATE", "d", "g", "0"],
+        &["XGROUP", "CREATE", "d", "h", "$", "ENTRIESREAD", "7"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "COUNT",
+            "5",
+            "STREAMS",
+            "d",
+            ">",
+        ],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "bob",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "d",
+            ">",
+        ],
+        &["XACK", "d", "g", "2-1"],
+        &["XGROUP", "CREATECONSUMER", "d", "g", "carol"],
+    ];
+    for cmd in script {
+        let mut q = redis::cmd(cmd[0]);
+        for a in &cmd[1..] {
+            q.arg(*a);
+        }
+        let _: Value = q.query(&mut c).expect("command");
+    }
+    let payload: Vec<u8> = redis::cmd("DUMP").arg("d").query(&mut c).expect("dump");
+    let () = redis::cmd("RESTORE")
+        .arg("d")
+        .arg(0)
+        .arg(payload)
+        .query(&mut r)
+        .expect("redis-server restores ringcache's payload");
+    for probe in [
+        &["XRANGE", "d", "-", "+"][..],
+        &["XLEN", "d"],
+        &["XINFO", "GROUPS", "d"],
+        &["XPENDING", "d", "g"],
+        &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "d", "0"],
+        &["XTRIM", "d", "MAXLEN", "~", "120"],
+        &["XLEN", "d"],
+    ] {
+        let ask = |conn: &mut redis::Connection| {
+            let mut q = redis::cmd(probe[0]);
+            for a in &probe[1..] {
+                q.arg(*a);
+            }
+            q.query::<Value>(conn).expect("probe")
+        };
+        assert_eq!(ask(&mut c), ask(&mut r), "{probe:?}");
+    }
+}

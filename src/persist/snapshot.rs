@@ -23,9 +23,14 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::config::{SaveRule, SnapshotConfig};
-use crate::persist::rdb::{RdbError, Reader, Record, Value, Writer};
+use crate::persist::rdb::{
+    self, RdbError, Reader, Record, StreamGroup, StreamValue, Value, Writer,
+};
 use crate::route::topology::Topology;
-use crate::store::{Container, Entry, Hash, Item, Kind, NEVER, Set, StoreError, ZSet};
+use crate::store::stream::Field;
+use crate::store::{
+    Container, Entry, Hash, Item, Kind, NEVER, Set, StoreError, Stream, StreamId, ZSet,
+};
 
 /// Items copied out of a node per stripe lock hold while saving.
 const CHUNK: usize = 256;
@@ -228,20 +233,12 @@ pub fn save(topology: &Topology, path: &Path, ctime_s: u64) -> Result<Saved, Sna
         let keys: u64 = topology.nodes.iter().map(|n| n.len()).sum();
         w.select_db(0, keys, 0)?;
         let mut written = 0u64;
-        let mut skipped = 0u64;
         let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
         for node in &topology.nodes {
             let mut cursor = 0;
             loop {
                 chunk.clear();
-                cursor = node.walk(cursor, CHUNK, |key, item| {
-                    // Streams are not saved yet (no RDB stream type): skipped, and counted.
-                    if let Some(r) = record(key, &item) {
-                        chunk.push(r);
-                    } else {
-                        skipped += 1;
-                    }
-                });
+                cursor = node.walk(cursor, CHUNK, |key, item| chunk.push(record(key, &item)));
                 for r in &chunk {
                     w.record(r)?;
                 }
@@ -254,12 +251,6 @@ pub fn save(topology: &Topology, path: &Path, ctime_s: u64) -> Result<Saved, Sna
                 // (milliseconds) behind it, so BGSAVE costs request latency one chunk at most.
                 std::thread::yield_now();
             }
-        }
-        if skipped > 0 {
-            tracing::warn!(
-                keys = skipped,
-                "stream keys not saved: no RDB stream type yet"
-            );
         }
         let out = w.finish()?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
@@ -381,12 +372,12 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// A copy of one store item as an RDB record; None for a stream (not saved yet).
-fn record(key: &[u8], item: &Item<'_>) -> Option<Record> {
+/// A copy of one store item as an RDB record.
+fn record(key: &[u8], item: &Item<'_>) -> Record {
     let meta = item.meta();
-    let value = value_of(item)?;
+    let value = value_of(item);
     debug_assert_eq!(item.kind() == Kind::Str, matches!(value, Value::String(_)));
-    Some(Record {
+    Record {
         db: 0,
         key: key.to_vec(),
         value,
@@ -396,7 +387,7 @@ fn record(key: &[u8], item: &Item<'_>) -> Option<Record> {
         } else {
             0
         },
-    })
+    }
 }
 
 /// Stores `value` (with memcached `flags` for a string) as the entry's item, replacing any.
@@ -412,10 +403,9 @@ pub fn store(
     }
 }
 
-/// A copy of one store item's value (DUMP, snapshots); None for a stream, which has no RDB
-/// form here yet.
-pub fn value_of(item: &Item<'_>) -> Option<Value> {
-    Some(match item.container() {
+/// A copy of one store item's value (DUMP, snapshots).
+pub fn value_of(item: &Item<'_>) -> Value {
+    match item.container() {
         None => Value::String(item.value().to_vec()),
         Some(Container::List(l)) => Value::List(l.iter().map(<[u8]>::to_vec).collect()),
         Some(Container::Set(s)) => Value::Set(s.iter().map(<[u8]>::to_vec).collect()),
@@ -423,8 +413,102 @@ pub fn value_of(item: &Item<'_>) -> Option<Value> {
             Value::Hash(h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect())
         }
         Some(Container::ZSet(z)) => Value::ZSet(z.iter().map(|(m, s)| (m.to_vec(), s)).collect()),
-        Some(Container::Stream(_)) => return None,
-    })
+        Some(Container::Stream(st)) => Value::Stream(Box::new(stream_value(st))),
+    }
+}
+
+fn id(i: StreamId) -> rdb::Id {
+    (i.ms, i.seq)
+}
+
+fn sid(i: rdb::Id) -> StreamId {
+    StreamId { ms: i.0, seq: i.1 }
+}
+
+/// A store stream in RDB's neutral form.
+fn stream_value(st: &Stream) -> StreamValue {
+    let nodes = st
+        .node_entries()
+        .into_iter()
+        .map(|n| {
+            n.into_iter()
+                .map(|e| {
+                    let fields = e
+                        .fields
+                        .iter()
+                        .map(|(f, v)| (f.to_vec(), v.to_vec()))
+                        .collect();
+                    (id(e.id), fields)
+                })
+                .collect()
+        })
+        .collect();
+    let groups = st
+        .groups()
+        .iter()
+        .map(|g| StreamGroup {
+            name: g.name.to_vec(),
+            last_id: id(g.last_id),
+            entries_read: g.entries_read,
+            pel: g
+                .pel
+                .iter()
+                .map(|p| (id(p.id), p.delivery_time, p.delivery_count))
+                .collect(),
+            consumers: g
+                .consumers
+                .iter()
+                .map(|c| {
+                    let ids = g
+                        .pel
+                        .iter()
+                        .filter(|p| p.consumer == c.tag)
+                        .map(|p| id(p.id))
+                        .collect();
+                    (c.name.to_vec(), c.seen_time, ids)
+                })
+                .collect(),
+        })
+        .collect();
+    StreamValue {
+        nodes,
+        last_id: id(st.last_id),
+        first_id: id(st.first_id()),
+        max_deleted_id: id(st.max_deleted_id),
+        entries_added: st.entries_added,
+        groups,
+    }
+}
+
+/// A store stream from RDB's neutral form.
+fn stream_of(v: StreamValue) -> Stream {
+    let mut st = Stream::default();
+    for node in v.nodes {
+        st.push_node(
+            node.into_iter()
+                .map(|(i, fields)| {
+                    let fields: Box<[Field]> = fields
+                        .into_iter()
+                        .map(|(f, v)| (f.into_boxed_slice(), v.into_boxed_slice()))
+                        .collect();
+                    (sid(i), fields)
+                })
+                .collect(),
+        );
+    }
+    st.last_id = sid(v.last_id);
+    st.max_deleted_id = sid(v.max_deleted_id);
+    st.entries_added = v.entries_added;
+    for g in v.groups {
+        let pel: Vec<_> = g.pel.iter().map(|&(i, t, n)| (sid(i), t, n)).collect();
+        let consumers: Vec<_> = g
+            .consumers
+            .into_iter()
+            .map(|(name, seen, ids)| (name, seen, ids.into_iter().map(sid).collect()))
+            .collect();
+        st.restore_group(&g.name, sid(g.last_id), g.entries_read, &pel, &consumers);
+    }
+    st
 }
 
 /// A store container holding `value` (not a string).
@@ -455,6 +539,7 @@ fn container(value: Value) -> Container {
             }
             Container::ZSet(z)
         }
+        Value::Stream(st) => Container::Stream(Box::new(stream_of(*st))),
     }
 }
 
@@ -490,7 +575,7 @@ mod tests {
         let mut all = Vec::new();
         for node in &t.nodes {
             node.walk(0, usize::MAX, |k, item| {
-                let mut r = record(k, &item).expect("no streams in these tests");
+                let mut r = record(k, &item);
                 if let Value::Set(m) = &mut r.value {
                     m.sort();
                 }
@@ -502,6 +587,52 @@ mod tests {
         }
         all.sort_by(|a, b| a.key.cmp(&b.key));
         all
+    }
+
+    #[test]
+    fn a_stream_with_groups_survives_save_and_load() {
+        let id = |ms| StreamId { ms, seq: 0 };
+        let mut st = Stream::default();
+        for ms in 1..=150 {
+            st.append(
+                id(ms),
+                std::iter::once((b"n".to_vec().into(), ms.to_string().into_bytes().into())),
+            );
+        }
+        assert!(st.delete(id(7)));
+        st.create_group(b"g", id(10), Some(9));
+        st.group_mut(b"g", |g, _| {
+            let (alice, _) = g.consumer_or_create(b"alice", NOW);
+            g.deliver(id(9), alice, NOW - 5);
+            g.deliver(id(10), alice, NOW - 4);
+            g.consumer_or_create(b"bob", NOW - 1);
+        });
+        let three = ring(&["a", "b", "c"]);
+        three.entry(b"s", |e| {
+            e.put_container(Container::Stream(Box::new(st)), NEVER)
+                .expect("fits")
+        });
+        let saved = dump(&three);
+        let one = ring(&["x"]);
+        for r in &saved {
+            one.entry(&r.key, |e| store(e, r.value.clone(), r.flags, NEVER))
+                .expect("store");
+        }
+        assert_eq!(dump(&one), saved);
+        one.entry(b"s", |e| {
+            let item = e.item().expect("loaded");
+            let Some(Container::Stream(s)) = item.container() else {
+                panic!("not a stream")
+            };
+            assert_eq!(s.len(), 149);
+            assert_eq!(s.node_count(), 2);
+            assert_eq!(s.max_deleted_id, id(7));
+            let g = s.group(b"g").expect("group");
+            assert_eq!((g.pel.len(), g.consumers.len()), (2, 2));
+            assert_eq!(g.consumer(b"alice").map(|c| c.pending), Some(2));
+            let c = item.container().expect("container");
+            assert_eq!(c.charge(), c.recompute_charge());
+        });
     }
 
     #[test]

@@ -400,9 +400,11 @@ impl Stream {
         self.buffers() + self.heap
     }
 
-    /// The charge recounted entry by entry.
+    /// The charge recounted entry by entry and group by group.
     pub fn recompute_charge(&self) -> u64 {
-        self.buffers() + self.entries.iter().map(StreamEntry::heap).sum::<u64>()
+        self.buffers() - self.group_heap
+            + self.groups.iter().map(Group::heap).sum::<u64>()
+            + self.entries.iter().map(StreamEntry::heap).sum::<u64>()
     }
 
     fn buffers(&self) -> u64 {
@@ -579,6 +581,70 @@ impl Stream {
         self.nodes
             .partition_point(|n| n.first <= id)
             .saturating_sub(1)
+    }
+
+    /// The entries node by node (redis's listpacks: what an RDB file holds).
+    pub fn node_entries(&self) -> Vec<Vec<&StreamEntry>> {
+        let mut it = self.entries.iter();
+        self.nodes
+            .iter()
+            .map(|n| it.by_ref().take(n.live as usize).collect())
+            .collect()
+    }
+
+    /// Appends a whole node of entries (IDs ascending, above `last_id`), as loaded from an
+    /// RDB file: the node keeps its bounds. `last_id` and `entries_added` are the caller's to
+    /// set afterwards.
+    pub fn push_node(&mut self, entries: Vec<(StreamId, Box<[Field]>)>) {
+        let Some(first) = entries.first().map(|e| e.0) else {
+            return;
+        };
+        let mut last = first;
+        let live = entries.len() as u32;
+        for (id, fields) in entries {
+            let entry = StreamEntry { id, fields };
+            self.heap += entry.heap();
+            self.entries.push_back(entry);
+            last = id;
+        }
+        self.nodes.push_back(Node {
+            first,
+            last,
+            live,
+            deleted: 0,
+        });
+    }
+
+    /// Recreates group `name` as loaded from an RDB file: its pending entries
+    /// `(id, delivery time, count)` and its consumers `(name, seen time, their IDs)`.
+    pub fn restore_group(
+        &mut self,
+        name: &[u8],
+        last_id: StreamId,
+        entries_read: Option<u64>,
+        pel: &[(StreamId, u64, u64)],
+        consumers: &[(Vec<u8>, u64, Vec<StreamId>)],
+    ) {
+        if !self.create_group(name, last_id, entries_read) {
+            return;
+        }
+        self.group_mut(name, |g, _| {
+            for &(id, time, count) in pel {
+                g.force_pending(id, time);
+                if let Ok(i) = g.pel_pos(id) {
+                    g.pel[i].delivery_count = count;
+                }
+            }
+            for (cname, seen, ids) in consumers {
+                let (tag, _) = g.consumer_or_create(cname, *seen);
+                for &id in ids {
+                    if let Ok(i) = g.pel_pos(id) {
+                        g.pel[i].consumer = tag;
+                        g.count(tag, 1);
+                    }
+                }
+            }
+        });
     }
 
     /// Deletes the entry `id`; true if it was there (XDEL). Updates `max_deleted_id`.

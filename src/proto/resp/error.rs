@@ -81,8 +81,6 @@ pub enum RespError {
     XReadGroupDollar,
     /// `ERR timeout is not an integer or out of range`
     TimeoutNotInteger,
-    /// `ERR DUMP of a stream is not supported yet`
-    DumpStream,
     /// `WRONGTYPE Key is not a valid HyperLogLog string value.`
     HllInvalid,
     /// `INVALIDOBJ Corrupted HLL object detected`
@@ -482,7 +480,6 @@ impl RespError {
                 "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set."
             }
             TimeoutNotInteger => "ERR timeout is not an integer or out of range",
-            DumpStream => "ERR DUMP of a stream is not supported yet",
             HllInvalid => "WRONGTYPE Key is not a valid HyperLogLog string value.",
             HllCorrupt => "INVALIDOBJ Corrupted HLL object detected",
             PfDebugNoKey => "ERR The specified key does not exist",

@@ -146,12 +146,10 @@ pub(super) fn handle(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut Byt
         Command::Copy => copy(shared, a, out),
         Command::Dump => {
             let payload = shared.topology.load().entry(a.arg(1)?, |e| {
-                e.item()
-                    .map(|i| snapshot::value_of(&i).map(|v| rdb::dump(&v)))
+                e.item().map(|i| rdb::dump(&snapshot::value_of(&i)))
             });
             match payload {
-                Some(Some(p)) => encode_bulk(out, &p),
-                Some(None) => return Err(RespError::DumpStream),
+                Some(p) => encode_bulk(out, &p),
                 None => encode_null(out, v),
             }
             Ok(())
