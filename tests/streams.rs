@@ -591,3 +591,68 @@ fn a_dumped_stream_restores_into_redis_server() {
         assert_eq!(ask(&mut c), ask(&mut r), "{probe:?}");
     }
 }
+
+/// A client blocked in XREADGROUP is answered NOGROUP when its group is destroyed, and one
+/// blocked on `>` gets the entries XADD brings, added to its PEL.
+#[test]
+fn xreadgroup_block_is_served_by_xadd_and_answered_when_its_group_goes() {
+    let server = TestServer::start(TWO_NODES);
+    let mut c = server.redis();
+    let () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("q")
+        .arg("g")
+        .arg("$")
+        .arg("MKSTREAM")
+        .query(&mut c)
+        .expect("xgroup");
+    let blocked = |consumer: &'static str| {
+        let addr = server.resp;
+        thread::spawn(move || {
+            let mut c = connect(addr);
+            redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("g")
+                .arg(consumer)
+                .arg("BLOCK")
+                .arg(5000)
+                .arg("STREAMS")
+                .arg("q")
+                .arg(">")
+                .query::<Value>(&mut c)
+                .map_err(|e| e.to_string())
+        })
+    };
+    let first = blocked("alice");
+    wait_blocked(&server, 1);
+    let _: String = redis::cmd("XADD")
+        .arg("q")
+        .arg("1-1")
+        .arg("a")
+        .arg("1")
+        .query(&mut c)
+        .expect("xadd");
+    let got = first.join().expect("alice").expect("served");
+    assert_eq!(entries(&got), [("1-1".to_string(), 1)]);
+    let pending: Value = redis::cmd("XPENDING")
+        .arg("q")
+        .arg("g")
+        .query(&mut c)
+        .expect("xpending");
+    let Value::Array(p) = pending else {
+        panic!("{pending:?}")
+    };
+    assert_eq!(p[0], Value::Int(1));
+
+    let second = blocked("bob");
+    wait_blocked(&server, 1);
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg("q")
+        .arg("g")
+        .query(&mut c)
+        .expect("destroy");
+    let err = second.join().expect("bob").expect_err("NOGROUP");
+    assert!(err.contains("no longer exists"), "{err}");
+    assert_eq!(server.shared.waiters.len(), 0);
+}

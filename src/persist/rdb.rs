@@ -956,6 +956,15 @@ impl<R: Read> Reader<R> {
             st.first_id = st.nodes.iter().flatten().next().map_or((0, 0), |e| e.0);
             st.entries_added = st.nodes.iter().map(|n| n.len() as u64).sum();
         }
+        // Entries strictly ascending across nodes and not above the last ID: a stream that
+        // breaks this is refused rather than stored (its lookups are binary searches).
+        let mut prev: Option<Id> = None;
+        for e in st.nodes.iter().flatten() {
+            if prev.is_some_and(|p| p >= e.0) || e.0 > st.last_id {
+                return Err(self.blob_err(key, "stream entry IDs out of order"));
+            }
+            prev = Some(e.0);
+        }
         let groups = self.count()?;
         for _ in 0..groups {
             let mut g = StreamGroup {
@@ -977,6 +986,8 @@ impl<R: Read> Reader<R> {
                 g.pel
                     .push((id_of(&raw).unwrap_or((0, 0)), u64::from_le_bytes(t), count));
             }
+            g.pel.sort_unstable_by_key(|p| p.0);
+            g.pel.dedup_by_key(|p| p.0);
             let consumers = self.count()?;
             for _ in 0..consumers {
                 let name = self.string()?;

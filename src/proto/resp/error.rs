@@ -17,6 +17,8 @@ use crate::store::StoreError;
 pub enum RespError {
     /// `ERR syntax error`
     Syntax,
+    /// `NOGROUP the consumer group this client was blocked on no longer exists`
+    NoGroupBlocked,
     /// `ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.`
     XGroupNeedsKey,
     /// `BUSYGROUP Consumer Group name already exists`
@@ -426,6 +428,9 @@ impl RespError {
         use RespError::*;
         Some(match self {
             Syntax => "ERR syntax error",
+            NoGroupBlocked => {
+                "NOGROUP the consumer group this client was blocked on no longer exists"
+            }
             XGroupNeedsKey => {
                 "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."
             }

@@ -603,16 +603,24 @@ fn xread(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut, flow: &mut Flow) ->
     let topo = cx.shared.topology.load();
     // The IDs, `$` resolved to the stream's last ID now, in redis's order (WRONGTYPE of a key
     // before a bad ID of a later one). `>` (XREADGROUP) is None.
+    // A blocked request run again (on its client's behalf, or by its own connection at the
+    // deadline) skips the lookups: its IDs are resolved and its errors are the attempt's
+    // to give, so that the blocking cycle answers them and leaves the queues.
+    let retry = cx.conn.on_behalf || cx.conn.blocked.is_some();
     let mut ids: Vec<Option<StreamId>> = Vec::with_capacity(r.keys.len());
     for (k, key) in r.keys.iter().enumerate() {
         let arg = a.arg(r.ids_at + k)?;
-        let found = topo.entry(key, |e| {
-            read::<S, _>(e, |s| {
-                (s.last_id, r.group.map(|(g, _)| s.group(g).is_some()))
-            })
-        })?;
+        let found = if retry {
+            None
+        } else {
+            topo.entry(key, |e| {
+                read::<S, _>(e, |s| {
+                    (s.last_id, r.group.map(|(g, _)| s.group(g).is_some()))
+                })
+            })?
+        };
         if let Some((g, _)) = r.group {
-            if !matches!(found, Some((_, Some(true)))) {
+            if !retry && !matches!(found, Some((_, Some(true)))) {
                 return Err(RespError::NoGroupRead(lossy(key), lossy(g)));
             }
         }
@@ -702,6 +710,7 @@ fn read_group_once(
     out: &mut BytesMut,
 ) -> Result<bool, RespError> {
     let v = cx.conn.version;
+    let on_behalf = cx.conn.on_behalf;
     let now = cx.shared.clock.now_ms();
     let topo = cx.shared.topology.load();
     let n = if count == 0 { usize::MAX } else { count };
@@ -714,7 +723,12 @@ fn read_group_once(
             }
             let r = write::<S, _>(e, false, |s| -> Result<Option<BytesMut>, RespError> {
                 let Some(g) = s.group(group) else {
-                    return Err(RespError::NoGroupRead(lossy(key), lossy(group)));
+                    // Destroyed while the client was blocked (XGROUP DESTROY wakes it).
+                    return Err(if on_behalf {
+                        RespError::NoGroupBlocked
+                    } else {
+                        RespError::NoGroupRead(lossy(key), lossy(group))
+                    });
                 };
                 let mut b = BytesMut::new();
                 if v == Version::Resp2 {
