@@ -716,6 +716,8 @@ fn read_group_once(
     let n = if count == 0 { usize::MAX } else { count };
     let mut parts: Vec<BytesMut> = Vec::new();
     for (key, &id) in keys.iter().zip(ids) {
+        // Set when this read created the consumer (redis announces `xgroup-createconsumer`).
+        let mut created: Vec<bool> = Vec::new();
         let part = topo.entry(key, |e| -> Result<Option<BytesMut>, RespError> {
             check::<S>(e)?;
             if e.item().is_none() {
@@ -743,7 +745,8 @@ fn read_group_once(
                             return Ok(Some(b));
                         };
                         let r = s.group_mut(group, |g, s| {
-                            let (tag, _) = g.consumer_or_create(consumer, now);
+                            let (tag, made) = g.consumer_or_create(consumer, now);
+                            created.push(made);
                             let pending: Vec<StreamId> =
                                 g.pel_from(start, Some(tag)).take(n).map(|p| p.id).collect();
                             encode_array(&mut b, pending.len());
@@ -777,7 +780,8 @@ fn read_group_once(
                             .map(|e| e.id)
                             .collect();
                         s.group_mut(group, |g, s| {
-                            let (tag, _) = g.consumer_or_create(consumer, now);
+                            let (tag, made) = g.consumer_or_create(consumer, now);
+                            created.push(made);
                             encode_array(&mut b, picked.len());
                             for &eid in &picked {
                                 if let Some(entry) = s.get(eid) {
@@ -806,6 +810,9 @@ fn read_group_once(
             })?;
             r.transpose().map(Option::flatten)
         })?;
+        if created.contains(&true) {
+            created_event(cx, key);
+        }
         if let Some(b) = part {
             parts.push(b);
         }
@@ -815,6 +822,16 @@ fn read_group_once(
     }
     reply_parts(out, parts, v);
     Ok(true)
+}
+
+/// `xgroup-createconsumer` for a consumer a read or a claim created.
+fn created_event(cx: &Ctx<'_>, key: &[u8]) {
+    notify::publish(
+        &cx.shared.pubsub,
+        notify::STREAM,
+        "xgroup-createconsumer",
+        key,
+    );
 }
 
 /// The group named in argument 2 of XGROUP-style commands must exist on a stream at `key`.
@@ -1100,6 +1117,7 @@ fn xclaim(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let (key, name, consumer) = (a.arg(1)?, a.arg(2)?, a.arg(3)?);
     let now = cx.shared.clock.now_ms();
     let topo = cx.shared.topology.load();
+    let mut created = false;
     topo.entry(key, |e| -> Reply {
         check::<S>(e)?;
         let has = read::<S, _>(e, |s| s.group(name).is_some())?.unwrap_or(false);
@@ -1185,7 +1203,11 @@ fn xclaim(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                             continue;
                         }
                     }
-                    let t = *tag.get_or_insert_with(|| g.consumer_or_create(consumer, now).0);
+                    let t = *tag.get_or_insert_with(|| {
+                        let (t, made) = g.consumer_or_create(consumer, now);
+                        created |= made;
+                        t
+                    });
                     g.claim(id, t, delivery, retrycount, justid);
                     if justid {
                         encode_id(&mut body, id);
@@ -1202,7 +1224,11 @@ fn xclaim(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             })
         })?;
         Ok(())
-    })
+    })?;
+    if created {
+        created_event(cx, key);
+    }
+    Ok(())
 }
 
 fn xautoclaim(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
@@ -1240,6 +1266,7 @@ fn xautoclaim(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     }
     let now = cx.shared.clock.now_ms();
     let topo = cx.shared.topology.load();
+    let mut created = false;
     topo.entry(key, |e| -> Reply {
         check::<S>(e)?;
         let has = read::<S, _>(e, |s| s.group(name).is_some())?.unwrap_or(false);
@@ -1274,7 +1301,11 @@ fn xautoclaim(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                     if minidle > 0 && (now as i64 - p.delivery_time as i64) < minidle {
                         continue;
                     }
-                    let t = *tag.get_or_insert_with(|| g.consumer_or_create(consumer, now).0);
+                    let t = *tag.get_or_insert_with(|| {
+                        let (t, made) = g.consumer_or_create(consumer, now);
+                        created |= made;
+                        t
+                    });
                     g.claim(p.id, t, now, None, justid);
                     if justid {
                         encode_id(&mut body, p.id);
@@ -1296,7 +1327,11 @@ fn xautoclaim(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             })
         })?;
         Ok(())
-    })
+    })?;
+    if created {
+        created_event(cx, key);
+    }
+    Ok(())
 }
 
 fn xinfo(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
