@@ -343,19 +343,8 @@ fn rules<'a>(cmd: Command, a: &Args<'a>) -> Option<Vec<(&'a [u8], Rule)>> {
         C::XAdd => one(SILENT),
         C::XDel => one(rule(STREAM, "xdel")),
         C::XTrim => one(rule(STREAM, "xtrim")),
-        C::XSetId => one(rule(STREAM, "xsetid")),
-        C::XGroup => {
-            let sub = a.arg(1).ok()?.to_ascii_lowercase();
-            let event = match &sub[..] {
-                b"create" => "xgroup-create",
-                b"setid" => "xgroup-setid",
-                b"destroy" => "xgroup-destroy",
-                b"createconsumer" => "xgroup-createconsumer",
-                b"delconsumer" => "xgroup-delconsumer",
-                _ => return None,
-            };
-            Some(vec![(key(2)?, rule(STREAM, event))])
-        }
+        // XSETID and XGROUP publish their own events: redis does not signal them as
+        // modifying the key (WATCH and tracking ignore them), so no mark changes.
         // PFMERGE reads every key (the destination too), then writes the destination, with
         // PFADD's event.
         C::PfMerge => Some(

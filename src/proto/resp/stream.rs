@@ -30,7 +30,7 @@ use super::notify;
 use super::types::{check, is, read, write};
 use crate::proto::Flow;
 use crate::store::stream::{StreamEntry, Trim};
-use crate::store::{Stream, StreamId};
+use crate::store::{Container, Entry, Stream, StreamId};
 
 /// The container type the typed accessors use for streams.
 type S = Box<Stream>;
@@ -361,6 +361,21 @@ fn xadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     Ok(())
 }
 
+/// Runs `f` on the stream at the entry (which the caller checked exists) without a new CAS:
+/// redis does not signal these changes as modifying the key (see `Entry::update_container_keep_cas`).
+fn write_quiet<R>(
+    e: &mut Entry<'_>,
+    f: impl FnOnce(&mut Stream) -> R,
+) -> Result<Option<R>, RespError> {
+    check::<S>(e)?;
+    e.update_container_keep_cas(|c| match c {
+        Container::Stream(s) => Some(f(s)),
+        _ => None,
+    })
+    .map(Option::flatten)
+    .map_err(store_error)
+}
+
 /// Wraps a stream for `put_container`.
 trait IntoContainer {
     fn into_container(self) -> crate::store::Container;
@@ -436,10 +451,13 @@ fn xdel(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             .iter_from(2)
             .map(strict_id)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(write::<S, _>(e, false, |s| {
-            ids.iter().filter(|&&id| s.delete(id)).count() as u64
-        })?
-        .unwrap_or(0))
+        let n =
+            write_quiet(e, |s| ids.iter().filter(|&&id| s.delete(id)).count() as u64)?.unwrap_or(0);
+        // redis signals the key as modified only when entries went.
+        if n > 0 {
+            write::<S, _>(e, false, |_| ())?;
+        }
+        Ok(n)
     })?;
     encode_int(out, n as i64);
     Ok(())
@@ -450,7 +468,11 @@ fn xtrim(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let how = t.trim.expect("XTRIM has a strategy (checked)");
     let topo = cx.shared.topology.load();
     let n = topo.entry(a.arg(1)?, |e| {
-        write::<S, _>(e, false, |s| s.trim(how, t.approx, t.limit))
+        let n = write_quiet(e, |s| s.trim(how, t.approx, t.limit))?;
+        if n.is_some_and(|n| n > 0) {
+            write::<S, _>(e, false, |_| ())?;
+        }
+        Ok::<_, RespError>(n)
     })?;
     encode_int(out, n.unwrap_or(0) as i64);
     Ok(())
@@ -486,7 +508,7 @@ fn xsetid(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         if e.item().is_none() {
             return Err(RespError::NoSuchKey);
         }
-        write::<S, _>(e, false, |s| {
+        write_quiet(e, |s| {
             if !s.is_empty() {
                 if id < s.last_entry_id() {
                     return Err(RespError::XSetIdTooSmall);
@@ -506,6 +528,8 @@ fn xsetid(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         })?
         .unwrap_or(Ok(()))
     })?;
+    // redis 7.0 publishes `xsetid` but does not signal the key as modified (WATCH holds).
+    notify::publish(&cx.shared.pubsub, notify::STREAM, "xsetid", a.arg(1)?);
     encode_ok(out);
     Ok(())
 }
@@ -723,7 +747,7 @@ fn read_group_once(
             if e.item().is_none() {
                 return Ok(None);
             }
-            let r = write::<S, _>(e, false, |s| -> Result<Option<BytesMut>, RespError> {
+            let r = write_quiet(e, |s| -> Result<Option<BytesMut>, RespError> {
                 let Some(g) = s.group(group) else {
                     // Destroyed while the client was blocked (XGROUP DESTROY wakes it).
                     return Err(if on_behalf {
@@ -885,7 +909,9 @@ fn xgroup(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     }
     let now = cx.shared.clock.now_ms();
     let topo = cx.shared.topology.load();
-    topo.entry(key, |e| -> Reply {
+    // The events this call publishes (after the stripe lock): `new` and the subcommand's.
+    let mut events: Vec<(u32, &'static str)> = Vec::new();
+    let r = topo.entry(key, |e| -> Reply {
         check::<S>(e)?;
         let exists = e.item().is_some();
         let has_group = exists && read::<S, _>(e, |s| s.group(name).is_some())?.unwrap_or(false);
@@ -909,11 +935,15 @@ fn xgroup(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                     e.put_container(S::default().into_container(), crate::store::NEVER)
                         .map_err(store_error)?;
                 }
-                let made = write::<S, _>(e, false, |s| s.create_group(name, id, entries_read))?
-                    .unwrap_or(false);
+                let made =
+                    write_quiet(e, |s| s.create_group(name, id, entries_read))?.unwrap_or(false);
+                if !exists {
+                    events.push((notify::NEW, "new"));
+                }
                 if !made {
                     return Err(RespError::BusyGroup);
                 }
+                events.push((notify::STREAM, "xgroup-create"));
                 encode_ok(out);
             }
             b"setid" if a.len() == 5 || a.len() == 7 => {
@@ -923,18 +953,21 @@ fn xgroup(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 } else {
                     parse_id(id_arg, false, 0, false)?.id
                 };
-                write::<S, _>(e, false, |s| {
+                write_quiet(e, |s| {
                     s.group_mut(name, |g, _| {
                         g.last_id = id;
                         g.entries_read = entries_read;
                     })
                 })?;
+                events.push((notify::STREAM, "xgroup-setid"));
                 encode_ok(out);
             }
             b"destroy" if a.len() == 4 => {
                 // Nothing written (no new CAS, no event) when there is no such group.
-                let gone = has_group
-                    && write::<S, _>(e, false, |s| s.destroy_group(name))?.unwrap_or(false);
+                let gone = has_group && write_quiet(e, |s| s.destroy_group(name))?.unwrap_or(false);
+                if gone {
+                    events.push((notify::STREAM, "xgroup-destroy"));
+                }
                 encode_int(out, i64::from(gone));
             }
             b"createconsumer" if a.len() == 5 => {
@@ -945,11 +978,14 @@ fn xgroup(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                 })?
                 .unwrap_or(false);
                 let made = !known
-                    && write::<S, _>(e, false, |s| {
+                    && write_quiet(e, |s| {
                         s.group_mut(name, |g, _| g.consumer_or_create_new(consumer, now))
                     })?
                     .flatten()
                     .unwrap_or(false);
+                if made {
+                    events.push((notify::STREAM, "xgroup-createconsumer"));
+                }
                 encode_int(out, i64::from(made));
             }
             b"delconsumer" if a.len() == 5 => {
@@ -963,18 +999,22 @@ fn xgroup(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
                     encode_int(out, 0);
                     return Ok(());
                 }
-                let n = write::<S, _>(e, false, |s| {
-                    s.group_mut(name, |g, _| g.delete_consumer(consumer))
-                })?
-                .flatten()
-                .flatten()
-                .unwrap_or(0);
+                let n = write_quiet(e, |s| s.group_mut(name, |g, _| g.delete_consumer(consumer)))?
+                    .flatten()
+                    .flatten()
+                    .unwrap_or(0);
+                events.push((notify::STREAM, "xgroup-delconsumer"));
                 encode_int(out, n as i64);
             }
             _ => return Err(subcommand_syntax(a)),
         }
         Ok(())
-    })?;
+    });
+    // Published once the stripe lock is released.
+    for (class, event) in events {
+        notify::publish(&cx.shared.pubsub, class, event, key);
+    }
+    r?;
     if sub == b"destroy" {
         // Clients blocked in XREADGROUP on this group are answered (NOGROUP).
         cx.shared.waiters.notify(key);
@@ -1002,7 +1042,7 @@ fn xack(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             .iter_from(3)
             .map(strict_id)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(write::<S, _>(e, false, |s| {
+        Ok(write_quiet(e, |s| {
             s.group_mut(name, |g, _| ids.iter().filter(|&&id| g.ack(id)).count())
         })?
         .flatten()
@@ -1176,7 +1216,7 @@ fn xclaim(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             _ => now,
         };
         let v = cx.conn.version;
-        write::<S, _>(e, false, |s| {
+        write_quiet(e, |s| {
             s.group_mut(name, |g, s| {
                 if last_id > g.last_id {
                     g.last_id = last_id;
@@ -1273,7 +1313,7 @@ fn xautoclaim(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
         if !has {
             return Err(RespError::NoGroup(lossy(key), lossy(name)));
         }
-        write::<S, _>(e, false, |s| {
+        write_quiet(e, |s| {
             s.group_mut(name, |g, s| {
                 let mut attempts = count * 10;
                 let mut deleted = Vec::new();
