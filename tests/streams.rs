@@ -662,3 +662,49 @@ fn xreadgroup_block_is_served_by_xadd_and_answered_when_its_group_goes() {
     assert!(err.contains("no longer exists"), "{err}");
     assert_eq!(server.shared.waiters.len(), 0);
 }
+
+/// A reader waiting past what an XADD brings does not keep the readers behind it from being
+/// served (redis serves every blocked XREAD the entry satisfies).
+#[test]
+fn a_reader_waiting_for_a_later_id_does_not_hold_up_the_others() {
+    let server = TestServer::start(TWO_NODES);
+    let mut c = server.redis();
+    let addr = server.resp;
+    let read_after = move |id: &'static str| {
+        thread::spawn(move || {
+            let mut c = connect(addr);
+            redis::cmd("XREAD")
+                .arg("BLOCK")
+                .arg(5000)
+                .arg("STREAMS")
+                .arg("k")
+                .arg(id)
+                .query::<Value>(&mut c)
+                .expect("xread")
+        })
+    };
+    let later = read_after("100-0");
+    wait_blocked(&server, 1);
+    let now = read_after("0-0");
+    wait_blocked(&server, 2);
+    let t = Instant::now();
+    let _: String = redis::cmd("XADD")
+        .arg("k")
+        .arg("50-1")
+        .arg("a")
+        .arg("1")
+        .query(&mut c)
+        .expect("xadd");
+    assert_eq!(read_ids(&now.join().expect("reader")), ["50-1"]);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(server.shared.waiters.len(), 1);
+    let _: String = redis::cmd("XADD")
+        .arg("k")
+        .arg("150-1")
+        .arg("a")
+        .arg("1")
+        .query(&mut c)
+        .expect("xadd");
+    assert_eq!(read_ids(&later.join().expect("reader")), ["150-1"]);
+    assert_eq!(server.shared.waiters.len(), 0);
+}

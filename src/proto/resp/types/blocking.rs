@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::proto::Flow;
+use crate::proto::resp::command::Command;
 use crate::proto::resp::conn::{Blocked, Conn, Ctx, Queued, Reply};
 use crate::proto::resp::error::RespError;
 use crate::proto::resp::float::LongDouble;
@@ -144,7 +145,9 @@ pub(crate) fn run_with_timeout(
             version: cx.conn.version,
         };
         let keys = keys.iter().map(|k| Box::<[u8]>::from(*k)).collect();
-        let parked = Parked::new(cx.conn.id, keys, Box::new(retry));
+        // XREAD/XREADGROUP take nothing from their keys: readers (see `Parked::reader`).
+        let reader = matches!(cx.conn.current, Some(Command::XRead | Command::XReadGroup));
+        let parked = Parked::with_role(cx.conn.id, keys, Box::new(retry), reader);
         waiters.register(&parked);
         let mut st = parked.state();
         let served = attempt(cx, out);
