@@ -450,7 +450,7 @@ fn stream_events(addr: std::net::SocketAddr) -> Vec<(String, String)> {
     let () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("notify-keyspace-events")
-        .arg("Etgn")
+        .arg("Etgnm")
         .query(&mut c)
         .expect("config set");
     let mut sub = connect(addr);
@@ -460,6 +460,10 @@ fn stream_events(addr: std::net::SocketAddr) -> Vec<(String, String)> {
     ps.psubscribe("__keyevent@0__:*").expect("psubscribe");
     let script: &[&[&str]] = &[
         &["XADD", "ev", "1-1", "a", "1"],
+        &["XREAD", "STREAMS", "ev", "nokey", "0", "0"],
+        &["XREAD", "COUNT", "1", "STREAMS", "nokey2", "0"],
+        &["XRANGE", "nokey3", "-", "+"],
+        &["XLEN", "nokey4"],
         &["XADD", "ev", "2-1", "a", "1"],
         &["XADD", "ev", "MAXLEN", "1", "3-1", "a", "1"],
         &["XDEL", "ev", "9-9"],

@@ -19,6 +19,9 @@
 //!   (the serving connection, or the client itself timing out or leaving) removes it from the
 //!   queues under the state's lock, so a server that locks a head still in a queue finds it
 //!   waiting.
+//! - A client that cannot be served ends its key's turn (the ones behind it wait for a later
+//!   write), except a reader ([`Parked::reader`]: XREAD, XREADGROUP), which takes nothing: the
+//!   clients behind it are each tried once.
 //! - One serving pass at a time (`serving`): a writer that finds another connection serving
 //!   waits for it, so its reply still follows the service of the clients it fed.
 //! - Lock order: `serving`, then a `Parked`'s state, then the stores' locks, then `queues`,

@@ -20,9 +20,10 @@
 //! calls [`Waiters::notify`](crate::server::waiters::Waiters::notify) for the key, which marks
 //! it ready when clients wait on it. Before that command answers, its connection runs
 //! [`serve_ready`]: each waiting client's request runs once more on the client's behalf, in
-//! arrival order, until the key cannot serve the next one; the reply (an element, or an error
-//! such as WRONGTYPE from BLMOVE's destination, after which the element goes to the next
-//! client) is stored for the client, which is woken to send it. So no command that runs after
+//! arrival order, until the key cannot serve the next one (a blocked XREAD or XREADGROUP
+//! that gets nothing does not stop the ones behind it: `Parked::reader`); the reply (an
+//! element, or an error such as WRONGTYPE from BLMOVE's destination, after which the element
+//! goes to the next client) is stored for the client, which is woken to send it. So no command that runs after
 //! the push (an LPOP from a third client) can take an element from a blocked client, and no
 //! element is left behind while a client that could take it waits. `notify` costs one atomic
 //! load when nobody is blocked, so GET/SET and pushes without waiters pay nothing; serving
