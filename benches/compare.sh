@@ -117,10 +117,47 @@ name = "cache-b"
 max_memory = "1GiB"
 EOF
 start ringcache "$RINGCACHE" --config "$WORK/ringcache.toml"
+# ringcache as a proxy in front of the same four servers as twemproxy's pools, as remote nodes
+# (one instance per pool: a ring serves both protocols, and each pool speaks one).
+RP_RESP=$(free_port); RP_MC=$(free_port)
+cat >"$WORK/ringcache-proxy-resp.toml" <<EOF
+[listen]
+resp = "127.0.0.1:$RP_RESP"
+metrics = "127.0.0.1:$(free_port)"
+
+[[nodes]]
+name = "rb1"
+address = "127.0.0.1:$RB1"
+protocol = "resp"
+
+[[nodes]]
+name = "rb2"
+address = "127.0.0.1:$RB2"
+protocol = "resp"
+EOF
+cat >"$WORK/ringcache-proxy-mc.toml" <<EOF
+[listen]
+memcache = "127.0.0.1:$RP_MC"
+metrics = "127.0.0.1:$(free_port)"
+
+[[nodes]]
+name = "mb1"
+address = "127.0.0.1:$MB1"
+protocol = "memcache"
+
+[[nodes]]
+name = "mb2"
+address = "127.0.0.1:$MB2"
+protocol = "memcache"
+EOF
+start rcproxy_resp "$RINGCACHE" --config "$WORK/ringcache-proxy-resp.toml"
+start rcproxy_mc "$RINGCACHE" --config "$WORK/ringcache-proxy-mc.toml"
 # The floor: answers every request without storing anything (see benches/floor/server.rs).
 FL_RESP=$(free_port); start floor_resp "$FLOOR" --addr "127.0.0.1:$FL_RESP" --protocol resp
 FL_MC=$(free_port); start floor_mc "$FLOOR" --addr "127.0.0.1:$FL_MC" --protocol memcache
-for p in $REDIS $RB1 $RB2 $MC $MB1 $MB2 $TWR $TWM $RC_RESP $RC_MC $FL_RESP $FL_MC; do wait_port "$p"; done
+for p in $REDIS $RB1 $RB2 $MC $MB1 $MB2 $TWR $TWM $RC_RESP $RC_MC $RP_RESP $RP_MC $FL_RESP $FL_MC; do
+  wait_port "$p"
+done
 
 # --- workloads -----------------------------------------------------------------------------------
 ROWS="$WORK/rows.tsv"
@@ -153,6 +190,7 @@ for p in 1 16; do
   for _ in $(seq 1 "$ROUNDS"); do
     run_load "$w" redis-server resp "$REDIS" --pipeline "$p"
     run_load "$w" "twemproxy+2 redis" resp "$TWR" --pipeline "$p"
+    run_load "$w" "ringcache+2 redis" resp "$RP_RESP" --pipeline "$p"
     run_load "$w" "ringcache (2 nodes)" resp "$RC_RESP" --pipeline "$p"
     run_load "$w" "$FLOOR_LABEL" resp "$FL_RESP" --pipeline "$p"
   done
@@ -161,6 +199,7 @@ w="memcached get/set 90/10, 50 conns"
 for _ in $(seq 1 "$ROUNDS"); do
   run_load "$w" "memcached -t 2" memcache "$MC"
   run_load "$w" "twemproxy+2 memcached" memcache "$TWM"
+  run_load "$w" "ringcache+2 memcached" memcache "$RP_MC"
   run_load "$w" "ringcache (2 nodes)" memcache "$RC_MC"
   run_load "$w" "$FLOOR_LABEL" memcache "$FL_MC"
 done
@@ -168,6 +207,7 @@ w="memcached 10-key multi-get, 50 conns"
 for _ in $(seq 1 "$ROUNDS"); do
   run_load "$w" "memcached -t 2" memcache "$MC" --get-ratio 1 --mget 10
   run_load "$w" "twemproxy+2 memcached" memcache "$TWM" --get-ratio 1 --mget 10
+  run_load "$w" "ringcache+2 memcached" memcache "$RP_MC" --get-ratio 1 --mget 10
   run_load "$w" "ringcache (2 nodes)" memcache "$RC_MC" --get-ratio 1 --mget 10
   run_load "$w" "$FLOOR_LABEL" memcache "$FL_MC" --get-ratio 1 --mget 10
 done

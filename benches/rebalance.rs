@@ -22,6 +22,7 @@ fn specs(names: &[&str]) -> Vec<NodeConfig> {
             name: (*n).into(),
             max_memory: 1 << 30,
             weight: 1,
+            remote: None,
         })
         .collect()
 }

@@ -37,6 +37,16 @@ pub async fn upkeep(metrics: Arc<Metrics>, shutdown: CancellationToken) {
     }
 }
 
+/// Gives each remote member of the ring its reply-time histogram (members record into it
+/// from then on); run by `app` for the first ring and by each scrape for later ones.
+pub fn bind_remote_metrics(metrics: &Metrics, shared: &Shared) {
+    for m in shared.topology.load().remotes() {
+        m.stats.latency.get_or_init(|| {
+            metrics.histogram(REMOTE_REPLY_DURATION_SECONDS, &[("node", m.name())])
+        });
+    }
+}
+
 /// Resident bytes and open descriptors from /proc (zero where /proc is unavailable).
 fn process_stats() -> (u64, u64) {
     let rss_pages = std::fs::read_to_string("/proc/self/statm")
@@ -69,6 +79,27 @@ pub fn render(metrics: &Metrics, shared: &Shared) -> String {
         metrics
             .counter(KEYSPACE_MISSES_TOTAL, &n)
             .absolute(s.misses);
+    }
+    bind_remote_metrics(metrics, shared);
+    for m in topology.remotes() {
+        let s = &m.stats;
+        let n = [("node", m.name())];
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .counter(REMOTE_REQUESTS_TOTAL, &n)
+            .absolute(load(&s.requests));
+        metrics
+            .counter(REMOTE_ERRORS_TOTAL, &n)
+            .absolute(load(&s.errors));
+        metrics
+            .counter(REMOTE_TIMEOUTS_TOTAL, &n)
+            .absolute(load(&s.timeouts));
+        metrics
+            .gauge(REMOTE_IN_FLIGHT, &n)
+            .set(m.in_flight() as f64);
+        metrics
+            .gauge(REMOTE_CONNECTIONS, &n)
+            .set(m.connected() as f64);
     }
     let st = &shared.stats;
     for listener in CacheListener::ALL {
@@ -296,6 +327,25 @@ pub fn ring_json(shared: &Shared) -> String {
             node.used_bytes(),
             node.max_memory()
         );
+        if let Some(m) = topology.remote(i) {
+            out.pop();
+            out.push_str(",\"remote\":{\"address\":");
+            json_str(&mut out, m.target.address.as_bytes());
+            let s = &m.stats;
+            let load =
+                |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            let _ = write!(
+                out,
+                ",\"protocol\":\"{}\",\"connections\":{},\"connected\":{},\"in_flight\":{},\"requests\":{},\"errors\":{},\"timeouts\":{}}}}}",
+                m.protocol.name(),
+                m.connections(),
+                m.connected(),
+                m.in_flight(),
+                load(&s.requests),
+                load(&s.errors),
+                load(&s.timeouts)
+            );
+        }
     }
     out.push_str("],\"draining\":[");
     for (i, node) in topology.draining_nodes().iter().enumerate() {

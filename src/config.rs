@@ -30,6 +30,7 @@ use serde::de::{self, Deserializer};
 use toml::Spanned;
 
 use crate::auth::{Auth, Category, Cidr, Secret, User};
+use crate::route::remote::{Protocol, Settings};
 use crate::route::ring::{self, HashKind};
 use crate::tls::{self, Material};
 
@@ -348,7 +349,15 @@ pub struct NodeConfig {
     pub max_memory: u64,
     /// Relative share of the ring.
     pub weight: u32,
+    /// Set for a remote member (a memcached or Redis server at `address`); None for an
+    /// in-process node.
+    pub remote: Option<Settings>,
 }
+
+/// Default `timeout` of a remote member.
+pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Most `connections` a remote member may have.
+pub const MAX_REMOTE_CONNECTIONS: u32 = 64;
 
 /// A byte count written with a unit (`"256MiB"`, `"1GB"`, `"512"`), or a bare integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -695,18 +704,38 @@ impl Config {
                     "must be between 1 and 1000".into(),
                 ));
             }
-            let max_memory = node.max_memory.get_ref().0;
-            if max_memory == 0 {
-                return Err(invalid(
-                    node.max_memory.span(),
-                    format!("nodes[{i}].max_memory"),
-                    "must be greater than zero".into(),
-                ));
-            }
+            let remote = remote_settings(node, i, &invalid)?;
+            let max_memory = match (&node.max_memory, &remote) {
+                (Some(m), Some(_)) => {
+                    return Err(invalid(
+                        m.span(),
+                        format!("nodes[{i}].max_memory"),
+                        "a remote node (with `address`) has no max_memory: its server sets it"
+                            .into(),
+                    ));
+                }
+                (None, Some(_)) => 0,
+                (None, None) => {
+                    return Err(invalid(
+                        node.name.span(),
+                        format!("nodes[{i}]"),
+                        "needs max_memory (an in-process node) or address (a remote node)".into(),
+                    ));
+                }
+                (Some(m), None) if m.get_ref().0 == 0 => {
+                    return Err(invalid(
+                        m.span(),
+                        format!("nodes[{i}].max_memory"),
+                        "must be greater than zero".into(),
+                    ));
+                }
+                (Some(m), None) => m.get_ref().0,
+            };
             nodes.push(NodeConfig {
                 name: name.to_string(),
                 max_memory,
                 weight,
+                remote,
             });
         }
 
@@ -916,8 +945,99 @@ struct RawSnapshot {
 #[serde(deny_unknown_fields)]
 struct RawNode {
     name: Spanned<String>,
-    max_memory: Spanned<ByteSize>,
+    max_memory: Option<Spanned<ByteSize>>,
     weight: Option<Spanned<u32>>,
+    address: Option<Spanned<String>>,
+    protocol: Option<Spanned<Protocol>>,
+    timeout: Option<Spanned<HumanDuration>>,
+    connections: Option<Spanned<u32>>,
+    password: Option<Spanned<String>>,
+}
+
+/// The remote settings of `[[nodes]]` entry `i`: None without `address`; the remote-only
+/// fields without `address` are an error.
+fn remote_settings(
+    node: &RawNode,
+    i: usize,
+    invalid: &impl Fn(Range<usize>, String, String) -> ConfigError,
+) -> Result<Option<Settings>, ConfigError> {
+    let Some(address) = &node.address else {
+        let stray = [
+            node.protocol.as_ref().map(|p| ("protocol", p.span())),
+            node.timeout.as_ref().map(|t| ("timeout", t.span())),
+            node.connections.as_ref().map(|c| ("connections", c.span())),
+            node.password.as_ref().map(|p| ("password", p.span())),
+        ];
+        if let Some((field, span)) = stray.into_iter().flatten().next() {
+            return Err(invalid(
+                span,
+                format!("nodes[{i}].{field}"),
+                "only a remote node (with `address`) has this field".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let text = address.get_ref().trim();
+    let valid = text
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if !valid {
+        return Err(invalid(
+            address.span(),
+            format!("nodes[{i}].address"),
+            format!("{text:?} is not host:port"),
+        ));
+    }
+    let Some(protocol) = &node.protocol else {
+        return Err(invalid(
+            address.span(),
+            format!("nodes[{i}].protocol"),
+            "a remote node needs protocol = \"memcache\" or \"resp\"".into(),
+        ));
+    };
+    let timeout = node
+        .timeout
+        .as_ref()
+        .map_or(DEFAULT_REMOTE_TIMEOUT, |t| t.get_ref().0);
+    if let Some(t) = &node.timeout
+        && (timeout < Duration::from_millis(1) || timeout > Duration::from_secs(3600))
+    {
+        return Err(invalid(
+            t.span(),
+            format!("nodes[{i}].timeout"),
+            "must be between 1ms and 1h".into(),
+        ));
+    }
+    let default_connections = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let connections = node
+        .connections
+        .as_ref()
+        .map_or(default_connections, |c| *c.get_ref());
+    if let Some(c) = &node.connections
+        && !(1..=MAX_REMOTE_CONNECTIONS).contains(c.get_ref())
+    {
+        return Err(invalid(
+            c.span(),
+            format!("nodes[{i}].connections"),
+            format!("must be between 1 and {MAX_REMOTE_CONNECTIONS}"),
+        ));
+    }
+    if let Some(p) = &node.password
+        && *protocol.get_ref() != Protocol::Resp
+    {
+        return Err(invalid(
+            p.span(),
+            format!("nodes[{i}].password"),
+            "only a resp node has a password (memcached has no AUTH)".into(),
+        ));
+    }
+    Ok(Some(Settings {
+        address: text.to_string(),
+        protocol: *protocol.get_ref(),
+        timeout,
+        connections: connections.min(MAX_REMOTE_CONNECTIONS) as usize,
+        password: node.password.as_ref().map(|p| p.get_ref().clone()),
+    }))
 }
 
 impl ByteSize {
@@ -1081,6 +1201,71 @@ weight = 3
         assert_eq!(c.nodes[0].weight, 1);
         assert_eq!(c.nodes[1].max_memory, 1_000_000_000);
         assert_eq!(c.nodes[1].weight, 3);
+    }
+
+    #[test]
+    fn remote_nodes_parse_and_their_mistakes_name_the_field() {
+        let remote =
+            "\n[[nodes]]\nname = \"r\"\naddress = \"127.0.0.1:6379\"\nprotocol = \"resp\"\n";
+        let c = parse(&format!(
+            "{GOOD}{remote}password = \"pw\"\ntimeout = \"250ms\"\nconnections = 3\n"
+        ))
+        .unwrap();
+        let r = c.nodes[2].remote.as_ref().expect("remote");
+        assert_eq!(r.address, "127.0.0.1:6379");
+        assert_eq!(r.protocol, Protocol::Resp);
+        assert_eq!(r.timeout, Duration::from_millis(250));
+        assert_eq!(r.connections, 3);
+        assert_eq!(r.password.as_deref(), Some("pw"));
+        assert_eq!(c.nodes[2].max_memory, 0);
+        assert!(c.nodes[0].remote.is_none());
+        let defaults = parse(&format!("{GOOD}{remote}")).unwrap();
+        let r = defaults.nodes[2].remote.as_ref().unwrap();
+        assert_eq!(r.timeout, DEFAULT_REMOTE_TIMEOUT);
+        assert!(r.connections >= 1);
+        // Line 25 is the remote entry's `address`, 26 its `protocol`, 27 the added line.
+        expect_invalid(
+            &format!("{GOOD}{remote}max_memory = \"1MiB\"\n"),
+            "nodes[2].max_memory",
+            27,
+        );
+        expect_invalid(
+            &format!("{GOOD}{remote}timeout = \"0s\"\n"),
+            "nodes[2].timeout",
+            27,
+        );
+        expect_invalid(
+            &format!("{GOOD}{remote}connections = 0\n"),
+            "nodes[2].connections",
+            27,
+        );
+        let mc = remote.replace("\"resp\"", "\"memcache\"");
+        expect_invalid(
+            &format!("{GOOD}{mc}password = \"x\"\n"),
+            "nodes[2].password",
+            27,
+        );
+        expect_invalid(
+            &format!("{GOOD}{}", remote.replace("127.0.0.1:6379", "nowhere")),
+            "nodes[2].address",
+            25,
+        );
+        expect_invalid(
+            &format!("{GOOD}{}", remote.replace("protocol = \"resp\"\n", "")),
+            "nodes[2].protocol",
+            25,
+        );
+        expect_invalid(
+            &format!("{GOOD}\n[[nodes]]\nname = \"x\"\ntimeout = \"1s\"\n"),
+            "nodes[2].timeout",
+            25,
+        );
+        expect_invalid(
+            &format!("{GOOD}\n[[nodes]]\nname = \"x\"\n"),
+            "nodes[2]",
+            24,
+        );
+        assert!(parse(&format!("{GOOD}{}", remote.replace("resp", "http"))).is_err());
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //!                                │ ring.lookup(key)
 //!                                ▼
 //!                      store::Node (lock stripes, SIEVE, TTL)
+//!          or route::remote::Member (a memcached or Redis server: the request is forwarded
+//!             through proto::forward, its reply put in place when the batch is written)
 //! ```
 //!
 //! On a TLS listener `net::listener` completes the handshake (rustls, `tls`) first and

@@ -19,8 +19,9 @@ struct Args {
     #[arg(long, short, default_value_os_t = config::default_path())]
     config: PathBuf,
 
-    /// Read an RDB snapshot to its end (every record, the checksum), print its key count and
-    /// exit 0, or print where it is broken and exit 1. Serves nothing.
+    /// Read an RDB snapshot to its end (every record, the checksum, each function library
+    /// loaded into a scratch engine), print its key count and function libraries and exit 0,
+    /// or print where it is broken and exit 1. Serves nothing.
     #[arg(long, value_name = "FILE")]
     check_snapshot: Option<PathBuf>,
 
@@ -47,9 +48,25 @@ fn main() -> ExitCode {
         .init();
 
     if let Some(file) = &args.check_snapshot {
-        return match ringcache::persist::snapshot::check(file) {
+        // Each function library is loaded into an engine of its own, as a start would load it:
+        // a library that would stop the start fails the check.
+        let scripts = std::sync::Arc::new(ringcache::server::scripts::Scripts::default());
+        let mut names = Vec::new();
+        let mut functions = |code: &[u8]| {
+            names.push(ringcache::proto::resp::load_from_snapshot(&scripts, code)?);
+            Ok(())
+        };
+        return match ringcache::persist::snapshot::check_with(file, &mut functions) {
             Ok((keys, bytes)) => {
-                println!("{}: OK, {keys} keys, {bytes} bytes", file.display());
+                let libraries = match names.len() {
+                    0 => String::new(),
+                    1 => format!(", 1 function library ({})", names[0]),
+                    n => format!(", {n} function libraries ({})", names.join(", ")),
+                };
+                println!(
+                    "{}: OK, {keys} keys, {bytes} bytes{libraries}",
+                    file.display()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -27,6 +27,18 @@ pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "ringcache_process_resident_memo
 pub const PROCESS_OPEN_FDS: &str = "ringcache_process_open_fds";
 /// Start time of the process (unix seconds).
 pub const PROCESS_START_TIME_SECONDS: &str = "ringcache_process_start_time_seconds";
+/// Requests sent to a remote node, by node.
+pub const REMOTE_REQUESTS_TOTAL: &str = "ringcache_remote_requests_total";
+/// Requests to a remote node that got no reply (timeout, down, invalid reply), by node.
+pub const REMOTE_ERRORS_TOTAL: &str = "ringcache_remote_errors_total";
+/// Requests to a remote node that timed out, by node.
+pub const REMOTE_TIMEOUTS_TOTAL: &str = "ringcache_remote_timeouts_total";
+/// Seconds a remote node took to reply (queued to answered), by node.
+pub const REMOTE_REPLY_DURATION_SECONDS: &str = "ringcache_remote_reply_duration_seconds";
+/// Requests queued or waiting for a reply at a remote node, by node.
+pub const REMOTE_IN_FLIGHT: &str = "ringcache_remote_in_flight";
+/// Open connections to a remote node, by node.
+pub const REMOTE_CONNECTIONS: &str = "ringcache_remote_connections";
 /// Bytes used by a node's items and index, by node.
 pub const NODE_MEMORY_USED_BYTES: &str = "ringcache_node_memory_used_bytes";
 /// A node's memory budget, by node.
@@ -113,6 +125,24 @@ pub const ALL: &[(&str, &str)] = &[
         NODE_MEMORY_USED_BYTES,
         "Bytes charged to a node: keys, values and per-item overhead.",
     ),
+    (REMOTE_REQUESTS_TOTAL, "Requests sent to a remote node."),
+    (
+        REMOTE_ERRORS_TOTAL,
+        "Requests to a remote node that got no reply: timeout, unreachable, invalid reply, queue full.",
+    ),
+    (
+        REMOTE_TIMEOUTS_TOTAL,
+        "Requests to a remote node that timed out.",
+    ),
+    (
+        REMOTE_REPLY_DURATION_SECONDS,
+        "Seconds a remote node took to reply, from queued to answered.",
+    ),
+    (
+        REMOTE_IN_FLIGHT,
+        "Requests queued or waiting for their reply at a remote node.",
+    ),
+    (REMOTE_CONNECTIONS, "Open connections to a remote node."),
     (
         NODE_MEMORY_MAX_BYTES,
         "A node's memory budget (max_memory).",
@@ -239,12 +269,17 @@ impl Metrics {
                 DURATION_BUCKETS,
             )
             .expect("non-empty bucket list")
+            .set_buckets_for_metric(
+                Matcher::Full(REMOTE_REPLY_DURATION_SECONDS.to_string()),
+                DURATION_BUCKETS,
+            )
+            .expect("non-empty bucket list")
             .build_recorder();
         for (name, help) in ALL {
             let key = KeyName::from(*name);
             if name.ends_with("_total") {
                 recorder.describe_counter(key, None, (*help).into());
-            } else if *name == COMMAND_DURATION_SECONDS {
+            } else if *name == COMMAND_DURATION_SECONDS || *name == REMOTE_REPLY_DURATION_SECONDS {
                 recorder.describe_histogram(key, Some(Unit::Seconds), (*help).into());
             } else {
                 recorder.describe_gauge(key, None, (*help).into());

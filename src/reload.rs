@@ -230,7 +230,7 @@ impl Reloader {
         // Superseded first: a request still on `old` that takes a key's lock from now on is
         // redirected to `new`, so nothing is written through `old` once keys may move.
         old.supersede(Arc::clone(&new));
-        shared.topology.store(Arc::clone(&new));
+        shared.swap_topology(Arc::clone(&new));
         shared.limits.store(Arc::new(config.limits.clone()));
         shared.pubsub.set_limit(config.limits.max_output_buffer);
         shared.sync_key_events();

@@ -36,6 +36,9 @@ pub mod waiters;
 pub struct Shared {
     /// The ring and its nodes; swapped whole on reload.
     pub topology: ArcSwap<Topology>,
+    /// True while the topology has a remote member (kept with `topology` by
+    /// [`Shared::swap_topology`]): sessions check it once per request.
+    remote: std::sync::atomic::AtomicBool,
     /// The clock every node uses.
     pub clock: Clock,
     /// Request and connection limits; swapped whole on reload.
@@ -82,11 +85,33 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Publishes `next` as the topology. The remote flag is raised before a ring with remote
+    /// members is published and lowered after one without is, so a request that sees the
+    /// flag down never routes a remote member's key locally.
+    pub fn swap_topology(&self, next: Arc<Topology>) {
+        use std::sync::atomic::Ordering;
+        let remote = next.has_remote();
+        if remote {
+            self.remote.store(true, Ordering::SeqCst);
+        }
+        self.topology.store(next);
+        if !remote {
+            self.remote.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// True when some member of the current ring is remote.
+    #[inline]
+    pub fn has_remote(&self) -> bool {
+        self.remote.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Builds the shared state around an initial topology.
     pub fn new(topology: Topology, limits: Limits, clock: Clock) -> Shared {
         let started_unix = clock.now_ms() / 1000;
         let out_limit = limits.max_output_buffer;
         Shared {
+            remote: std::sync::atomic::AtomicBool::new(topology.has_remote()),
             topology: ArcSwap::from_pointee(topology),
             clock,
             limits: ArcSwap::from_pointee(limits),

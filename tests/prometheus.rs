@@ -119,11 +119,16 @@ fn prometheus_evaluates_every_dashboard_query() {
     if !common::tool("prometheus", "prometheus") {
         return;
     }
+    let Some(member) = common::memcached::Memcached::start() else {
+        return;
+    };
     let config = common::ConfigFile::new(TWO_NODES);
     let server = TestServer::start_file(&config.path);
-    // One reload, so that the reload and rebalance series carry data.
+    // One reload, so that the reload and rebalance series carry data; it adds a remote node
+    // (a real memcached), so that the remote-node series do too.
     config.write(&format!(
-        "{TWO_NODES}\n[[nodes]]\nname = \"cache-c\"\nmax_memory = \"64MiB\"\n"
+        "{TWO_NODES}\n[[nodes]]\nname = \"cache-c\"\nmax_memory = \"64MiB\"\n\n[[nodes]]\nname = \"mc-d\"\naddress = \"{}\"\nprotocol = \"memcache\"\n",
+        member.addr
     ));
     server.wait_generation(2);
     let prometheus = start_prometheus(server.metrics);

@@ -306,3 +306,197 @@ fn config_set_save_applies_live() {
         "the rule set by CONFIG SET did not save"
     );
 }
+
+/// Two function libraries: one read-only function with a description, one that writes.
+const GREET: &str = "#!lua name=greet\nredis.register_function{function_name='hello', callback=function(keys, args) return 'hello ' .. args[1] end, flags={'no-writes'}, description='says hello'}\n";
+const COUNTER: &str = "#!lua name=counter\nredis.register_function('bump', function(keys, args) return redis.call('INCR', keys[1]) end)\n";
+
+/// FUNCTION LIST WITHCODE, one entry per library, in library-name order (redis lists them in
+/// its dict's order).
+fn function_list(con: &mut redis::Connection) -> Vec<String> {
+    let list: Vec<redis::Value> = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .arg("WITHCODE")
+        .query(con)
+        .expect("function list");
+    let mut libs: Vec<String> = list.iter().map(|l| format!("{l:?}")).collect();
+    libs.sort();
+    libs
+}
+
+fn load_functions(con: &mut redis::Connection) {
+    for code in [GREET, COUNTER] {
+        let _: String = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(code)
+            .query(con)
+            .expect("function load");
+    }
+}
+
+/// What the functions answer: FCALL and FCALL_RO of both libraries.
+fn fcalls(con: &mut redis::Connection) -> (String, String, i64) {
+    let hello: String = redis::cmd("FCALL")
+        .arg("hello")
+        .arg(0)
+        .arg("world")
+        .query(con)
+        .expect("fcall hello");
+    let ro: String = redis::cmd("FCALL_RO")
+        .arg("hello")
+        .arg(0)
+        .arg("ro")
+        .query(con)
+        .expect("fcall_ro hello");
+    let bumped: i64 = redis::cmd("FCALL")
+        .arg("bump")
+        .arg(1)
+        .arg("counter")
+        .query(con)
+        .expect("fcall bump");
+    (hello, ro, bumped)
+}
+
+#[test]
+fn functions_saved_by_ringcache_load_into_redis_server() {
+    let config = ConfigFile::new(&format!("{SNAPSHOT}{}", nodes(&["a", "b"])));
+    let server = TestServer::start_file(&config.path);
+    let mut r = server.redis();
+    load_functions(&mut r);
+    let _: () = r.set("counter", 41).expect("set");
+    let _: () = redis::cmd("SAVE").query(&mut r).expect("save");
+    let ours = function_list(&mut r);
+    assert_eq!(ours.len(), 2, "{ours:?}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_ringcache"))
+        .arg("--check-snapshot")
+        .arg(config.dir().join("dump.rdb"))
+        .output()
+        .expect("run ringcache");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("OK, 1 keys") && stdout.contains("2 function libraries (counter, greet)"),
+        "{stdout}"
+    );
+
+    let dir = config.dir().display().to_string();
+    let Some(redis) = RedisServer::start_with(&["--dir", &dir, "--dbfilename", "dump.rdb"]) else {
+        return;
+    };
+    let client = redis::Client::open(format!("redis://{}", redis.addr)).expect("client");
+    let mut con = client.get_connection().expect("connect");
+    assert_eq!(function_list(&mut con), ours);
+    assert_eq!(fcalls(&mut con), fcalls(&mut r));
+    assert_eq!(fcalls(&mut con).2, 43);
+}
+
+#[test]
+fn functions_saved_by_redis_server_load_into_ringcache() {
+    let config = ConfigFile::new(&format!("{SNAPSHOT}{}", nodes(&["a", "b"])));
+    let dir = config.dir().display().to_string();
+    let Some(redis) = RedisServer::start_with(&["--dir", &dir, "--dbfilename", "dump.rdb"]) else {
+        return;
+    };
+    let client = redis::Client::open(format!("redis://{}", redis.addr)).expect("client");
+    let mut con = client.get_connection().expect("connect");
+    load_functions(&mut con);
+    let _: () = con.set("counter", 9).expect("set");
+    let _: () = redis::cmd("SAVE").query(&mut con).expect("SAVE");
+    let theirs = function_list(&mut con);
+    let want = fcalls(&mut con);
+    drop(redis);
+
+    let server = TestServer::start_file(&config.path);
+    let mut r = server.redis();
+    assert_eq!(function_list(&mut r), theirs);
+    assert_eq!(fcalls(&mut r), want);
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(&mut r)
+        .expect("info");
+    assert!(info.contains("number_of_libraries:2"), "{info}");
+}
+
+#[test]
+fn a_restart_keeps_the_function_libraries() {
+    let config = ConfigFile::new(&format!("{SNAPSHOT}{}", nodes(&["a", "b", "c"])));
+    let before = {
+        let server = TestServer::start_file(&config.path);
+        let mut r = server.redis();
+        load_functions(&mut r);
+        // A library deleted before the save is not in the snapshot.
+        let _: String = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("#!lua name=gone\nredis.register_function('gone', function() return 1 end)")
+            .query(&mut r)
+            .expect("function load");
+        let _: () = redis::cmd("FUNCTION")
+            .arg("DELETE")
+            .arg("gone")
+            .query(&mut r)
+            .expect("function delete");
+        function_list(&mut r)
+    };
+    // Shut down (the final snapshot), then a start with another ring.
+    config.write(&format!("{SNAPSHOT}{}", nodes(&["solo"])));
+    let server = TestServer::start_file(&config.path);
+    let mut r = server.redis();
+    assert_eq!(function_list(&mut r), before);
+    assert_eq!(fcalls(&mut r).0, "hello world");
+    // Loaded as FUNCTION LOAD without REPLACE: loading it again is refused as before.
+    let err = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(GREET)
+        .query::<String>(&mut r)
+        .expect_err("already loaded");
+    assert!(err.to_string().contains("already exists"), "{err}");
+}
+
+/// A library that cannot load (as redis: twice the same name, or code that fails) stops the
+/// start with an error that names it, and `--check-snapshot` fails the same way.
+#[test]
+fn a_library_that_does_not_load_stops_the_start() {
+    use ringcache::persist::rdb::Writer;
+
+    let broken = "#!lua name=broken\nredis.register_function('f', function() return 1 end\n";
+    for (codes, library, why) in [
+        (&[GREET, GREET][..], "greet", "already exists"),
+        (
+            &[COUNTER, broken][..],
+            "broken",
+            "Error registering functions",
+        ),
+    ] {
+        let config = ConfigFile::new(&format!("{SNAPSHOT}{}", nodes(&["a"])));
+        let path = config.dir().join("dump.rdb");
+        let mut w = Writer::new(Vec::new(), &[("redis-ver", "7.0.15")]).expect("header");
+        for code in codes {
+            w.function(code.as_bytes()).expect("function");
+        }
+        w.select_db(0, 0, 0).expect("db");
+        std::fs::write(&path, w.finish().expect("finish")).expect("write");
+
+        let cfg = Config::load(&config.path).expect("config");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let err = match rt.block_on(App::start(cfg)) {
+            Ok(_) => panic!("started with a library that does not load"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(&format!("library \"{library}\"")) && err.contains(why),
+            "{err}"
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_ringcache"))
+            .arg("--check-snapshot")
+            .arg(&path)
+            .output()
+            .expect("run ringcache");
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(library) && stderr.contains(why), "{stderr}");
+    }
+}

@@ -171,7 +171,12 @@ pub fn rdb_reader(data: &[u8]) {
             Err(_) => return,
         }
     }
+    // Function libraries travel as they were read (their code is not checked here).
+    let functions = std::mem::take(&mut reader.functions);
     let mut w = Writer::new(Vec::new(), &[]).expect("write to memory");
+    for code in &functions {
+        w.function(code).expect("write to memory");
+    }
     w.select_db(0, records.len() as u64, 0)
         .expect("write to memory");
     for r in &records {
@@ -186,4 +191,5 @@ pub fn rdb_reader(data: &[u8]) {
         assert_eq!((back.expire_ms, back.flags), (r.expire_ms, r.flags));
     }
     assert!(reader.next_record().expect("own file").is_none());
+    assert_eq!(reader.functions, functions);
 }

@@ -234,7 +234,13 @@ async fn serve<T: AsyncWrite + Unpin, S: Session>(
 ) -> Flow {
     let mut first = true;
     loop {
-        let flow = session.process(input, out);
+        let mut flow = session.process(input, out);
+        if flow == Flow::Remote {
+            flow = match session.forwarded() {
+                Some(f) => f.settle(out).await,
+                None => Flow::Continue,
+            };
+        }
         if !out.is_empty() {
             if std::mem::take(&mut first) {
                 defer_replies().await;

@@ -1,11 +1,13 @@
 //! Saving a ring's keys into one RDB file and loading one into any ring.
 //!
-//! Owns: [`save`] (walks every node of a topology stripe chunk by stripe chunk, copying a chunk
-//! of items out under one stripe lock and encoding it outside the lock, into a temporary file
-//! that is fsynced and renamed over the snapshot, so a crash mid-save never leaves a broken
-//! file in place), [`load`] (routes each record through the current ring, so the file is
-//! placement-free) and [`check`] (reads a file without serving it).
-//! Must not touch: sockets, protocols, the `ArcSwap` of the server (callers pass the topology
+//! Owns: [`save`] (writes the function libraries' code it is given, then walks every node of
+//! a topology stripe chunk by stripe chunk, copying a chunk of items out under one stripe lock
+//! and encoding it outside the lock, into a temporary file that is fsynced and renamed over
+//! the snapshot, so a crash mid-save never leaves a broken file in place), [`load`] (routes
+//! each record through the current ring, so the file is placement-free, and hands each
+//! function library's code to the caller's [`Functions`] callback: scripting lives above this
+//! layer) and [`check`] (reads a file without serving it).
+//! Must not touch: sockets, protocols, scripting, the `ArcSwap` of the server (callers pass the topology
 //! they loaded).
 //! Invariants: each key is written as it is at the moment its chunk is copied: a snapshot is
 //! consistent per key, not a point in time across keys. A save that meets a running migration
@@ -29,7 +31,7 @@ use crate::persist::rdb::{
 use crate::route::topology::Topology;
 use crate::store::stream::Field;
 use crate::store::{
-    Container, Entry, Hash, Item, Kind, NEVER, Set, StoreError, Stream, StreamId, ZSet,
+    Container, Entry, Hash, Item, Kind, List, NEVER, Set, StoreError, Stream, StreamId, ZSet,
 };
 
 /// Items copied out of a node per stripe lock hold while saving.
@@ -55,8 +57,10 @@ pub struct Loaded {
     pub expired: u64,
     /// Keys refused because they can never fit in their node.
     pub too_large: u64,
-    /// Function libraries in the file that were skipped.
-    pub functions_skipped: u64,
+    /// Items evicted while loading, to make room in a node too small for its share.
+    pub evicted: u64,
+    /// Function libraries in the file, loaded through the caller's callback.
+    pub functions: u64,
     /// Bytes read.
     pub bytes: u64,
     /// Time the load took.
@@ -82,7 +86,21 @@ pub enum SnapshotError {
         /// Where and what.
         source: RdbError,
     },
+    /// A function library in the file did not load (as redis, the whole load fails).
+    #[error("{path}: RDB offset {offset}: failed loading function library: {what}")]
+    Function {
+        /// The snapshot file.
+        path: PathBuf,
+        /// Offset of the record after the library's.
+        offset: u64,
+        /// Which library and why, as the callback said.
+        what: String,
+    },
 }
+
+/// What loading a snapshot does with a function library's code (the FUNCTION2 records): load
+/// it into the server's registry, or only check it. The error names the library and says why.
+pub type Functions<'a> = &'a mut dyn FnMut(&[u8]) -> Result<(), String>;
 
 /// The snapshot settings of a server and what its saves did: one save at a time, the `save`
 /// rules, and the numbers INFO, LASTSAVE and the metrics show.
@@ -119,17 +137,19 @@ impl Snapshots {
         }
     }
 
-    /// Saves `topology` to the configured path now (waiting for a save already running).
-    /// `writes` is the server's write count at this moment (see [`Snapshots::due`]).
+    /// Saves `topology` and the function libraries' `functions` (their code) to the
+    /// configured path now (waiting for a save already running). `writes` is the server's
+    /// write count at this moment (see [`Snapshots::due`]).
     pub fn save(
         &self,
         topology: &Topology,
+        functions: &[Vec<u8>],
         now_unix: u64,
         writes: u64,
     ) -> Result<Saved, SnapshotError> {
         let _one = self.saving.lock();
         self.in_progress.store(true, Ordering::Relaxed);
-        let result = save(topology, &self.config.path, now_unix);
+        let result = save(topology, functions, &self.config.path, now_unix);
         self.in_progress.store(false, Ordering::Relaxed);
         match &result {
             Ok(saved) => {
@@ -209,9 +229,15 @@ pub fn writes(topology: &Topology) -> u64 {
     topology.nodes.iter().map(|n| n.stats().total_items).sum()
 }
 
-/// Writes every live key of `topology` to `path` (through `path.tmp`, fsynced, renamed).
-/// `ctime_s` is the unix time written in the `ctime` AUX field.
-pub fn save(topology: &Topology, path: &Path, ctime_s: u64) -> Result<Saved, SnapshotError> {
+/// Writes every function library of `functions` (their code) and every live key of
+/// `topology` to `path` (through `path.tmp`, fsynced, renamed). `ctime_s` is the unix time
+/// written in the `ctime` AUX field.
+pub fn save(
+    topology: &Topology,
+    functions: &[Vec<u8>],
+    path: &Path,
+    ctime_s: u64,
+) -> Result<Saved, SnapshotError> {
     let started = Instant::now();
     let topology = settled(topology);
     let used: u64 = topology.nodes.iter().map(|n| n.stats().used_bytes).sum();
@@ -230,6 +256,10 @@ pub fn save(topology: &Topology, path: &Path, ctime_s: u64) -> Result<Saved, Sna
     let result = (|| -> io::Result<u64> {
         let file = File::create(&tmp)?;
         let mut w = Writer::new(BufWriter::with_capacity(1 << 20, file), &aux)?;
+        // Where redis 7.0 writes them: after the AUX fields, before the first database.
+        for code in functions {
+            w.function(code)?;
+        }
         let keys: u64 = topology.nodes.iter().map(|n| n.len()).sum();
         w.select_db(0, keys, 0)?;
         let mut written = 0u64;
@@ -281,8 +311,15 @@ pub fn save(topology: &Topology, path: &Path, ctime_s: u64) -> Result<Saved, Sna
 
 /// Loads `path` into `topology`: each key goes to its owner on the current ring; keys whose
 /// TTL passed (by `now_ms`) are skipped; a node without room evicts as it would under writes.
-/// On a format error, the keys before it stay loaded and the error says where it stopped.
-pub fn load(topology: &Topology, path: &Path, now_ms: u64) -> Result<Loaded, SnapshotError> {
+/// Each function library's code goes to `functions` as it is read; one that fails fails the
+/// load. On a format error, the keys before it stay loaded and the error says where it
+/// stopped.
+pub fn load(
+    topology: &Topology,
+    path: &Path,
+    now_ms: u64,
+    functions: Functions<'_>,
+) -> Result<Loaded, SnapshotError> {
     let started = Instant::now();
     let file = File::open(path).map_err(|source| SnapshotError::Io {
         path: path.to_path_buf(),
@@ -294,6 +331,9 @@ pub fn load(topology: &Topology, path: &Path, now_ms: u64) -> Result<Loaded, Sna
             source,
         }
     })?;
+    let file_len = std::fs::metadata(path).map_or(0, |m| m.len());
+    let evictions = |t: &Topology| t.nodes.iter().map(|n| n.stats().evictions).sum::<u64>();
+    let evicted_before = evictions(topology);
     let mut loaded = Loaded::default();
     let mut progress = (started, 0u64, 0u64);
     loop {
@@ -316,6 +356,10 @@ pub fn load(topology: &Topology, path: &Path, now_ms: u64) -> Result<Loaded, Sna
                 path: path.to_path_buf(),
                 source,
             })?;
+        loaded.functions += take_functions(&mut reader, path, functions)?;
+        if let Some(keys) = reader.db_size.take() {
+            reserve(topology, keys, file_len);
+        }
         let Some(r) = record else { break };
         let expire_at = match r.expire_ms {
             Some(at) if at <= now_ms => {
@@ -332,14 +376,60 @@ pub fn load(topology: &Topology, path: &Path, now_ms: u64) -> Result<Loaded, Sna
             Err(StoreError::OutOfMemory | StoreError::WrongType) => loaded.too_large += 1,
         }
     }
-    loaded.functions_skipped = reader.functions_skipped;
+    for node in &topology.nodes {
+        node.trim();
+    }
+    loaded.evicted = evictions(topology) - evicted_before;
     loaded.bytes = reader.offset();
     loaded.duration = started.elapsed();
     Ok(loaded)
 }
 
-/// Reads `path` to its end without storing anything: the number of keys and the bytes read.
+/// Sizes each node for its share (by weight) of the `keys` a file of `file_len` bytes says it
+/// holds (RESIZEDB), so that loading does not regrow and rehash the stripes step by step. The
+/// count comes from the file: it is believed only as far as the file could hold that many keys.
+fn reserve(topology: &Topology, keys: u64, file_len: u64) {
+    // The smallest record (a one-byte key, an empty string) takes 3 bytes.
+    let keys = keys.min(file_len / 3);
+    if keys == 0 {
+        return;
+    }
+    let item_bytes = file_len / keys;
+    let total: u64 = (0..topology.nodes.len())
+        .map(|i| u64::from(topology.weight(i)))
+        .sum();
+    for (i, node) in topology.nodes.iter().enumerate() {
+        let share = keys * u64::from(topology.weight(i)) / total.max(1);
+        node.reserve(share, item_bytes);
+    }
+}
+
+/// Hands the function libraries the reader has met to `functions`; how many.
+fn take_functions<R: io::Read>(
+    reader: &mut Reader<R>,
+    path: &Path,
+    functions: Functions<'_>,
+) -> Result<u64, SnapshotError> {
+    let mut n = 0;
+    for code in std::mem::take(&mut reader.functions) {
+        functions(&code).map_err(|what| SnapshotError::Function {
+            path: path.to_path_buf(),
+            offset: reader.offset(),
+            what,
+        })?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Reads `path` to its end without storing anything: the number of keys and the bytes read
+/// (function libraries are read and not checked: see [`check_with`]).
 pub fn check(path: &Path) -> Result<(u64, u64), SnapshotError> {
+    check_with(path, &mut |_| Ok(()))
+}
+
+/// [`check`], handing each function library's code to `functions` (to check it).
+pub fn check_with(path: &Path, functions: Functions<'_>) -> Result<(u64, u64), SnapshotError> {
     let file = File::open(path).map_err(|source| SnapshotError::Io {
         path: path.to_path_buf(),
         source,
@@ -350,7 +440,12 @@ pub fn check(path: &Path) -> Result<(u64, u64), SnapshotError> {
     };
     let mut reader = Reader::new(BufReader::with_capacity(1 << 20, file)).map_err(format)?;
     let mut keys = 0;
-    while reader.next_record().map_err(format)?.is_some() {
+    loop {
+        let record = reader.next_record().map_err(format)?;
+        take_functions(&mut reader, path, functions)?;
+        if record.is_none() {
+            break;
+        }
         keys += 1;
     }
     Ok((keys, reader.offset()))
@@ -511,29 +606,16 @@ fn stream_of(v: StreamValue) -> Stream {
     st
 }
 
-/// A store container holding `value` (not a string).
+/// A store container holding `value` (not a string), built in one pass: each element's buffer
+/// becomes the store's without a copy, indexes are sized once and hash each element once.
 fn container(value: Value) -> Container {
     match value {
         Value::String(_) => unreachable!("strings are stored with put"),
-        Value::List(items) => {
-            Container::List(items.into_iter().map(Vec::into_boxed_slice).collect())
-        }
-        Value::Set(items) => {
-            let mut s = Set::default();
-            for m in &items {
-                s.insert(m);
-            }
-            Container::Set(s)
-        }
-        Value::Hash(pairs) => {
-            let mut h = Hash::default();
-            for (f, v) in &pairs {
-                h.insert(f, v);
-            }
-            Container::Hash(h)
-        }
+        Value::List(items) => Container::List(List::from_items(items)),
+        Value::Set(items) => Container::Set(Set::from_members(items)),
+        Value::Hash(pairs) => Container::Hash(Hash::from_pairs(pairs)),
         Value::ZSet(pairs) => {
-            let mut z = ZSet::default();
+            let mut z = ZSet::with_capacity(pairs.len());
             for (m, s) in &pairs {
                 z.insert(m, *s);
             }
@@ -555,12 +637,17 @@ mod tests {
     const NOW: u64 = 1_800_000_000_000;
 
     fn ring(names: &[&str]) -> Topology {
+        ring_of(names, 64 << 20)
+    }
+
+    fn ring_of(names: &[&str], max_memory: u64) -> Topology {
         let specs: Vec<NodeConfig> = names
             .iter()
             .map(|n| NodeConfig {
                 name: (*n).into(),
-                max_memory: 64 << 20,
+                max_memory,
                 weight: 1,
+                remote: None,
             })
             .collect();
         let cfg = RingConfig {
@@ -675,13 +762,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ringcache-snap-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("dump.rdb");
-        let saved = save(&three, &path, NOW / 1000).expect("save");
+        let saved = save(&three, &[], &path, NOW / 1000).expect("save");
         assert_eq!(saved.keys, 2000);
         assert_eq!(check(&path).expect("check").0, 2000);
         let want = dump(&three);
         for names in [&["p", "q", "r", "s", "t"][..], &["solo"]] {
             let t = ring(names);
-            let loaded = load(&t, &path, NOW).expect("load");
+            let loaded = load(&t, &path, NOW, &mut |_| Ok(())).expect("load");
             assert_eq!(loaded.keys, 2000);
             assert_eq!(dump(&t).len(), want.len());
             for (got, want) in dump(&t).iter().zip(&want) {
@@ -697,8 +784,50 @@ mod tests {
             }
         }
         // Loaded later than the TTL: those keys are skipped.
-        let late = load(&ring(&["x"]), &path, NOW + 120_000).expect("load");
+        let late = load(&ring(&["x"]), &path, NOW + 120_000, &mut |_| Ok(())).expect("load");
         assert_eq!((late.keys, late.expired), (2000 - 667, 667));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The stripes are sized from RESIZEDB before the keys arrive; a node too small for the
+    /// file still evicts as under writes, stays within its budget, and the load says how many
+    /// items it dropped; what the reservation did not use is given back.
+    #[test]
+    fn a_load_sizes_the_nodes_once_and_a_small_node_evicts() {
+        let big = ring(&["a", "b"]);
+        for i in 0..30_000u32 {
+            big.entry(format!("key:{i}").as_bytes(), |e| {
+                e.put(&[&[b'x'; 100]], 0, NEVER, None).map(drop)
+            })
+            .expect("fits");
+        }
+        let dir = std::env::temp_dir().join(format!("ringcache-reserve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("dump.rdb");
+        save(&big, &[], &path, NOW / 1000).expect("save");
+
+        let roomy = ring(&["p", "q", "r"]);
+        let loaded = load(&roomy, &path, NOW, &mut |_| Ok(())).expect("load");
+        assert_eq!((loaded.keys, loaded.evicted), (30_000, 0));
+        for node in &roomy.nodes {
+            node.validate().expect("valid");
+            // Nearly all of the slab holds items: the reservation was trimmed.
+            let stats = node.stats();
+            let slack = node.fixed_bytes() / crate::store::node::SLOT_BYTES;
+            assert!(
+                slack < stats.items / 2,
+                "{slack} free slots for {}",
+                stats.items
+            );
+        }
+
+        let small = ring_of(&["tiny"], 1 << 20);
+        let loaded = load(&small, &path, NOW, &mut |_| Ok(())).expect("load");
+        assert!(loaded.evicted > 0, "{loaded:?}");
+        let node = &small.nodes[0];
+        node.validate().expect("valid");
+        assert!(node.used_bytes() <= node.max_memory());
+        assert_eq!(node.len(), loaded.keys - loaded.evicted);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

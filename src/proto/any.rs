@@ -74,6 +74,14 @@ impl Session for AnySession {
         }
     }
 
+    fn forwarded(&mut self) -> Option<&mut crate::proto::forward::Forwarded> {
+        match self {
+            AnySession::Resp(s) => s.forwarded(),
+            AnySession::Memcache(s) => s.forwarded(),
+            _ => None,
+        }
+    }
+
     fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
         match self {
             AnySession::Resp(s) => s.waiting(),

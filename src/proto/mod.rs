@@ -2,8 +2,10 @@
 //! read from the socket into replies, without knowing about sockets itself.
 
 pub mod any;
+pub mod forward;
 pub mod memcache;
 pub mod resp;
+pub mod translate;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,6 +31,10 @@ pub enum Flow {
     /// [`Session::waiting`]'s wake-up or deadline (or shutdown, or the peer closing), then
     /// call `process` again, which retries the command.
     Block,
+    /// Requests of the batch were forwarded to remote members: the driver waits for their
+    /// replies ([`Session::forwarded`], `Forwarded::settle`), which also gives the flow the
+    /// batch really ended with, before writing `out`.
+    Remote,
 }
 
 /// Reply bytes after which a session stops taking requests from the current batch and lets the
@@ -54,6 +60,11 @@ pub trait Session: Send {
     /// Woken when the session must close even while a write to its peer is stalled (its
     /// mailbox overflowed); None for a session without a mailbox.
     fn closing(&self) -> Option<&Notify> {
+        None
+    }
+
+    /// After [`Flow::Remote`]: the batch's replies still to come from remote members.
+    fn forwarded(&mut self) -> Option<&mut forward::Forwarded> {
         None
     }
 

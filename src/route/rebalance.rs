@@ -178,6 +178,7 @@ pub(crate) mod tests {
                 name: name.into(),
                 max_memory: 256 << 20,
                 weight,
+                remote: None,
             })
             .collect()
     }

@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::config::{NodeConfig, RingConfig};
 use crate::route::migration::{self, Ledger, Migration, Previous, Progress};
+use crate::route::remote::Member;
 use crate::route::ring::{DEFAULT_POINTS_PER_WEIGHT, HashKind, Ring};
 use crate::store::{Clock, Entry, Locked, Node};
 
@@ -25,8 +26,13 @@ pub struct Topology {
     pub generation: u64,
     /// Placement of keys on `nodes`.
     pub ring: Ring,
-    /// The nodes, in config order.
+    /// The nodes, in config order. A remote member has an empty node here (no budget, never
+    /// routed to: its keys are forwarded), so that indexes stay those of the ring.
     pub nodes: Vec<Arc<Node>>,
+    /// The remote members, at their ring index (None for an in-process node).
+    remotes: Vec<Option<Arc<Member>>>,
+    /// True when any member is remote: sessions check it once per request.
+    has_remote: bool,
     /// Weight of each node, as configured.
     weights: Vec<u32>,
     /// Ring settings this topology was built with.
@@ -49,6 +55,32 @@ impl Topology {
         existing: &[Arc<Node>],
         clock: &Clock,
     ) -> Topology {
+        Topology::build_with(generation, ring, specs, existing, &[], clock)
+    }
+
+    /// [`Topology::build`], also reusing remote members of `members` whose name and settings
+    /// are unchanged (their connections stay open).
+    pub fn build_with(
+        generation: u64,
+        ring: &RingConfig,
+        specs: &[NodeConfig],
+        existing: &[Arc<Node>],
+        members: &[Arc<Member>],
+        clock: &Clock,
+    ) -> Topology {
+        let remotes: Vec<Option<Arc<Member>>> = specs
+            .iter()
+            .map(|spec| {
+                let settings = spec.remote.as_ref()?;
+                Some(
+                    members
+                        .iter()
+                        .find(|m| m.name() == spec.name && m.matches(settings))
+                        .cloned()
+                        .unwrap_or_else(|| Arc::new(Member::new(&spec.name, settings))),
+                )
+            })
+            .collect();
         let nodes: Vec<Arc<Node>> = specs
             .iter()
             .map(
@@ -71,6 +103,8 @@ impl Topology {
             generation,
             ring: Ring::build(&weights, ring.hash, ring.points_per_weight, ring.hash_tags),
             nodes,
+            has_remote: remotes.iter().any(Option::is_some),
+            remotes,
             weights: specs.iter().map(|s| s.weight).collect(),
             ring_config: ring.clone(),
             next: OnceLock::new(),
@@ -89,6 +123,8 @@ impl Topology {
         Topology {
             generation,
             weights: vec![1; nodes.len()],
+            remotes: vec![None; nodes.len()],
+            has_remote: false,
             ring,
             nodes,
             ring_config,
@@ -117,7 +153,9 @@ impl Topology {
         // A deferred flush_all applies to the nodes that exist now, so also to new ones (items
         // moving in from a node with the deadline must not escape it).
         let pending = existing.iter().filter_map(|n| n.pending_flush()).max();
-        let mut next = Topology::build(self.generation + 1, ring, specs, &existing, clock);
+        let members: Vec<Arc<Member>> = self.remotes.iter().flatten().cloned().collect();
+        let mut next =
+            Topology::build_with(self.generation + 1, ring, specs, &existing, &members, clock);
         next.ledger = Arc::clone(&self.ledger);
         if let Some(at) = pending {
             for node in &next.nodes {
@@ -168,6 +206,31 @@ impl Topology {
             t = next;
         }
         t
+    }
+
+    /// True when some member of this ring is a remote server.
+    #[inline]
+    pub fn has_remote(&self) -> bool {
+        self.has_remote
+    }
+
+    /// The remote member that owns `key`; None when an in-process node does.
+    #[inline]
+    pub fn remote_for(&self, key: &[u8]) -> Option<&Arc<Member>> {
+        if !self.has_remote {
+            return None;
+        }
+        self.remotes[self.ring.lookup(key)].as_ref()
+    }
+
+    /// Every remote member of this ring, in config order.
+    pub fn remotes(&self) -> impl Iterator<Item = &Arc<Member>> {
+        self.remotes.iter().flatten()
+    }
+
+    /// The remote member at ring index `i`, if it is one.
+    pub fn remote(&self, i: usize) -> Option<&Arc<Member>> {
+        self.remotes.get(i).and_then(Option::as_ref)
     }
 
     /// The node that owns `key`.

@@ -8,7 +8,8 @@
 //! Invariants: the engine mutex is taken only inside the gate: by a script runner holding the
 //! gate exclusively, or by a session inside it (SCRIPT LOAD, FUNCTION ...), so no session
 //! inside waits on a runner that waits on it. SCRIPT KILL / FUNCTION KILL run outside the
-//! gate and only touch the atomics.
+//! gate and only touch the atomics. `library_code` is its own mutex, never held while taking
+//! another one.
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -34,6 +35,17 @@ pub struct Scripts {
     pub functions: AtomicU64,
     /// Function libraries loaded (INFO `number_of_libraries`).
     pub libraries: AtomicU64,
+    /// The code of every loaded function library, by library name: what a snapshot saves
+    /// (FUNCTION2 records). Kept by the engine at each change, so that a save reads it without
+    /// the engine mutex (which a running script holds).
+    pub library_code: Mutex<Vec<Vec<u8>>>,
     /// Scripts killed by SCRIPT KILL / FUNCTION KILL since start.
     pub killed: AtomicU64,
+}
+
+impl Scripts {
+    /// A copy of the code of every loaded function library, in name order (to save).
+    pub fn library_code(&self) -> Vec<Vec<u8>> {
+        self.library_code.lock().clone()
+    }
 }

@@ -218,6 +218,36 @@ impl Node {
         }
     }
 
+    /// Prepares for about `items` more items of about `item_bytes` each (loading a snapshot):
+    /// grows every stripe's slab and index once instead of step by step. Never reserves more
+    /// than the free budget pays for with items of that size, so a node too small for its
+    /// share still holds as many items as it would have without the reservation. Undo what a
+    /// load did not use with [`Node::trim`].
+    pub fn reserve(&self, items: u64, item_bytes: u64) {
+        let free = self.max_memory().saturating_sub(self.used_bytes());
+        // A slot, about two index buckets, the item's own allocation.
+        let fit = free / (SLOT_BYTES + 10 + item_bytes.max(1));
+        let items = items.min(fit) as usize;
+        if items < STRIPES * 64 {
+            return;
+        }
+        // Stripes get keys by hash: a little over the mean, so that few stripes still grow.
+        let mean = items / STRIPES;
+        let per = mean + mean / 16;
+        for padded in self.stripes.iter() {
+            let mut st = padded.0.lock();
+            let want = st.len() as usize + per;
+            st.reserve(want, &self.acct);
+        }
+    }
+
+    /// Gives back the slab capacity a [`Node::reserve`] left unused.
+    pub fn trim(&self) {
+        for padded in self.stripes.iter() {
+            padded.0.lock().trim(&self.acct);
+        }
+    }
+
     /// Counters summed over the stripes (locks each briefly; no item walk).
     pub fn stats(&self) -> NodeStats {
         let mut c = Counters::default();

@@ -412,6 +412,33 @@ impl Stripe {
         }
     }
 
+    /// Grows the slab and the index at once to hold `items` items (loading a snapshot whose
+    /// key count is known), so that they are not regrown, copied and rehashed step by step.
+    /// The capacity is charged as fixed at once, as any capacity is.
+    pub(super) fn reserve(&mut self, items: usize, acct: &Acct) {
+        let items = items.min(NIL as usize - 1);
+        let free = self.slab.len() - self.live as usize;
+        let slots = items.saturating_sub(self.live as usize + free);
+        if slots > self.slab.capacity() - self.slab.len() {
+            self.slab.reserve_exact(slots);
+        }
+        let slab = &self.slab;
+        self.index
+            .reserve(items.saturating_sub(self.index.len()), |&i| {
+                hash_key(slab[i as usize].key())
+            });
+        self.sync_fixed(acct);
+    }
+
+    /// Gives back slab capacity past the last slot (what [`Stripe::reserve`] reserved and the
+    /// load did not fill); slots in use never move.
+    pub(super) fn trim(&mut self, acct: &Acct) {
+        if self.slab.capacity() > self.slab.len() {
+            self.slab.shrink_to_fit();
+            self.sync_fixed(acct);
+        }
+    }
+
     /// Makes sure one more item fits without reallocating later in `insert`. The slab grows by
     /// 1/4 (not 2×) to keep the unoccupied tail, charged as fixed, small. False if the stripe
     /// is at the `u32` slot limit.

@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::mem::size_of;
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as Slot;
 
 use super::Kind;
 pub use super::charge::alloc_size;
@@ -240,6 +241,41 @@ impl<T: Element> Indexed<T> {
             .insert_unique(h, pos, |&i| member_hash(items[i as usize].key()));
     }
 
+    /// Built from `items` in one pass (loading a snapshot or a RESTORE payload): exact
+    /// capacities, so no regrowth and no rehash, and one hash per element. An element whose
+    /// key is already there is merged into the first one by `merge` (which keeps its place).
+    fn collect(items: impl ExactSizeIterator<Item = T>, merge: impl Fn(&mut T, T)) -> Indexed<T> {
+        let n = items.len();
+        let mut out: Indexed<T> = Indexed {
+            items: Vec::with_capacity(n),
+            index: HashTable::with_capacity(n),
+            heap: 0,
+        };
+        for item in items {
+            let h = member_hash(item.key());
+            let Indexed { items, index, heap } = &mut out;
+            let slot = index.entry(
+                h,
+                |&i| items[i as usize].key() == item.key(),
+                |&i| member_hash(items[i as usize].key()),
+            );
+            match slot {
+                Slot::Occupied(e) => {
+                    let old = &mut items[*e.get() as usize];
+                    *heap -= old.heap();
+                    merge(old, item);
+                    *heap += old.heap();
+                }
+                Slot::Vacant(e) => {
+                    e.insert(items.len() as u32);
+                    *heap += item.heap();
+                    items.push(item);
+                }
+            }
+        }
+        out
+    }
+
     /// Removes the element at `pos`. Up to [`ORDERED_MAX`] elements the others keep their
     /// order (redis's small hashes are listpacks: HGETALL shows insertion order, deletions
     /// included); above, the last element takes its place (O(1)). Either way an element only
@@ -314,6 +350,15 @@ impl Hash {
         self.0.len() == 0
     }
 
+    /// A hash of `pairs`, taking their buffers as they are (a repeated field keeps its first
+    /// place and its last value, as repeated HSETs would).
+    pub fn from_pairs(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Hash {
+        let fields = pairs
+            .into_iter()
+            .map(|(f, v)| (f.into_boxed_slice(), v.into_boxed_slice()));
+        Hash(Indexed::collect(fields, |old, new| old.1 = new.1))
+    }
+
     /// The value of `field`.
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         self.0.find(field).map(|i| &*self.0.items[i].1)
@@ -373,6 +418,12 @@ impl Set {
         self.0.len() == 0
     }
 
+    /// A set of `members`, taking their buffers as they are (repeats count once).
+    pub fn from_members(members: Vec<Vec<u8>>) -> Set {
+        let members = members.into_iter().map(Vec::into_boxed_slice);
+        Set(Indexed::collect(members, |_, _| {}))
+    }
+
     /// True if `m` is a member.
     pub fn contains(&self, m: &[u8]) -> bool {
         self.0.find(m).is_some()
@@ -430,6 +481,20 @@ impl List {
     /// True if there is no element.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// A list of `items`, head first, taking their buffers as they are.
+    pub fn from_items(items: Vec<Vec<u8>>) -> List {
+        let mut heap = 0;
+        let items: VecDeque<Box<[u8]>> = items
+            .into_iter()
+            .map(|v| {
+                let v = v.into_boxed_slice();
+                heap += alloc_size(v.len());
+                v
+            })
+            .collect();
+        List { items, heap }
     }
 
     /// Adds an element at the head (`front`) or tail.
@@ -546,6 +611,43 @@ mod tests {
         assert_eq!(alloc_size(120), 128);
         assert_eq!(alloc_size(121), 144);
         assert_eq!(size_of::<Body>(), 16);
+    }
+
+    #[test]
+    fn built_in_one_pass_equals_built_by_inserts() {
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..300u32)
+            .map(|i| {
+                (
+                    format!("f{}", i % 250).into_bytes(),
+                    vec![b'v'; (i % 40) as usize],
+                )
+            })
+            .collect();
+        let mut by_insert = Hash::default();
+        for (f, v) in &pairs {
+            by_insert.insert(f, v);
+        }
+        let built = Hash::from_pairs(pairs);
+        assert_eq!(built.len(), 250);
+        assert!(built.iter().eq(by_insert.iter()));
+        for (f, v) in by_insert.iter() {
+            assert_eq!(built.get(f), Some(v));
+        }
+        let c = Container::Hash(built);
+        assert_eq!(c.charge(), c.recompute_charge());
+
+        let members: Vec<Vec<u8>> = (0..200u32).map(|i| (i % 150).to_string().into()).collect();
+        let built = Set::from_members(members);
+        assert_eq!(built.len(), 150);
+        assert!(built.contains(b"149") && !built.contains(b"150"));
+        let c = Container::Set(built);
+        assert_eq!(c.charge(), c.recompute_charge());
+
+        let items: Vec<Vec<u8>> = (0..100u32).map(|i| vec![7u8; i as usize]).collect();
+        let built = List::from_items(items.clone());
+        assert!(built.iter().eq(items.iter().map(|v| &v[..])));
+        let c = Container::List(built);
+        assert_eq!(c.charge(), c.recompute_charge());
     }
 
     #[test]

@@ -75,6 +75,15 @@ fn order(sa: f64, ma: &[u8], sb: f64, mb: &[u8]) -> Ordering {
 }
 
 impl ZSet {
+    /// An empty set with room for `n` members (loading a snapshot: no regrowth, no rehash).
+    pub fn with_capacity(n: usize) -> ZSet {
+        let mut z = ZSet::default();
+        z.nodes.reserve_exact(n);
+        // The table is empty: the hasher has nothing to rehash.
+        z.index.reserve(n, |_| 0);
+        z
+    }
+
     /// Number of members.
     pub fn len(&self) -> usize {
         self.nodes.len()

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod frame;
+pub mod memcached;
 pub mod redis_server;
 
 /// Whether the external program `tool` (from Debian package `package`) is on the PATH. The

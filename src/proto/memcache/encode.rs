@@ -129,6 +129,13 @@ pub fn reject(out: &mut BytesMut, reject: Reject) {
     });
 }
 
+/// `SERVER_ERROR <text>` (ringcache's own reasons, e.g. a remote member that failed).
+pub fn server_error(out: &mut BytesMut, text: &str) {
+    out.extend_from_slice(b"SERVER_ERROR ");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Writes what is sent before closing on lost framing. memcached closes silently on a long
 /// line without newline; past `max_request_size` (our own bound) the client gets a reason.
 pub fn fatal(out: &mut BytesMut, error: ProtoError) {

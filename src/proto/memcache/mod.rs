@@ -33,6 +33,7 @@
 
 pub mod auth;
 pub mod encode;
+mod forward;
 pub mod handler;
 pub mod parse;
 
@@ -43,6 +44,7 @@ use parse::{GetCmd, Request, StoreCmd};
 
 use crate::auth::Access;
 use crate::metrics::CommandRecorder;
+use crate::proto::forward::Forwarded;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
 use crate::server::gate::Pass;
 use crate::server::{LimitsCache, Shared};
@@ -58,6 +60,10 @@ pub struct MemcacheSession {
     pass: Pass,
     /// Kept out of the gate: the batch waits (asynchronously) for it to open.
     gate_wait: bool,
+    /// Replies of this batch awaited from remote members.
+    forwarded: Forwarded,
+    /// Picks this session's connection to each remote member.
+    id: u64,
 }
 
 impl MemcacheSession {
@@ -71,6 +77,8 @@ impl MemcacheSession {
         MemcacheSession {
             pass: shared.gate.pass(),
             gate_wait: false,
+            forwarded: Forwarded::default(),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             limits: LimitsCache::new(Arc::clone(&shared)),
             shared,
             decoder: parse::Decoder::new(),
@@ -79,6 +87,9 @@ impl MemcacheSession {
         }
     }
 }
+
+/// Session ids, for picking connections to remote members.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Command labels for metrics, indexed by [`command_index`]. `invalid` is a malformed request,
 /// `oversized` a storage request over the size limits.
@@ -166,7 +177,15 @@ impl Session for MemcacheSession {
         if let Some(m) = &mut self.metrics {
             m.flush();
         }
+        if self.forwarded.pending() {
+            self.forwarded.flow = Some(flow);
+            return Flow::Remote;
+        }
         flow
+    }
+
+    fn forwarded(&mut self) -> Option<&mut Forwarded> {
+        Some(&mut self.forwarded)
     }
 }
 
@@ -180,7 +199,7 @@ impl MemcacheSession {
         }
         let limits = self.limits.load();
         loop {
-            if out.len() >= OUT_HIGH_WATER && !input.is_empty() {
+            if (out.len() >= OUT_HIGH_WATER || self.forwarded.full()) && !input.is_empty() {
                 return Flow::Pause;
             }
             match self.decoder.decode(input, limits) {
@@ -194,7 +213,15 @@ impl MemcacheSession {
                     let command = command_index(&request);
                     let started = self.metrics.as_mut().and_then(CommandRecorder::start);
                     let mark = out.len();
-                    let done = handler::handle(request, &self.shared, limits, out);
+                    let done = if self.shared.has_remote() {
+                        let fwd = &mut self.forwarded;
+                        match forward::route(&request, &self.shared, limits, self.id, fwd, out) {
+                            Some(done) => done,
+                            None => handler::handle(request, &self.shared, limits, out),
+                        }
+                    } else {
+                        handler::handle(request, &self.shared, limits, out)
+                    };
                     if let Some(m) = &mut self.metrics {
                         m.record(command, done.error, started);
                     }

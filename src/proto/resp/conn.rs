@@ -14,6 +14,7 @@ use super::command::Command;
 use super::error::RespError;
 use super::frame::{Args, Version};
 use crate::config::Limits;
+use crate::proto::forward::Forwarded;
 use crate::server::Shared;
 use crate::server::clients::Client;
 use crate::server::gate::Pass;
@@ -238,6 +239,9 @@ pub struct Ctx<'a> {
     /// The connection's pass through the server's gate (EXEC runs exclusively through it);
     /// None only in unit tests that run commands without a session.
     pub pass: Option<&'a Pass>,
+    /// The batch's replies awaited from remote members; None where a request cannot wait for
+    /// one (inside EXEC, a script, on a blocked client's behalf).
+    pub forward: Option<&'a mut Forwarded>,
 }
 
 /// What a command handler returns: its reply is already in `out` when Ok.

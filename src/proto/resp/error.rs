@@ -353,6 +353,12 @@ pub enum RespError {
     Busy(bool),
     /// `NOTBUSY No scripts in execution right now.`
     NotBusy,
+    /// `CROSSSLOT Keys in request don't hash to the same slot` (Redis Cluster's text): the
+    /// keys of a command that cannot be split live on different members, one of them remote.
+    CrossSlot,
+    /// A command on a remote member's key that ringcache does not forward, and why (the text
+    /// after `ERR `).
+    Remote(String),
     /// `UNKILLABLE Sorry the script already executed write commands against the dataset. ...`
     Unkillable,
     /// `ERR SCRIPT FLUSH only support SYNC|ASYNC option` / `ERR FUNCTION FLUSH only supports
@@ -631,6 +637,7 @@ impl RespError {
                 "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
             }
             NotBusy => "NOTBUSY No scripts in execution right now.",
+            CrossSlot => "CROSSSLOT Keys in request don't hash to the same slot",
             ShebangInvalid => "ERR Invalid script shebang",
             Unkillable => {
                 "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."
@@ -692,7 +699,8 @@ impl RespError {
             | BlockInScript(_)
             | PrefixOverlap(..)
             | PrefixOverlapExisting(..)
-            | SaveFailed(_) => return None,
+            | SaveFailed(_)
+            | Remote(_) => return None,
         })
     }
 }
@@ -704,6 +712,7 @@ impl std::fmt::Display for RespError {
             return f.write_str(text);
         }
         match self {
+            Remote(why) => write!(f, "ERR {why}"),
             InvalidExpire(cmd) => write!(f, "ERR invalid expire time in '{cmd}' command"),
             // redis's text when it has no file to rewrite, then where the settings live.
             ConfigRewrite(None) => f.write_str("ERR The server is running without a config file"),

@@ -22,8 +22,8 @@ use super::conn::{Ctx, Reply};
 use super::error::RespError;
 use super::frame::{Args, Version, encode_error};
 use super::{
-    acl, bitmaps, connection, geo, hll, keyspace, notify, pubsub, script, server, stream, strings,
-    tracking, txn, types,
+    acl, bitmaps, connection, forward, geo, hll, keyspace, notify, pubsub, script, server, stream,
+    strings, tracking, txn, types,
 };
 use crate::proto::Flow;
 
@@ -78,6 +78,10 @@ pub fn handle(args: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) -> Flow {
         txn::queue(cmd, args, cx, out);
         return Flow::Continue;
     }
+    // Keys owned by remote members leave here (one relaxed load when none is).
+    if cx.shared.has_remote() && forward::route(cmd, args, cx, out, &mut run_local) {
+        return Flow::Continue;
+    }
     serve_ready(cx);
     let mut flow = Flow::Continue;
     // Keyspace notifications and client-side caching: two relaxed loads when both are off.
@@ -124,6 +128,17 @@ fn serve_ready(cx: &mut Ctx<'_>) {
         types::blocking::serve_ready(cx, &mut |a, cx, out| {
             handle(a, cx, out);
         });
+    }
+}
+
+/// Runs `cmd` (arity checked by the caller, every key local) in its group, answering its
+/// error: a part of a request split between local nodes and remote members.
+fn run_local(cmd: Command, a: &Args<'_>, cx: &mut Ctx<'_>, out: &mut BytesMut) {
+    let mut flow = Flow::Continue;
+    match dispatch(cmd, None, a, cx, out, &mut flow) {
+        Ok(()) => {}
+        Err(RespError::MissingArgument) => encode_error(out, &RespError::WrongArity(cmd.wire())),
+        Err(e) => encode_error(out, &e),
     }
 }
 
@@ -202,6 +217,7 @@ mod tests {
             limits: &limits,
             conn: &mut conn,
             pass: None,
+            forward: None,
         };
         let mut out = BytesMut::new();
         handle(&Args::new(&buf, &ranges), &mut cx, &mut out);

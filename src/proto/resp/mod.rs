@@ -48,6 +48,7 @@ pub mod conn;
 mod connection;
 pub mod error;
 pub mod float;
+mod forward;
 pub mod frame;
 mod geo;
 mod geohash;
@@ -70,6 +71,7 @@ mod txn;
 pub mod types;
 
 pub use command::Command;
+pub use script::load_from_snapshot;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -77,6 +79,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::{Buf, BytesMut};
 
 use crate::metrics::CommandRecorder;
+use crate::proto::forward::Forwarded;
 use crate::proto::{Flow, OUT_HIGH_WATER, Session, output_over_limit};
 use crate::server::clients::Client;
 use crate::server::gate::{Entry, Pass};
@@ -94,6 +97,8 @@ pub struct RespSession {
     pass: Pass,
     /// Kept out of the gate: the batch waits (asynchronously) for it to open.
     gate_wait: bool,
+    /// Replies of this batch awaited from remote members.
+    forwarded: Forwarded,
 }
 
 /// Command labels for metrics: every command's wire name in [`Command::ALL`] order, then
@@ -125,6 +130,7 @@ impl RespSession {
         RespSession {
             pass: shared.gate.pass(),
             gate_wait: false,
+            forwarded: Forwarded::default(),
             metrics,
             limits: LimitsCache::new(Arc::clone(&shared)),
             shared,
@@ -142,7 +148,7 @@ impl RespSession {
             }
         }
         loop {
-            if out.len() >= OUT_HIGH_WATER && !input.is_empty() {
+            if (out.len() >= OUT_HIGH_WATER || self.forwarded.full()) && !input.is_empty() {
                 return Flow::Pause;
             }
             match self.decoder.decode(input, limits) {
@@ -158,14 +164,17 @@ impl RespSession {
                             limits,
                             conn: &mut self.conn,
                             pass: Some(&self.pass),
+                            forward: Some(&mut self.forwarded),
                         };
                         let flow = handler::handle(&args, &mut cx, out);
                         // Messages published while the command ran (to itself too: PUBLISH,
                         // a keyspace event) go before its reply, where redis writes them.
                         if let Some(m) = &self.conn.mailbox {
+                            let before = out.len();
                             if m.has_pending() && !deliver_before(m, out, mark) {
                                 return Flow::Close;
                             }
+                            self.forwarded.shift(mark, out.len() - before);
                         }
                         // A blocked command is counted once, when it finally answers.
                         if let (Some(m), false) = (&mut self.metrics, flow == Flow::Block) {
@@ -229,6 +238,7 @@ impl RespSession {
                                 limits,
                                 conn: &mut self.conn,
                                 pass: None,
+                                forward: None,
                             };
                             flow = handler::handle(&args, &mut cx, out);
                         } else {
@@ -274,6 +284,10 @@ impl Session for RespSession {
         self.conn.mailbox.as_deref().map(|m| m.overflow())
     }
 
+    fn forwarded(&mut self) -> Option<&mut Forwarded> {
+        Some(&mut self.forwarded)
+    }
+
     fn waiting(&self) -> Option<(Arc<tokio::sync::Notify>, Option<std::time::Instant>)> {
         if self.gate_wait {
             return Some(self.pass.wake_hint(|| script::busy_threshold(&self.shared)));
@@ -316,6 +330,10 @@ impl Session for RespSession {
                 c.touch(self.shared.clock.now_ms());
             }
             self.conn.publish();
+        }
+        if self.forwarded.pending() {
+            self.forwarded.flow = Some(flow);
+            return Flow::Remote;
         }
         flow
     }

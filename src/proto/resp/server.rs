@@ -578,8 +578,9 @@ fn save(cx: &mut Ctx<'_>, background: bool, a: &Args<'_>, out: &mut BytesMut) ->
     let topology = shared.topology.load_full();
     let writes = snapshot::writes(&topology);
     let now_s = shared.clock.now_ms() / 1000;
+    let functions = shared.scripts.library_code();
     if !background {
-        return match snapshots.save(&topology, now_s, writes) {
+        return match snapshots.save(&topology, &functions, now_s, writes) {
             Ok(_) => {
                 encode_ok(out);
                 Ok(())
@@ -589,10 +590,12 @@ fn save(cx: &mut Ctx<'_>, background: bool, a: &Args<'_>, out: &mut BytesMut) ->
     }
     let spawned = std::thread::Builder::new()
         .name("bgsave".into())
-        .spawn(move || match snapshots.save(&topology, now_s, writes) {
-            Ok(s) => tracing::info!(keys = s.keys, bytes = s.bytes, "BGSAVE done"),
-            Err(e) => tracing::error!(error = %e, "BGSAVE failed"),
-        });
+        .spawn(
+            move || match snapshots.save(&topology, &functions, now_s, writes) {
+                Ok(s) => tracing::info!(keys = s.keys, bytes = s.bytes, "BGSAVE done"),
+                Err(e) => tracing::error!(error = %e, "BGSAVE failed"),
+            },
+        );
     match spawned {
         Ok(_) => {
             encode_simple(out, b"Background saving started");

@@ -149,6 +149,11 @@ pub enum Reject {
 pub struct Keys(Bytes);
 
 impl Keys {
+    /// One key (already validated: no spaces).
+    pub fn single(key: &[u8]) -> Keys {
+        Keys(Bytes::copy_from_slice(key))
+    }
+
     /// The keys in request order (never empty slices; validated by the decoder).
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         split_keys(&self.0)

@@ -866,6 +866,7 @@ fn dispatch(
         limits,
         conn,
         pass: None,
+        forward: None,
     };
     handler::handle(&a, &mut cx, &mut out);
     let failed = out.first() == Some(&b'-') || out.first() == Some(&b'!');

@@ -18,7 +18,7 @@ use mlua::{Function, HookTriggers, MultiValue, Value, VmState};
 use super::super::conn::{Ctx, Reply};
 use super::super::error::RespError;
 use super::super::frame::{
-    Args, encode_array, encode_bulk, encode_map, encode_null, encode_ok, encode_set,
+    Args, encode_array, encode_bulk, encode_map, encode_null, encode_ok, encode_set, encode_simple,
 };
 use super::engine::{Engine, Func, Kind, Library, Registry, error_text, shebang};
 use super::{exclusive, flush_mode, keys_and_args, kill, with_engine};
@@ -43,6 +43,8 @@ impl Registry {
         engine_control
             .functions
             .store(self.functions.len() as u64, Relaxed);
+        *engine_control.library_code.lock() =
+            self.libraries.values().map(|l| l.code.clone()).collect();
     }
 }
 
@@ -527,7 +529,26 @@ fn restore(e: &mut Engine, codes: &[Vec<u8>], policy: u8) -> Result<(), RespErro
             });
         }
     }
+    // FLUSH with an empty payload loads nothing: the registry changed all the same.
+    e.libraries.publish(&e.control);
     Ok(())
+}
+
+/// Loads a function library from a snapshot (a FUNCTION2 record) into `scripts`' engine, as
+/// redis does: as FUNCTION LOAD without REPLACE, so a library whose name (or one of whose
+/// functions) is already loaded is an error. The error names the library and says why.
+pub fn load_from_snapshot(
+    scripts: &std::sync::Arc<crate::server::scripts::Scripts>,
+    code: &[u8],
+) -> Result<String, String> {
+    super::with_engine_of(scripts, |e| e.load_library(code, false)).map_err(|err| {
+        let name = match super::engine::shebang(code, true) {
+            Ok((_, _, Some(name))) => name,
+            _ => String::from_utf8_lossy(code.split(|&b| b == b'\n').next().unwrap_or_default())
+                .into_owned(),
+        };
+        format!("library {name:?}: {err}")
+    })
 }
 
 fn list(
@@ -563,8 +584,9 @@ fn list(
             }
             encode_bulk(out, b"flags");
             encode_set(out, f.flags.len(), v);
+            // Status replies, as redis 7.0 (`addReplyStatus`), not bulk strings.
             for flag in &f.flags {
-                encode_bulk(out, flag.as_bytes());
+                encode_simple(out, flag.as_bytes());
             }
         }
         if with_code {

@@ -32,7 +32,9 @@ use super::error::RespError;
 use super::frame::{Args, encode_array, encode_bulk, encode_int, encode_ok, parse_i64};
 use crate::proto::Flow;
 use crate::server::Shared;
+use crate::server::scripts::Scripts;
 use engine::{Engine, Kind};
+use std::sync::Arc;
 
 /// The busy threshold in milliseconds (`busy-reply-threshold`, default 5000; 0: never busy).
 pub fn busy_threshold(shared: &Shared) -> u64 {
@@ -53,12 +55,19 @@ pub fn allowed_while_busy(a: &Args<'_>) -> bool {
         || is(name, "quit")
 }
 
+pub use function::load_from_snapshot;
+
 /// Runs `f` on the server's engine (created on first use).
 pub(super) fn with_engine<R>(shared: &Shared, f: impl FnOnce(&mut Engine) -> R) -> R {
-    let mut slot = shared.scripts.engine.lock();
+    with_engine_of(&shared.scripts, f)
+}
+
+/// Runs `f` on the engine kept in `scripts` (created on first use).
+fn with_engine_of<R>(scripts: &Arc<Scripts>, f: impl FnOnce(&mut Engine) -> R) -> R {
+    let mut slot = scripts.engine.lock();
     if slot.as_ref().is_none_or(|e| !e.is::<Engine>()) {
         // Only fails if the allocator refuses the VM's first kilobytes.
-        let engine = Engine::new(shared.scripts.clone()).expect("a new Lua VM");
+        let engine = Engine::new(Arc::clone(scripts)).expect("a new Lua VM");
         *slot = Some(Box::new(engine));
     }
     let engine = slot

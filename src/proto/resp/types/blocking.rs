@@ -87,6 +87,7 @@ pub(crate) fn serve_ready(
             limits,
             conn: &mut conn,
             pass: None,
+            forward: None,
         };
         let mut out = BytesMut::new();
         run(&retry.request.args(), &mut cx, &mut out);
