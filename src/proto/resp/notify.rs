@@ -412,7 +412,7 @@ pub(super) fn keymiss(shared: &Shared, cmd: Command, a: &Args<'_>, reply: &[u8])
         // Its keys follow STREAMS (the table gives no positions: movable keys); redis looks
         // each up twice when it answers (resolving the IDs, then reading).
         Command::XRead => {
-            let keys = super::stream::stream_keys(a);
+            let keys = super::args::stream_keys(a);
             let twice = !matches!(reply.first(), Some(b'-' | b'!'));
             let again = if twice { keys.clone() } else { Vec::new() };
             keys.into_iter().chain(again).collect()

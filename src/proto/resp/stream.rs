@@ -703,30 +703,6 @@ fn xread(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut, flow: &mut Flow) ->
     super::types::blocking::run_with_timeout(&resolved, cx, &keys, timeout, out, flow, attempt)
 }
 
-/// The keys of an XREAD/XREADGROUP request: the first half of what follows STREAMS (none if
-/// the request does not parse that far).
-pub(super) fn stream_keys<'a>(a: &Args<'a>) -> Vec<&'a [u8]> {
-    let mut i = 1;
-    while i < a.len() {
-        let Ok(o) = a.arg(i) else { break };
-        if is(o, "streams") {
-            let n = a.len() - i - 1;
-            if n == 0 || n % 2 != 0 {
-                return Vec::new();
-            }
-            return a.iter_from(i + 1).take(n / 2).collect();
-        }
-        i += if is(o, "block") || is(o, "count") {
-            2
-        } else if is(o, "group") {
-            3
-        } else {
-            1
-        };
-    }
-    Vec::new()
-}
-
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
