@@ -1,5 +1,5 @@
 //! COMMAND INFO and COMMAND DOCS describe the bitmap, LCS, ZINTERCARD, SORT, OBJECT, MEMORY,
-//! HyperLogLog and geo commands as a real redis-server 7.0 does: name, arity, flags, first key, last key, step and
+//! HyperLogLog, geo and stream commands as a real redis-server 7.0 does: name, arity, flags, first key, last key, step and
 //! the documentation group, compared field by field (the parts ringcache generates from its
 //! command table; ACL categories, tips and key specs are not generated).
 
@@ -38,6 +38,21 @@ const COMMANDS: &[&str] = &[
     "georadiusbymember_ro",
     "geosearch",
     "geosearchstore",
+    "xadd",
+    "xrange",
+    "xrevrange",
+    "xlen",
+    "xdel",
+    "xtrim",
+    "xsetid",
+    "xread",
+    "xreadgroup",
+    "xgroup",
+    "xack",
+    "xpending",
+    "xclaim",
+    "xautoclaim",
+    "xinfo",
 ];
 
 /// A reply value as comparable text (sets sorted, simple and bulk strings alike).

@@ -337,3 +337,159 @@ fn hll_and_geo_requests_get_one_well_formed_reply_each() {
     }
     node.validate().expect("accounting is exact");
 }
+
+const STREAM_COMMANDS: &[&str] = &[
+    "XADD",
+    "XRANGE",
+    "XREVRANGE",
+    "XLEN",
+    "XDEL",
+    "XTRIM",
+    "XSETID",
+    "XREAD",
+    "XREADGROUP",
+    "XGROUP",
+    "XACK",
+    "XPENDING",
+    "XCLAIM",
+    "XAUTOCLAIM",
+    "XINFO",
+    "DUMP",
+];
+
+const STREAM_TOKENS: &[&str] = &[
+    "s",
+    "s",
+    "s",
+    "t",
+    "str",
+    "g",
+    "g",
+    "c",
+    "d",
+    "*",
+    "1",
+    "1-1",
+    "2-*",
+    "5",
+    "0",
+    "-1",
+    "-",
+    "+",
+    "(1",
+    "$",
+    ">",
+    "18446744073709551615-18446744073709551615",
+    "18446744073709551615",
+    "MAXLEN",
+    "MINID",
+    "~",
+    "=",
+    "LIMIT",
+    "NOMKSTREAM",
+    "COUNT",
+    "STREAMS",
+    "GROUP",
+    "NOACK",
+    "CREATE",
+    "SETID",
+    "DESTROY",
+    "CREATECONSUMER",
+    "DELCONSUMER",
+    "MKSTREAM",
+    "ENTRIESREAD",
+    "ENTRIESADDED",
+    "MAXDELETEDID",
+    "IDLE",
+    "TIME",
+    "RETRYCOUNT",
+    "FORCE",
+    "JUSTID",
+    "LASTID",
+    "STREAM",
+    "GROUPS",
+    "CONSUMERS",
+    "FULL",
+    "HELP",
+    "f",
+    "v",
+    "",
+];
+
+/// Stream requests (no BLOCK among the words: a blocked request would wait): one well-formed
+/// reply each, exact accounting after, and every stream left DUMPs and RESTOREs.
+#[test]
+fn stream_requests_get_one_well_formed_reply_each() {
+    let (mut s, node) = session();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    for setup in [
+        &["XADD", "s", "1-1", "f", "v"][..],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["SET", "str", "x"],
+    ] {
+        let mut input = request(setup);
+        let mut out = BytesMut::new();
+        s.process(&mut input, &mut out);
+    }
+    for round in 0..20_000 {
+        let mut args: Vec<&str> = vec![STREAM_COMMANDS[next(STREAM_COMMANDS.len())]];
+        for _ in 0..next(10) {
+            args.push(STREAM_TOKENS[next(STREAM_TOKENS.len())]);
+        }
+        let mut input = request(&args);
+        let mut out = BytesMut::new();
+        assert_eq!(
+            s.process(&mut input, &mut out),
+            Flow::Continue,
+            "round {round}: {args:?}"
+        );
+        assert!(input.is_empty(), "round {round}: {args:?} was handled");
+        assert_eq!(
+            reply_len(&out),
+            Some(out.len()),
+            "round {round}: {args:?} got one reply: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(node.used_bytes() <= node.max_memory());
+    }
+    node.validate().expect("accounting is exact");
+    // What the random commands left in `s` (if it is a stream) DUMPs and RESTOREs as itself.
+    let mut run = |args: &[&[u8]]| {
+        let mut input = BytesMut::new();
+        input.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            input.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            input.extend_from_slice(a);
+            input.extend_from_slice(b"\r\n");
+        }
+        let mut out = BytesMut::new();
+        s.process(&mut input, &mut out);
+        out.to_vec()
+    };
+    if run(&[b"TYPE", b"s"]) == b"+stream\r\n" {
+        let dump = run(&[b"DUMP", b"s"]);
+        let head = dump.iter().position(|&b| b == b'\r').expect("bulk header");
+        let payload = &dump[head + 2..dump.len() - 2];
+        assert_eq!(run(&[b"RESTORE", b"copy", b"0", payload]), b"+OK\r\n");
+        for probe in [
+            &[b"XRANGE" as &[u8], b"KEY", b"-", b"+"][..],
+            &[b"XINFO", b"GROUPS", b"KEY"],
+            &[b"XLEN", b"KEY"],
+        ] {
+            let with = |key: &'static [u8]| -> Vec<&[u8]> {
+                probe
+                    .iter()
+                    .map(|a| if *a == b"KEY" { key } else { *a })
+                    .collect()
+            };
+            let want = run(&with(b"s"));
+            assert_eq!(run(&with(b"copy")), want, "{probe:?}");
+        }
+    }
+}

@@ -190,6 +190,7 @@ scripts! {
     scripting_matches_redis_server_byte_for_byte => "scripting.txt",
     hyperloglog_matches_redis_server_byte_for_byte => "hll.txt",
     geo_matches_redis_server_byte_for_byte => "geo.txt",
+    streams_match_redis_server_byte_for_byte => "streams.txt",
 }
 
 /// Runs `text` against redis-server and ringcache; every reply must match. A script ends with

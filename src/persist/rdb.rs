@@ -3,7 +3,8 @@
 //!
 //! Owns: [`Writer`] (what ringcache writes: `REDIS0010`, AUX fields, FUNCTION2 records (the
 //! code of function libraries), SELECTDB/RESIZEDB, EXPIRETIME_MS, the plain value types
-//! 0/1/2/4/5 that every Redis since 2.x and Valkey load, strings over 20 bytes LZF-compressed
+//! 0/1/2/4/5 that every Redis since 2.x and Valkey load, streams as Redis 7.0's type 19
+//! (listpacks laid out as redis lays them out), strings over 20 bytes LZF-compressed
 //! when that saves space, EOF and the CRC64) and [`Reader`] (everything Redis 7.0 writes and
 //! what older versions wrote: int-encoded and LZF strings, linked/ziplist/quicklist/quicklist-2
 //! lists, intset, hashtable and listpack sets, zipmap/ziplist/listpack/hashtable hashes,
@@ -102,6 +103,46 @@ pub enum Value {
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
     /// A sorted set's (member, score) pairs.
     ZSet(Vec<(Vec<u8>, f64)>),
+    /// A stream (written as Redis 7.0's `RDB_TYPE_STREAM_LISTPACKS_2`).
+    Stream(Box<StreamValue>),
+}
+
+/// A stream ID as RDB carries it: (milliseconds, sequence).
+pub type Id = (u64, u64);
+
+/// A stream entry as RDB carries it: its ID and its (field, value) pairs.
+pub type StreamEntry = (Id, Vec<(Vec<u8>, Vec<u8>)>);
+
+/// A stream as RDB carries it, in the neutral form the caller converts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StreamValue {
+    /// Its entries by node (redis's listpacks): each entry's ID and fields, ascending.
+    pub nodes: Vec<Vec<StreamEntry>>,
+    /// The last ID given.
+    pub last_id: Id,
+    /// The first entry's ID (0-0 when empty).
+    pub first_id: Id,
+    /// The largest ID deleted.
+    pub max_deleted_id: Id,
+    /// Entries ever added.
+    pub entries_added: u64,
+    /// Consumer groups, by name.
+    pub groups: Vec<StreamGroup>,
+}
+
+/// A consumer group as RDB carries it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StreamGroup {
+    /// Its name.
+    pub name: Vec<u8>,
+    /// Last delivered ID.
+    pub last_id: Id,
+    /// Entries read; None when unknown (-1).
+    pub entries_read: Option<u64>,
+    /// Pending entries: (ID, delivery time unix ms, delivery count), ascending.
+    pub pel: Vec<(Id, u64, u64)>,
+    /// Consumers, by name: (name, seen time unix ms, the IDs of its pending entries).
+    pub consumers: Vec<(Vec<u8>, u64, Vec<Id>)>,
 }
 
 /// One key of a snapshot.
@@ -209,7 +250,56 @@ impl<W: Write> Writer<W> {
                     self.put(&score.to_le_bytes())
                 })
             }
+            Value::Stream(st) => self.stream(st),
         }
+    }
+
+    /// redis 7.0 `rdbSaveObject` for a stream: each node as (master ID, listpack), the
+    /// metadata, then the groups with their PELs and consumers.
+    fn stream(&mut self, st: &StreamValue) -> io::Result<()> {
+        let nodes: Vec<_> = st.nodes.iter().filter(|n| !n.is_empty()).collect();
+        self.len(nodes.len() as u64)?;
+        let mut length = 0u64;
+        for node in nodes {
+            self.string(&id_bytes(node[0].0))?;
+            self.string(&stream_listpack(node))?;
+            length += node.len() as u64;
+        }
+        for n in [
+            length,
+            st.last_id.0,
+            st.last_id.1,
+            st.first_id.0,
+            st.first_id.1,
+            st.max_deleted_id.0,
+            st.max_deleted_id.1,
+            st.entries_added,
+        ] {
+            self.len(n)?;
+        }
+        self.len(st.groups.len() as u64)?;
+        for g in &st.groups {
+            self.string(&g.name)?;
+            self.len(g.last_id.0)?;
+            self.len(g.last_id.1)?;
+            self.len(g.entries_read.unwrap_or(u64::MAX))?;
+            self.len(g.pel.len() as u64)?;
+            for &(id, time, count) in &g.pel {
+                self.put(&id_bytes(id))?;
+                self.put(&time.to_le_bytes())?;
+                self.len(count)?;
+            }
+            self.len(g.consumers.len() as u64)?;
+            for (name, seen, ids) in &g.consumers {
+                self.string(name)?;
+                self.put(&seen.to_le_bytes())?;
+                self.len(ids.len() as u64)?;
+                for &id in ids {
+                    self.put(&id_bytes(id))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Ends the file (EOF and CRC64) and hands back the output.
@@ -347,7 +437,222 @@ fn kind_of(value: &Value) -> u8 {
         Value::Set(_) => T_SET,
         Value::Hash(_) => T_HASH,
         Value::ZSet(_) => T_ZSET_2,
+        Value::Stream(_) => T_STREAM_LISTPACKS_2,
     }
+}
+
+/// A stream ID as redis keys its radix trees: 128 bits big-endian.
+fn id_bytes(id: Id) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&id.0.to_be_bytes());
+    b[8..].copy_from_slice(&id.1.to_be_bytes());
+    b
+}
+
+fn id_of(b: &[u8]) -> Option<Id> {
+    let ms = u64::from_be_bytes(b.get(..8)?.try_into().ok()?);
+    let seq = u64::from_be_bytes(b.get(8..16)?.try_into().ok()?);
+    Some((ms, seq))
+}
+
+/// Stream entry flags (redis t_stream.c).
+const STREAM_ITEM_DELETED: i64 = 1;
+const STREAM_ITEM_SAMEFIELDS: i64 = 2;
+
+/// A listpack being built (redis listpack.c's encodings, as `lpAppend` chooses them).
+struct Listpack {
+    body: Vec<u8>,
+    count: usize,
+}
+
+impl Listpack {
+    fn new() -> Listpack {
+        Listpack {
+            body: Vec::new(),
+            count: 0,
+        }
+    }
+
+    fn int(&mut self, v: i64) {
+        let start = self.body.len();
+        let b = &mut self.body;
+        if (0..=127).contains(&v) {
+            b.push(v as u8);
+        } else if (-4096..=4095).contains(&v) {
+            let u = if v < 0 { (1 << 13) + v } else { v } as u64;
+            b.push(0xc0 | (u >> 8) as u8);
+            b.push(u as u8);
+        } else if (-32768..=32767).contains(&v) {
+            b.push(0xf1);
+            b.extend_from_slice(&(v as i16).to_le_bytes());
+        } else if (-8_388_608..=8_388_607).contains(&v) {
+            b.push(0xf2);
+            b.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
+        } else if i64::from(i32::MIN) <= v && v <= i64::from(i32::MAX) {
+            b.push(0xf3);
+            b.extend_from_slice(&(v as i32).to_le_bytes());
+        } else {
+            b.push(0xf4);
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        self.end(start);
+    }
+
+    /// `lpAppend` of a string: stored as an integer when it reads as one (redis
+    /// `lpStringToInt64`: canonical decimal, fits in 64 bits).
+    fn string(&mut self, s: &[u8]) {
+        if let Some(v) = canonical_int(s) {
+            return self.int(v);
+        }
+        let start = self.body.len();
+        let b = &mut self.body;
+        let n = s.len();
+        if n < 64 {
+            b.push(0x80 | n as u8);
+        } else if n < 4096 {
+            b.push(0xe0 | (n >> 8) as u8);
+            b.push(n as u8);
+        } else {
+            b.push(0xf0);
+            b.extend_from_slice(&(n as u32).to_le_bytes());
+        }
+        b.extend_from_slice(s);
+        self.end(start);
+    }
+
+    /// Appends the back-length of the entry that began at `start`.
+    fn end(&mut self, start: usize) {
+        let l = (self.body.len() - start) as u64;
+        let b = &mut self.body;
+        if l <= 127 {
+            b.push(l as u8);
+        } else if l < 16383 {
+            b.push((l >> 7) as u8);
+            b.push((l & 127) as u8 | 128);
+        } else if l < 2_097_151 {
+            b.push((l >> 14) as u8);
+            b.push(((l >> 7) & 127) as u8 | 128);
+            b.push((l & 127) as u8 | 128);
+        } else if l < 268_435_455 {
+            b.push((l >> 21) as u8);
+            b.push(((l >> 14) & 127) as u8 | 128);
+            b.push(((l >> 7) & 127) as u8 | 128);
+            b.push((l & 127) as u8 | 128);
+        } else {
+            b.push((l >> 28) as u8);
+            b.push(((l >> 21) & 127) as u8 | 128);
+            b.push(((l >> 14) & 127) as u8 | 128);
+            b.push(((l >> 7) & 127) as u8 | 128);
+            b.push((l & 127) as u8 | 128);
+        }
+        self.count += 1;
+    }
+
+    fn finish(self) -> Vec<u8> {
+        let total = self.body.len() + 7;
+        let mut out = Vec::with_capacity(total);
+        out.extend_from_slice(&(total as u32).to_le_bytes());
+        out.extend_from_slice(&(self.count.min(65535) as u16).to_le_bytes());
+        out.extend_from_slice(&self.body);
+        out.push(0xff);
+        out
+    }
+}
+
+/// redis `lpStringToInt64`: a canonical decimal integer (no sign on zero, no leading zeros,
+/// no spaces, at most 20 bytes) that fits in an i64.
+fn canonical_int(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    let digits = s.strip_prefix(b"-").unwrap_or(s);
+    if digits.is_empty()
+        || !digits.iter().all(u8::is_ascii_digit)
+        || (digits[0] == b'0' && (digits.len() > 1 || s.len() > 1))
+    {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// One stream node as redis lays it out: the master entry (the first entry's fields), then
+/// each entry with its ID as a delta from the master ID, its values alone when its fields are
+/// the master's.
+fn stream_listpack(node: &[StreamEntry]) -> Vec<u8> {
+    let mut lp = Listpack::new();
+    let (master, master_fields) = (node[0].0, &node[0].1);
+    lp.int(node.len() as i64);
+    lp.int(0);
+    lp.int(master_fields.len() as i64);
+    for (f, _) in master_fields {
+        lp.string(f);
+    }
+    lp.int(0);
+    for (id, fields) in node {
+        let same = fields.len() == master_fields.len()
+            && fields.iter().zip(master_fields).all(|(a, b)| a.0 == b.0);
+        lp.int(if same { STREAM_ITEM_SAMEFIELDS } else { 0 });
+        lp.int(id.0.wrapping_sub(master.0) as i64);
+        lp.int(id.1.wrapping_sub(master.1) as i64);
+        if !same {
+            lp.int(fields.len() as i64);
+        }
+        for (f, v) in fields {
+            if !same {
+                lp.string(f);
+            }
+            lp.string(v);
+        }
+        let n = fields.len() as i64;
+        lp.int(if same { n + 3 } else { 2 * n + 4 });
+    }
+    lp.finish()
+}
+
+/// The live entries of one stream node's listpack (the inverse of [`stream_listpack`], and
+/// what redis writes: deleted entries skipped).
+fn stream_node(master: Id, lp: &[u8]) -> Option<Vec<StreamEntry>> {
+    let items = listpack(lp)?;
+    let mut it = items.into_iter();
+    let int = |it: &mut std::vec::IntoIter<Vec<u8>>| -> Option<i64> {
+        std::str::from_utf8(&it.next()?).ok()?.parse().ok()
+    };
+    let _count = int(&mut it)?;
+    let _deleted = int(&mut it)?;
+    let nfields = usize::try_from(int(&mut it)?).ok()?;
+    let mut master_fields = Vec::with_capacity(nfields.min(1024));
+    for _ in 0..nfields {
+        master_fields.push(it.next()?);
+    }
+    if int(&mut it)? != 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    while it.len() > 0 {
+        let flags = int(&mut it)?;
+        let ms = master.0.wrapping_add(int(&mut it)? as u64);
+        let seq = master.1.wrapping_add(int(&mut it)? as u64);
+        let fields = if flags & STREAM_ITEM_SAMEFIELDS != 0 {
+            let mut f = Vec::with_capacity(master_fields.len());
+            for name in &master_fields {
+                f.push((name.clone(), it.next()?));
+            }
+            f
+        } else {
+            let n = usize::try_from(int(&mut it)?).ok()?;
+            let mut f = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                let name = it.next()?;
+                f.push((name, it.next()?));
+            }
+            f
+        };
+        int(&mut it)?; // lp-count
+        if flags & STREAM_ITEM_DELETED == 0 {
+            out.push(((ms, seq), fields));
+        }
+    }
+    Some(out)
 }
 
 /// The RDB length encoding of `n` in `buf`.
@@ -636,7 +941,7 @@ impl<R: Read> Reader<R> {
                 Value::List(items)
             }
             T_STREAM_LISTPACKS | T_STREAM_LISTPACKS_2 | T_STREAM_LISTPACKS_3 => {
-                return Err(self.err_at(at, named("stream")));
+                Value::Stream(Box::new(self.stream(kind, key)?))
             }
             T_MODULE_PRE_GA | T_MODULE_2 => return Err(self.err_at(at, named("module"))),
             other => {
@@ -649,6 +954,89 @@ impl<R: Read> Reader<R> {
                 ));
             }
         })
+    }
+
+    /// redis `rdbLoadObject` for the three stream types (5.0, 7.0 and 7.2 metadata).
+    fn stream(&mut self, kind: u8, key: &[u8]) -> Result<StreamValue, RdbError> {
+        let mut st = StreamValue::default();
+        let nodes = self.count()?;
+        for _ in 0..nodes {
+            let k = self.string()?;
+            let master = id_of(&k)
+                .filter(|_| k.len() == 16)
+                .ok_or_else(|| self.blob_err(key, "stream node key"))?;
+            let lp = self.string()?;
+            let node =
+                stream_node(master, &lp).ok_or_else(|| self.blob_err(key, "stream listpack"))?;
+            st.nodes.push(node);
+        }
+        let _length = self.plain_len()?;
+        st.last_id = (self.plain_len()?, self.plain_len()?);
+        if kind >= T_STREAM_LISTPACKS_2 {
+            st.first_id = (self.plain_len()?, self.plain_len()?);
+            st.max_deleted_id = (self.plain_len()?, self.plain_len()?);
+            st.entries_added = self.plain_len()?;
+        } else {
+            st.first_id = st.nodes.iter().flatten().next().map_or((0, 0), |e| e.0);
+            st.entries_added = st.nodes.iter().map(|n| n.len() as u64).sum();
+        }
+        // Entries strictly ascending across nodes and not above the last ID: a stream that
+        // breaks this is refused rather than stored (its lookups are binary searches).
+        let mut prev: Option<Id> = None;
+        for e in st.nodes.iter().flatten() {
+            if prev.is_some_and(|p| p >= e.0) || e.0 > st.last_id {
+                return Err(self.blob_err(key, "stream entry IDs out of order"));
+            }
+            prev = Some(e.0);
+        }
+        let groups = self.count()?;
+        for _ in 0..groups {
+            let mut g = StreamGroup {
+                name: self.string()?,
+                last_id: (self.plain_len()?, self.plain_len()?),
+                ..StreamGroup::default()
+            };
+            if kind >= T_STREAM_LISTPACKS_2 {
+                let n = self.plain_len()?;
+                g.entries_read = (n != u64::MAX).then_some(n);
+            }
+            let pel = self.count()?;
+            for _ in 0..pel {
+                let mut raw = [0u8; 16];
+                self.exact(&mut raw)?;
+                let mut t = [0u8; 8];
+                self.exact(&mut t)?;
+                let count = self.plain_len()?;
+                g.pel
+                    .push((id_of(&raw).unwrap_or((0, 0)), u64::from_le_bytes(t), count));
+            }
+            g.pel.sort_unstable_by_key(|p| p.0);
+            g.pel.dedup_by_key(|p| p.0);
+            let consumers = self.count()?;
+            for _ in 0..consumers {
+                let name = self.string()?;
+                let mut t = [0u8; 8];
+                self.exact(&mut t)?;
+                if kind >= T_STREAM_LISTPACKS_3 {
+                    let mut active = [0u8; 8];
+                    self.exact(&mut active)?;
+                }
+                let n = self.count()?;
+                let mut ids = Vec::new();
+                for _ in 0..n {
+                    let mut raw = [0u8; 16];
+                    self.exact(&mut raw)?;
+                    let id = id_of(&raw).unwrap_or((0, 0));
+                    if g.pel.binary_search_by(|p| p.0.cmp(&id)).is_err() {
+                        return Err(self.blob_err(key, "consumer PEL entry not in the group PEL"));
+                    }
+                    ids.push(id);
+                }
+                g.consumers.push((name, u64::from_le_bytes(t), ids));
+            }
+            st.groups.push(g);
+        }
+        Ok(st)
     }
 
     fn blob_err(&self, key: &[u8], what: &str) -> RdbError {
@@ -1522,17 +1910,58 @@ mod tests {
     }
 
     #[test]
-    fn streams_and_modules_are_refused_by_key_and_type() {
+    fn modules_are_refused_by_key_and_type() {
         let mut f = Vec::from(&b"REDIS0010"[..]);
-        f.push(T_STREAM_LISTPACKS_2);
+        f.push(T_MODULE_2);
         f.push(3);
         f.extend_from_slice(b"evs");
-        let err = read_all(&f).expect_err("stream");
+        let err = read_all(&f).expect_err("module");
         assert_eq!(err.offset, 9);
         assert!(
-            err.what.contains("\"evs\"") && err.what.contains("stream"),
+            err.what.contains("\"evs\"") && err.what.contains("module"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn streams_round_trip_with_their_groups() {
+        let entry = |ms: u64, fields: &[(&str, &str)]| {
+            (
+                (ms, 0),
+                fields
+                    .iter()
+                    .map(|(f, v)| (f.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let st = StreamValue {
+            nodes: vec![
+                vec![
+                    entry(1, &[("a", "1")]),
+                    entry(2, &[("a", "-5000")]),
+                    entry(3, &[("b", "x"), ("c", &"y".repeat(5000))]),
+                ],
+                vec![entry(1 << 40, &[("big", "123456789012")])],
+            ],
+            last_id: (1 << 40, 0),
+            first_id: (1, 0),
+            max_deleted_id: (0, 0),
+            entries_added: 4,
+            groups: vec![StreamGroup {
+                name: b"g".to_vec(),
+                last_id: (2, 0),
+                entries_read: None,
+                pel: vec![
+                    ((1, 0), 1_700_000_000_000, 2),
+                    ((2, 0), 1_700_000_000_001, 1),
+                ],
+                consumers: vec![(b"c".to_vec(), 1_700_000_000_002, vec![(1, 0), (2, 0)])],
+            }],
+        };
+        let v = Value::Stream(Box::new(st));
+        assert_eq!(restore(&dump(&v)).expect("restore"), v);
+        let records = vec![rec("s", v)];
+        assert_eq!(read_all(&write(&records)).expect("read"), records);
     }
 
     #[test]

@@ -25,9 +25,14 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::config::{SaveRule, SnapshotConfig};
-use crate::persist::rdb::{RdbError, Reader, Record, Value, Writer};
+use crate::persist::rdb::{
+    self, RdbError, Reader, Record, StreamGroup, StreamValue, Value, Writer,
+};
 use crate::route::topology::Topology;
-use crate::store::{Container, Entry, Hash, Item, Kind, List, NEVER, Set, StoreError, ZSet};
+use crate::store::stream::Field;
+use crate::store::{
+    Container, Entry, Hash, Item, Kind, List, NEVER, Set, StoreError, Stream, StreamId, ZSet,
+};
 
 /// Items copied out of a node per stripe lock hold while saving.
 const CHUNK: usize = 256;
@@ -503,7 +508,102 @@ pub fn value_of(item: &Item<'_>) -> Value {
             Value::Hash(h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect())
         }
         Some(Container::ZSet(z)) => Value::ZSet(z.iter().map(|(m, s)| (m.to_vec(), s)).collect()),
+        Some(Container::Stream(st)) => Value::Stream(Box::new(stream_value(st))),
     }
+}
+
+fn id(i: StreamId) -> rdb::Id {
+    (i.ms, i.seq)
+}
+
+fn sid(i: rdb::Id) -> StreamId {
+    StreamId { ms: i.0, seq: i.1 }
+}
+
+/// A store stream in RDB's neutral form.
+fn stream_value(st: &Stream) -> StreamValue {
+    let nodes = st
+        .node_entries()
+        .into_iter()
+        .map(|n| {
+            n.into_iter()
+                .map(|e| {
+                    let fields = e
+                        .fields
+                        .iter()
+                        .map(|(f, v)| (f.to_vec(), v.to_vec()))
+                        .collect();
+                    (id(e.id), fields)
+                })
+                .collect()
+        })
+        .collect();
+    let groups = st
+        .groups()
+        .iter()
+        .map(|g| StreamGroup {
+            name: g.name.to_vec(),
+            last_id: id(g.last_id),
+            entries_read: g.entries_read,
+            pel: g
+                .pel
+                .iter()
+                .map(|p| (id(p.id), p.delivery_time, p.delivery_count))
+                .collect(),
+            consumers: g
+                .consumers
+                .iter()
+                .map(|c| {
+                    let ids = g
+                        .pel
+                        .iter()
+                        .filter(|p| p.consumer == c.tag)
+                        .map(|p| id(p.id))
+                        .collect();
+                    (c.name.to_vec(), c.seen_time, ids)
+                })
+                .collect(),
+        })
+        .collect();
+    StreamValue {
+        nodes,
+        last_id: id(st.last_id),
+        first_id: id(st.first_id()),
+        max_deleted_id: id(st.max_deleted_id),
+        entries_added: st.entries_added,
+        groups,
+    }
+}
+
+/// A store stream from RDB's neutral form.
+fn stream_of(v: StreamValue) -> Stream {
+    let mut st = Stream::default();
+    for node in v.nodes {
+        st.push_node(
+            node.into_iter()
+                .map(|(i, fields)| {
+                    let fields: Box<[Field]> = fields
+                        .into_iter()
+                        .map(|(f, v)| (f.into_boxed_slice(), v.into_boxed_slice()))
+                        .collect();
+                    (sid(i), fields)
+                })
+                .collect(),
+        );
+    }
+    st.last_id = sid(v.last_id);
+    st.max_deleted_id = sid(v.max_deleted_id);
+    st.entries_added = v.entries_added;
+    for g in v.groups {
+        let pel: Vec<_> = g.pel.iter().map(|&(i, t, n)| (sid(i), t, n)).collect();
+        let consumers: Vec<_> = g
+            .consumers
+            .into_iter()
+            .map(|(name, seen, ids)| (name, seen, ids.into_iter().map(sid).collect()))
+            .collect();
+        st.restore_group(&g.name, sid(g.last_id), g.entries_read, &pel, &consumers);
+    }
+    st
 }
 
 /// A store container holding `value` (not a string), built in one pass: each element's buffer
@@ -521,6 +621,7 @@ fn container(value: Value) -> Container {
             }
             Container::ZSet(z)
         }
+        Value::Stream(st) => Container::Stream(Box::new(stream_of(*st))),
     }
 }
 
@@ -573,6 +674,52 @@ mod tests {
         }
         all.sort_by(|a, b| a.key.cmp(&b.key));
         all
+    }
+
+    #[test]
+    fn a_stream_with_groups_survives_save_and_load() {
+        let id = |ms| StreamId { ms, seq: 0 };
+        let mut st = Stream::default();
+        for ms in 1..=150 {
+            st.append(
+                id(ms),
+                std::iter::once((b"n".to_vec().into(), ms.to_string().into_bytes().into())),
+            );
+        }
+        assert!(st.delete(id(7)));
+        st.create_group(b"g", id(10), Some(9));
+        st.group_mut(b"g", |g, _| {
+            let (alice, _) = g.consumer_or_create(b"alice", NOW);
+            g.deliver(id(9), alice, NOW - 5);
+            g.deliver(id(10), alice, NOW - 4);
+            g.consumer_or_create(b"bob", NOW - 1);
+        });
+        let three = ring(&["a", "b", "c"]);
+        three.entry(b"s", |e| {
+            e.put_container(Container::Stream(Box::new(st)), NEVER)
+                .expect("fits")
+        });
+        let saved = dump(&three);
+        let one = ring(&["x"]);
+        for r in &saved {
+            one.entry(&r.key, |e| store(e, r.value.clone(), r.flags, NEVER))
+                .expect("store");
+        }
+        assert_eq!(dump(&one), saved);
+        one.entry(b"s", |e| {
+            let item = e.item().expect("loaded");
+            let Some(Container::Stream(s)) = item.container() else {
+                panic!("not a stream")
+            };
+            assert_eq!(s.len(), 149);
+            assert_eq!(s.node_count(), 2);
+            assert_eq!(s.max_deleted_id, id(7));
+            let g = s.group(b"g").expect("group");
+            assert_eq!((g.pel.len(), g.consumers.len()), (2, 2));
+            assert_eq!(g.consumer(b"alice").map(|c| c.pending), Some(2));
+            let c = item.container().expect("container");
+            assert_eq!(c.charge(), c.recompute_charge());
+        });
     }
 
     #[test]

@@ -19,6 +19,9 @@
 //!   (the serving connection, or the client itself timing out or leaving) removes it from the
 //!   queues under the state's lock, so a server that locks a head still in a queue finds it
 //!   waiting.
+//! - A client that cannot be served ends its key's turn (the ones behind it wait for a later
+//!   write), except a reader ([`Parked::reader`]: XREAD, XREADGROUP), which takes nothing: the
+//!   clients behind it are each tried once.
 //! - One serving pass at a time (`serving`): a writer that finds another connection serving
 //!   waits for it, so its reply still follows the service of the clients it fed.
 //! - Lock order: `serving`, then a `Parked`'s state, then the stores' locks, then `queues`,
@@ -44,6 +47,9 @@ pub struct Parked {
     pub keys: Vec<Box<[u8]>>,
     /// Wakes the client's connection (served, or its place changed).
     pub notify: Arc<Notify>,
+    /// A reader (XREAD, XREADGROUP): serving it takes nothing from the key, so one that
+    /// cannot be served (it waits past what the key holds) does not end the key's turn.
+    pub reader: bool,
     /// The blocked request, as the protocol layer needs it to run it again.
     request: Box<dyn Any + Send + Sync>,
     state: Mutex<Park>,
@@ -63,9 +69,20 @@ pub enum Park {
 impl Parked {
     /// A client `id` blocked on `keys` by `request`.
     pub fn new(id: u64, keys: Vec<Box<[u8]>>, request: Box<dyn Any + Send + Sync>) -> Arc<Parked> {
+        Parked::with_role(id, keys, request, false)
+    }
+
+    /// A client `id` blocked on `keys` by `request`, a reader or not (see [`Parked::reader`]).
+    pub fn with_role(
+        id: u64,
+        keys: Vec<Box<[u8]>>,
+        request: Box<dyn Any + Send + Sync>,
+        reader: bool,
+    ) -> Arc<Parked> {
         Arc::new(Parked {
             id,
             keys,
+            reader,
             notify: Arc::new(Notify::new()),
             request,
             state: Mutex::new(Park::Waiting),
@@ -229,8 +246,52 @@ impl Waiters {
                         self.remove(&head);
                         head.notify.notify_one();
                     }
+                    None if head.reader => {
+                        // A reader waiting past what the key holds: the others behind it
+                        // may still be served (XREAD with an older ID), each tried once.
+                        drop(st);
+                        self.serve_readers_behind(&key, &head, &mut attempt);
+                        break;
+                    }
                     None => break,
                 }
+            }
+        }
+    }
+
+    /// After `head`, a reader that could not be served: tries every client queued behind it
+    /// once, in order, until one that is not a reader cannot be served.
+    fn serve_readers_behind(
+        &self,
+        key: &[u8],
+        head: &Arc<Parked>,
+        attempt: &mut impl FnMut(&(dyn Any + Send + Sync)) -> Option<Vec<u8>>,
+    ) {
+        let behind: Vec<Arc<Parked>> = self
+            .queues
+            .lock()
+            .get(key)
+            .map(|q| {
+                q.iter()
+                    .skip_while(|p| !Arc::ptr_eq(p, head))
+                    .skip(1)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for p in behind {
+            let mut st = p.state();
+            if *st != Park::Waiting {
+                continue;
+            }
+            match attempt(&*p.request) {
+                Some(reply) => {
+                    *st = Park::Served(reply);
+                    self.remove(&p);
+                    p.notify.notify_one();
+                }
+                None if p.reader => {}
+                None => break,
             }
         }
     }

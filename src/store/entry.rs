@@ -391,6 +391,24 @@ impl Entry<'_> {
         &mut self,
         f: impl FnOnce(&mut Container) -> R,
     ) -> Result<Option<R>, StoreError> {
+        self.update_container_as(f, true)
+    }
+
+    /// [`Entry::update_container`] that keeps the item's CAS: for the changes Redis does not
+    /// signal as modifying the key (a stream's consumer-group bookkeeping: XACK, XREADGROUP,
+    /// XCLAIM), so WATCH and client tracking do not see them.
+    pub fn update_container_keep_cas<R>(
+        &mut self,
+        f: impl FnOnce(&mut Container) -> R,
+    ) -> Result<Option<R>, StoreError> {
+        self.update_container_as(f, false)
+    }
+
+    fn update_container_as<R>(
+        &mut self,
+        f: impl FnOnce(&mut Container) -> R,
+        new_cas: bool,
+    ) -> Result<Option<R>, StoreError> {
         let Some(i) = self.live_slot() else {
             return Ok(None);
         };
@@ -411,7 +429,9 @@ impl Entry<'_> {
             return Err(StoreError::OutOfMemory);
         }
         self.stripe.recharge_container(i, charge, self.node.acct());
-        self.stripe.slot_mut(i).meta.cas = self.node.next_cas();
+        if new_cas {
+            self.stripe.slot_mut(i).meta.cas = self.node.next_cas();
+        }
         self.written = Some(i);
         Ok(Some(r))
     }

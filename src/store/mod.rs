@@ -15,7 +15,7 @@
 //! - `glob.rs`: redis's glob matching (pure; KEYS, SCAN, pub/sub patterns).
 //! - `clock.rs`: time; `charge.rs`: what memory costs (`alloc_size`); `hash.rs`: the key and
 //!   member hashes.
-//! - `zset.rs`: the sorted set; `value.rs`: item bodies and the other containers.
+//! - `zset.rs`: the sorted set; `stream.rs`: the stream; `value.rs`: item bodies and the other containers.
 //! - `stripe.rs`: one stripe, single-threaded: a slab of 56-byte slots, a
 //!   `hashbrown::HashTable<u32>` index into it, an intrusive free list and the accounting; its
 //!   submodules `stripe/evict.rs` (the SIEVE queue), `stripe/expire.rs` (the lazy check and a
@@ -34,6 +34,7 @@ mod entry;
 pub mod glob;
 mod hash;
 pub mod node;
+pub mod stream;
 mod stripe;
 pub mod value;
 pub mod zset;
@@ -42,6 +43,7 @@ pub use charge::alloc_size;
 pub use clock::Clock;
 pub use entry::{Entry, Locked, Moved};
 pub use node::Node;
+pub use stream::{Stream, StreamId};
 pub use stripe::Item;
 pub use value::{Container, Hash, List, Set};
 pub use zset::ZSet;
@@ -91,6 +93,8 @@ pub enum Kind {
     Set,
     /// Redis sorted set.
     ZSet,
+    /// Redis stream.
+    Stream,
 }
 
 /// Per-item metadata, stored inline in the slot; handlers may edit it in place.

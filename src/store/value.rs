@@ -26,6 +26,7 @@ use super::Kind;
 pub use super::charge::alloc_size;
 use super::charge::table_charge;
 use super::hash::member_hash;
+use super::stream::Stream;
 use super::zset::ZSet;
 
 /// What an occupied slot holds. 16 bytes: the container variant lives in the niche of the
@@ -97,6 +98,8 @@ pub enum Container {
     Set(Set),
     /// Redis sorted set.
     ZSet(ZSet),
+    /// Redis stream.
+    Stream(Box<Stream>),
 }
 
 impl Container {
@@ -107,6 +110,7 @@ impl Container {
             Container::List(_) => Kind::List,
             Container::Set(_) => Kind::Set,
             Container::ZSet(_) => Kind::ZSet,
+            Container::Stream(_) => Kind::Stream,
         }
     }
 
@@ -117,12 +121,14 @@ impl Container {
             Container::List(l) => l.len(),
             Container::Set(s) => s.len(),
             Container::ZSet(z) => z.len(),
+            Container::Stream(s) => s.len(),
         }
     }
 
-    /// True if the container has no elements (Redis deletes such keys).
+    /// True if the container has no elements and Redis deletes it: never for a stream, which
+    /// stays a key when its last entry goes (its last ID and groups live on).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        !matches!(self, Container::Stream(_)) && self.len() == 0
     }
 
     /// Bytes charged for the contents, O(1): buffer and index capacity plus the running sum of
@@ -133,6 +139,7 @@ impl Container {
             Container::List(l) => l.charge(),
             Container::Set(s) => s.0.charge(),
             Container::ZSet(z) => z.charge(),
+            Container::Stream(s) => alloc_size(size_of::<Stream>()) + s.charge(),
         }
     }
 
@@ -145,6 +152,7 @@ impl Container {
             }
             Container::Set(s) => s.0.recompute_charge(),
             Container::ZSet(z) => z.recompute_charge(),
+            Container::Stream(s) => alloc_size(size_of::<Stream>()) + s.recompute_charge(),
         }
     }
 }

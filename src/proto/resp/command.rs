@@ -99,6 +99,8 @@ pub enum Group {
     HyperLogLog,
     /// GEO* (`geo`)
     Geo,
+    /// X* (`stream`)
+    Stream,
 }
 
 impl Group {
@@ -119,6 +121,7 @@ impl Group {
             Group::Scripting => "scripting",
             Group::HyperLogLog => "hyperloglog",
             Group::Geo => "geo",
+            Group::Stream => "stream",
         }
     }
 }
@@ -301,6 +304,21 @@ commands! {
     GeoRadiusByMemberRo => "georadiusbymember_ro", -5, ["readonly"], 1, 1, 1, Geo;
     GeoSearch => "geosearch", -7, ["readonly"], 1, 1, 1, Geo;
     GeoSearchStore => "geosearchstore", -8, ["write", "denyoom"], 1, 2, 1, Geo;
+    XAdd => "xadd", -5, ["write", "denyoom", "fast"], 1, 1, 1, Stream;
+    XRange => "xrange", -4, ["readonly"], 1, 1, 1, Stream;
+    XRevRange => "xrevrange", -4, ["readonly"], 1, 1, 1, Stream;
+    XLen => "xlen", 2, ["readonly", "fast"], 1, 1, 1, Stream;
+    XDel => "xdel", -3, ["write", "fast"], 1, 1, 1, Stream;
+    XTrim => "xtrim", -4, ["write"], 1, 1, 1, Stream;
+    XSetId => "xsetid", -3, ["write", "denyoom", "fast"], 1, 1, 1, Stream;
+    XRead => "xread", -4, ["readonly", "blocking", "movablekeys"], 0, 0, 0, Stream;
+    XReadGroup => "xreadgroup", -7, ["write", "blocking", "movablekeys"], 0, 0, 0, Stream;
+    XGroup => "xgroup", -2, [], 0, 0, 0, Stream;
+    XAck => "xack", -4, ["write", "fast"], 1, 1, 1, Stream;
+    XPending => "xpending", -3, ["readonly"], 1, 1, 1, Stream;
+    XClaim => "xclaim", -6, ["write", "fast"], 1, 1, 1, Stream;
+    XAutoClaim => "xautoclaim", -6, ["write", "fast"], 1, 1, 1, Stream;
+    XInfo => "xinfo", -2, [], 0, 0, 0, Stream;
     BitField => "bitfield", -2, ["write", "denyoom"], 1, 1, 1, Bitmap;
     BitFieldRo => "bitfield_ro", -2, ["readonly", "fast"], 1, 1, 1, Bitmap;
     Object => "object", -2, [], 0, 0, 0, Keyspace;
@@ -383,6 +401,16 @@ pub const SUBCOMMANDS: &[(Command, &str, i32)] = &[
     (Command::Function, "stats", 2),
     (Command::Function, "kill", 2),
     (Command::Function, "help", 2),
+    (Command::XGroup, "create", -5),
+    (Command::XGroup, "setid", -5),
+    (Command::XGroup, "destroy", 4),
+    (Command::XGroup, "createconsumer", 5),
+    (Command::XGroup, "delconsumer", 5),
+    (Command::XGroup, "help", 2),
+    (Command::XInfo, "stream", -3),
+    (Command::XInfo, "groups", 3),
+    (Command::XInfo, "consumers", 4),
+    (Command::XInfo, "help", 2),
 ];
 
 /// Lowercases `name` into `buf` if it fits (command names are short); None otherwise.
@@ -421,6 +449,8 @@ impl Command {
                 | Command::PubSub
                 | Command::Script
                 | Command::Function
+                | Command::XGroup
+                | Command::XInfo
         )
     }
 
@@ -479,6 +509,8 @@ fn container_upper(cmd: Command) -> &'static str {
         Command::PubSub => "PUBSUB",
         Command::Script => "SCRIPT",
         Command::Function => "FUNCTION",
+        Command::XGroup => "XGROUP",
+        Command::XInfo => "XINFO",
         _ => "CONFIG",
     }
 }

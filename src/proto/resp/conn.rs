@@ -55,6 +55,8 @@ pub struct Conn {
     pub access: crate::auth::Access,
     /// Set while EXEC runs this connection's queue: blocking commands do not block.
     pub in_exec: bool,
+    /// Set while a script's `redis.call` runs a command (XREAD BLOCK is refused there).
+    pub in_script: bool,
     /// The open MULTI, if any (see `txn`).
     pub multi: Option<Multi>,
     /// WATCHed keys and their marks (see `txn`).
@@ -159,6 +161,7 @@ impl Conn {
             blocked: None,
             access: crate::auth::Access::ALL,
             in_exec: false,
+            in_script: false,
             multi: None,
             watched: Vec::new(),
             on_behalf: false,

@@ -17,6 +17,72 @@ use crate::store::StoreError;
 pub enum RespError {
     /// `ERR syntax error`
     Syntax,
+    /// `NOGROUP the consumer group this client was blocked on no longer exists`
+    NoGroupBlocked,
+    /// `ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.`
+    XGroupNeedsKey,
+    /// `BUSYGROUP Consumer Group name already exists`
+    BusyGroup,
+    /// `ERR value for ENTRIESREAD must be positive or -1`
+    EntriesReadNegative,
+    /// `ERR Missing GROUP option for XREADGROUP`
+    XReadGroupMissingGroup,
+    /// `NOGROUP No such key '<key>' or consumer group '<group>' in XREADGROUP with GROUP option`
+    NoGroupRead(String, String),
+    /// `NOGROUP No such key '<key>' or consumer group '<group>'`
+    NoGroup(String, String),
+    /// `NOGROUP No such consumer group '<group>' for key name '<key>'`
+    NoGroupForKey(String, String),
+    /// `ERR <text>`: an option's own error text (XCLAIM's `Invalid ... argument for XCLAIM`)
+    StreamArg(&'static str),
+    /// `ERR Unrecognized XCLAIM option '<opt>'`
+    XClaimOption(String),
+    /// `ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.`
+    XReadGroupOption,
+    /// `ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.`
+    XReadNoAckOption,
+    /// `ERR <cmd> command is not allowed with BLOCK option from scripts`
+    BlockInScript(String),
+    /// `ERR Invalid stream ID specified as stream command argument`
+    StreamIdInvalid,
+    /// `ERR The ID specified in XADD is equal or smaller than the target stream top item`
+    XAddIdTooSmall,
+    /// `ERR The ID specified in XADD must be greater than 0-0`
+    XAddIdZero,
+    /// `ERR The stream has exhausted the last possible ID, unable to add more items`
+    StreamExhausted,
+    /// `ERR The MAXLEN argument must be >= 0.`
+    StreamMaxLenNegative,
+    /// `ERR The LIMIT argument must be >= 0.`
+    StreamLimitNegative,
+    /// `ERR syntax error, MAXLEN and MINID options at the same time are not compatible`
+    TrimBothStrategies,
+    /// `ERR syntax error, LIMIT cannot be used without specifying a trimming strategy`
+    LimitWithoutStrategy,
+    /// `ERR syntax error, XTRIM must be called with a trimming strategy`
+    XTrimNoStrategy,
+    /// `ERR syntax error, LIMIT cannot be used without the special ~ option`
+    LimitWithoutApprox,
+    /// `ERR invalid start ID for the interval`
+    IntervalStartInvalid,
+    /// `ERR invalid end ID for the interval`
+    IntervalEndInvalid,
+    /// `ERR The ID specified in XSETID is smaller than the target stream top item`
+    XSetIdTooSmall,
+    /// `ERR The entries_added specified in XSETID is smaller than the target stream length`
+    XSetIdEntriesAdded,
+    /// `ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id`
+    XSetIdBelowGivenMaxDeleted,
+    /// `ERR entries_added must be positive`
+    EntriesAddedNegative,
+    /// `ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.`
+    XReadUnbalanced,
+    /// `ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.`
+    XReadGreaterId,
+    /// `ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.`
+    XReadGroupDollar,
+    /// `ERR timeout is not an integer or out of range`
+    TimeoutNotInteger,
     /// `WRONGTYPE Key is not a valid HyperLogLog string value.`
     HllInvalid,
     /// `INVALIDOBJ Corrupted HLL object detected`
@@ -368,6 +434,63 @@ impl RespError {
         use RespError::*;
         Some(match self {
             Syntax => "ERR syntax error",
+            NoGroupBlocked => {
+                "NOGROUP the consumer group this client was blocked on no longer exists"
+            }
+            XGroupNeedsKey => {
+                "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically."
+            }
+            BusyGroup => "BUSYGROUP Consumer Group name already exists",
+            EntriesReadNegative => "ERR value for ENTRIESREAD must be positive or -1",
+            XReadGroupMissingGroup => "ERR Missing GROUP option for XREADGROUP",
+            XReadGroupOption => {
+                "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."
+            }
+            XReadNoAckOption => {
+                "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."
+            }
+            StreamIdInvalid => "ERR Invalid stream ID specified as stream command argument",
+            XAddIdTooSmall => {
+                "ERR The ID specified in XADD is equal or smaller than the target stream top item"
+            }
+            XAddIdZero => "ERR The ID specified in XADD must be greater than 0-0",
+            StreamExhausted => {
+                "ERR The stream has exhausted the last possible ID, unable to add more items"
+            }
+            StreamMaxLenNegative => "ERR The MAXLEN argument must be >= 0.",
+            StreamLimitNegative => "ERR The LIMIT argument must be >= 0.",
+            TrimBothStrategies => {
+                "ERR syntax error, MAXLEN and MINID options at the same time are not compatible"
+            }
+            LimitWithoutStrategy => {
+                "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy"
+            }
+            XTrimNoStrategy => "ERR syntax error, XTRIM must be called with a trimming strategy",
+            LimitWithoutApprox => {
+                "ERR syntax error, LIMIT cannot be used without the special ~ option"
+            }
+            IntervalStartInvalid => "ERR invalid start ID for the interval",
+            IntervalEndInvalid => "ERR invalid end ID for the interval",
+            XSetIdTooSmall => {
+                "ERR The ID specified in XSETID is smaller than the target stream top item"
+            }
+            XSetIdEntriesAdded => {
+                "ERR The entries_added specified in XSETID is smaller than the target stream length"
+            }
+            XSetIdBelowGivenMaxDeleted => {
+                "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id"
+            }
+            EntriesAddedNegative => "ERR entries_added must be positive",
+            XReadUnbalanced => {
+                "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."
+            }
+            XReadGreaterId => {
+                "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option."
+            }
+            XReadGroupDollar => {
+                "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set."
+            }
+            TimeoutNotInteger => "ERR timeout is not an integer or out of range",
             HllInvalid => "WRONGTYPE Key is not a valid HyperLogLog string value.",
             HllCorrupt => "INVALIDOBJ Corrupted HLL object detected",
             PfDebugNoKey => "ERR The specified key does not exist",
@@ -568,6 +691,12 @@ impl RespError {
             | SubscribedContext(_)
             | PubSubSyntax(_)
             | DenyBlocking(_)
+            | NoGroupRead(..)
+            | NoGroup(..)
+            | NoGroupForKey(..)
+            | StreamArg(_)
+            | XClaimOption(_)
+            | BlockInScript(_)
             | PrefixOverlap(..)
             | PrefixOverlapExisting(..)
             | SaveFailed(_)
@@ -651,6 +780,25 @@ impl std::fmt::Display for RespError {
                 f,
                 "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try PUBSUB HELP."
             ),
+            NoGroupRead(key, group) => write!(
+                f,
+                "NOGROUP No such key '{key}' or consumer group '{group}' in XREADGROUP with GROUP option"
+            ),
+            NoGroup(key, group) => {
+                write!(f, "NOGROUP No such key '{key}' or consumer group '{group}'")
+            }
+            NoGroupForKey(group, key) => write!(
+                f,
+                "NOGROUP No such consumer group '{group}' for key name '{key}'"
+            ),
+            StreamArg(text) => write!(f, "ERR {text}"),
+            XClaimOption(opt) => write!(f, "ERR Unrecognized XCLAIM option '{opt}'"),
+            BlockInScript(cmd) => {
+                write!(
+                    f,
+                    "ERR {cmd} command is not allowed with BLOCK option from scripts"
+                )
+            }
             DenyBlocking(cmd) => write!(f, "ERR {cmd} isn't allowed for a DENY BLOCKING client"),
             PrefixOverlap(a, b) => write!(
                 f,

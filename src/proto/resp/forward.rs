@@ -60,6 +60,10 @@ pub(super) fn keys<'a>(cmd: Command, a: &Args<'a>) -> Vec<&'a [u8]> {
             keys.extend(counted(2));
             keys
         }
+        // Stream commands whose keys the table cannot place: after STREAMS, or the container
+        // commands' key (XGROUP CREATE key ..., XINFO STREAM key).
+        C::XRead | C::XReadGroup => super::args::stream_keys(a),
+        C::XGroup | C::XInfo => a.try_get(2).into_iter().collect(),
         C::Sort | C::SortRo | C::GeoRadius | C::GeoRadiusByMember => {
             let mut keys: Vec<&[u8]> = a.try_get(1).into_iter().collect();
             let store = (2..a.len()).find(|&i| {

@@ -5,7 +5,7 @@
 //! NOPERM, the RESP2 subscribe-mode gate), the per-command bookkeeping in `Conn` (`last`,
 //! `current`, `commands`), the serving of blocked clients a request fed, and the routing by
 //! the table's group column. Must not touch: any command's semantics (the group modules:
-//! `strings`, `keyspace`, `connection`, `server`, `types::{hash, list, set, zset}`, `bitmaps`, `hll`, `geo`,
+//! `strings`, `keyspace`, `connection`, `server`, `types::{hash, list, set, zset}`, `bitmaps`, `hll`, `geo`, `stream`,
 //! `txn`, `pubsub`, `script`), framing, sockets.
 //!
 //! Invariants:
@@ -22,8 +22,8 @@ use super::conn::{Ctx, Reply};
 use super::error::RespError;
 use super::frame::{Args, Version, encode_error};
 use super::{
-    acl, bitmaps, connection, forward, geo, hll, keyspace, notify, pubsub, script, server, strings,
-    tracking, txn, types,
+    acl, bitmaps, connection, forward, geo, hll, keyspace, notify, pubsub, script, server, stream,
+    strings, tracking, txn, types,
 };
 use crate::proto::Flow;
 
@@ -171,6 +171,7 @@ fn dispatch(
         Group::Bitmap => bitmaps::handle(cmd, a, cx, out),
         Group::HyperLogLog => hll::handle(cmd, a, cx, out),
         Group::Geo => geo::handle(cmd, a, cx, out),
+        Group::Stream => stream::handle(cmd, a, cx, out, flow),
         Group::Transaction => {
             let r = txn::handle(cmd, a, cx, out, flow, &mut |a, cx, out| {
                 handle(a, cx, out);
@@ -256,7 +257,10 @@ mod tests {
             if cmd.group() == Group::List && cmd.flags().contains(&"blocking") {
                 continue; // Would block: covered by the blocking tests.
             }
-            if matches!(cmd, Command::BZPopMin | Command::BZPopMax | Command::BZMPop) {
+            if matches!(
+                cmd,
+                Command::BZPopMin | Command::BZPopMax | Command::BZMPop | Command::XRead
+            ) {
                 continue;
             }
             // The fewest arguments the arity allows; container commands get their HELP.

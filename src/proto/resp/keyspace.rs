@@ -167,6 +167,7 @@ fn type_name(kind: Option<Kind>) -> &'static str {
         Some(Kind::List) => "list",
         Some(Kind::Set) => "set",
         Some(Kind::ZSet) => "zset",
+        Some(Kind::Stream) => "stream",
     }
 }
 

@@ -64,6 +64,7 @@ mod random;
 mod script;
 mod server;
 mod sort;
+mod stream;
 mod strings;
 mod tracking;
 mod txn;

@@ -43,7 +43,7 @@ pub const ZSET: u32 = 1 << 7;
 pub const EXPIRED: u32 = 1 << 8;
 /// `e`: evicted keys.
 pub const EVICTED: u32 = 1 << 9;
-/// `t`: stream commands (none here).
+/// `t`: stream commands.
 pub const STREAM: u32 = 1 << 10;
 /// `m`: key misses.
 pub const KEYMISS: u32 = 1 << 11;
@@ -338,6 +338,13 @@ fn rules<'a>(cmd: Command, a: &Args<'a>) -> Option<Vec<(&'a [u8], Rule)>> {
         C::ZDiffStore => one(gone_is_del(ZSET, "zdiffstore")),
         C::ZRangeStore => one(gone_is_del(ZSET, "zrangestore")),
         C::PfAdd => one(rule(STRING, "pfadd")),
+        // XADD publishes its own events (`new`, `xadd`, `xtrim` when its trim removed
+        // entries): the key is marked here for client tracking only.
+        C::XAdd => one(SILENT),
+        C::XDel => one(rule(STREAM, "xdel")),
+        C::XTrim => one(rule(STREAM, "xtrim")),
+        // XSETID and XGROUP publish their own events: redis does not signal them as
+        // modifying the key (WATCH and tracking ignore them), so no mark changes.
         // PFMERGE reads every key (the destination too), then writes the destination, with
         // PFADD's event.
         C::PfMerge => Some(
@@ -402,6 +409,14 @@ pub(super) fn keymiss(shared: &Shared, cmd: Command, a: &Args<'_>, reply: &[u8])
             }
             return;
         }
+        // Its keys follow STREAMS (the table gives no positions: movable keys); redis looks
+        // each up twice when it answers (resolving the IDs, then reading).
+        Command::XRead => {
+            let keys = super::args::stream_keys(a);
+            let twice = !matches!(reply.first(), Some(b'-' | b'!'));
+            let again = if twice { keys.clone() } else { Vec::new() };
+            keys.into_iter().chain(again).collect()
+        }
         _ if cmd.flags().contains(&"readonly") => read_keys(cmd, a),
         _ => return,
     };
@@ -445,6 +460,8 @@ fn zero_is_unchanged(cmd: Command) -> bool {
     matches!(
         cmd,
         C::SAdd
+            | C::XDel
+            | C::XTrim
             | C::SRem
             | C::HDel
             | C::HSetNx

@@ -157,6 +157,7 @@ fn encoding(item: &Item<'_>, limits: &Limits) -> &'static str {
                 "hashtable"
             }
         }
+        Some(Container::Stream(_)) => "stream",
         Some(Container::ZSet(z)) => {
             let max = limits.zset_value;
             if z.len() <= limits.zset_entries && z.iter().all(|(m, _)| m.len() <= max) {

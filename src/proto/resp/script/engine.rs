@@ -859,6 +859,7 @@ fn dispatch(
     conn.version = version;
     // Blocking commands answer at once, as inside EXEC.
     conn.in_exec = true;
+    conn.in_script = true;
     let mut out = BytesMut::new();
     let mut cx = Ctx {
         shared,

@@ -1,4 +1,5 @@
-//! Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP).
+//! Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP) and
+//! blocking stream reads (XREAD BLOCK, in `stream`).
 //!
 //! Owns: the try/block/retry cycle of a blocking command; the per-key waiter queues are
 //! `server::waiters::Waiters` (one per server in `Shared`). Must not touch: sockets (the
@@ -19,9 +20,10 @@
 //! calls [`Waiters::notify`](crate::server::waiters::Waiters::notify) for the key, which marks
 //! it ready when clients wait on it. Before that command answers, its connection runs
 //! [`serve_ready`]: each waiting client's request runs once more on the client's behalf, in
-//! arrival order, until the key cannot serve the next one; the reply (an element, or an error
-//! such as WRONGTYPE from BLMOVE's destination, after which the element goes to the next
-//! client) is stored for the client, which is woken to send it. So no command that runs after
+//! arrival order, until the key cannot serve the next one (a blocked XREAD or XREADGROUP
+//! that gets nothing does not stop the ones behind it: `Parked::reader`); the reply (an
+//! element, or an error such as WRONGTYPE from BLMOVE's destination, after which the element
+//! goes to the next client) is stored for the client, which is woken to send it. So no command that runs after
 //! the push (an LPOP from a third client) can take an element from a blocked client, and no
 //! element is left behind while a client that could take it waits. `notify` costs one atomic
 //! load when nobody is blocked, so GET/SET and pushes without waiters pay nothing; serving
@@ -32,6 +34,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::proto::Flow;
+use crate::proto::resp::command::Command;
 use crate::proto::resp::conn::{Blocked, Conn, Ctx, Queued, Reply};
 use crate::proto::resp::error::RespError;
 use crate::proto::resp::float::LongDouble;
@@ -104,6 +107,22 @@ pub(crate) fn run(
     flow: &mut Flow,
     attempt: impl FnOnce(&mut Ctx<'_>, &mut BytesMut) -> Result<bool, RespError>,
 ) -> Reply {
+    // Parsing is pure: a request that parsed when it blocked parses the same on every retry.
+    let timeout = parse_timeout(timeout)?;
+    run_with_timeout(a, cx, keys, timeout, out, flow, attempt)
+}
+
+/// [`run`] with the timeout already parsed (None = forever): XREAD/XREADGROUP give theirs in
+/// milliseconds.
+pub(crate) fn run_with_timeout(
+    a: &Args<'_>,
+    cx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+    timeout: Option<Duration>,
+    out: &mut BytesMut,
+    flow: &mut Flow,
+    attempt: impl FnOnce(&mut Ctx<'_>, &mut BytesMut) -> Result<bool, RespError>,
+) -> Reply {
     if cx.conn.on_behalf {
         // Another connection serves this client: one attempt; an error is an answer too.
         let r = attempt(cx, out);
@@ -112,7 +131,6 @@ pub(crate) fn run(
     }
     if cx.conn.in_exec {
         // Inside MULTI/EXEC a blocking command is its non-blocking form (redis does the same).
-        parse_timeout(timeout)?;
         if !attempt(cx, out)? {
             encode_null_array(out, cx.conn.version);
         }
@@ -124,13 +142,14 @@ pub(crate) fn run(
         // and the registration would otherwise serve nobody, and the element would sit in the
         // list while this client waits. The attempt holds the client's state, so a connection
         // serving the key meanwhile waits for it, then finds the client gone or still waiting.
-        let timeout = parse_timeout(timeout)?;
         let retry = Retry {
             request: Queued::of(a),
             version: cx.conn.version,
         };
         let keys = keys.iter().map(|k| Box::<[u8]>::from(*k)).collect();
-        let parked = Parked::new(cx.conn.id, keys, Box::new(retry));
+        // XREAD/XREADGROUP take nothing from their keys: readers (see `Parked::reader`).
+        let reader = matches!(cx.conn.current, Some(Command::XRead | Command::XReadGroup));
+        let parked = Parked::with_role(cx.conn.id, keys, Box::new(retry), reader);
         waiters.register(&parked);
         let mut st = parked.state();
         let served = attempt(cx, out);

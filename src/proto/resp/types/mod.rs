@@ -31,7 +31,7 @@ use super::error::RespError;
 use super::error::store_error;
 use super::frame::{Version, encode_double};
 use crate::route::topology::Topology;
-use crate::store::{Container, Entry, Hash, Kind, List, Locked, Set, ZSet};
+use crate::store::{Container, Entry, Hash, Kind, List, Locked, Set, Stream, ZSet};
 
 pub(super) use super::frame::Args;
 pub(super) use super::random::rand_below;
@@ -132,6 +132,7 @@ typed!(Hash, Hash);
 typed!(List, List);
 typed!(Set, Set);
 typed!(ZSet, ZSet);
+typed!(Box<Stream>, Stream);
 
 /// Runs `f` on the live container of type `T`: Ok(None) if the key is absent, WRONGTYPE if it
 /// holds another kind. Counts as a read (SIEVE visited bit).
