@@ -74,18 +74,7 @@ pub(super) fn keys<'a>(cmd: Command, a: &Args<'a>) -> Vec<&'a [u8]> {
             keys.extend(store.and_then(|i| a.try_get(i + 1)));
             keys
         }
-        _ => {
-            let (first, last, step) = cmd.key_positions();
-            if first <= 0 || step <= 0 {
-                return Vec::new();
-            }
-            let n = a.len() as i64;
-            let last = if last < 0 { n + last } else { last.min(n - 1) };
-            (first..=last)
-                .step_by(step as usize)
-                .filter_map(|i| a.try_get(i as usize))
-                .collect()
-        }
+        _ => super::notify::read_keys(cmd, a),
     }
 }
 

@@ -379,7 +379,7 @@ fn rules<'a>(cmd: Command, a: &Args<'a>) -> Option<Vec<(&'a [u8], Rule)>> {
     }
 }
 
-/// The keys a read-only command reads, from the command table's key positions.
+/// The keys at the command table's key positions (for a read-only command, the keys it reads).
 pub(super) fn read_keys<'a>(cmd: Command, a: &Args<'a>) -> Vec<&'a [u8]> {
     let (first, last, step) = cmd.key_positions();
     if first <= 0 || step <= 0 {
