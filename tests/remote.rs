@@ -662,3 +662,82 @@ fn a_reply_over_the_output_limit_closes_only_its_connection_with_remote_parts_pe
     let v: String = redis::cmd("GET").arg(&rk).query(&mut c).unwrap();
     assert_eq!(v.len(), big.len());
 }
+
+/// Reads one memcached reply line (with its CRLF) from `r`.
+fn line(r: &mut std::io::BufReader<TcpStream>) -> String {
+    use std::io::BufRead;
+    let mut s = String::new();
+    r.read_line(&mut s).expect("reply line (no hang)");
+    assert!(s.ends_with("\r\n"), "cut reply {s:?}");
+    s
+}
+
+/// Clients pipeline sets and gets over an in-process node and a memcached member while the
+/// member is killed and restarted, again and again: every request gets exactly one reply, in
+/// order, and a get never returns another request's value (a hit is the value this client last
+/// stored for that key, a failure is a miss or SERVER_ERROR).
+#[test]
+fn replies_stay_matched_while_a_member_dies_and_returns() {
+    let (Some(mut a), Some(_b)) = (Memcached::start(), Memcached::start()) else {
+        return;
+    };
+    let server = TestServer::start(&ring(&[("ma", a.addr, "memcache")]));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|t| {
+            let (addr, stop) = (server.memcache, std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut w = s.try_clone().unwrap();
+                let mut r = std::io::BufReader::new(s);
+                let (mut round, mut hits) = (0u64, 0u64);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    round += 1;
+                    let mut req = String::new();
+                    for i in 0..50 {
+                        let v = format!("{t}-{round}-{i}");
+                        req.push_str(&format!(
+                            "set t{t}k{i} 0 0 {}\r\n{v}\r\nget t{t}k{i}\r\n",
+                            v.len()
+                        ));
+                    }
+                    w.write_all(req.as_bytes()).unwrap();
+                    for i in 0..50 {
+                        let want = format!("{t}-{round}-{i}");
+                        let set = line(&mut r);
+                        assert!(
+                            set == "STORED\r\n" || set.starts_with("SERVER_ERROR node ma"),
+                            "{set}"
+                        );
+                        let got = line(&mut r);
+                        if got.starts_with("VALUE ") {
+                            assert_eq!(got, format!("VALUE t{t}k{i} 0 {}\r\n", want.len()));
+                            assert_eq!(line(&mut r), format!("{want}\r\n"));
+                            assert_eq!(line(&mut r), "END\r\n");
+                            hits += 1;
+                        } else {
+                            assert!(
+                                got == "END\r\n" || got.starts_with("SERVER_ERROR node ma"),
+                                "{got}"
+                            );
+                        }
+                    }
+                }
+                (round, hits)
+            })
+        })
+        .collect();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(150));
+        a.kill();
+        std::thread::sleep(Duration::from_millis(150));
+        a.restart();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        let (rounds, hits) = c.join().expect("client");
+        assert!(rounds > 5 && hits > 0, "{rounds} rounds, {hits} hits");
+    }
+}
