@@ -2,7 +2,8 @@
 # Side-by-side benchmark: ringcache against redis-server, memcached (2 threads) and twemproxy in
 # front of 2 redis-servers / 2 memcacheds, with the same load generator and workloads, in one run,
 # plus the floor server (benches/floor: answers without storing anything) as the machine's limit.
-# Writes BENCHMARKS.md (a markdown table plus the machine description).
+# Writes BENCHMARKS.md (a markdown table plus the machine description); the sections written by
+# hand after it (headings that say "(by hand") are kept.
 #
 #   benches/compare.sh                 # 10 s per workload and target, 3 rounds
 #   DURATION=3 ROUNDS=1 benches/compare.sh   # quicker, noisier
@@ -325,6 +326,16 @@ lines += [
 for name, before, after in mem:
     b, a = int(before), int(after)
     lines.append(f"| {name} | {b / 1024:.1f} | {a / 1024:.1f} | {(a - b) * 1024 / 1_000_000:.1f} |")
-open(out, "w").write("\n".join(lines) + "\n")
+# Sections written by hand (a "## ... (by hand ...)" heading, and everything after the first one)
+# are kept from the file being replaced.
+kept = []
+try:
+    old = open(out).read().split("\n")
+    start = next((i for i, l in enumerate(old) if l.startswith("## ") and "(by hand" in l), None)
+    if start is not None:
+        kept = [""] + old[start:]
+except FileNotFoundError:
+    pass
+open(out, "w").write("\n".join(lines + kept).rstrip("\n") + "\n")
 print("\n".join(lines))
 PY
