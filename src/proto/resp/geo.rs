@@ -167,13 +167,19 @@ fn geoadd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     Ok(())
 }
 
-fn geopos(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
-    let v = cx.conn.version;
-    let scores = cx.shared.topology.load().entry(a.arg(1)?, |e| {
+/// The scores of the members named from argument 2 on, in the sorted set at argument 1 (None
+/// when the key does not exist).
+fn member_scores(cx: &Ctx<'_>, a: &Args<'_>) -> Result<Option<Vec<Option<f64>>>, RespError> {
+    cx.shared.topology.load().entry(a.arg(1)?, |e| {
         read::<ZSet, _>(e, |z| {
             a.iter_from(2).map(|m| z.score(m)).collect::<Vec<_>>()
         })
-    })?;
+    })
+}
+
+fn geopos(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
+    let v = cx.conn.version;
+    let scores = member_scores(cx, a)?;
     encode_array(out, a.len() - 2);
     for i in 0..a.len() - 2 {
         match scores.as_ref().and_then(|s| s[i]) {
@@ -191,11 +197,7 @@ fn geopos(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
 
 fn geohash_cmd(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let v = cx.conn.version;
-    let scores = cx.shared.topology.load().entry(a.arg(1)?, |e| {
-        read::<ZSet, _>(e, |z| {
-            a.iter_from(2).map(|m| z.score(m)).collect::<Vec<_>>()
-        })
-    })?;
+    let scores = member_scores(cx, a)?;
     encode_array(out, a.len() - 2);
     for i in 0..a.len() - 2 {
         match scores.as_ref().and_then(|s| s[i]) {

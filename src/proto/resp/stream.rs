@@ -859,6 +859,15 @@ fn created_event(cx: &Ctx<'_>, key: &[u8]) {
 }
 
 /// The group named in argument 2 of XGROUP-style commands must exist on a stream at `key`.
+/// True when the stream at `e` has group `name` with `consumer` in it.
+fn has_consumer(e: &mut Entry<'_>, name: &[u8], consumer: &[u8]) -> Result<bool, RespError> {
+    let known = read::<S, _>(e, |s| {
+        s.group(name)
+            .is_some_and(|g| g.consumer(consumer).is_some())
+    })?;
+    Ok(known.unwrap_or(false))
+}
+
 fn xgroup(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
     let sub = a.arg(1)?.to_ascii_lowercase();
     if sub == b"help" {
@@ -972,11 +981,7 @@ fn xgroup(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             }
             b"createconsumer" if a.len() == 5 => {
                 let consumer = a.arg(4)?;
-                let known = read::<S, _>(e, |s| {
-                    s.group(name)
-                        .is_some_and(|g| g.consumer(consumer).is_some())
-                })?
-                .unwrap_or(false);
+                let known = has_consumer(e, name, consumer)?;
                 let made = !known
                     && write_quiet(e, |s| {
                         s.group_mut(name, |g, _| g.consumer_or_create_new(consumer, now))
@@ -990,11 +995,7 @@ fn xgroup(cx: &mut Ctx<'_>, a: &Args<'_>, out: &mut BytesMut) -> Reply {
             }
             b"delconsumer" if a.len() == 5 => {
                 let consumer = a.arg(4)?;
-                let known = read::<S, _>(e, |s| {
-                    s.group(name)
-                        .is_some_and(|g| g.consumer(consumer).is_some())
-                })?
-                .unwrap_or(false);
+                let known = has_consumer(e, name, consumer)?;
                 if !known {
                     encode_int(out, 0);
                     return Ok(());
